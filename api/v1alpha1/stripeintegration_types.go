@@ -1,0 +1,260 @@
+package v1alpha1
+
+import (
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// Mode is the Stripe environment an integration talks to.
+// +kubebuilder:validation:Enum=Test;Live
+type Mode string
+
+const (
+	// ModeTest uses Stripe test-mode keys (sk_test_/rk_test_, pk_test_); no real money moves.
+	ModeTest Mode = "Test"
+	// ModeLive uses live-mode keys (sk_live_/rk_live_, pk_live_); real payments.
+	ModeLive Mode = "Live"
+)
+
+// Default key names inside the credentials Secret.
+const (
+	DefaultPublishableKeyKey = "publishableKey"
+	DefaultSecretKeyKey      = "secretKey"
+)
+
+// DefaultEnabledEvents are the payment events a clinic's system of record needs.
+// Keep in sync with the +kubebuilder:default marker on WebhookSpec.EnabledEvents.
+var DefaultEnabledEvents = []string{
+	"payment_intent.succeeded",
+	"payment_intent.payment_failed",
+	"charge.succeeded",
+	"charge.refunded",
+	"invoice.payment_succeeded",
+	"customer.created",
+	"customer.updated",
+}
+
+// StripeIntegrationSpec is the desired connection of one clinic to Stripe in one mode.
+// +kubebuilder:validation:XValidation:rule="!has(self.webhook) || !(has(self.webhook.baseURL) && has(self.webhook.url))",message="set webhook.baseURL or webhook.url, not both"
+// +kubebuilder:validation:XValidation:rule="self.mode != 'Live' || !has(self.webhook) || ((!has(self.webhook.baseURL) || self.webhook.baseURL.startsWith('https://')) && (!has(self.webhook.url) || self.webhook.url.startsWith('https://')))",message="Live mode requires an https webhook URL"
+// +kubebuilder:validation:XValidation:rule="!has(self.webhook) || !has(self.webhook.url) || self.webhook.url.endsWith('/' + self.clinicID)",message="webhook.url must end with /<clinicID>"
+type StripeIntegrationSpec struct {
+	// clinicID identifies the clinic in webhook paths (/stripe/webhook/<clinicID>) and Stripe
+	// metadata. A DNS-1123 label; immutable once set, because Stripe and the clinic's system of
+	// record key their data on it.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="clinicID is immutable"
+	ClinicID string `json:"clinicID"`
+
+	// mode is the Stripe environment: Test or Live. Both keys in the Secret must be of this mode.
+	// +required
+	Mode Mode `json:"mode"`
+
+	// credentialsSecretRef names the Secret, in the same namespace, that holds the clinic's
+	// publishable key and secret (sk_) or restricted (rk_) key. Only admins should be able to read it.
+	// +required
+	CredentialsSecretRef CredentialsSecretRef `json:"credentialsSecretRef"`
+
+	// invoiceFooterDisclaimer is the non-secret text the clinic prints in invoice footers.
+	// It is visible to everyone who can read this object.
+	// +optional
+	// +kubebuilder:validation:MaxLength=5000
+	InvoiceFooterDisclaimer string `json:"invoiceFooterDisclaimer,omitempty"`
+
+	// webhook configures the Stripe webhook endpoint registered for the clinic. When omitted, the
+	// operator's --webhook-base-url is used with the default events.
+	// +optional
+	Webhook *WebhookSpec `json:"webhook,omitempty"`
+
+	// receiver configures the per-clinic webhook receiver that verifies and relays Stripe events.
+	// +optional
+	Receiver *ReceiverSpec `json:"receiver,omitempty"`
+
+	// suspend stops all Stripe API calls for this integration and leaves what exists in Stripe as is.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// CredentialsSecretRef points at the Secret with the clinic's Stripe keys.
+type CredentialsSecretRef struct {
+	// name of the Secret in the StripeIntegration's namespace.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+
+	// publishableKeyKey is the data key holding the publishable key (pk_test_… or pk_live_…).
+	// +optional
+	// +kubebuilder:default=publishableKey
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	PublishableKeyKey string `json:"publishableKeyKey,omitempty"`
+
+	// secretKeyKey is the data key holding the secret key (sk_…) or restricted key (rk_…).
+	// +optional
+	// +kubebuilder:default=secretKey
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	SecretKeyKey string `json:"secretKeyKey,omitempty"`
+}
+
+// WebhookSpec describes the clinic's Stripe webhook endpoint.
+type WebhookSpec struct {
+	// baseURL is the public base URL of the receivers; the endpoint URL becomes
+	// <baseURL>/stripe/webhook/<clinicID>. Mutually exclusive with url. https required in Live mode.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2000
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="baseURL must be an absolute http(s) URL"
+	BaseURL string `json:"baseURL,omitempty"`
+
+	// url is the full endpoint URL, for setups that route differently; it must end with
+	// /<clinicID>. Mutually exclusive with baseURL. https required in Live mode.
+	// +optional
+	// +kubebuilder:validation:MaxLength=2000
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="url must be an absolute http(s) URL"
+	URL string `json:"url,omitempty"`
+
+	// enabledEvents are the Stripe event types sent to the endpoint.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:Pattern=`^(\*|[a-z_]+(\.[a-z_]+)+)$`
+	// +kubebuilder:validation:items:MaxLength=100
+	// +kubebuilder:default={"payment_intent.succeeded","payment_intent.payment_failed","charge.succeeded","charge.refunded","invoice.payment_succeeded","customer.created","customer.updated"}
+	EnabledEvents []string `json:"enabledEvents,omitempty"`
+}
+
+// ReceiverSpec configures the clinic's webhook receiver Deployment.
+type ReceiverSpec struct {
+	// replicas of the receiver Deployment.
+	// +optional
+	// +kubebuilder:default=2
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=20
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// resources of the receiver container; sane defaults apply when omitted.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// forward names where verified events are relayed. With no target the receiver
+	// acknowledges verified events and logs them, which suits a first connection.
+	// +optional
+	Forward *ForwardSpec `json:"forward,omitempty"`
+}
+
+// ForwardSpec lists the clinic's systems of record.
+type ForwardSpec struct {
+	// http relays a compact JSON envelope per event to the clinic's HTTP endpoint.
+	// +optional
+	HTTP *HTTPTarget `json:"http,omitempty"`
+
+	// fhir writes FHIR R4 resources (PaymentNotice and friends) to the clinic's FHIR server.
+	// +optional
+	FHIR *FHIRTarget `json:"fhir,omitempty"`
+}
+
+// HTTPTarget is a plain HTTP system of record.
+type HTTPTarget struct {
+	// url receives a POST per event.
+	// +required
+	// +kubebuilder:validation:MaxLength=2000
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="url must be an absolute http(s) URL"
+	URL string `json:"url"`
+
+	// signingKeySecretRef selects the key used to HMAC-sign each relayed envelope so the clinic
+	// can verify it came from its receiver.
+	// +optional
+	SigningKeySecretRef *corev1.SecretKeySelector `json:"signingKeySecretRef,omitempty"`
+}
+
+// FHIRTarget is a FHIR R4 server.
+type FHIRTarget struct {
+	// baseURL of the FHIR R4 REST API.
+	// +required
+	// +kubebuilder:validation:MaxLength=2000
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="baseURL must be an absolute http(s) URL"
+	BaseURL string `json:"baseURL"`
+
+	// tokenSecretRef selects the bearer token for the FHIR server.
+	// +optional
+	TokenSecretRef *corev1.SecretKeySelector `json:"tokenSecretRef,omitempty"`
+}
+
+// StripeIntegrationStatus is the observed state of the clinic's Stripe connection.
+type StripeIntegrationStatus struct {
+	// conditions: KeysValid, Authenticated, WebhookEndpointReady, ReceiverReady and the summary Connected.
+	// +optional
+	// +listType=map
+	// +listMapKey=type
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation last reconciled without a transient error.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// mode of the keys in use, as parsed from their prefixes.
+	// +optional
+	Mode Mode `json:"mode,omitempty"`
+
+	// accountID is the Stripe account (acct_…) the key belongs to, when the key may read it.
+	// Restricted keys often cannot, and then this stays empty.
+	// +optional
+	AccountID string `json:"accountID,omitempty"`
+
+	// webhookEndpointID is the Stripe webhook endpoint (we_…) registered for the clinic.
+	// +optional
+	WebhookEndpointID string `json:"webhookEndpointID,omitempty"`
+
+	// webhookURL is the URL registered with Stripe.
+	// +optional
+	WebhookURL string `json:"webhookURL,omitempty"`
+
+	// lastProbeTime is when the Stripe probe last produced a different outcome (or ran with new
+	// keys). It does not move on every resync; probe freshness is a metric.
+	// +optional
+	LastProbeTime *metav1.Time `json:"lastProbeTime,omitempty"`
+
+	// keyFingerprint is a non-reversible fingerprint (truncated SHA-256) of the keys Stripe last
+	// accepted, so admins can tell whether a rotation was picked up without reading the Secret.
+	// +optional
+	KeyFingerprint string `json:"keyFingerprint,omitempty"`
+}
+
+// StripeIntegration connects one clinic to Stripe in one mode (Test or Live).
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=si,categories=clinicpay
+// +kubebuilder:printcolumn:name="Clinic",type=string,JSONPath=`.spec.clinicID`
+// +kubebuilder:printcolumn:name="Mode",type=string,JSONPath=`.spec.mode`
+// +kubebuilder:printcolumn:name="Connected",type=string,JSONPath=`.status.conditions[?(@.type=="Connected")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Connected")].reason`
+// +kubebuilder:printcolumn:name="Endpoint",type=string,JSONPath=`.status.webhookEndpointID`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type StripeIntegration struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is the standard object metadata.
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	// spec is the desired connection.
+	// +required
+	Spec StripeIntegrationSpec `json:"spec"`
+
+	// status is the observed connection.
+	// +optional
+	Status StripeIntegrationStatus `json:"status,omitempty"`
+}
+
+// StripeIntegrationList contains a list of StripeIntegration.
+// +kubebuilder:object:root=true
+type StripeIntegrationList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []StripeIntegration `json:"items"`
+}

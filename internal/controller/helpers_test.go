@@ -1,0 +1,136 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"math/big"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+)
+
+const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+// randomKeyBody returns n alphanumeric characters, like the body of a Stripe key.
+func randomKeyBody(t *testing.T, n int) string {
+	t.Helper()
+	var sb strings.Builder
+	for range n {
+		i, err := rand.Int(rand.Reader, big.NewInt(int64(len(alnum))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sb.WriteByte(alnum[i.Int64()])
+	}
+	return sb.String()
+}
+
+// testKeys is a clinic's key pair registered in the Stripe fake.
+type testKeys struct{ publishable, secret string }
+
+func newTestKeys(t *testing.T, mode string) testKeys {
+	t.Helper()
+	return testKeys{
+		publishable: fmt.Sprintf("pk_%s_%s", mode, randomKeyBody(t, 32)),
+		secret:      fmt.Sprintf("sk_%s_%s", mode, randomKeyBody(t, 32)),
+	}
+}
+
+// newNamespace creates a namespace for one test and deletes it afterwards.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "si-test-"}}
+	if err := k8sClient.Create(context.Background(), ns); err != nil {
+		t.Fatalf("creating namespace: %v", err)
+	}
+	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
+	return ns.Name
+}
+
+func credentialsSecret(ns, name string, k testKeys) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Data: map[string][]byte{
+			paymentsv1alpha1.DefaultPublishableKeyKey: []byte(k.publishable),
+			paymentsv1alpha1.DefaultSecretKeyKey:      []byte(k.secret),
+		},
+	}
+}
+
+func integration(ns, name, clinic string, mode paymentsv1alpha1.Mode, secretName string) *paymentsv1alpha1.StripeIntegration {
+	return &paymentsv1alpha1.StripeIntegration{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: paymentsv1alpha1.StripeIntegrationSpec{
+			ClinicID:                clinic,
+			Mode:                    mode,
+			CredentialsSecretRef:    paymentsv1alpha1.CredentialsSecretRef{Name: secretName},
+			InvoiceFooterDisclaimer: "Payments are processed by Stripe.",
+		},
+	}
+}
+
+func mustCreate(t *testing.T, objs ...client.Object) {
+	t.Helper()
+	for _, o := range objs {
+		if err := k8sClient.Create(context.Background(), o); err != nil {
+			t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+		}
+	}
+}
+
+// eventually polls cond every 50 ms until it returns true or the timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, last)
+}
+
+func getSI(t *testing.T, ns, name string) *paymentsv1alpha1.StripeIntegration {
+	t.Helper()
+	si := &paymentsv1alpha1.StripeIntegration{}
+	if err := k8sClient.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, si); err != nil {
+		t.Fatalf("getting StripeIntegration: %v", err)
+	}
+	return si
+}
+
+// waitCondition waits until the named condition has the status and reason and returns the object.
+func waitCondition(t *testing.T, ns, name, condType string, status metav1.ConditionStatus, reason string, timeout time.Duration) *paymentsv1alpha1.StripeIntegration {
+	t.Helper()
+	var si *paymentsv1alpha1.StripeIntegration
+	eventually(t, timeout, fmt.Sprintf("%s=%s/%s", condType, status, reason), func() (bool, string) {
+		si = getSI(t, ns, name)
+		c := meta.FindStatusCondition(si.Status.Conditions, condType)
+		if c == nil {
+			return false, "condition absent"
+		}
+		return c.Status == status && c.Reason == reason, fmt.Sprintf("%s/%s: %s", c.Status, c.Reason, c.Message)
+	})
+	return si
+}
+
+func getCondition(t *testing.T, si *paymentsv1alpha1.StripeIntegration, condType string) metav1.Condition {
+	t.Helper()
+	c := meta.FindStatusCondition(si.Status.Conditions, condType)
+	if c == nil {
+		t.Fatalf("condition %s missing in %+v", condType, si.Status.Conditions)
+	}
+	return *c
+}

@@ -1,0 +1,193 @@
+// Package controller reconciles StripeIntegrations: it checks the clinic's keys, proves them
+// against Stripe and reports the result in status.
+package controller
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/internal/metrics"
+	"github.com/clinicpay/stripe-operator/internal/stripeclient"
+)
+
+const (
+	// Finalizer holds a StripeIntegration until what the operator created for it is removed.
+	Finalizer = "payments.clinicpay.dev/finalizer"
+
+	// secretRefIndex indexes StripeIntegrations by the Secret they reference.
+	secretRefIndex = ".spec.credentialsSecretRef.name"
+
+	defaultResyncPeriod = 10 * time.Minute
+	// resyncJitter spreads periodic probes of many clinics over time (±10 %).
+	resyncJitter = 0.1
+)
+
+// StripeClients hands out a Stripe client for one clinic's key. *stripeclient.Factory implements it.
+type StripeClients interface {
+	For(secretKey string, mode paymentsv1alpha1.Mode, limiterKey string) stripeclient.Client
+}
+
+// StripeIntegrationReconciler reconciles a StripeIntegration object.
+type StripeIntegrationReconciler struct {
+	// Client reads and writes StripeIntegrations through the manager's cache.
+	Client client.Client
+	// SecretReader reads credentials Secrets straight from the apiserver, so the manager never
+	// caches the data of every Secret in the cluster.
+	SecretReader client.Reader
+	Recorder     events.EventRecorder
+	Stripe       StripeClients
+	Clock        clock.PassiveClock
+	Metrics      *metrics.Metrics
+	// ResyncPeriod is the base period between probes when nothing changes (jittered ±10 %).
+	ResyncPeriod time.Duration
+	// MaxConcurrentReconciles bounds parallel reconciles (and so parallel Stripe calls).
+	MaxConcurrentReconciles int
+	// RetryBaseDelay and RetryMaxDelay bound the exponential backoff after transient errors.
+	RetryBaseDelay, RetryMaxDelay time.Duration
+}
+
+// +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile moves one StripeIntegration towards Connected: finalizer, then the phases, then one
+// status write when (and only when) the observed state changed.
+func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	si := &paymentsv1alpha1.StripeIntegration{}
+	if err := r.Client.Get(ctx, req.NamespacedName, si); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if !si.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, si)
+	}
+	if !controllerutil.ContainsFinalizer(si, Finalizer) {
+		orig := si.DeepCopy()
+		controllerutil.AddFinalizer(si, Finalizer)
+		if err := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
+		}
+	}
+
+	obs := r.observe(ctx, si)
+	newStatus := computeStatus(si.Status, si.Generation, obs.statusInput(), r.now())
+	if err := r.writeStatus(ctx, si, newStatus); err != nil {
+		return ctrl.Result{}, err
+	}
+	if obs.err != nil {
+		// Returning the error hands the retry to the workqueue's exponential backoff.
+		return ctrl.Result{}, obs.err
+	}
+	return ctrl.Result{RequeueAfter: wait.Jitter(r.resyncPeriod(), resyncJitter)}, nil
+}
+
+// reconcileDelete releases the finalizer. The objects the operator creates in the cluster are owned
+// by the StripeIntegration and go with it.
+func (r *StripeIntegrationReconciler) reconcileDelete(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(si, Finalizer) {
+		return ctrl.Result{}, nil
+	}
+	logf.FromContext(ctx).Info("Releasing finalizer")
+	orig := si.DeepCopy()
+	controllerutil.RemoveFinalizer(si, Finalizer)
+	if err := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(fmt.Errorf("removing finalizer: %w", err))
+	}
+	if r.Metrics != nil {
+		r.Metrics.LastProbe.DeleteLabelValues(si.Namespace, si.Name)
+	}
+	return ctrl.Result{}, nil
+}
+
+// writeStatus patches status when it differs from what is stored and announces condition changes.
+func (r *StripeIntegrationReconciler) writeStatus(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, newStatus paymentsv1alpha1.StripeIntegrationStatus) error {
+	if equality.Semantic.DeepEqual(si.Status, newStatus) {
+		return nil
+	}
+	orig := si.DeepCopy()
+	si.Status = newStatus
+	if err := r.Client.Status().Patch(ctx, si, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	if r.Metrics != nil {
+		r.Metrics.StatusWrites.Inc()
+	}
+	for _, t := range conditionTransitions(orig.Status.Conditions, newStatus.Conditions) {
+		r.Recorder.Eventf(si, nil, t.eventType, t.reason, "Reconcile", "%s", t.note)
+	}
+	return nil
+}
+
+func (r *StripeIntegrationReconciler) now() time.Time {
+	if r.Clock == nil {
+		return time.Now()
+	}
+	return r.Clock.Now()
+}
+
+func (r *StripeIntegrationReconciler) resyncPeriod() time.Duration {
+	if r.ResyncPeriod <= 0 {
+		return defaultResyncPeriod
+	}
+	return r.ResyncPeriod
+}
+
+// SetupWithManager sets up the controller with the Manager.
+func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &paymentsv1alpha1.StripeIntegration{}, secretRefIndex,
+		func(o client.Object) []string {
+			return []string{o.(*paymentsv1alpha1.StripeIntegration).Spec.CredentialsSecretRef.Name}
+		}); err != nil {
+		return fmt.Errorf("indexing %s: %w", secretRefIndex, err)
+	}
+	base, maxDelay := r.RetryBaseDelay, r.RetryMaxDelay
+	if base <= 0 {
+		base = time.Second
+	}
+	if maxDelay <= 0 {
+		maxDelay = 5 * time.Minute
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&paymentsv1alpha1.StripeIntegration{}, builder.WithPredicates(specOrMetadataChanged())).
+		// Metadata only: a Secret change (resourceVersion) is enough to re-read it directly.
+		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.integrationsForSecret)).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](base, maxDelay),
+		}).
+		Named("stripeintegration").
+		Complete(r)
+}
+
+// integrationsForSecret maps a Secret to the StripeIntegrations in its namespace that reference it.
+func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
+	var list paymentsv1alpha1.StripeIntegrationList
+	if err := r.Client.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
+		client.MatchingFields{secretRefIndex: secret.GetName()}); err != nil {
+		logf.FromContext(ctx).Error(err, "Listing StripeIntegrations for Secret", "secret", secret.GetName())
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for i := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	}
+	return reqs
+}

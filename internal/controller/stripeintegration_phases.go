@@ -1,0 +1,190 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/internal/keys"
+	"github.com/clinicpay/stripe-operator/internal/stripeclient"
+)
+
+// observation is what one reconcile pass learned; computeStatus turns it into status.
+type observation struct {
+	keysValid, authenticated, webhook, receiver condition
+
+	mode        paymentsv1alpha1.Mode
+	fingerprint *string // nil keeps the stored value
+	accountID   *string // nil keeps the stored value
+	probed      bool
+	// err is a transient failure: status is still written, then the pass is retried with backoff.
+	err error
+}
+
+func (o observation) statusInput() statusInput {
+	return statusInput{
+		Conditions:  []condition{o.keysValid, o.authenticated, o.webhook, o.receiver},
+		Mode:        o.mode,
+		Fingerprint: o.fingerprint,
+		AccountID:   o.accountID,
+		Probed:      o.probed,
+		Succeeded:   o.err == nil,
+	}
+}
+
+// observe runs the phases in order; a phase that cannot run leaves the later ones an honest reason.
+func (r *StripeIntegrationReconciler) observe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) observation {
+	obs := observation{
+		webhook: unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonNotImplemented,
+			"webhook endpoint registration is not part of this operator version yet"),
+		receiver: unknown(paymentsv1alpha1.ConditionReceiverReady, paymentsv1alpha1.ReasonNotImplemented,
+			"the per-clinic webhook receiver is not part of this operator version yet"),
+	}
+	res, err := r.checkKeys(ctx, si)
+	if err != nil {
+		obs.keysValid = unknown(paymentsv1alpha1.ConditionKeysValid, paymentsv1alpha1.ReasonSecretReadFailed,
+			"reading the credentials Secret failed; retrying with backoff")
+		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonKeysNotValid,
+			"not probed: the keys could not be read")
+		obs.err = err
+		return obs
+	}
+	obs.keysValid = keysCondition(res)
+	if !res.OK() {
+		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonKeysNotValid,
+			"not probed: fix the keys first (see KeysValid)")
+		return obs
+	}
+	obs.mode = res.Secret.Mode
+	if si.Spec.Suspend {
+		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonSuspended,
+			"spec.suspend is true: no Stripe calls are made")
+		return obs
+	}
+	r.probe(ctx, si, res, &obs)
+	return obs
+}
+
+// checkKeys reads the credentials Secret and applies the key policy. Only transient read errors are
+// returned; a missing Secret is a policy result, and the Secret watch brings the object back here.
+func (r *StripeIntegrationReconciler) checkKeys(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) (keys.Result, error) {
+	ref := si.Spec.CredentialsSecretRef
+	pubName, secName := orDefault(ref.PublishableKeyKey, paymentsv1alpha1.DefaultPublishableKeyKey),
+		orDefault(ref.SecretKeyKey, paymentsv1alpha1.DefaultSecretKeyKey)
+	secret := &corev1.Secret{}
+	if err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: ref.Name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return keys.Result{
+				Reason: paymentsv1alpha1.ReasonSecretNotFound,
+				Message: fmt.Sprintf("Secret %q not found in namespace %q; create it with the data keys %q and %q",
+					ref.Name, si.Namespace, pubName, secName),
+			}, nil
+		}
+		return keys.Result{}, fmt.Errorf("reading Secret %s/%s: %w", si.Namespace, ref.Name, err)
+	}
+	pub, hasPub := secret.Data[pubName]
+	sec, hasSec := secret.Data[secName]
+	return keys.Check(keys.Input{
+		Mode:               si.Spec.Mode,
+		PublishableKeyName: pubName,
+		SecretKeyName:      secName,
+		PublishableKey:     pub,
+		HasPublishableKey:  hasPub,
+		SecretKey:          sec,
+		HasSecretKey:       hasSec,
+	}), nil
+}
+
+// probe proves the key against Stripe by listing webhook endpoints, which restricted keys can
+// usually do, and looks up the account id when the keys changed.
+func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, res keys.Result, obs *observation) {
+	log := logf.FromContext(ctx)
+	fp := keys.Fingerprint(res.Publishable.Value, res.Secret.Value)
+	keysChanged := fp != si.Status.KeyFingerprint
+	limiterKey := si.Status.AccountID
+	if keysChanged {
+		limiterKey = ""
+	}
+	sc := r.Stripe.For(res.Secret.Value, res.Secret.Mode, limiterKey)
+
+	_, err := sc.ListWebhookEndpoints(ctx)
+	obs.probed = true
+	reason, message := stripeclient.AuthReason(err)
+	r.recordProbe(si, res.Secret.Mode, reason)
+	if err != nil {
+		obs.authenticated = falseCond(paymentsv1alpha1.ConditionAuthenticated, reason, message)
+		if isTransient(err) {
+			obs.err = fmt.Errorf("probing Stripe: %w", err)
+		}
+		log.Info("Stripe probe failed", "reason", reason)
+		return
+	}
+	obs.authenticated = trueCond(paymentsv1alpha1.ConditionAuthenticated, reason, message)
+	if !keysChanged {
+		return
+	}
+	acct, err := sc.GetAccount(ctx)
+	switch {
+	case err == nil:
+		obs.accountID = &acct.ID
+	case isTransient(err):
+		// Keep the stored fingerprint so the next pass looks the account up again.
+		obs.err = fmt.Errorf("reading Stripe account: %w", err)
+		return
+	default:
+		// Restricted keys often may not read /v1/account; the account id then stays unknown.
+		empty := ""
+		obs.accountID = &empty
+	}
+	obs.fingerprint = &fp
+}
+
+func (r *StripeIntegrationReconciler) recordProbe(si *paymentsv1alpha1.StripeIntegration, mode paymentsv1alpha1.Mode, reason string) {
+	if r.Metrics == nil {
+		return
+	}
+	r.Metrics.ProbeTotal.WithLabelValues(string(mode), reason).Inc()
+	r.Metrics.LastProbe.WithLabelValues(si.Namespace, si.Name).Set(float64(r.now().Unix()))
+}
+
+func isTransient(err error) bool {
+	var se *stripeclient.Error
+	if errors.As(err, &se) {
+		return se.Transient()
+	}
+	return true
+}
+
+func keysCondition(res keys.Result) condition {
+	if res.OK() {
+		return trueCond(paymentsv1alpha1.ConditionKeysValid, paymentsv1alpha1.ReasonKeysValid,
+			fmt.Sprintf("publishable and %s key are well-formed %s keys", res.Secret.Kind, res.Secret.Mode))
+	}
+	return falseCond(paymentsv1alpha1.ConditionKeysValid, res.Reason, res.Message)
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+func trueCond(t, reason, msg string) condition {
+	return condition{Type: t, Status: metav1.ConditionTrue, Reason: reason, Message: msg}
+}
+
+func falseCond(t, reason, msg string) condition {
+	return condition{Type: t, Status: metav1.ConditionFalse, Reason: reason, Message: msg}
+}
+
+func unknown(t, reason, msg string) condition {
+	return condition{Type: t, Status: metav1.ConditionUnknown, Reason: reason, Message: msg}
+}

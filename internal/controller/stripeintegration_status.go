@@ -1,0 +1,115 @@
+package controller
+
+import (
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+)
+
+// condition is a condition without bookkeeping (times, generation), as the phases produce it.
+type condition struct {
+	Type    string
+	Status  metav1.ConditionStatus
+	Reason  string
+	Message string
+}
+
+// statusInput is everything computeStatus needs; it holds no clients and no clock.
+type statusInput struct {
+	// Conditions in dependency order: KeysValid, Authenticated, WebhookEndpointReady, ReceiverReady.
+	Conditions  []condition
+	Mode        paymentsv1alpha1.Mode
+	Fingerprint *string // nil keeps the stored value
+	AccountID   *string // nil keeps the stored value
+	Probed      bool    // a Stripe probe ran in this pass
+	Succeeded   bool    // no transient error: observedGeneration may move
+}
+
+// computeStatus is pure: given the stored status, the object's generation, what the pass observed
+// and the time, it returns the new status. An unchanged observation yields an identical status, so
+// a resync that finds everything as it was writes nothing.
+func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int64, in statusInput, now time.Time) paymentsv1alpha1.StripeIntegrationStatus {
+	next := *prev.DeepCopy()
+	ts := metav1.NewTime(now.Truncate(time.Second))
+	for _, c := range append(in.Conditions, summarize(in.Conditions)) {
+		meta.SetStatusCondition(&next.Conditions, metav1.Condition{
+			Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message,
+			ObservedGeneration: generation, LastTransitionTime: ts,
+		})
+	}
+	if in.Mode != "" {
+		next.Mode = in.Mode
+	}
+	if in.AccountID != nil {
+		next.AccountID = *in.AccountID
+	}
+	if in.Fingerprint != nil {
+		next.KeyFingerprint = *in.Fingerprint
+	}
+	if in.Probed && probeOutcomeChanged(prev, next) {
+		next.LastProbeTime = &ts
+	}
+	if in.Succeeded {
+		next.ObservedGeneration = generation
+	}
+	return next
+}
+
+// summarize derives Connected: True only when every other condition is True; otherwise it carries
+// the reason and message of the first one that is not, so `kubectl get si` shows what to fix.
+func summarize(conds []condition) condition {
+	for _, c := range conds {
+		if c.Status != metav1.ConditionTrue {
+			status := metav1.ConditionFalse
+			if c.Status == metav1.ConditionUnknown && c.Reason == paymentsv1alpha1.ReasonSecretReadFailed {
+				status = metav1.ConditionUnknown
+			}
+			return condition{Type: paymentsv1alpha1.ConditionConnected, Status: status, Reason: c.Reason,
+				Message: fmt.Sprintf("%s: %s", c.Type, c.Message)}
+		}
+	}
+	return condition{Type: paymentsv1alpha1.ConditionConnected, Status: metav1.ConditionTrue,
+		Reason: paymentsv1alpha1.ReasonConnected, Message: "keys valid, Stripe accepts them, webhook endpoint and receiver ready"}
+}
+
+// probeOutcomeChanged reports whether the probe's result differs from the stored one: another
+// Authenticated status or reason, or other keys. Only then does lastProbeTime move.
+func probeOutcomeChanged(prev, next paymentsv1alpha1.StripeIntegrationStatus) bool {
+	if prev.LastProbeTime == nil || prev.KeyFingerprint != next.KeyFingerprint {
+		return true
+	}
+	p := meta.FindStatusCondition(prev.Conditions, paymentsv1alpha1.ConditionAuthenticated)
+	n := meta.FindStatusCondition(next.Conditions, paymentsv1alpha1.ConditionAuthenticated)
+	return p == nil || n == nil || p.Status != n.Status || p.Reason != n.Reason
+}
+
+// transition is one condition change worth an Event.
+type transition struct {
+	eventType, reason, note string
+}
+
+// conditionTransitions lists condition changes (status or reason) into True or False. Unknown is
+// bookkeeping ("not checked yet") and is not announced.
+func conditionTransitions(prev, next []metav1.Condition) []transition {
+	var out []transition
+	for _, n := range next {
+		if n.Status == metav1.ConditionUnknown {
+			continue
+		}
+		p := meta.FindStatusCondition(prev, n.Type)
+		if p != nil && p.Status == n.Status && p.Reason == n.Reason {
+			continue
+		}
+		et := corev1.EventTypeNormal
+		if n.Status == metav1.ConditionFalse {
+			et = corev1.EventTypeWarning
+		}
+		out = append(out, transition{eventType: et, reason: n.Reason, note: fmt.Sprintf("%s is %s: %s", n.Type, n.Status, n.Message)})
+	}
+	return out
+}

@@ -1,0 +1,167 @@
+package controller
+
+import (
+	"testing"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+)
+
+var (
+	t0 = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	t1 = t0.Add(10 * time.Minute)
+)
+
+func allTrue() []condition {
+	return []condition{
+		trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"),
+		trueCond(v1.ConditionAuthenticated, v1.ReasonAuthenticated, "ok"),
+		trueCond(v1.ConditionWebhookEndpointReady, "EndpointReady", "ok"),
+		trueCond(v1.ConditionReceiverReady, "ReceiverAvailable", "ok"),
+	}
+}
+
+func notImplemented() []condition {
+	return []condition{
+		trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"),
+		trueCond(v1.ConditionAuthenticated, v1.ReasonAuthenticated, "ok"),
+		unknown(v1.ConditionWebhookEndpointReady, v1.ReasonNotImplemented, "later"),
+		unknown(v1.ConditionReceiverReady, v1.ReasonNotImplemented, "later"),
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestSummarize(t *testing.T) {
+	cases := map[string]struct {
+		in         []condition
+		wantStatus metav1.ConditionStatus
+		wantReason string
+	}{
+		"all true":               {in: allTrue(), wantStatus: metav1.ConditionTrue, wantReason: v1.ReasonConnected},
+		"first failing wins":     {in: []condition{falseCond(v1.ConditionKeysValid, v1.ReasonModeMismatch, "m"), unknown(v1.ConditionAuthenticated, v1.ReasonKeysNotValid, "")}, wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonModeMismatch},
+		"unknown is not true":    {in: notImplemented(), wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonNotImplemented},
+		"auth failure":           {in: []condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, ""), falseCond(v1.ConditionAuthenticated, v1.ReasonInvalidKey, "")}, wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonInvalidKey},
+		"secret unreadable":      {in: []condition{unknown(v1.ConditionKeysValid, v1.ReasonSecretReadFailed, "")}, wantStatus: metav1.ConditionUnknown, wantReason: v1.ReasonSecretReadFailed},
+		"receiver last to block": {in: append(allTrue()[:3], falseCond(v1.ConditionReceiverReady, "Unavailable", "")), wantStatus: metav1.ConditionFalse, wantReason: "Unavailable"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := summarize(tc.in)
+			if got.Type != v1.ConditionConnected || got.Status != tc.wantStatus || got.Reason != tc.wantReason {
+				t.Errorf("summarize = %s %s/%s, want %s/%s", got.Type, got.Status, got.Reason, tc.wantStatus, tc.wantReason)
+			}
+		})
+	}
+}
+
+func TestComputeStatus(t *testing.T) {
+	connectedAt := computeStatus(v1.StripeIntegrationStatus{}, 1, statusInput{
+		Conditions: notImplemented(), Mode: v1.ModeTest, Fingerprint: ptr("sha256:aa"), AccountID: ptr("acct_1"), Probed: true, Succeeded: true,
+	}, t0)
+
+	cases := map[string]struct {
+		prev  v1.StripeIntegrationStatus
+		gen   int64
+		in    statusInput
+		check func(t *testing.T, prev, got v1.StripeIntegrationStatus)
+	}{
+		"first pass fills everything": {
+			prev: v1.StripeIntegrationStatus{}, gen: 1,
+			in: statusInput{Conditions: notImplemented(), Mode: v1.ModeTest, Fingerprint: ptr("sha256:aa"), AccountID: ptr("acct_1"), Probed: true, Succeeded: true},
+			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
+				if len(got.Conditions) != 5 || got.ObservedGeneration != 1 || got.AccountID != "acct_1" || got.KeyFingerprint != "sha256:aa" {
+					t.Errorf("got %+v", got)
+				}
+				if got.LastProbeTime == nil || !got.LastProbeTime.Time.Equal(t1) {
+					t.Errorf("lastProbeTime = %v, want %v", got.LastProbeTime, t1)
+				}
+			},
+		},
+		"unchanged resync is identical": {
+			prev: connectedAt, gen: 1,
+			in: statusInput{Conditions: notImplemented(), Mode: v1.ModeTest, Probed: true, Succeeded: true},
+			check: func(t *testing.T, prev, got v1.StripeIntegrationStatus) {
+				if !equality.Semantic.DeepEqual(prev, got) {
+					t.Errorf("steady state changed status:\nprev %+v\ngot  %+v", prev, got)
+				}
+			},
+		},
+		"probe outcome change moves lastProbeTime and transition time": {
+			prev: connectedAt, gen: 1,
+			in: statusInput{Conditions: []condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"), falseCond(v1.ConditionAuthenticated, v1.ReasonInvalidKey, "revoked")}, Probed: true, Succeeded: true},
+			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
+				if !got.LastProbeTime.Time.Equal(t1) {
+					t.Errorf("lastProbeTime = %v, want %v", got.LastProbeTime, t1)
+				}
+				c := meta.FindStatusCondition(got.Conditions, v1.ConditionAuthenticated)
+				if !c.LastTransitionTime.Time.Equal(t1) || c.Reason != v1.ReasonInvalidKey {
+					t.Errorf("Authenticated = %+v", c)
+				}
+				if k := meta.FindStatusCondition(got.Conditions, v1.ConditionKeysValid); !k.LastTransitionTime.Time.Equal(t0) {
+					t.Errorf("KeysValid transition time moved without a transition: %v", k.LastTransitionTime)
+				}
+			},
+		},
+		"transient failure keeps observedGeneration": {
+			prev: connectedAt, gen: 2,
+			in: statusInput{Conditions: []condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"), falseCond(v1.ConditionAuthenticated, v1.ReasonRateLimited, "429")}, Probed: true, Succeeded: false},
+			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
+				if got.ObservedGeneration != 1 {
+					t.Errorf("observedGeneration = %d, want 1", got.ObservedGeneration)
+				}
+				if c := meta.FindStatusCondition(got.Conditions, v1.ConditionAuthenticated); c.ObservedGeneration != 2 {
+					t.Errorf("condition observedGeneration = %d, want 2", c.ObservedGeneration)
+				}
+			},
+		},
+		"new keys move lastProbeTime even with the same outcome": {
+			prev: connectedAt, gen: 1,
+			in: statusInput{Conditions: notImplemented(), Fingerprint: ptr("sha256:bb"), AccountID: ptr("acct_1"), Probed: true, Succeeded: true},
+			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
+				if got.KeyFingerprint != "sha256:bb" || !got.LastProbeTime.Time.Equal(t1) {
+					t.Errorf("fingerprint %s lastProbeTime %v", got.KeyFingerprint, got.LastProbeTime)
+				}
+			},
+		},
+		"no probe keeps lastProbeTime": {
+			prev: connectedAt, gen: 1,
+			in: statusInput{Conditions: []condition{falseCond(v1.ConditionKeysValid, v1.ReasonModeMismatch, "m"), unknown(v1.ConditionAuthenticated, v1.ReasonKeysNotValid, "")}, Succeeded: true},
+			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
+				if !got.LastProbeTime.Time.Equal(t0) {
+					t.Errorf("lastProbeTime moved without a probe: %v", got.LastProbeTime)
+				}
+			},
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			prevCopy := tc.prev.DeepCopy()
+			got := computeStatus(tc.prev, tc.gen, tc.in, t1)
+			if !equality.Semantic.DeepEqual(*prevCopy, tc.prev) {
+				t.Fatal("computeStatus mutated its input")
+			}
+			tc.check(t, tc.prev, got)
+		})
+	}
+}
+
+func TestConditionTransitions(t *testing.T) {
+	prev := []metav1.Condition{
+		{Type: v1.ConditionKeysValid, Status: metav1.ConditionTrue, Reason: v1.ReasonKeysValid},
+		{Type: v1.ConditionAuthenticated, Status: metav1.ConditionTrue, Reason: v1.ReasonAuthenticated},
+	}
+	next := []metav1.Condition{
+		{Type: v1.ConditionKeysValid, Status: metav1.ConditionTrue, Reason: v1.ReasonKeysValid},
+		{Type: v1.ConditionAuthenticated, Status: metav1.ConditionFalse, Reason: v1.ReasonInvalidKey, Message: "revoked"},
+		{Type: v1.ConditionWebhookEndpointReady, Status: metav1.ConditionUnknown, Reason: v1.ReasonNotImplemented},
+	}
+	got := conditionTransitions(prev, next)
+	if len(got) != 1 || got[0].eventType != "Warning" || got[0].reason != v1.ReasonInvalidKey {
+		t.Fatalf("transitions = %+v, want one Warning/InvalidKey", got)
+	}
+}

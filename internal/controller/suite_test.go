@@ -1,0 +1,169 @@
+package controller
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
+	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/internal/metrics"
+	"github.com/clinicpay/stripe-operator/internal/stripeclient"
+	"github.com/clinicpay/stripe-operator/internal/stripefake"
+)
+
+// The suite runs one real kube-apiserver + etcd, one Stripe fake and one manager for all tests;
+// each test works in its own namespace with its own keys.
+var (
+	k8sClient   client.Client // direct, uncached: what the test sees is what the apiserver has
+	restConfig  *rest.Config
+	fake        *stripefake.Server
+	logs        = &syncBuffer{}
+	testMetrics *metrics.Metrics
+)
+
+const (
+	testResync    = 2 * time.Second
+	testRetryBase = 250 * time.Millisecond
+	testRetryMax  = 2 * time.Second
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
+		// Running `go test` by hand: point at the binaries hack/envtest-bins.sh builds.
+		if dir, err := filepath.Abs("../../bin/k8s/1.37.2-linux-amd64"); err == nil {
+			os.Setenv("KUBEBUILDER_ASSETS", dir)
+		}
+	}
+	log := funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: 1})
+	logf.SetLogger(log)
+
+	testEnv := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+	}
+	cfg, err := testEnv.Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting envtest (run `make test`, which builds the control plane into bin/): %v\n", err)
+		return 1
+	}
+	defer func() { _ = testEnv.Stop() }()
+	restConfig = cfg
+
+	fake = stripefake.New()
+	stripeURL, err := fake.Start()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starting Stripe fake: %v\n", err)
+		return 1
+	}
+	defer fake.Close()
+
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		return fail(err)
+	}
+	if err := paymentsv1alpha1.AddToScheme(scheme); err != nil {
+		return fail(err)
+	}
+	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		return fail(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done, err := startManager(ctx, cfg, scheme, stripeURL, log)
+	if err != nil {
+		return fail(err)
+	}
+	code := m.Run()
+	cancel()
+	<-done
+	return code
+}
+
+func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, stripeURL string, log logr.Logger) (<-chan struct{}, error) {
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: "0"},
+		HealthProbeBindAddress: "0",
+		Logger:                 log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	testMetrics, err = metrics.New(prometheus.NewRegistry())
+	if err != nil {
+		return nil, err
+	}
+	r := &StripeIntegrationReconciler{
+		Client:       mgr.GetClient(),
+		SecretReader: mgr.GetAPIReader(),
+		Recorder:     mgr.GetEventRecorder("stripe-operator"),
+		Stripe: stripeclient.NewFactory(stripeclient.Config{
+			BaseURL:     stripeURL,
+			CallTimeout: 5 * time.Second,
+			Logger:      log.WithName("stripe"),
+		}),
+		Clock:                   clock.RealClock{},
+		Metrics:                 testMetrics,
+		ResyncPeriod:            testResync,
+		MaxConcurrentReconciles: 4,
+		RetryBaseDelay:          testRetryBase,
+		RetryMaxDelay:           testRetryMax,
+	}
+	if err := r.SetupWithManager(ctx, mgr); err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := mgr.Start(ctx); err != nil {
+			fmt.Fprintf(os.Stderr, "manager: %v\n", err)
+		}
+	}()
+	return done, nil
+}
+
+func fail(err error) int {
+	fmt.Fprintln(os.Stderr, err)
+	return 1
+}
+
+// syncBuffer collects every log line the manager, controller and Stripe client write.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

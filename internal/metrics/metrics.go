@@ -1,0 +1,42 @@
+// Package metrics holds the operator's Prometheus metrics. They are created by New and
+// registered on the registry main passes in; nothing registers at init time.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the operator's own series. Labels never carry key material.
+type Metrics struct {
+	// ProbeTotal counts Stripe probes by Authenticated reason.
+	ProbeTotal *prometheus.CounterVec
+	// LastProbe is the Unix time of the last completed probe per integration. Probe freshness lives
+	// here, not in status, so that a resync that changes nothing writes nothing to the apiserver.
+	LastProbe *prometheus.GaugeVec
+	// StatusWrites counts status patches, to prove steady state writes nothing.
+	StatusWrites prometheus.Counter
+}
+
+// New creates the metrics and registers them on reg.
+func New(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		ProbeTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_operator_probe_total",
+			Help: "Stripe authentication probes by outcome (the Authenticated condition reason).",
+		}, []string{"mode", "reason"}),
+		LastProbe: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "stripe_operator_last_probe_timestamp_seconds",
+			Help: "Unix time of the last completed Stripe probe per StripeIntegration.",
+		}, []string{"namespace", "name"}),
+		StatusWrites: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stripe_operator_status_writes_total",
+			Help: "Status patches sent to the apiserver.",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,77 @@
+/*
+Copyright 2026 The stripe-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package stripefake
+
+import "strings"
+
+// callKey identifies calls for CallsTo. Counters live only in memory and are
+// never logged, so holding raw keys here does not leak them.
+type callKey struct {
+	key    string
+	method string
+	tmpl   string
+}
+
+type counters struct {
+	byCall map[callKey]int
+	byKey  map[string]int
+	total  int
+}
+
+func newCounters() counters {
+	return counters{byCall: make(map[callKey]int), byKey: make(map[string]int)}
+}
+
+func (c *counters) record(key, method, tmpl string) {
+	c.total++
+	if key == "" {
+		return
+	}
+	c.byKey[key]++
+	c.byCall[callKey{key: key, method: method, tmpl: tmpl}]++
+}
+
+// Calls returns how many requests used key, whatever their outcome
+// (including rejected, faulted and replayed ones).
+func (s *Server) Calls(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counters.byKey[key]
+}
+
+// CallsTo returns how many requests used key on method and pathTemplate, e.g.
+// CallsTo(k, "POST", PathWebhookEndpoint). Unrouted requests are counted under
+// their literal path.
+func (s *Server) CallsTo(key, method, pathTemplate string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counters.byCall[callKey{key: key, method: strings.ToUpper(method), tmpl: pathTemplate}]
+}
+
+// TotalCalls returns the number of requests received, with or without a key.
+func (s *Server) TotalCalls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counters.total
+}
+
+// ResetCounters zeroes all call counters.
+func (s *Server) ResetCounters() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.counters = newCounters()
+}

@@ -1,0 +1,298 @@
+/*
+Copyright 2026 The stripe-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package stripefake
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// eventRetention is how far back Stripe lets you list and fetch events.
+const eventRetention = 30 * 24 * time.Hour
+
+// maxTypesFilter is Stripe's limit on the types[] list filter.
+const maxTypesFilter = 20
+
+// event is a stored event and its delivery state per target endpoint.
+type eventRec struct {
+	seq        int64
+	id         string
+	sc         scope
+	apiVersion string
+	created    int64
+	typ        string
+	object     json.RawMessage
+	targets    []string
+	delivered  map[string]bool
+}
+
+func (ev *eventRec) pending() int {
+	n := 0
+	for _, id := range ev.targets {
+		if !ev.delivered[id] {
+			n++
+		}
+	}
+	return n
+}
+
+// eventJSON is the wire shape of an event.
+type eventJSON struct {
+	ID              string           `json:"id"`
+	Object          string           `json:"object"`
+	APIVersion      string           `json:"api_version"`
+	Created         int64            `json:"created"`
+	Data            eventDataJSON    `json:"data"`
+	Livemode        bool             `json:"livemode"`
+	PendingWebhooks int              `json:"pending_webhooks"`
+	Request         eventRequestJSON `json:"request"`
+	Type            string           `json:"type"`
+}
+
+type eventDataJSON struct {
+	Object json.RawMessage `json:"object"`
+}
+
+// eventRequestJSON is null-valued: fake events are not caused by API calls.
+type eventRequestJSON struct {
+	ID             *string `json:"id"`
+	IdempotencyKey *string `json:"idempotency_key"`
+}
+
+// render shapes ev for the wire with the given api_version; webhooks use the
+// endpoint's version, the API the version the event was created with.
+func (ev *eventRec) render(apiVersion string) eventJSON {
+	return eventJSON{
+		ID:              ev.id,
+		Object:          "event",
+		APIVersion:      apiVersion,
+		Created:         ev.created,
+		Data:            eventDataJSON{Object: ev.object},
+		Livemode:        ev.sc.live,
+		PendingWebhooks: ev.pending(),
+		Type:            ev.typ,
+	}
+}
+
+// TriggerEvent records an event in the account's log for one mode and
+// delivers it to every enabled endpoint of that account and mode that
+// subscribes to eventType or "*". It returns after delivery unless the server
+// was built WithAsyncDelivery.
+func (s *Server) TriggerEvent(account string, livemode bool, eventType string, object map[string]any) (string, error) {
+	if object == nil {
+		object = map[string]any{}
+	}
+	raw, err := json.Marshal(object)
+	if err != nil {
+		return "", fmt.Errorf("stripefake: encode event object: %w", err)
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return "", ErrClosed
+	case !s.eventTypes[eventType]:
+		s.mu.Unlock()
+		return "", fmt.Errorf("stripefake: unknown event type %q", eventType)
+	case s.accounts[account] == nil:
+		s.mu.Unlock()
+		return "", fmt.Errorf("account %q: %w", account, ErrNotFound)
+	}
+	now := s.cfg.now()
+	sc := scope{account: account, live: livemode}
+	ms := s.modeStateFor(sc)
+	s.pruneEvents(ms, now)
+	ev := &eventRec{
+		seq: s.nextSeq(), id: "evt_" + randomID(24), sc: sc, apiVersion: s.cfg.apiVersion,
+		created: now.Unix(), typ: eventType, object: raw, delivered: map[string]bool{},
+	}
+	for _, e := range ms.endpoints {
+		if e.wants(eventType) {
+			ev.targets = append(ev.targets, e.id)
+		}
+	}
+	ms.events = append(ms.events, ev)
+	s.events[ev.id] = ev
+	jobs, err := s.jobsFor(ev, ev.targets, now)
+	s.mu.Unlock()
+	if err != nil {
+		return ev.id, err
+	}
+	s.dispatch(jobs)
+	return ev.id, nil
+}
+
+// pruneEvents drops events older than the retention window from the front of
+// the log. Callers hold s.mu.
+func (s *Server) pruneEvents(ms *modeState, now time.Time) {
+	cutoff := now.Add(-eventRetention).Unix()
+	n := 0
+	for n < len(ms.events) && ms.events[n].created < cutoff {
+		delete(s.events, ms.events[n].id)
+		n++
+	}
+	ms.events = ms.events[n:]
+}
+
+func (s *Server) getEvent(rq *request) (any, *apiError) {
+	if err := checkParams(rq.params, "expand"); err != nil {
+		return nil, err
+	}
+	ev := s.events[rq.id]
+	if ev == nil || ev.sc != rq.scope || ev.created < rq.now.Add(-eventRetention).Unix() {
+		return nil, errNoSuch(http.StatusNotFound, "event", rq.id, "id")
+	}
+	return ev.render(ev.apiVersion), nil
+}
+
+func (s *Server) listEvents(rq *request) (any, *apiError) {
+	p := rq.params
+	if err := checkParams(p, append(listBaseParams(), "type", "types", "delivery_success", "created")...); err != nil {
+		return nil, err
+	}
+	lr, aerr := parseListReq(p)
+	if aerr != nil {
+		return nil, aerr
+	}
+	f, aerr := parseEventFilter(p)
+	if aerr != nil {
+		return nil, aerr
+	}
+	var cursorSeq int64
+	if param, id := lr.cursorParam(); id != "" {
+		ev := s.events[id]
+		if ev == nil || ev.sc != rq.scope {
+			return nil, errNoSuch(http.StatusBadRequest, "event", id, param)
+		}
+		cursorSeq = ev.seq
+	}
+	var matched []*eventRec
+	if ms := s.scopes[rq.scope]; ms != nil {
+		cutoff := rq.now.Add(-eventRetention).Unix()
+		for i := len(ms.events) - 1; i >= 0; i-- {
+			if ev := ms.events[i]; ev.created >= cutoff && f.match(ev) {
+				matched = append(matched, ev)
+			}
+		}
+	}
+	page, more := paginate(matched, func(ev *eventRec) int64 { return ev.seq }, lr, cursorSeq)
+	data := make([]eventJSON, 0, len(page))
+	for _, ev := range page {
+		data = append(data, ev.render(ev.apiVersion))
+	}
+	return listJSON[eventJSON]{Object: "list", URL: PathEvents, HasMore: more, Data: data}, nil
+}
+
+// eventFilter holds the list filters of GET /v1/events.
+type eventFilter struct {
+	typ     string
+	types   []string
+	success *bool
+	created map[string]int64
+}
+
+func parseEventFilter(p url.Values) (eventFilter, *apiError) {
+	var f eventFilter
+	f.typ, _ = stringParam(p, "type")
+	types, _, aerr := listParam(p, "types")
+	if aerr != nil {
+		return f, aerr
+	}
+	switch {
+	case len(types) > maxTypesFilter:
+		return f, errInvalidParam("types", "You can specify at most %d event types.", maxTypesFilter)
+	case len(types) > 0 && f.typ != "":
+		return f, invalidRequest(http.StatusBadRequest, "parameters_exclusive", "types",
+			"You may only specify one of these parameters: type, types.")
+	}
+	f.types = types
+	success, present, aerr := boolParam(p, "delivery_success")
+	if aerr != nil {
+		return f, aerr
+	}
+	if present {
+		f.success = &success
+	}
+	f.created, aerr = parseCreated(p)
+	return f, aerr
+}
+
+// parseCreated decodes created=N and created[gt|gte|lt|lte]=N into operator
+// -> bound, with "eq" for the exact form.
+func parseCreated(p url.Values) (map[string]int64, *apiError) {
+	out := map[string]int64{}
+	for k, vs := range p {
+		if paramBase(k) != "created" {
+			continue
+		}
+		op := "eq"
+		if k != "created" {
+			op = k[len("created[") : len(k)-1]
+			if k != "created["+op+"]" || (op != "gt" && op != "gte" && op != "lt" && op != "lte") {
+				return nil, errUnknownParam(k)
+			}
+		}
+		n, err := strconv.ParseInt(vs[0], 10, 64)
+		if err != nil {
+			return nil, invalidRequest(http.StatusBadRequest, "parameter_invalid_integer", k, "Invalid integer: %s", vs[0])
+		}
+		out[op] = n
+	}
+	return out, nil
+}
+
+func (f eventFilter) match(ev *eventRec) bool {
+	if f.typ != "" && !typeMatches(f.typ, ev.typ) {
+		return false
+	}
+	if len(f.types) > 0 && !slices.Contains(f.types, ev.typ) {
+		return false
+	}
+	// An event with nothing left to deliver counts as delivered, so events
+	// that had no subscribed endpoint never show up as failures.
+	if f.success != nil && *f.success != (ev.pending() == 0) {
+		return false
+	}
+	return createdMatches(f.created, ev.created)
+}
+
+func createdMatches(bounds map[string]int64, created int64) bool {
+	for op, n := range bounds {
+		ok := true
+		switch op {
+		case "eq":
+			ok = created == n
+		case "gt":
+			ok = created > n
+		case "gte":
+			ok = created >= n
+		case "lt":
+			ok = created < n
+		case "lte":
+			ok = created <= n
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,268 @@
+/*
+Copyright 2026 The stripe-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package stripefake
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Server is the fake Stripe API. It is an http.Handler, and Start serves it on
+// a loopback port. All methods are safe for concurrent use.
+type Server struct {
+	cfg          config
+	eventTypes   map[string]bool
+	eventTypeMsg string
+	routes       []route
+
+	// mu guards all state below; handlers run entirely under it, which keeps
+	// idempotency check-and-execute atomic without per-key locks.
+	mu         sync.Mutex
+	seq        int64
+	keys       map[string]*apiKey
+	accounts   map[string]*accountRec
+	scopes     map[scope]*modeState
+	endpoints  map[string]*endpoint
+	tombstones map[string]tombstone
+	events     map[string]*eventRec
+	idem       idempotencyStore
+	faults     []*faultEntry
+	limiters   map[scope]*rate.Limiter
+	counters   counters
+	deliveries []Delivery
+	inflight   int
+	idle       chan struct{}
+	closed     bool
+
+	closing       chan struct{}
+	deliverCtx    context.Context
+	cancelDeliver context.CancelFunc
+
+	srvMu   sync.Mutex
+	httpSrv *http.Server
+	url     string
+	conns   connTracker
+}
+
+// scope is one account in one mode; Stripe keeps test and live data apart.
+type scope struct {
+	account string
+	live    bool
+}
+
+// modeState holds the objects of one scope, each slice in creation order.
+type modeState struct {
+	endpoints []*endpoint
+	events    []*eventRec
+}
+
+// New returns a Server; call Start to serve it or mount it as a handler.
+func New(opts ...Option) *Server {
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o(&cfg)
+	}
+	types := eventTypeSet(cfg.extraEventTypes)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:           cfg,
+		eventTypes:    types,
+		eventTypeMsg:  eventTypeList(types),
+		keys:          make(map[string]*apiKey),
+		accounts:      make(map[string]*accountRec),
+		scopes:        make(map[scope]*modeState),
+		endpoints:     make(map[string]*endpoint),
+		tombstones:    make(map[string]tombstone),
+		events:        make(map[string]*eventRec),
+		idem:          newIdempotencyStore(cfg.idempotencyLimit),
+		limiters:      make(map[scope]*rate.Limiter),
+		counters:      newCounters(),
+		closing:       make(chan struct{}),
+		deliverCtx:    ctx,
+		cancelDeliver: cancel,
+	}
+	s.routes = s.routeTable()
+	return s
+}
+
+// Close aborts injected latencies and in-flight deliveries, then shuts the
+// listener down. It is safe to call more than once.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.closing)
+	s.mu.Unlock()
+
+	s.cancelDeliver()
+	_ = s.WaitForDeliveries(context.Background()) // cannot fail without a deadline
+	return s.stopListener()
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// result is a rendered API response.
+type result struct {
+	status   int
+	body     []byte
+	reqID    string
+	replayed bool
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rq, parseErr := s.parseRequest(r)
+	if f := s.beginCall(rq); f != nil {
+		if !s.sleep(r.Context(), f.latency) {
+			if r.Context().Err() == nil {
+				// Closing: answer like an overloaded API rather than with an
+				// empty 200, which clients would misread.
+				s.write(w, rq, errorResult(errServer(http.StatusServiceUnavailable)))
+			}
+			return // otherwise the client went away; nobody reads an answer
+		}
+		if f.err != nil {
+			s.write(w, rq, errorResult(f.err))
+			return
+		}
+	}
+	if parseErr != nil {
+		s.write(w, rq, errorResult(parseErr))
+		return
+	}
+	s.write(w, rq, s.execute(rq))
+}
+
+// execute authenticates and runs one request under the state lock.
+func (s *Server) execute(rq *request) result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rq.now = s.cfg.now()
+	if rq.route == nil {
+		return errorResult(errUnrecognizedURL(rq.method, rq.path))
+	}
+	key, aerr := s.authenticate(rq.rawKey)
+	if aerr != nil {
+		return errorResult(aerr)
+	}
+	rq.key = key
+	rq.scope = scope{account: key.account, live: key.live}
+	if rq.stripeAccount != "" && rq.stripeAccount != key.account {
+		return errorResult(errAccountAccess(key.raw, rq.stripeAccount))
+	}
+	if !key.allows(rq.route.perm) {
+		return errorResult(errPermission(key.raw, key.account, rq.route.perm))
+	}
+	if !s.allowRate(rq.scope) {
+		return errorResult(errRateLimit())
+	}
+	if rq.method == http.MethodPost && rq.idemKey != "" {
+		return s.executeIdempotent(rq)
+	}
+	return s.run(rq)
+}
+
+// run calls the route handler and renders its answer.
+func (s *Server) run(rq *request) result {
+	v, aerr := rq.route.handle(rq)
+	if aerr != nil {
+		return errorResult(aerr)
+	}
+	body, err := json.Marshal(v)
+	if err != nil {
+		return errorResult(errServer(http.StatusInternalServerError))
+	}
+	return result{status: http.StatusOK, body: body}
+}
+
+func errorResult(e *apiError) result {
+	body, err := json.Marshal(e.envelope())
+	if err != nil {
+		body = []byte(`{"error":{"type":"api_error","message":"encoding failure"}}`)
+	}
+	return result{status: e.status, body: body}
+}
+
+func (s *Server) write(w http.ResponseWriter, rq *request, res result) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-cache, no-store")
+	reqID := rq.reqID
+	if res.reqID != "" {
+		reqID = res.reqID
+	}
+	h.Set("Request-Id", reqID)
+	version := s.cfg.apiVersion
+	if rq.version != "" && validVersion(rq.version) {
+		version = rq.version
+	}
+	h.Set("Stripe-Version", version)
+	if rq.idemKey != "" {
+		h.Set("Idempotency-Key", rq.idemKey)
+	}
+	if res.replayed {
+		h.Set("Idempotent-Replayed", "true")
+	}
+	w.WriteHeader(res.status)
+	_, _ = w.Write(res.body)
+}
+
+// sleep waits d, returning false if the request or the server ended first.
+func (s *Server) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	case <-s.closing:
+		return false
+	}
+}
+
+// nextSeq orders objects within the fake; created seconds tie too often to
+// sort by. Callers hold s.mu.
+func (s *Server) nextSeq() int64 {
+	s.seq++
+	return s.seq
+}
+
+// modeStateFor returns the scope's state, creating it. Callers hold s.mu.
+func (s *Server) modeStateFor(sc scope) *modeState {
+	ms := s.scopes[sc]
+	if ms == nil {
+		ms = &modeState{}
+		s.scopes[sc] = ms
+	}
+	return ms
+}
