@@ -16,6 +16,14 @@ export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 
 log() { printf 'envtest-bins: %s\n' "$*" >&2; }
 
+# Keep the Go tool chatter in a log; show it only when a build fails.
+BUILD_LOG="${ROOT}/bin/envtest-build.log"
+quiet() {
+  if ! "$@" >>"${BUILD_LOG}" 2>&1; then
+    log "failed: $*"; tail -n 40 "${BUILD_LOG}" >&2; exit 1
+  fi
+}
+
 build_etcd() {
   [[ -x "${OUT}/etcd" ]] && return 0
   log "building etcd ${ETCD_VERSION} (first run only)"
@@ -24,10 +32,10 @@ build_etcd() {
   (
     cd "${dir}"
     # `go install` refuses etcd (replace directives in its go.mod), so use a wrapper module.
-    go mod init envtest.local/etcd >/dev/null 2>&1
-    go mod edit -go=1.26
-    go get -tool "go.etcd.io/etcd/server/v3@${ETCD_VERSION}"
-    go build -trimpath -o "${OUT}/etcd.tmp" go.etcd.io/etcd/server/v3
+    quiet go mod init envtest.local/etcd
+    quiet go mod edit -go=1.26
+    quiet go get -tool "go.etcd.io/etcd/server/v3@${ETCD_VERSION}"
+    quiet go build -trimpath -o "${OUT}/etcd.tmp" go.etcd.io/etcd/server/v3
   )
   mv "${OUT}/etcd.tmp" "${OUT}/etcd"
 }
@@ -63,13 +71,13 @@ import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 GO
   (
     cd "${dir}"
-    go mod tidy >/dev/null 2>&1 || go get "k8s.io/kubernetes/cmd/kube-apiserver@v${K8S_VERSION}"
+    quiet go mod tidy
     local ld=""
     for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       ld+=" -X ${p}.gitVersion=v${K8S_VERSION} -X ${p}.gitMajor=${K8S_VERSION%%.*}"
       ld+=" -X ${p}.gitMinor=$(echo "${K8S_VERSION}" | cut -d. -f2)"
     done
-    go build -trimpath -ldflags "-s -w${ld}" -o "${OUT}/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    quiet go build -trimpath -ldflags "-s -w${ld}" -o "${OUT}/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   )
   mv "${OUT}/kube-apiserver.tmp" "${OUT}/kube-apiserver"
 }
@@ -80,6 +88,7 @@ link_kubectl() {
 }
 
 mkdir -p "${OUT}"
+: >"${BUILD_LOG}"
 build_etcd
 build_apiserver
 link_kubectl
