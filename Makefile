@@ -42,9 +42,13 @@ vet: ## Run go vet against code.
 envtest-bins: ## Build etcd and kube-apiserver for envtest from the Go module proxy (idempotent).
 	@hack/envtest-bins.sh >/dev/null
 
+.PHONY: stripe-mock
+stripe-mock: ## Install stripe-mock for the Stripe API contract test (idempotent).
+	@LOCALBIN="$(LOCALBIN)" STRIPE_MOCK_VERSION="$(STRIPE_MOCK_VERSION)" hack/stripe-mock.sh
+
 .PHONY: test
-test: manifests generate fmt vet envtest-bins ## Run all tests against a real kube-apiserver + etcd.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" go test ./... -count=1 -timeout 30m
+test: manifests generate fmt vet envtest-bins stripe-mock ## Run all tests, against a real kube-apiserver + etcd and stripe-mock.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" STRIPE_MOCK="$(LOCALBIN)/stripe-mock" go test ./... -count=1 -timeout 30m
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint.
@@ -108,6 +112,7 @@ KUSTOMIZE_VERSION ?= v5.8.2
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.6.2
 ENVTEST_K8S_VERSION ?= 1.37.2
+STRIPE_MOCK_VERSION ?= v0.203.0
 ENVTEST_ASSETS ?= $(LOCALBIN)/k8s/$(ENVTEST_K8S_VERSION)-linux-$(shell go env GOARCH)
 
 .PHONY: kustomize

@@ -35,6 +35,7 @@ type options struct {
 	stripeCallTimeout      time.Duration
 	resyncPeriod           time.Duration
 	maxConcurrent          int
+	webhookBaseURL         string
 }
 
 func main() {
@@ -47,6 +48,7 @@ func main() {
 	flag.StringVar(&o.stripeAPIURL, "stripe-api-url", "https://api.stripe.com", "Base URL of the Stripe API (a fake or stripe-mock in tests).")
 	flag.DurationVar(&o.stripeCallTimeout, "stripe-call-timeout", 10*time.Second, "Timeout of one Stripe API call.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "Base period between Stripe probes of an unchanged integration (jittered ±10%).")
+	flag.StringVar(&o.webhookBaseURL, "webhook-base-url", "", "Public base URL of the receivers; endpoints become <base>/stripe/webhook/<clinicID> unless spec.webhook says otherwise.")
 	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 8, "StripeIntegrations reconciled in parallel.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -104,6 +106,7 @@ func run(o options) error {
 		Metrics:                 m,
 		ResyncPeriod:            o.resyncPeriod,
 		MaxConcurrentReconciles: o.maxConcurrent,
+		WebhookBaseURL:          o.webhookBaseURL,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

@@ -66,6 +66,59 @@ const (
 	ReasonProbeFailed = "ProbeFailed"
 )
 
+// Reasons for the WebhookEndpointReady condition (PermissionDenied, RateLimited and
+// StripeUnavailable are shared with Authenticated).
+const (
+	// ReasonEndpointReady: the endpoint matches the spec and its signing secret is stored.
+	ReasonEndpointReady = "EndpointReady"
+	// ReasonSigningSecretRotated: the signing secret was lost (Stripe shows it only at creation), so
+	// the endpoint was deliberately re-created with a new secret.
+	ReasonSigningSecretRotated = "SigningSecretRotated"
+	// ReasonNoWebhookURL: neither spec.webhook nor the operator's --webhook-base-url gives a URL.
+	ReasonNoWebhookURL = "NoWebhookURL"
+	// ReasonEndpointLimitReached: the Stripe account already has the maximum of 16 endpoints.
+	ReasonEndpointLimitReached = "EndpointLimitReached"
+	// ReasonInvalidWebhookConfig: Stripe rejected the URL or an event type (HTTP 400); the message
+	// carries Stripe's explanation.
+	ReasonInvalidWebhookConfig = "InvalidWebhookConfig"
+	// ReasonEndpointModeMismatch: the endpoint's livemode contradicts spec.mode.
+	ReasonEndpointModeMismatch = "EndpointModeMismatch"
+	// ReasonEndpointFailed: Stripe answered an endpoint call with an unexpected error.
+	ReasonEndpointFailed = "EndpointFailed"
+)
+
+// Reasons used only on Events (condition reasons are Events too when a condition changes).
+const (
+	EventEndpointCreated         = "EndpointCreated"
+	EventEndpointAdopted         = "EndpointAdopted"
+	EventEndpointRepaired        = "EndpointRepaired"
+	EventEndpointRecreated       = "EndpointRecreated"
+	EventDuplicateEndpointDelete = "DuplicateEndpointDeleted"
+	EventSigningSecretRecovered  = "SigningSecretRecovered"
+	EventEndpointDeleted         = "EndpointDeleted"
+	EventOldEndpointRemoved      = "OldEndpointRemoved"
+	EventManualRemovalRequired   = "ManualRemovalRequired"
+)
+
+// Annotations the operator keeps on a StripeIntegration.
+const (
+	// AnnotationCreateAttempt counts deliberate endpoint creations; with the object's UID it forms
+	// the Idempotency-Key, so a retried create (after a crash or a lost response) never makes a
+	// second endpoint, and a deliberate re-creation gets a fresh key.
+	AnnotationCreateAttempt = "payments.clinicpay.dev/webhook-create-attempt"
+	// AnnotationReplacedEndpoint names the lost or replaced endpoint the current attempt number
+	// was taken for, so that every reconcile that sees the same loss uses the same key.
+	AnnotationReplacedEndpoint = "payments.clinicpay.dev/webhook-replaced-endpoint"
+	// AnnotationDeletionAttempts counts failed endpoint removals during deletion; past the limit
+	// the finalizer is released and the endpoint is reported for manual removal.
+	AnnotationDeletionAttempts = "payments.clinicpay.dev/deletion-attempts"
+	// AnnotationWebhookEndpointID on the signing Secret names the endpoint whose secret it holds.
+	AnnotationWebhookEndpointID = "payments.clinicpay.dev/webhook-endpoint-id"
+)
+
+// SigningSecretKey is the data key of the signing secret in the Secret named by status.signingSecretName.
+const SigningSecretKey = "signingSecret"
+
 // Reasons for the Connected condition when True; when False it carries the reason of the
 // first condition (in the order KeysValid, Authenticated, WebhookEndpointReady, ReceiverReady)
 // that is not True.

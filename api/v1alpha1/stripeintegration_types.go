@@ -214,6 +214,19 @@ type StripeIntegrationStatus struct {
 	// +optional
 	WebhookURL string `json:"webhookURL,omitempty"`
 
+	// signingSecretName is the Secret, owned by this object, that holds the endpoint's signing
+	// secret (data key "signingSecret"). The receiver mounts it; Stripe shows the secret only once.
+	// +optional
+	SigningSecretName string `json:"signingSecretName,omitempty"`
+
+	// manualCleanup lists Stripe webhook endpoints this integration created that the operator could
+	// not remove, e.g. on a previous account whose key is no longer available. Remove them in the
+	// Stripe dashboard; they receive events nobody verifies.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=16
+	ManualCleanup []string `json:"manualCleanup,omitempty"`
+
 	// lastProbeTime is when the Stripe probe last produced a different outcome (or ran with new
 	// keys). It does not move on every resync; probe freshness is a metric.
 	// +optional

@@ -231,6 +231,11 @@ func (in *StripeIntegrationStatus) DeepCopyInto(out *StripeIntegrationStatus) {
 			(*in)[i].DeepCopyInto(&(*out)[i])
 		}
 	}
+	if in.ManualCleanup != nil {
+		in, out := &in.ManualCleanup, &out.ManualCleanup
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.LastProbeTime != nil {
 		in, out := &in.LastProbeTime, &out.LastProbeTime
 		*out = (*in).DeepCopy()

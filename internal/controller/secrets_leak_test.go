@@ -34,7 +34,7 @@ func TestSecretsNeverLeak(t *testing.T) {
 	padded := testKeys{publishable: "pk_test_" + sentinel("pE"), secret: " sk_test_" + sentinel("sE") + " "}
 	swapped := testKeys{publishable: "sk_test_" + sentinel("pF"), secret: "pk_test_" + sentinel("sF")}
 	plants := []plant{
-		{name: "leak-good", keys: good, mode: v1.ModeTest, setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{}) }, cond: v1.ConditionAuthenticated, reason: v1.ReasonAuthenticated, status: metav1.ConditionTrue},
+		{name: "leak-good", keys: good, mode: v1.ModeTest, setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{}) }, cond: v1.ConditionWebhookEndpointReady, reason: v1.ReasonEndpointReady, status: metav1.ConditionTrue},
 		{name: "leak-revoked", keys: revoked, mode: v1.ModeTest, setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{}); fake.RevokeKey(k.secret) }, cond: v1.ConditionAuthenticated, reason: v1.ReasonInvalidKey},
 		{name: "leak-restricted", keys: restricted, mode: v1.ModeTest, setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{Permissions: []string{}}) }, cond: v1.ConditionAuthenticated, reason: v1.ReasonPermissionDenied},
 		{name: "leak-mode", keys: wrongMode, mode: v1.ModeLive, cond: v1.ConditionKeysValid, reason: v1.ReasonModeMismatch},
@@ -70,6 +70,19 @@ func TestSecretsNeverLeak(t *testing.T) {
 		haystacks = append(haystacks, string(raw))
 	}
 	all := strings.Join(haystacks, "\n")
+	// The signing secret Stripe returned for the good plant's endpoint must not leak either.
+	var whsecs []string
+	for _, ep := range fake.Endpoints(fake.AccountForKey(good.secret), false) {
+		whsecs = append(whsecs, ep.Secret)
+	}
+	if len(whsecs) != 1 {
+		t.Fatalf("good plant has %d endpoints, want 1", len(whsecs))
+	}
+	for _, w := range whsecs {
+		if body := strings.TrimPrefix(w, "whsec_"); strings.Contains(all, body) || strings.Contains(all, body[len(body)-8:]) {
+			t.Error("webhook signing secret found in logs, Events or status")
+		}
+	}
 	if !strings.Contains(all, "InvalidKey") || len(logs.String()) == 0 {
 		t.Fatal("captured output looks empty; the scan would prove nothing")
 	}

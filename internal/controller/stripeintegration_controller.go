@@ -9,6 +9,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -61,12 +62,17 @@ type StripeIntegrationReconciler struct {
 	MaxConcurrentReconciles int
 	// RetryBaseDelay and RetryMaxDelay bound the exponential backoff after transient errors.
 	RetryBaseDelay, RetryMaxDelay time.Duration
+	// WebhookBaseURL is the public base URL of the receivers, used when spec.webhook gives none.
+	WebhookBaseURL string
+
+	// previousKeys remembers, in memory only, the last key Stripe accepted per integration.
+	previousKeys keyMemory
 }
 
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile moves one StripeIntegration towards Connected: finalizer, then the phases, then one
@@ -97,24 +103,6 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		return ctrl.Result{}, obs.err
 	}
 	return ctrl.Result{RequeueAfter: wait.Jitter(r.resyncPeriod(), resyncJitter)}, nil
-}
-
-// reconcileDelete releases the finalizer. The objects the operator creates in the cluster are owned
-// by the StripeIntegration and go with it.
-func (r *StripeIntegrationReconciler) reconcileDelete(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(si, Finalizer) {
-		return ctrl.Result{}, nil
-	}
-	logf.FromContext(ctx).Info("Releasing finalizer")
-	orig := si.DeepCopy()
-	controllerutil.RemoveFinalizer(si, Finalizer)
-	if err := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(fmt.Errorf("removing finalizer: %w", err))
-	}
-	if r.Metrics != nil {
-		r.Metrics.LastProbe.DeleteLabelValues(si.Namespace, si.Name)
-	}
-	return ctrl.Result{}, nil
 }
 
 // writeStatus patches status when it differs from what is stored and announces condition changes.
@@ -168,6 +156,8 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&paymentsv1alpha1.StripeIntegration{}, builder.WithPredicates(specOrMetadataChanged())).
 		// Metadata only: a Secret change (resourceVersion) is enough to re-read it directly.
+		// Metadata only, for both the credentials Secrets and the owned signing Secrets: no Secret
+		// data is cached; the reconcile reads what it needs directly.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.integrationsForSecret)).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
@@ -177,15 +167,21 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 		Complete(r)
 }
 
-// integrationsForSecret maps a Secret to the StripeIntegrations in its namespace that reference it.
+// integrationsForSecret maps a Secret to the StripeIntegrations in its namespace that reference it
+// (credentials) or own it (signing secret).
 func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
+	var reqs []reconcile.Request
+	for _, o := range secret.GetOwnerReferences() {
+		if o.Kind == "StripeIntegration" && o.APIVersion == paymentsv1alpha1.GroupVersion.String() {
+			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: secret.GetNamespace(), Name: o.Name}})
+		}
+	}
 	var list paymentsv1alpha1.StripeIntegrationList
 	if err := r.Client.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
 		client.MatchingFields{secretRefIndex: secret.GetName()}); err != nil {
 		logf.FromContext(ctx).Error(err, "Listing StripeIntegrations for Secret", "secret", secret.GetName())
-		return nil
+		return reqs
 	}
-	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for i := range list.Items {
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}

@@ -57,7 +57,7 @@ func TestPrinterColumns(t *testing.T) {
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
 	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-p", "clinic-p", v1.ModeTest, "stripe-keys"))
-	waitCondition(t, ns, "clinic-p", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
+	waitCondition(t, ns, "clinic-p", v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
 
 	// Ask the apiserver for the same Table `kubectl get si` renders.
 	cs, err := kubernetes.NewForConfig(restConfig)
@@ -84,7 +84,8 @@ func TestPrinterColumns(t *testing.T) {
 		t.Fatalf("rows = %d", len(table.Rows))
 	}
 	cells := table.Rows[0].Cells
-	if cells[1] != "clinic-p" || cells[2] != "Test" || cells[3] != "False" || cells[4] != v1.ReasonNotImplemented {
+	endpoint, _ := cells[5].(string)
+	if cells[1] != "clinic-p" || cells[2] != "Test" || cells[3] != "False" || cells[4] != v1.ReasonNotImplemented || !strings.HasPrefix(endpoint, "we_") {
 		t.Errorf("row = %v", cells)
 	}
 }

@@ -20,30 +20,36 @@ import (
 type observation struct {
 	keysValid, authenticated, webhook, receiver condition
 
-	mode        paymentsv1alpha1.Mode
-	fingerprint *string // nil keeps the stored value
-	accountID   *string // nil keeps the stored value
-	probed      bool
+	mode              paymentsv1alpha1.Mode
+	fingerprint       *string // nil keeps the stored value
+	accountID         *string // nil keeps the stored value
+	endpointID        *string
+	webhookURL        *string
+	signingSecretName *string
+	manualCleanup     []string // endpoints to add to status.manualCleanup
+	probed            bool
 	// err is a transient failure: status is still written, then the pass is retried with backoff.
 	err error
 }
 
 func (o observation) statusInput() statusInput {
 	return statusInput{
-		Conditions:  []condition{o.keysValid, o.authenticated, o.webhook, o.receiver},
-		Mode:        o.mode,
-		Fingerprint: o.fingerprint,
-		AccountID:   o.accountID,
-		Probed:      o.probed,
-		Succeeded:   o.err == nil,
+		Conditions:        []condition{o.keysValid, o.authenticated, o.webhook, o.receiver},
+		Mode:              o.mode,
+		Fingerprint:       o.fingerprint,
+		AccountID:         o.accountID,
+		EndpointID:        o.endpointID,
+		WebhookURL:        o.webhookURL,
+		SigningSecretName: o.signingSecretName,
+		ManualCleanup:     o.manualCleanup,
+		Probed:            o.probed,
+		Succeeded:         o.err == nil,
 	}
 }
 
 // observe runs the phases in order; a phase that cannot run leaves the later ones an honest reason.
 func (r *StripeIntegrationReconciler) observe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) observation {
 	obs := observation{
-		webhook: unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonNotImplemented,
-			"webhook endpoint registration is not part of this operator version yet"),
 		receiver: unknown(paymentsv1alpha1.ConditionReceiverReady, paymentsv1alpha1.ReasonNotImplemented,
 			"the per-clinic webhook receiver is not part of this operator version yet"),
 	}
@@ -53,6 +59,8 @@ func (r *StripeIntegrationReconciler) observe(ctx context.Context, si *paymentsv
 			"reading the credentials Secret failed; retrying with backoff")
 		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonKeysNotValid,
 			"not probed: the keys could not be read")
+		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonKeysNotValid,
+			"not checked: the keys could not be read")
 		obs.err = err
 		return obs
 	}
@@ -60,15 +68,30 @@ func (r *StripeIntegrationReconciler) observe(ctx context.Context, si *paymentsv
 	if !res.OK() {
 		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonKeysNotValid,
 			"not probed: fix the keys first (see KeysValid)")
+		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonKeysNotValid,
+			"not checked: fix the keys first (see KeysValid)")
 		return obs
 	}
 	obs.mode = res.Secret.Mode
 	if si.Spec.Suspend {
-		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonSuspended,
-			"spec.suspend is true: no Stripe calls are made")
+		const msg = "spec.suspend is true: no Stripe calls are made and the endpoint is left as it is"
+		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonSuspended, msg)
+		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSuspended, msg)
 		return obs
 	}
-	r.probe(ctx, si, res, &obs)
+	pr := r.probe(ctx, si, res, &obs)
+	if !pr.ok {
+		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonNotAuthenticated,
+			"not checked: Stripe did not accept the key (see Authenticated)")
+		return obs
+	}
+	r.reconcileEndpoint(ctx, si, pr.client, pr.endpoints, &obs)
+	if pr.keysChanged && obs.webhook.Status == metav1.ConditionTrue {
+		r.cleanupPreviousAccount(ctx, si, pr, &obs)
+	}
+	if obs.err == nil {
+		r.rememberKey(si.UID, pr.fingerprint, res.Secret)
+	}
 	return obs
 }
 
@@ -102,19 +125,30 @@ func (r *StripeIntegrationReconciler) checkKeys(ctx context.Context, si *payment
 	}), nil
 }
 
+// probeResult is what the probe hands to the webhook phase.
+type probeResult struct {
+	ok          bool
+	client      stripeclient.Client
+	endpoints   []stripeclient.Endpoint
+	fingerprint string
+	keysChanged bool // other keys than the ones Stripe last accepted
+	newAccount  string
+}
+
 // probe proves the key against Stripe by listing webhook endpoints, which restricted keys can
-// usually do, and looks up the account id when the keys changed.
-func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, res keys.Result, obs *observation) {
+// usually do (and which the webhook phase needs anyway), and looks up the account id when the keys
+// changed.
+func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, res keys.Result, obs *observation) probeResult {
 	log := logf.FromContext(ctx)
-	fp := keys.Fingerprint(res.Publishable.Value, res.Secret.Value)
-	keysChanged := fp != si.Status.KeyFingerprint
+	pr := probeResult{fingerprint: keys.Fingerprint(res.Publishable.Value, res.Secret.Value)}
+	pr.keysChanged = si.Status.KeyFingerprint != "" && pr.fingerprint != si.Status.KeyFingerprint
 	limiterKey := si.Status.AccountID
-	if keysChanged {
+	if pr.fingerprint != si.Status.KeyFingerprint {
 		limiterKey = ""
 	}
-	sc := r.Stripe.For(res.Secret.Value, res.Secret.Mode, limiterKey)
+	pr.client = r.Stripe.For(res.Secret.Value, res.Secret.Mode, limiterKey)
 
-	_, err := sc.ListWebhookEndpoints(ctx)
+	endpoints, err := pr.client.ListWebhookEndpoints(ctx)
 	obs.probed = true
 	reason, message := stripeclient.AuthReason(err)
 	r.recordProbe(si, res.Secret.Mode, reason)
@@ -124,26 +158,28 @@ func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1a
 			obs.err = fmt.Errorf("probing Stripe: %w", err)
 		}
 		log.Info("Stripe probe failed", "reason", reason)
-		return
+		return pr
 	}
+	pr.ok, pr.endpoints = true, endpoints
 	obs.authenticated = trueCond(paymentsv1alpha1.ConditionAuthenticated, reason, message)
-	if !keysChanged {
-		return
+	if pr.fingerprint == si.Status.KeyFingerprint {
+		return pr
 	}
-	acct, err := sc.GetAccount(ctx)
+	acct, err := pr.client.GetAccount(ctx)
 	switch {
 	case err == nil:
-		obs.accountID = &acct.ID
+		obs.accountID, pr.newAccount = &acct.ID, acct.ID
 	case isTransient(err):
 		// Keep the stored fingerprint so the next pass looks the account up again.
 		obs.err = fmt.Errorf("reading Stripe account: %w", err)
-		return
+		return pr
 	default:
 		// Restricted keys often may not read /v1/account; the account id then stays unknown.
 		empty := ""
 		obs.accountID = &empty
 	}
-	obs.fingerprint = &fp
+	obs.fingerprint = &pr.fingerprint
+	return pr
 }
 
 func (r *StripeIntegrationReconciler) recordProbe(si *paymentsv1alpha1.StripeIntegration, mode paymentsv1alpha1.Mode, reason string) {

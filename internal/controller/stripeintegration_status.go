@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -10,6 +11,9 @@ import (
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 )
+
+// maxManualCleanup bounds status.manualCleanup (the CRD allows 16 items).
+const maxManualCleanup = 16
 
 // condition is a condition without bookkeeping (times, generation), as the phases produce it.
 type condition struct {
@@ -26,8 +30,14 @@ type statusInput struct {
 	Mode        paymentsv1alpha1.Mode
 	Fingerprint *string // nil keeps the stored value
 	AccountID   *string // nil keeps the stored value
-	Probed      bool    // a Stripe probe ran in this pass
-	Succeeded   bool    // no transient error: observedGeneration may move
+	// EndpointID, WebhookURL and SigningSecretName describe the endpoint; nil keeps the stored value.
+	EndpointID        *string
+	WebhookURL        *string
+	SigningSecretName *string
+	// ManualCleanup adds endpoints that need removal by hand (kept, deduplicated, at most 16).
+	ManualCleanup []string
+	Probed        bool // a Stripe probe ran in this pass
+	Succeeded     bool // no transient error: observedGeneration may move
 }
 
 // computeStatus is pure: given the stored status, the object's generation, what the pass observed
@@ -50,6 +60,16 @@ func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int
 	}
 	if in.Fingerprint != nil {
 		next.KeyFingerprint = *in.Fingerprint
+	}
+	for src, dst := range map[*string]*string{in.EndpointID: &next.WebhookEndpointID, in.WebhookURL: &next.WebhookURL, in.SigningSecretName: &next.SigningSecretName} {
+		if src != nil {
+			*dst = *src
+		}
+	}
+	for _, m := range in.ManualCleanup {
+		if !slices.Contains(next.ManualCleanup, m) && len(next.ManualCleanup) < maxManualCleanup {
+			next.ManualCleanup = append(next.ManualCleanup, m)
+		}
 	}
 	if in.Probed && probeOutcomeChanged(prev, next) {
 		next.LastProbeTime = &ts

@@ -7,6 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 )
@@ -34,8 +35,6 @@ func notImplemented() []condition {
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func TestSummarize(t *testing.T) {
 	cases := map[string]struct {
 		in         []condition
@@ -61,7 +60,7 @@ func TestSummarize(t *testing.T) {
 
 func TestComputeStatus(t *testing.T) {
 	connectedAt := computeStatus(v1.StripeIntegrationStatus{}, 1, statusInput{
-		Conditions: notImplemented(), Mode: v1.ModeTest, Fingerprint: ptr("sha256:aa"), AccountID: ptr("acct_1"), Probed: true, Succeeded: true,
+		Conditions: notImplemented(), Mode: v1.ModeTest, Fingerprint: ptr.To("sha256:aa"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true,
 	}, t0)
 
 	cases := map[string]struct {
@@ -72,7 +71,7 @@ func TestComputeStatus(t *testing.T) {
 	}{
 		"first pass fills everything": {
 			prev: v1.StripeIntegrationStatus{}, gen: 1,
-			in: statusInput{Conditions: notImplemented(), Mode: v1.ModeTest, Fingerprint: ptr("sha256:aa"), AccountID: ptr("acct_1"), Probed: true, Succeeded: true},
+			in: statusInput{Conditions: notImplemented(), Mode: v1.ModeTest, Fingerprint: ptr.To("sha256:aa"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true},
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if len(got.Conditions) != 5 || got.ObservedGeneration != 1 || got.AccountID != "acct_1" || got.KeyFingerprint != "sha256:aa" {
 					t.Errorf("got %+v", got)
@@ -121,7 +120,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"new keys move lastProbeTime even with the same outcome": {
 			prev: connectedAt, gen: 1,
-			in: statusInput{Conditions: notImplemented(), Fingerprint: ptr("sha256:bb"), AccountID: ptr("acct_1"), Probed: true, Succeeded: true},
+			in: statusInput{Conditions: notImplemented(), Fingerprint: ptr.To("sha256:bb"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true},
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if got.KeyFingerprint != "sha256:bb" || !got.LastProbeTime.Time.Equal(t1) {
 					t.Errorf("fingerprint %s lastProbeTime %v", got.KeyFingerprint, got.LastProbeTime)

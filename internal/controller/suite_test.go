@@ -3,10 +3,12 @@ package controller
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -37,12 +39,17 @@ var (
 	fake        *stripefake.Server
 	logs        = &syncBuffer{}
 	testMetrics *metrics.Metrics
+	// stripeClients wraps the real client factory so tests can lose create responses (crashes).
+	stripeClients *crashingClients
+	// fakeClockOffset moves the Stripe fake's clock, e.g. past the 24 h idempotency window.
+	fakeClockOffset atomic.Int64
 )
 
 const (
-	testResync    = 2 * time.Second
-	testRetryBase = 250 * time.Millisecond
-	testRetryMax  = 2 * time.Second
+	testResync     = 2 * time.Second
+	testRetryBase  = 250 * time.Millisecond
+	testRetryMax   = time.Second
+	testWebhookURL = "https://hooks.clinicpay.test"
 )
 
 func TestMain(m *testing.M) {
@@ -71,7 +78,9 @@ func runSuite(m *testing.M) int {
 	defer func() { _ = testEnv.Stop() }()
 	restConfig = cfg
 
-	fake = stripefake.New()
+	fake = stripefake.New(stripefake.WithClock(func() time.Time {
+		return time.Now().Add(time.Duration(fakeClockOffset.Load()))
+	}))
 	stripeURL, err := fake.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting Stripe fake: %v\n", err)
@@ -112,25 +121,27 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 	if err != nil {
 		return nil, err
 	}
+	stripeClients = newCrashingClients(stripeclient.NewFactory(stripeclient.Config{
+		BaseURL:     stripeURL,
+		CallTimeout: 5 * time.Second,
+		Logger:      log.WithName("stripe"),
+	}))
 	testMetrics, err = metrics.New(prometheus.NewRegistry())
 	if err != nil {
 		return nil, err
 	}
 	r := &StripeIntegrationReconciler{
-		Client:       mgr.GetClient(),
-		SecretReader: mgr.GetAPIReader(),
-		Recorder:     mgr.GetEventRecorder("stripe-operator"),
-		Stripe: stripeclient.NewFactory(stripeclient.Config{
-			BaseURL:     stripeURL,
-			CallTimeout: 5 * time.Second,
-			Logger:      log.WithName("stripe"),
-		}),
+		Client:                  mgr.GetClient(),
+		SecretReader:            mgr.GetAPIReader(),
+		Recorder:                mgr.GetEventRecorder("stripe-operator"),
+		Stripe:                  stripeClients,
 		Clock:                   clock.RealClock{},
 		Metrics:                 testMetrics,
 		ResyncPeriod:            testResync,
 		MaxConcurrentReconciles: 4,
 		RetryBaseDelay:          testRetryBase,
 		RetryMaxDelay:           testRetryMax,
+		WebhookBaseURL:          testWebhookURL,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
@@ -167,3 +178,52 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// crashingClients hands out real clients whose CreateWebhookEndpoint can be made to "crash" after
+// Stripe created the endpoint: the call reaches Stripe, but the operator never sees the response.
+type crashingClients struct {
+	inner StripeClients
+	mu    sync.Mutex
+	lose  map[string]int // secret key → creates whose response is still to be lost
+}
+
+func newCrashingClients(inner StripeClients) *crashingClients {
+	return &crashingClients{inner: inner, lose: map[string]int{}}
+}
+
+func (c *crashingClients) For(key string, mode paymentsv1alpha1.Mode, limiterKey string) stripeclient.Client {
+	return &crashingClient{Client: c.inner.For(key, mode, limiterKey), parent: c, key: key}
+}
+
+// loseCreates makes the next n successful creates with key look failed to the operator.
+func (c *crashingClients) loseCreates(key string, n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lose[key] = n
+}
+
+func (c *crashingClients) take(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.lose[key] == 0 {
+		return false
+	}
+	c.lose[key]--
+	return true
+}
+
+type crashingClient struct {
+	stripeclient.Client
+	parent *crashingClients
+	key    string
+}
+
+func (c *crashingClient) CreateWebhookEndpoint(ctx context.Context, spec stripeclient.EndpointSpec, idemKey string) (stripeclient.Endpoint, string, error) {
+	ep, secret, err := c.Client.CreateWebhookEndpoint(ctx, spec, idemKey)
+	if err == nil && c.parent.take(c.key) {
+		return stripeclient.Endpoint{}, "", errSimulatedCrash
+	}
+	return ep, secret, err
+}
+
+var errSimulatedCrash = errors.New("simulated crash: Stripe created the endpoint but the response was lost")

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	stripe "github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/webhookendpoint"
 	"golang.org/x/time/rate"
 )
 
@@ -19,12 +18,15 @@ const (
 	maxListPages = 50
 )
 
-// Endpoint is a Stripe webhook endpoint, without its signing secret.
+// Endpoint is a Stripe webhook endpoint. It never carries the signing secret, so that it can
+// be logged, compared and stored freely; CreateWebhookEndpoint returns the secret separately.
 type Endpoint struct {
 	ID, URL, Description, Status, APIVersion string
 	EnabledEvents                            []string
 	Metadata                                 map[string]string
 	Livemode                                 bool
+	// Created is the creation time in Unix seconds.
+	Created int64
 }
 
 // Account is the Stripe account a key belongs to.
@@ -39,6 +41,22 @@ type Client interface {
 	ListWebhookEndpoints(ctx context.Context) ([]Endpoint, error)
 	// GetAccount returns the account the key belongs to.
 	GetAccount(ctx context.Context) (Account, error)
+	// GetWebhookEndpoint reads one endpoint; an unknown id is a KindNotFound *Error.
+	GetWebhookEndpoint(ctx context.Context, id string) (Endpoint, error)
+	// CreateWebhookEndpoint creates an endpoint with the given Idempotency-Key (required, at
+	// most 255 characters: an empty or longer key is a KindInvalidRequest *Error, returned
+	// without calling Stripe) and returns it with its signing secret, which Stripe returns only
+	// here (and on an idempotent replay of this request). Reusing the key with another spec is
+	// a KindIdempotencyConflict; one endpoint over Stripe's cap is KindLimitReached. If Stripe
+	// answers without a secret, the endpoint comes back with an *Error wrapping
+	// ErrNoSigningSecret.
+	CreateWebhookEndpoint(ctx context.Context, spec EndpointSpec, idempotencyKey string) (Endpoint, string, error)
+	// UpdateWebhookEndpoint changes the fields u sets and returns the endpoint as Stripe now
+	// holds it.
+	UpdateWebhookEndpoint(ctx context.Context, id string, u EndpointUpdate) (Endpoint, error)
+	// DeleteWebhookEndpoint deletes an endpoint; an unknown (or already deleted) id is a
+	// KindNotFound *Error, which callers cleaning up may treat as success.
+	DeleteWebhookEndpoint(ctx context.Context, id string) error
 }
 
 // client implements Client over a stripe-go backend of its own.
@@ -86,7 +104,7 @@ func (c *client) listPage(ctx context.Context, after string) ([]Endpoint, bool, 
 	if after != "" {
 		params.StartingAfter = stripe.String(after)
 	}
-	it := webhookendpoint.Client{B: c.backend, Key: c.key}.List(params)
+	it := c.endpoints().List(params)
 	var page []Endpoint
 	for it.Next() {
 		page = append(page, toEndpoint(it.WebhookEndpoint()))
@@ -124,24 +142,4 @@ func (c *client) begin(ctx context.Context) (context.Context, context.CancelFunc
 	}
 	callCtx, cancel := context.WithTimeout(ctx, c.timeout)
 	return callCtx, cancel, nil
-}
-
-func toEndpoint(we *stripe.WebhookEndpoint) Endpoint {
-	var md map[string]string
-	if we.Metadata != nil {
-		md = make(map[string]string, len(we.Metadata))
-		for k, v := range we.Metadata {
-			md[k] = v
-		}
-	}
-	return Endpoint{
-		ID:            we.ID,
-		URL:           we.URL,
-		Description:   we.Description,
-		Status:        we.Status,
-		APIVersion:    we.APIVersion,
-		EnabledEvents: append([]string(nil), we.EnabledEvents...),
-		Metadata:      md,
-		Livemode:      we.Livemode,
-	}
 }

@@ -88,7 +88,7 @@ func TestListWebhookEndpointsDecodes(t *testing.T) {
 		ID: "we_007", URL: "https://hooks.example.com/stripe/webhook/clinic-7", Description: "clinic 7",
 		Status: "enabled", APIVersion: "2023-10-16", Livemode: true,
 		EnabledEvents: []string{"payment_intent.succeeded", "charge.refunded"},
-		Metadata:      map[string]string{"clinicID": "clinic-7"},
+		Metadata:      map[string]string{"clinicID": "clinic-7"}, Created: 1700000000,
 	}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %+v\nwant %+v", got, want)
@@ -208,6 +208,16 @@ func TestHTTPErrorClasses(t *testing.T) {
 			status: 400, errType: "invalid_request_error", code: "url_invalid",
 			msg: "Invalid URL: URL must be publicly accessible.", param: "url",
 			wantKind: KindInvalidRequest, wantCode: "url_invalid", wantParam: "url",
+		},
+		"400 endpoint limit": {
+			status: 400, errType: "invalid_request_error",
+			msg:      "You have reached the maximum of 16 test webhook endpoints.",
+			wantKind: KindLimitReached,
+		},
+		"400 idempotency conflict": {
+			status: 400, errType: "idempotency_error",
+			msg:      "Keys for idempotent requests can only be used with the same parameters they were first used with.",
+			wantKind: KindIdempotencyConflict,
 		},
 		"429 rate limit": {
 			status: 429, errType: "invalid_request_error", code: "rate_limit",

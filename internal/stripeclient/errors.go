@@ -30,6 +30,15 @@ const (
 	KindNotFound ErrorKind = "NotFound"
 	// KindInvalidRequest: any other HTTP 4xx; Message and Param are Stripe's.
 	KindInvalidRequest ErrorKind = "InvalidRequest"
+	// KindLimitReached: HTTP 400 because the account already has as many webhook endpoints as
+	// Stripe allows (16 per mode); someone has to delete one.
+	KindLimitReached ErrorKind = "LimitReached"
+	// KindIdempotencyConflict: an idempotency_error, the Idempotency-Key was first used with
+	// other parameters (or another endpoint); retrying the same request cannot succeed.
+	KindIdempotencyConflict ErrorKind = "IdempotencyConflict"
+	// KindConflict: HTTP 409, e.g. idempotency_key_in_use while a request with the same key is
+	// still running. Transient.
+	KindConflict ErrorKind = "Conflict"
 	// KindOther: anything unexpected.
 	KindOther ErrorKind = "Other"
 )
@@ -42,6 +51,10 @@ var (
 	// undecodablePattern recovers the status stripe-go puts into its error when a response
 	// body is not JSON, as a proxy's or load balancer's error page is.
 	undecodablePattern = regexp.MustCompile(`Couldn't deserialize JSON \(response status: (\d{3})`)
+	// limitReachedPattern recognises Stripe's 400 for one endpoint too many ("You have reached
+	// the maximum of 16 test webhook endpoints."). Stripe sends no code for it, so the wording
+	// is all there is; the pattern tolerates rephrasing around "maximum"/"limit".
+	limitReachedPattern = regexp.MustCompile(`(?i)\b(maximum|max|limits?)\b.*\bwebhook[ _-]?endpoints?\b|\bwebhook[ _-]?endpoints?\b.*\b(maximum|max|limits?)\b`)
 )
 
 // Error is a failed Stripe call. Message is redacted, and so is Error(); Err is the cause,
@@ -90,7 +103,7 @@ func (e *Error) Unwrap() error {
 
 // Transient reports whether retrying later may succeed without anyone changing anything.
 func (e *Error) Transient() bool {
-	return e != nil && (e.Kind == KindRateLimited || e.Kind == KindUnavailable)
+	return e != nil && (e.Kind == KindRateLimited || e.Kind == KindUnavailable || e.Kind == KindConflict)
 }
 
 // Classify turns any error from a Stripe call into an *Error: an *Error (possibly wrapped) is
@@ -152,10 +165,26 @@ func fromStripeError(se *stripe.Error) *Error {
 	if e.Message == "" {
 		e.Message = fmt.Sprintf("Stripe answered HTTP %d %s", se.HTTPStatusCode, http.StatusText(se.HTTPStatusCode))
 	}
-	if e.Kind == KindPermissionDenied {
+	switch {
+	case e.Kind == KindPermissionDenied:
 		e.Permission = parsePermission(se.Msg)
+	case e.Kind == KindInvalidRequest:
+		e.Kind = refineInvalidRequest(se)
 	}
 	return e
+}
+
+// refineInvalidRequest picks out the 4xx answers the controller handles differently from a
+// plain bad request.
+func refineInvalidRequest(se *stripe.Error) ErrorKind {
+	switch {
+	case se.Type == stripe.ErrorTypeIdempotency:
+		return KindIdempotencyConflict
+	case se.HTTPStatusCode == http.StatusBadRequest && limitReachedPattern.MatchString(se.Msg):
+		return KindLimitReached
+	default:
+		return KindInvalidRequest
+	}
 }
 
 // kindForStatus maps an HTTP status of a Stripe error response to a kind.
@@ -169,6 +198,10 @@ func kindForStatus(status int) ErrorKind {
 		return KindNotFound
 	case status == http.StatusTooManyRequests:
 		return KindRateLimited
+	case status == http.StatusConflict:
+		// Another request with the same Idempotency-Key is in flight (two reconciles of one
+		// object), or an object lock: both resolve by retrying later.
+		return KindConflict
 	case status >= 500:
 		return KindUnavailable
 	case status >= 400:

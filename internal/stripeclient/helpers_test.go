@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/clinicpay/stripe-operator/internal/stripefake"
 )
 
 // Distinctive fake keys; the masked tail "QQZZ" is what Stripe's 401 would echo.
@@ -123,4 +125,47 @@ func endpointJSON(i int, livemode bool) map[string]any {
 
 func listJSON(data []map[string]any, hasMore bool) map[string]any {
 	return map[string]any{"object": "list", "url": "/v1/webhook_endpoints", "has_more": hasMore, "data": data}
+}
+
+// newFake starts the stateful Stripe fake on a loopback port, closed at cleanup.
+func newFake(t *testing.T, opts ...stripefake.Option) (*stripefake.Server, string) {
+	t.Helper()
+	fake := stripefake.New(opts...)
+	url, err := fake.Start()
+	if err != nil {
+		t.Fatalf("starting the Stripe fake: %v", err)
+	}
+	t.Cleanup(func() { _ = fake.Close() })
+	return fake, url
+}
+
+// operatorSpec is an endpoint shaped like the controller's: its events, a description and the
+// five ownership tags.
+func operatorSpec(clinic string) EndpointSpec {
+	return EndpointSpec{
+		URL: "https://hooks.example.com/stripe/webhook/" + clinic,
+		EnabledEvents: []string{"payment_intent.succeeded", "payment_intent.payment_failed", "charge.succeeded",
+			"charge.refunded", "invoice.payment_succeeded", "customer.created", "customer.updated"},
+		Description: "stripe-operator: clinic " + clinic,
+		Metadata: map[string]string{
+			"clinicpay_managed_by": "stripe-operator", "clinicpay_namespace": "clinics", "clinicpay_name": clinic,
+			"clinicpay_uid": "3f0c6a52-7d1e-4a8e-9a51-" + clinic, "clinicpay_clinic_id": clinic,
+		},
+		APIVersion: APIVersion,
+	}
+}
+
+// idemKey is an Idempotency-Key shaped like the controller's.
+func idemKey(clinic string, attempt int) string {
+	return fmt.Sprintf("stripe-operator/%s/webhook-endpoint/%d", clinic, attempt)
+}
+
+// wantKind fails unless err classifies as kind, and returns the *Error.
+func wantKind(t *testing.T, err error, kind ErrorKind) *Error {
+	t.Helper()
+	se := Classify(err)
+	if se == nil || se.Kind != kind {
+		t.Fatalf("error = %v, want kind %s", err, kind)
+	}
+	return se
 }

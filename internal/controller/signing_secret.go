@@ -1,0 +1,89 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+
+	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+)
+
+// storedSecret is what the owned signing Secret says, without the secret itself.
+type storedSecret struct {
+	name       string
+	endpointID string // the endpoint whose secret it holds; "" when absent or empty
+}
+
+// readSigningSecret reports which endpoint's signing secret is stored. Transient read errors are
+// returned; a missing Secret is simply "nothing stored".
+func (r *StripeIntegrationReconciler) readSigningSecret(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) (storedSecret, error) {
+	st := storedSecret{name: signingSecretName(si.Name)}
+	s := &corev1.Secret{}
+	if err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: st.name}, s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return st, nil
+		}
+		return st, fmt.Errorf("reading signing Secret: %w", err)
+	}
+	if !metav1.IsControlledBy(s, si) || len(s.Data[paymentsv1alpha1.SigningSecretKey]) == 0 {
+		return st, nil
+	}
+	st.endpointID = s.Annotations[paymentsv1alpha1.AnnotationWebhookEndpointID]
+	return st, nil
+}
+
+// writeSigningSecret stores the endpoint's whsec_ in a Secret owned by the StripeIntegration, so it
+// goes with the object. It runs right after Stripe returns the secret, before anything else.
+func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, endpointID, secret string) error {
+	name := signingSecretName(si.Name)
+	want := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Namespace: si.Namespace,
+			Name:      name,
+			Labels: map[string]string{
+				"app.kubernetes.io/managed-by":       managedByValue,
+				"payments.clinicpay.dev/integration": si.Name,
+			},
+			Annotations:     map[string]string{paymentsv1alpha1.AnnotationWebhookEndpointID: endpointID},
+			OwnerReferences: []metav1.OwnerReference{ownerRef(si)},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{paymentsv1alpha1.SigningSecretKey: []byte(secret)},
+	}
+	existing := &corev1.Secret{}
+	err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: name}, existing)
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := r.Client.Create(ctx, want); err != nil {
+			return fmt.Errorf("creating signing Secret: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading signing Secret: %w", err)
+	}
+	if !metav1.IsControlledBy(existing, si) && metav1.GetControllerOf(existing) != nil {
+		return fmt.Errorf("secret %s/%s is controlled by another object; refusing to overwrite it", si.Namespace, name)
+	}
+	existing.Labels, existing.Annotations = want.Labels, want.Annotations
+	existing.OwnerReferences, existing.Data = want.OwnerReferences, want.Data
+	if err := r.Client.Update(ctx, existing); err != nil {
+		return fmt.Errorf("updating signing Secret: %w", err)
+	}
+	return nil
+}
+
+func ownerRef(si *paymentsv1alpha1.StripeIntegration) metav1.OwnerReference {
+	return metav1.OwnerReference{
+		APIVersion:         paymentsv1alpha1.GroupVersion.String(),
+		Kind:               "StripeIntegration",
+		Name:               si.Name,
+		UID:                si.UID,
+		Controller:         ptr.To(true),
+		BlockOwnerDeletion: ptr.To(true),
+	}
+}

@@ -1,0 +1,169 @@
+package controller
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/internal/stripeclient"
+)
+
+// Metadata tags on every endpoint the operator creates. The UID tag is what makes an endpoint
+// ours: nothing without it is ever updated or deleted.
+const (
+	tagManagedBy = "clinicpay_managed_by"
+	tagNamespace = "clinicpay_namespace"
+	tagName      = "clinicpay_name"
+	tagUID       = "clinicpay_uid"
+	tagClinicID  = "clinicpay_clinic_id"
+
+	managedByValue = "stripe-operator"
+	webhookPath    = "/stripe/webhook/"
+)
+
+// desiredEndpoint is the pure translation of the spec into the endpoint Stripe should hold.
+// defaultBaseURL is the manager's --webhook-base-url. An empty URL means none is configured.
+func desiredEndpoint(si *paymentsv1alpha1.StripeIntegration, defaultBaseURL, apiVersion string) stripeclient.EndpointSpec {
+	spec := stripeclient.EndpointSpec{
+		URL:           webhookURL(si, defaultBaseURL),
+		EnabledEvents: paymentsv1alpha1.DefaultEnabledEvents,
+		Description:   fmt.Sprintf("stripe-operator: clinic %s (StripeIntegration %s/%s)", si.Spec.ClinicID, si.Namespace, si.Name),
+		Metadata: map[string]string{
+			tagManagedBy: managedByValue,
+			tagNamespace: si.Namespace,
+			tagName:      si.Name,
+			tagUID:       string(si.UID),
+			tagClinicID:  si.Spec.ClinicID,
+		},
+		APIVersion: apiVersion,
+	}
+	if w := si.Spec.Webhook; w != nil && len(w.EnabledEvents) > 0 {
+		spec.EnabledEvents = w.EnabledEvents
+	}
+	spec.EnabledEvents = sortedUnique(spec.EnabledEvents)
+	return spec
+}
+
+func webhookURL(si *paymentsv1alpha1.StripeIntegration, defaultBaseURL string) string {
+	base := defaultBaseURL
+	if w := si.Spec.Webhook; w != nil {
+		if w.URL != "" {
+			return w.URL
+		}
+		if w.BaseURL != "" {
+			base = w.BaseURL
+		}
+	}
+	if base == "" {
+		return ""
+	}
+	return strings.TrimRight(base, "/") + webhookPath + si.Spec.ClinicID
+}
+
+// ownedBy reports whether the endpoint carries this object's UID tag.
+func ownedBy(ep stripeclient.Endpoint, uid string) bool {
+	return uid != "" && ep.Metadata[tagUID] == uid
+}
+
+// endpointDrift returns the update that brings actual back to desired, and whether one is needed.
+// Metadata keys the operator does not set are unset: the endpoint is wholly the operator's.
+func endpointDrift(actual stripeclient.Endpoint, desired stripeclient.EndpointSpec) (stripeclient.EndpointUpdate, []string) {
+	var u stripeclient.EndpointUpdate
+	var changed []string
+	if actual.URL != desired.URL {
+		u.URL = &desired.URL
+		changed = append(changed, "url")
+	}
+	if !slices.Equal(sortedUnique(actual.EnabledEvents), desired.EnabledEvents) {
+		u.EnabledEvents = desired.EnabledEvents
+		changed = append(changed, "enabled_events")
+	}
+	if actual.Status != "enabled" {
+		f := false
+		u.Disabled = &f
+		changed = append(changed, "status")
+	}
+	if actual.Description != desired.Description {
+		u.Description = &desired.Description
+		changed = append(changed, "description")
+	}
+	md := map[string]string{}
+	for k, v := range desired.Metadata {
+		if actual.Metadata[k] != v {
+			md[k] = v
+		}
+	}
+	for k := range actual.Metadata {
+		if _, ok := desired.Metadata[k]; !ok {
+			md[k] = ""
+		}
+	}
+	if len(md) > 0 {
+		u.Metadata = md
+		changed = append(changed, "metadata")
+	}
+	return u, changed
+}
+
+// pickKeeper chooses which of several owned endpoints to keep: the one whose signing secret we
+// hold, else the one in status, else the newest with the pinned API version, else the newest.
+func pickKeeper(owned []stripeclient.Endpoint, secretFor, statusID, apiVersion string) int {
+	for _, id := range []string{secretFor, statusID} {
+		if id == "" {
+			continue
+		}
+		if i := slices.IndexFunc(owned, func(e stripeclient.Endpoint) bool { return e.ID == id }); i >= 0 {
+			return i
+		}
+	}
+	best := 0
+	for i, e := range owned {
+		b := owned[best]
+		if (e.APIVersion == apiVersion) != (b.APIVersion == apiVersion) {
+			if e.APIVersion == apiVersion {
+				best = i
+			}
+			continue
+		}
+		if e.Created > b.Created || (e.Created == b.Created && e.ID > b.ID) {
+			best = i
+		}
+	}
+	return best
+}
+
+// idempotencyKey ties a create to this object and attempt: a retry of the same attempt replays
+// Stripe's stored response (same endpoint, same secret) instead of creating another endpoint.
+func idempotencyKey(uid string, attempt int) string {
+	return fmt.Sprintf("stripe-operator/%s/webhook-endpoint/%d", uid, attempt)
+}
+
+// createAttempt reads the attempt counter annotation (0 when absent or garbled).
+func createAttempt(si *paymentsv1alpha1.StripeIntegration) int {
+	n, err := strconv.Atoi(si.Annotations[paymentsv1alpha1.AnnotationCreateAttempt])
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// signingSecretName derives the owned Secret's name, hashing when the object's name is too long.
+func signingSecretName(siName string) string {
+	const suffix = "-stripe-webhook"
+	if len(siName)+len(suffix) <= 253 {
+		return siName + suffix
+	}
+	sum := sha256.Sum256([]byte(siName))
+	return siName[:253-len(suffix)-9] + "-" + hex.EncodeToString(sum[:4]) + suffix
+}
+
+func sortedUnique(in []string) []string {
+	out := slices.Clone(in)
+	sort.Strings(out)
+	return slices.Compact(out)
+}
