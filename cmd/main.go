@@ -14,6 +14,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	crmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -26,6 +27,10 @@ import (
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 )
 
+// version is set at build time (-ldflags -X main.version=…); the default receiver image is the
+// operator's own image of the same version, which also contains /receiver.
+var version = "dev"
+
 type options struct {
 	metricsAddr, probeAddr string
 	secureMetrics          bool
@@ -36,6 +41,7 @@ type options struct {
 	resyncPeriod           time.Duration
 	maxConcurrent          int
 	webhookBaseURL         string
+	receiverImage          string
 }
 
 func main() {
@@ -49,6 +55,7 @@ func main() {
 	flag.DurationVar(&o.stripeCallTimeout, "stripe-call-timeout", 10*time.Second, "Timeout of one Stripe API call.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "Base period between Stripe probes of an unchanged integration (jittered ±10%).")
 	flag.StringVar(&o.webhookBaseURL, "webhook-base-url", "", "Public base URL of the receivers; endpoints become <base>/stripe/webhook/<clinicID> unless spec.webhook says otherwise.")
+	flag.StringVar(&o.receiverImage, "receiver-image", "ghcr.io/clinicpay/stripe-operator:"+version, "Image of the per-clinic webhook receivers (runs /receiver); defaults to the operator's own image.")
 	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 8, "StripeIntegrations reconciled in parallel.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -82,6 +89,7 @@ func run(o options) error {
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "stripe-operator.payments.clinicpay.dev",
+		Cache:                  cache.Options{ByObject: controller.CacheByObject()},
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -107,6 +115,7 @@ func run(o options) error {
 		ResyncPeriod:            o.resyncPeriod,
 		MaxConcurrentReconciles: o.maxConcurrent,
 		WebhookBaseURL:          o.webhookBaseURL,
+		ReceiverImage:           o.receiverImage,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

@@ -87,6 +87,20 @@ const (
 	ReasonEndpointFailed = "EndpointFailed"
 )
 
+// Reasons for the ReceiverReady condition.
+const (
+	// ReasonReceiverAvailable: the receiver Deployment is available with all replicas updated.
+	ReasonReceiverAvailable = "ReceiverAvailable"
+	// ReasonReceiverProgressing: the receiver Deployment is rolling out or not yet available.
+	ReasonReceiverProgressing = "ReceiverProgressing"
+	// ReasonReceiverScaledToZero: spec.receiver.replicas is 0, so nothing receives events.
+	ReasonReceiverScaledToZero = "ReceiverScaledToZero"
+	// ReasonWaitingForSigningSecret: the receiver is deployed once the endpoint's signing secret exists.
+	ReasonWaitingForSigningSecret = "WaitingForSigningSecret"
+	// ReasonReceiverApplyFailed: the apiserver rejected or failed a receiver object; retried.
+	ReasonReceiverApplyFailed = "ReceiverApplyFailed"
+)
+
 // Reasons used only on Events (condition reasons are Events too when a condition changes).
 const (
 	EventEndpointCreated         = "EndpointCreated"

@@ -126,6 +126,32 @@ type WebhookSpec struct {
 	// +kubebuilder:validation:items:MaxLength=100
 	// +kubebuilder:default={"payment_intent.succeeded","payment_intent.payment_failed","charge.succeeded","charge.refunded","invoice.payment_succeeded","customer.created","customer.updated"}
 	EnabledEvents []string `json:"enabledEvents,omitempty"`
+
+	// ingress, when set, makes the operator create an Ingress routing the clinic's webhook path
+	// (/stripe/webhook/<clinicID>) on host to the receiver Service.
+	// +optional
+	Ingress *IngressSpec `json:"ingress,omitempty"`
+}
+
+// IngressSpec describes the Ingress in front of the clinic's receiver.
+type IngressSpec struct {
+	// host is the public host name Stripe posts to (the host of the webhook URL).
+	// +required
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Host string `json:"host"`
+
+	// className is the IngressClass to use; the cluster default when omitted.
+	// +optional
+	ClassName *string `json:"className,omitempty"`
+
+	// tlsSecretName names a TLS Secret for host; omit when TLS terminates elsewhere.
+	// +optional
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+
+	// annotations are added to the Ingress, e.g. for the ingress controller or cert-manager.
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
 }
 
 // ReceiverSpec configures the clinic's webhook receiver Deployment.
@@ -183,6 +209,24 @@ type FHIRTarget struct {
 	// tokenSecretRef selects the bearer token for the FHIR server.
 	// +optional
 	TokenSecretRef *corev1.SecretKeySelector `json:"tokenSecretRef,omitempty"`
+
+	// patientMetadataKey is the Stripe metadata key holding the FHIR Patient id.
+	// +optional
+	// +kubebuilder:default=patient_id
+	// +kubebuilder:validation:MaxLength=40
+	PatientMetadataKey string `json:"patientMetadataKey,omitempty"`
+
+	// claimMetadataKey is the Stripe metadata key holding the FHIR Claim id.
+	// +optional
+	// +kubebuilder:default=claim_id
+	// +kubebuilder:validation:MaxLength=40
+	ClaimMetadataKey string `json:"claimMetadataKey,omitempty"`
+
+	// invoiceMetadataKey is the Stripe metadata key holding the FHIR Invoice id.
+	// +optional
+	// +kubebuilder:default=invoice_id
+	// +kubebuilder:validation:MaxLength=40
+	InvoiceMetadataKey string `json:"invoiceMetadataKey,omitempty"`
 }
 
 // StripeIntegrationStatus is the observed state of the clinic's Stripe connection.

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
@@ -134,3 +135,5 @@ func getCondition(t *testing.T, si *paymentsv1alpha1.StripeIntegration, condType
 	}
 	return *c
 }
+
+func intOrString(p int) intstr.IntOrString { return intstr.FromInt32(int32(p)) }

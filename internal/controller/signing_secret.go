@@ -77,6 +77,15 @@ func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si
 	return nil
 }
 
+func isControlledBy(refs []metav1.OwnerReference, si *paymentsv1alpha1.StripeIntegration) bool {
+	for _, r := range refs {
+		if r.Controller != nil && *r.Controller && r.UID == si.UID {
+			return true
+		}
+	}
+	return false
+}
+
 func ownerRef(si *paymentsv1alpha1.StripeIntegration) metav1.OwnerReference {
 	return metav1.OwnerReference{
 		APIVersion:         paymentsv1alpha1.GroupVersion.String(),

@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
@@ -16,6 +19,7 @@ import (
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -62,6 +66,8 @@ type StripeIntegrationReconciler struct {
 	MaxConcurrentReconciles int
 	// RetryBaseDelay and RetryMaxDelay bound the exponential backoff after transient errors.
 	RetryBaseDelay, RetryMaxDelay time.Duration
+	// ReceiverImage is the container image of the per-clinic receivers (it holds /receiver).
+	ReceiverImage string
 	// WebhookBaseURL is the public base URL of the receivers, used when spec.webhook gives none.
 	WebhookBaseURL string
 
@@ -74,6 +80,9 @@ type StripeIntegrationReconciler struct {
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies;ingresses,verbs=get;list;watch;create;update;patch;delete
 
 // Reconcile moves one StripeIntegration towards Connected: finalizer, then the phases, then one
 // status write when (and only when) the observed state changed.
@@ -159,6 +168,11 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 		// Metadata only, for both the credentials Secrets and the owned signing Secrets: no Secret
 		// data is cached; the reconcile reads what it needs directly.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.integrationsForSecret)).
+		// Owned receiver objects: a hand edit or a Deployment status change brings the owner back.
+		Owns(&appsv1.Deployment{}).
+		Owns(&corev1.Service{}).
+		Owns(&networkingv1.NetworkPolicy{}).
+		Owns(&networkingv1.Ingress{}).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](base, maxDelay),
@@ -186,4 +200,16 @@ func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context,
 		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
 	}
 	return reqs
+}
+
+// CacheByObject restricts the manager's cache of the kinds the operator owns to the objects it
+// created, so a large cluster's Deployments and Services are not all held in memory.
+func CacheByObject() map[client.Object]cache.ByObject {
+	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: managedByValue})}
+	return map[client.Object]cache.ByObject{
+		&appsv1.Deployment{}:          managed,
+		&corev1.Service{}:             managed,
+		&networkingv1.NetworkPolicy{}: managed,
+		&networkingv1.Ingress{}:       managed,
+	}
 }

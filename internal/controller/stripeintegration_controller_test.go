@@ -29,10 +29,8 @@ func TestValidTestKeysAreAuthenticated(t *testing.T) {
 	if c := getCondition(t, si, v1.ConditionKeysValid); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonKeysValid {
 		t.Errorf("KeysValid = %s/%s, want True/%s", c.Status, c.Reason, v1.ReasonKeysValid)
 	}
-	// Until the webhook and receiver land, Connected says honestly why it is not True.
-	if c := getCondition(t, si, v1.ConditionConnected); c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonNotImplemented {
-		t.Errorf("Connected = %s/%s, want False/%s", c.Status, c.Reason, v1.ReasonNotImplemented)
-	}
+	// envtest runs no Deployment controller: Connected says the receiver is not available yet.
+	si = waitCondition(t, ns, "clinic-a", v1.ConditionConnected, metav1.ConditionFalse, v1.ReasonReceiverProgressing, waitShort)
 	for _, c := range si.Status.Conditions {
 		if c.ObservedGeneration != si.Generation {
 			t.Errorf("condition %s observedGeneration = %d, want %d", c.Type, c.ObservedGeneration, si.Generation)
@@ -57,7 +55,7 @@ func TestPrinterColumns(t *testing.T) {
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
 	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-p", "clinic-p", v1.ModeTest, "stripe-keys"))
-	waitCondition(t, ns, "clinic-p", v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
+	waitCondition(t, ns, "clinic-p", v1.ConditionReceiverReady, metav1.ConditionFalse, v1.ReasonReceiverProgressing, waitShort)
 
 	// Ask the apiserver for the same Table `kubectl get si` renders.
 	cs, err := kubernetes.NewForConfig(restConfig)
@@ -85,7 +83,7 @@ func TestPrinterColumns(t *testing.T) {
 	}
 	cells := table.Rows[0].Cells
 	endpoint, _ := cells[5].(string)
-	if cells[1] != "clinic-p" || cells[2] != "Test" || cells[3] != "False" || cells[4] != v1.ReasonNotImplemented || !strings.HasPrefix(endpoint, "we_") {
+	if cells[1] != "clinic-p" || cells[2] != "Test" || cells[3] != "False" || cells[4] != v1.ReasonReceiverProgressing || !strings.HasPrefix(endpoint, "we_") {
 		t.Errorf("row = %v", cells)
 	}
 }

@@ -49,10 +49,16 @@ func (o observation) statusInput() statusInput {
 
 // observe runs the phases in order; a phase that cannot run leaves the later ones an honest reason.
 func (r *StripeIntegrationReconciler) observe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) observation {
-	obs := observation{
-		receiver: unknown(paymentsv1alpha1.ConditionReceiverReady, paymentsv1alpha1.ReasonNotImplemented,
-			"the per-clinic webhook receiver is not part of this operator version yet"),
-	}
+	obs := r.observeStripe(ctx, si)
+	// The receiver needs no Stripe call: it is kept running whatever Stripe or the keys say, as
+	// long as a signing secret exists.
+	r.reconcileReceiver(ctx, si, &obs)
+	return obs
+}
+
+// observeStripe runs the key, probe and webhook endpoint phases.
+func (r *StripeIntegrationReconciler) observeStripe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) observation {
+	var obs observation
 	res, err := r.checkKeys(ctx, si)
 	if err != nil {
 		obs.keysValid = unknown(paymentsv1alpha1.ConditionKeysValid, paymentsv1alpha1.ReasonSecretReadFailed,

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -46,10 +47,11 @@ var (
 )
 
 const (
-	testResync     = 2 * time.Second
-	testRetryBase  = 250 * time.Millisecond
-	testRetryMax   = time.Second
-	testWebhookURL = "https://hooks.clinicpay.test"
+	testResync        = 2 * time.Second
+	testRetryBase     = 250 * time.Millisecond
+	testRetryMax      = time.Second
+	testWebhookURL    = "https://hooks.clinicpay.test"
+	testReceiverImage = "registry.test/stripe-operator:test"
 )
 
 func TestMain(m *testing.M) {
@@ -117,6 +119,7 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Logger:                 log,
+		Cache:                  cache.Options{ByObject: CacheByObject()},
 	})
 	if err != nil {
 		return nil, err
@@ -142,6 +145,7 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 		RetryBaseDelay:          testRetryBase,
 		RetryMaxDelay:           testRetryMax,
 		WebhookBaseURL:          testWebhookURL,
+		ReceiverImage:           testReceiverImage,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err

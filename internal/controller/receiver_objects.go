@@ -1,0 +1,247 @@
+package controller
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
+	netv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
+
+	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+)
+
+// Receiver ports and mount paths; cmd/receiver's flags take these values.
+const (
+	webhookPort       = 8080
+	opsPort           = 9090
+	signingMountDir   = "/var/run/stripe-webhook"
+	httpKeyMountDir   = "/var/run/clinicpay/http-signing-key"
+	fhirTokenMountDir = "/var/run/clinicpay/fhir-token"
+
+	defaultReceiverReplicas = 2
+
+	// LabelManagedBy selects everything the operator creates; the manager caches only those.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	labelComponent = "app.kubernetes.io/component"
+	labelInstance  = "app.kubernetes.io/instance"
+	labelClinicID  = "payments.clinicpay.dev/clinic-id"
+)
+
+// receiverName names the Deployment, Service, NetworkPolicy and Ingress of an integration: a
+// DNS-1035 label (Service names must start with a letter), hashed when the object's name is long.
+func receiverName(si *paymentsv1alpha1.StripeIntegration) string {
+	const prefix = "stripe-receiver-"
+	if len(prefix)+len(si.Name) <= 63 {
+		return prefix + si.Name
+	}
+	return prefix + si.Name[:63-len(prefix)-9] + "-" + shortHash(si.Name)
+}
+
+func shortHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:4])
+}
+
+// receiverSelector are the labels the Deployment selects its pods by (immutable once created).
+func receiverSelector(si *paymentsv1alpha1.StripeIntegration) map[string]string {
+	instance := si.Name
+	if len(instance) > 63 {
+		instance = instance[:54] + "-" + shortHash(instance)
+	}
+	return map[string]string{
+		"app.kubernetes.io/name": "stripe-receiver",
+		labelInstance:            instance,
+	}
+}
+
+func receiverLabels(si *paymentsv1alpha1.StripeIntegration) map[string]string {
+	l := receiverSelector(si)
+	l[LabelManagedBy] = managedByValue
+	l[labelComponent] = "webhook-receiver"
+	l[labelClinicID] = si.Spec.ClinicID
+	return l
+}
+
+func ownerRefApply(si *paymentsv1alpha1.StripeIntegration) *metav1ac.OwnerReferenceApplyConfiguration {
+	return metav1ac.OwnerReference().
+		WithAPIVersion(paymentsv1alpha1.GroupVersion.String()).WithKind("StripeIntegration").
+		WithName(si.Name).WithUID(si.UID).WithController(true).WithBlockOwnerDeletion(true)
+}
+
+// receiverArgs are cmd/receiver's flags for this integration.
+func receiverArgs(si *paymentsv1alpha1.StripeIntegration) []string {
+	args := []string{
+		"--clinic-id=" + si.Spec.ClinicID,
+		"--mode=" + string(si.Spec.Mode),
+		"--signing-secret-file=" + signingMountDir + "/" + paymentsv1alpha1.SigningSecretKey,
+		fmt.Sprintf("--webhook-bind-address=:%d", webhookPort),
+		fmt.Sprintf("--ops-bind-address=:%d", opsPort),
+	}
+	fwd := forwardSpec(si)
+	if h := fwd.HTTP; h != nil {
+		args = append(args, "--http-target-url="+h.URL)
+		if h.SigningKeySecretRef != nil {
+			args = append(args, "--http-signing-key-file="+httpKeyMountDir+"/key")
+		}
+	}
+	if f := fwd.FHIR; f != nil {
+		args = append(args, "--fhir-base-url="+f.BaseURL,
+			"--fhir-patient-metadata-key="+orDefault(f.PatientMetadataKey, "patient_id"),
+			"--fhir-claim-metadata-key="+orDefault(f.ClaimMetadataKey, "claim_id"),
+			"--fhir-invoice-metadata-key="+orDefault(f.InvoiceMetadataKey, "invoice_id"))
+		if f.TokenSecretRef != nil {
+			args = append(args, "--fhir-token-file="+fhirTokenMountDir+"/token")
+		}
+	}
+	return args
+}
+
+func forwardSpec(si *paymentsv1alpha1.StripeIntegration) paymentsv1alpha1.ForwardSpec {
+	if si.Spec.Receiver == nil || si.Spec.Receiver.Forward == nil {
+		return paymentsv1alpha1.ForwardSpec{}
+	}
+	return *si.Spec.Receiver.Forward
+}
+
+// receiverVolumes mounts the signing secret and the forward credentials, each a single key.
+func receiverVolumes(si *paymentsv1alpha1.StripeIntegration, signingSecret string) ([]*corev1ac.VolumeApplyConfiguration, []*corev1ac.VolumeMountApplyConfiguration) {
+	type mount struct {
+		name, secret, key, path, dir string
+	}
+	mounts := []mount{{"signing-secret", signingSecret, paymentsv1alpha1.SigningSecretKey, paymentsv1alpha1.SigningSecretKey, signingMountDir}}
+	fwd := forwardSpec(si)
+	if fwd.HTTP != nil && fwd.HTTP.SigningKeySecretRef != nil {
+		mounts = append(mounts, mount{"http-signing-key", fwd.HTTP.SigningKeySecretRef.Name, fwd.HTTP.SigningKeySecretRef.Key, "key", httpKeyMountDir})
+	}
+	if fwd.FHIR != nil && fwd.FHIR.TokenSecretRef != nil {
+		mounts = append(mounts, mount{"fhir-token", fwd.FHIR.TokenSecretRef.Name, fwd.FHIR.TokenSecretRef.Key, "token", fhirTokenMountDir})
+	}
+	var vols []*corev1ac.VolumeApplyConfiguration
+	var vms []*corev1ac.VolumeMountApplyConfiguration
+	for _, m := range mounts {
+		vols = append(vols, corev1ac.Volume().WithName(m.name).WithSecret(corev1ac.SecretVolumeSource().
+			WithSecretName(m.secret).WithDefaultMode(0o440).
+			WithItems(corev1ac.KeyToPath().WithKey(m.key).WithPath(m.path))))
+		vms = append(vms, corev1ac.VolumeMount().WithName(m.name).WithMountPath(m.dir).WithReadOnly(true))
+	}
+	return vols, vms
+}
+
+func receiverResources(si *paymentsv1alpha1.StripeIntegration) *corev1ac.ResourceRequirementsApplyConfiguration {
+	rr := corev1ac.ResourceRequirements()
+	if si.Spec.Receiver != nil && si.Spec.Receiver.Resources != nil {
+		res := si.Spec.Receiver.Resources
+		if len(res.Requests) > 0 {
+			rr.WithRequests(res.Requests)
+		}
+		if len(res.Limits) > 0 {
+			rr.WithLimits(res.Limits)
+		}
+		return rr
+	}
+	return rr.
+		WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}).
+		WithLimits(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("128Mi")})
+}
+
+func receiverReplicas(si *paymentsv1alpha1.StripeIntegration) int32 {
+	if si.Spec.Receiver != nil && si.Spec.Receiver.Replicas != nil {
+		return *si.Spec.Receiver.Replicas
+	}
+	return defaultReceiverReplicas
+}
+
+// receiverDeployment runs cmd/receiver under the restricted Pod Security Standard, with no
+// service account token and no Stripe API key.
+func receiverDeployment(si *paymentsv1alpha1.StripeIntegration, image, signingSecret string) *appsv1ac.DeploymentApplyConfiguration {
+	vols, vms := receiverVolumes(si, signingSecret)
+	probe := func(path string) *corev1ac.ProbeApplyConfiguration {
+		return corev1ac.Probe().WithPeriodSeconds(5).WithTimeoutSeconds(2).WithFailureThreshold(3).
+			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("ops")))
+	}
+	container := corev1ac.Container().WithName("receiver").WithImage(image).
+		WithCommand("/receiver").WithArgs(receiverArgs(si)...).
+		WithPorts(
+			corev1ac.ContainerPort().WithName("webhook").WithContainerPort(webhookPort).WithProtocol(corev1.ProtocolTCP),
+			corev1ac.ContainerPort().WithName("ops").WithContainerPort(opsPort).WithProtocol(corev1.ProtocolTCP)).
+		WithReadinessProbe(probe("/readyz")).WithLivenessProbe(probe("/healthz")).
+		WithResources(receiverResources(si)).
+		WithVolumeMounts(vms...).
+		WithSecurityContext(corev1ac.SecurityContext().
+			WithAllowPrivilegeEscalation(false).WithReadOnlyRootFilesystem(true).WithRunAsNonRoot(true).
+			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+	pod := corev1ac.PodSpec().
+		WithAutomountServiceAccountToken(false).
+		WithEnableServiceLinks(false).
+		WithSecurityContext(corev1ac.PodSecurityContext().
+			WithRunAsNonRoot(true).WithRunAsUser(65532).WithRunAsGroup(65532).WithFSGroup(65532).
+			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault))).
+		WithContainers(container).
+		WithVolumes(vols...).
+		WithTopologySpreadConstraints(corev1ac.TopologySpreadConstraint().
+			WithMaxSkew(1).WithTopologyKey("kubernetes.io/hostname").
+			WithWhenUnsatisfiable(corev1.ScheduleAnyway).
+			WithLabelSelector(metav1ac.LabelSelector().WithMatchLabels(receiverSelector(si))))
+	return appsv1ac.Deployment(receiverName(si), si.Namespace).
+		WithLabels(receiverLabels(si)).WithOwnerReferences(ownerRefApply(si)).
+		WithSpec(appsv1ac.DeploymentSpec().
+			WithReplicas(receiverReplicas(si)).
+			WithSelector(metav1ac.LabelSelector().WithMatchLabels(receiverSelector(si))).
+			WithTemplate(corev1ac.PodTemplateSpec().WithLabels(receiverLabels(si)).WithSpec(pod)))
+}
+
+func receiverService(si *paymentsv1alpha1.StripeIntegration) *corev1ac.ServiceApplyConfiguration {
+	return corev1ac.Service(receiverName(si), si.Namespace).
+		WithLabels(receiverLabels(si)).WithOwnerReferences(ownerRefApply(si)).
+		WithSpec(corev1ac.ServiceSpec().
+			WithSelector(receiverSelector(si)).
+			WithPorts(
+				corev1ac.ServicePort().WithName("webhook").WithPort(webhookPort).WithTargetPort(intstr.FromString("webhook")).WithProtocol(corev1.ProtocolTCP),
+				corev1ac.ServicePort().WithName("metrics").WithPort(opsPort).WithTargetPort(intstr.FromString("ops")).WithProtocol(corev1.ProtocolTCP)))
+}
+
+// receiverNetworkPolicy admits traffic to the receiver pods only on the webhook and metrics ports.
+func receiverNetworkPolicy(si *paymentsv1alpha1.StripeIntegration) *netv1ac.NetworkPolicyApplyConfiguration {
+	tcp := corev1.ProtocolTCP
+	return netv1ac.NetworkPolicy(receiverName(si), si.Namespace).
+		WithLabels(receiverLabels(si)).WithOwnerReferences(ownerRefApply(si)).
+		WithSpec(netv1ac.NetworkPolicySpec().
+			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(receiverSelector(si))).
+			WithPolicyTypes(networkingv1.PolicyTypeIngress).
+			WithIngress(netv1ac.NetworkPolicyIngressRule().WithPorts(
+				netv1ac.NetworkPolicyPort().WithProtocol(tcp).WithPort(intstr.FromInt32(webhookPort)),
+				netv1ac.NetworkPolicyPort().WithProtocol(tcp).WithPort(intstr.FromInt32(opsPort)))))
+}
+
+// receiverIngress routes exactly the clinic's webhook path to the receiver; nil when not wanted.
+func receiverIngress(si *paymentsv1alpha1.StripeIntegration) *netv1ac.IngressApplyConfiguration {
+	if si.Spec.Webhook == nil || si.Spec.Webhook.Ingress == nil {
+		return nil
+	}
+	in := si.Spec.Webhook.Ingress
+	spec := netv1ac.IngressSpec().WithRules(netv1ac.IngressRule().WithHost(in.Host).
+		WithHTTP(netv1ac.HTTPIngressRuleValue().WithPaths(netv1ac.HTTPIngressPath().
+			WithPath(webhookPath + si.Spec.ClinicID).WithPathType(networkingv1.PathTypeExact).
+			WithBackend(netv1ac.IngressBackend().WithService(netv1ac.IngressServiceBackend().
+				WithName(receiverName(si)).WithPort(netv1ac.ServiceBackendPort().WithName("webhook")))))))
+	if in.ClassName != nil {
+		spec.WithIngressClassName(*in.ClassName)
+	}
+	if in.TLSSecretName != "" {
+		spec.WithTLS(netv1ac.IngressTLS().WithHosts(in.Host).WithSecretName(in.TLSSecretName))
+	}
+	ing := netv1ac.Ingress(receiverName(si), si.Namespace).
+		WithLabels(receiverLabels(si)).WithOwnerReferences(ownerRefApply(si)).WithSpec(spec)
+	if len(in.Annotations) > 0 {
+		ing.WithAnnotations(in.Annotations)
+	}
+	return ing
+}

@@ -1,0 +1,115 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+)
+
+// fieldOwner is the server-side apply manager of everything the operator applies. Applying with
+// ForceOwnership restores fields edited by hand on the next pass.
+const fieldOwner = client.FieldOwner("stripe-operator")
+
+// reconcileReceiver applies the clinic's receiver Deployment, Service, NetworkPolicy and
+// (optional) Ingress, and reports ReceiverReady from the Deployment's availability. It needs no
+// Stripe call, so it also runs while Stripe is down or the integration is suspended.
+func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, obs *observation) {
+	const ct = paymentsv1alpha1.ConditionReceiverReady
+	secretName := si.Status.SigningSecretName
+	if obs.signingSecretName != nil {
+		secretName = *obs.signingSecretName
+	}
+	if secretName == "" {
+		obs.receiver = unknown(ct, paymentsv1alpha1.ReasonWaitingForSigningSecret,
+			"the receiver is deployed once the webhook endpoint and its signing secret exist")
+		return
+	}
+	if err := r.applyReceiver(ctx, si, secretName); err != nil {
+		obs.receiver = unknown(ct, paymentsv1alpha1.ReasonReceiverApplyFailed, "applying receiver objects failed; retrying: "+err.Error())
+		if obs.err == nil {
+			obs.err = err
+		}
+		return
+	}
+	dep := &appsv1.Deployment{}
+	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: receiverName(si)}, dep); err != nil {
+		// Just applied; the cache catches up and the Deployment's own event brings us back.
+		obs.receiver = falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing, "receiver Deployment created; waiting for it to become available")
+		return
+	}
+	obs.receiver = receiverCondition(dep, receiverReplicas(si))
+}
+
+func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, secretName string) error {
+	if err := r.Client.Apply(ctx, receiverDeployment(si, r.ReceiverImage, secretName), fieldOwner, client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying receiver Deployment: %w", err)
+	}
+	if err := r.Client.Apply(ctx, receiverService(si), fieldOwner, client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying receiver Service: %w", err)
+	}
+	if err := r.Client.Apply(ctx, receiverNetworkPolicy(si), fieldOwner, client.ForceOwnership); err != nil {
+		return fmt.Errorf("applying receiver NetworkPolicy: %w", err)
+	}
+	if ing := receiverIngress(si); ing != nil {
+		if err := r.Client.Apply(ctx, ing, fieldOwner, client.ForceOwnership); err != nil {
+			return fmt.Errorf("applying receiver Ingress: %w", err)
+		}
+		return nil
+	}
+	return r.deleteStaleIngress(ctx, si)
+}
+
+// deleteStaleIngress removes the Ingress this object owns once spec.webhook.ingress is removed.
+func (r *StripeIntegrationReconciler) deleteStaleIngress(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) error {
+	ing := &networkingv1.Ingress{}
+	err := r.Client.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: receiverName(si)}, ing)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading receiver Ingress: %w", err)
+	}
+	if !isControlledBy(ing.OwnerReferences, si) {
+		return nil
+	}
+	if err := r.Client.Delete(ctx, ing); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting receiver Ingress: %w", err)
+	}
+	return nil
+}
+
+// receiverCondition is pure: ReceiverReady from the Deployment's status.
+func receiverCondition(dep *appsv1.Deployment, want int32) condition {
+	const ct = paymentsv1alpha1.ConditionReceiverReady
+	if want == 0 {
+		return falseCond(ct, paymentsv1alpha1.ReasonReceiverScaledToZero,
+			"spec.receiver.replicas is 0: no receiver runs, Stripe's deliveries fail and are retried for up to 3 days")
+	}
+	st := dep.Status
+	available := false
+	for _, c := range st.Conditions {
+		if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
+			available = true
+		}
+	}
+	switch {
+	case st.ObservedGeneration < dep.Generation:
+		return falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing, "receiver Deployment change not yet observed by its controller")
+	case !available || st.AvailableReplicas < 1:
+		return falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing,
+			fmt.Sprintf("receiver Deployment %s not available yet (%d/%d replicas available)", dep.Name, st.AvailableReplicas, want))
+	case st.UpdatedReplicas < want:
+		return falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing,
+			fmt.Sprintf("receiver Deployment %s rolling out (%d/%d replicas updated)", dep.Name, st.UpdatedReplicas, want))
+	}
+	return trueCond(ct, paymentsv1alpha1.ReasonReceiverAvailable,
+		fmt.Sprintf("receiver Deployment %s available (%d/%d replicas)", dep.Name, st.AvailableReplicas, want))
+}

@@ -1,0 +1,29 @@
+// Package relay defines what the webhook receiver hands to a clinic's systems of record: a
+// verified Stripe event, and the Target interface each system of record (plain HTTP, FHIR R4)
+// implements. It is a leaf package so the receiver and every target can share it.
+package relay
+
+import (
+	"context"
+
+	stripe "github.com/stripe/stripe-go/v76"
+)
+
+// Event is a Stripe event whose signature, age, clinic and mode the receiver has verified.
+type Event struct {
+	// ClinicID is the clinic the event was delivered for (the last path segment).
+	ClinicID string
+	// Stripe is the event as parsed by stripe-go's webhook package; Stripe.Data.Raw holds the
+	// object's raw JSON and Stripe.Data.Object its decoded form.
+	Stripe stripe.Event
+}
+
+// Target is one of the clinic's systems of record.
+type Target interface {
+	// Name identifies the target in metrics and logs, e.g. "http" or "fhir".
+	Name() string
+	// Deliver hands the event over and returns nil only once the target durably accepted it. It
+	// must be idempotent on the Stripe event id: delivering the same event again creates nothing
+	// new downstream. A non-nil error makes the receiver answer 5xx so Stripe retries.
+	Deliver(ctx context.Context, ev Event) error
+}
