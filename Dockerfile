@@ -14,14 +14,19 @@ COPY cmd/ cmd/
 COPY api/ api/
 COPY internal/ internal/
 
-# Static binary (CGO off) so it runs on distroless.
-RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} go build -trimpath -a -o manager ./cmd
+ARG VERSION=dev
+# Static binaries (CGO off) so they run on distroless. The same image runs the manager and,
+# as /receiver, every clinic's webhook receiver.
+RUN CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
+    go build -trimpath -ldflags "-s -w -X main.version=${VERSION}" -o manager ./cmd && \
+    CGO_ENABLED=0 GOOS=${TARGETOS:-linux} GOARCH=${TARGETARCH} \
+    go build -trimpath -ldflags "-s -w" -o receiver ./cmd/receiver
 
 # Use distroless as minimal base image to package the manager binary
 # Refer to https://github.com/GoogleContainerTools/distroless for more details
 FROM gcr.io/distroless/static:nonroot
 WORKDIR /
-COPY --from=builder /workspace/manager .
+COPY --from=builder /workspace/manager /workspace/receiver ./
 USER 65532:65532
 
 ENTRYPOINT ["/manager"]

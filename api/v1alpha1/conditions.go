@@ -112,6 +112,7 @@ const (
 	EventEndpointDeleted         = "EndpointDeleted"
 	EventOldEndpointRemoved      = "OldEndpointRemoved"
 	EventManualRemovalRequired   = "ManualRemovalRequired"
+	EventReplayCompleted         = "ReplayCompleted"
 )
 
 // Annotations the operator keeps on a StripeIntegration.
@@ -126,6 +127,11 @@ const (
 	// AnnotationDeletionAttempts counts failed endpoint removals during deletion; past the limit
 	// the finalizer is released and the endpoint is reported for manual removal.
 	AnnotationDeletionAttempts = "payments.clinicpay.dev/deletion-attempts"
+	// AnnotationReplaySince requests a replay: set it to an RFC 3339 time and the operator lists
+	// the clinic's events since then (at most 30 days back, enabled types only) from Stripe and
+	// re-delivers them to the receiver, signed with the clinic's signing secret. Each value runs
+	// once; the result is in status.replay.
+	AnnotationReplaySince = "payments.clinicpay.dev/replay-since"
 	// AnnotationWebhookEndpointID on the signing Secret names the endpoint whose secret it holds.
 	AnnotationWebhookEndpointID = "payments.clinicpay.dev/webhook-endpoint-id"
 )

@@ -276,10 +276,52 @@ type StripeIntegrationStatus struct {
 	// +optional
 	LastProbeTime *metav1.Time `json:"lastProbeTime,omitempty"`
 
+	// replay reports the last replay of Stripe's event log to the receiver.
+	// +optional
+	Replay *ReplayStatus `json:"replay,omitempty"`
+
 	// keyFingerprint is a non-reversible fingerprint (truncated SHA-256) of the keys Stripe last
 	// accepted, so admins can tell whether a rotation was picked up without reading the Secret.
 	// +optional
 	KeyFingerprint string `json:"keyFingerprint,omitempty"`
+}
+
+// ReplayPhase is the outcome of a replay request.
+// +kubebuilder:validation:Enum=Succeeded;Failed
+type ReplayPhase string
+
+const (
+	// ReplaySucceeded: every listed event was accepted by the receiver.
+	ReplaySucceeded ReplayPhase = "Succeeded"
+	// ReplayFailed: the request was invalid, the events could not be listed, or some deliveries failed.
+	ReplayFailed ReplayPhase = "Failed"
+)
+
+// ReplayStatus reports the last replay request (annotation payments.clinicpay.dev/replay-since).
+type ReplayStatus struct {
+	// since is the annotation value this status answers; each value runs once.
+	// +required
+	Since string `json:"since"`
+
+	// phase is the outcome.
+	// +required
+	Phase ReplayPhase `json:"phase"`
+
+	// delivered counts events the receiver accepted (duplicates are accepted and dropped there).
+	// +optional
+	Delivered int32 `json:"delivered,omitempty"`
+
+	// failed counts events the receiver did not accept.
+	// +optional
+	Failed int32 `json:"failed,omitempty"`
+
+	// message explains the outcome.
+	// +optional
+	Message string `json:"message,omitempty"`
+
+	// completionTime is when the replay finished.
+	// +optional
+	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 }
 
 // StripeIntegration connects one clinic to Stripe in one mode (Test or Live).

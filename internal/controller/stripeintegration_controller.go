@@ -5,6 +5,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -70,6 +71,12 @@ type StripeIntegrationReconciler struct {
 	ReceiverImage string
 	// WebhookBaseURL is the public base URL of the receivers, used when spec.webhook gives none.
 	WebhookBaseURL string
+
+	// ReceiverURL gives the URL replays are delivered to; DefaultReceiverURL (the receiver
+	// Service) when nil. Tests and the demo point it at a local receiver.
+	ReceiverURL func(*paymentsv1alpha1.StripeIntegration) string
+	// ReplayHTTPClient delivers replays; a client with a 15 s timeout when nil.
+	ReplayHTTPClient *http.Client
 
 	// previousKeys remembers, in memory only, the last key Stripe accepted per integration.
 	previousKeys keyMemory

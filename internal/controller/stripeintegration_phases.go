@@ -27,6 +27,8 @@ type observation struct {
 	webhookURL        *string
 	signingSecretName *string
 	manualCleanup     []string // endpoints to add to status.manualCleanup
+	replay            *paymentsv1alpha1.ReplayStatus
+	stripe            stripeclient.Client // set when Stripe accepted the key in this pass
 	probed            bool
 	// err is a transient failure: status is still written, then the pass is retried with backoff.
 	err error
@@ -42,6 +44,7 @@ func (o observation) statusInput() statusInput {
 		WebhookURL:        o.webhookURL,
 		SigningSecretName: o.signingSecretName,
 		ManualCleanup:     o.manualCleanup,
+		Replay:            o.replay,
 		Probed:            o.probed,
 		Succeeded:         o.err == nil,
 	}
@@ -53,6 +56,9 @@ func (r *StripeIntegrationReconciler) observe(ctx context.Context, si *paymentsv
 	// The receiver needs no Stripe call: it is kept running whatever Stripe or the keys say, as
 	// long as a signing secret exists.
 	r.reconcileReceiver(ctx, si, &obs)
+	if obs.stripe != nil && obs.webhook.Status == metav1.ConditionTrue && obs.receiver.Status == metav1.ConditionTrue {
+		r.reconcileReplay(ctx, si, obs.stripe, &obs)
+	}
 	return obs
 }
 
@@ -91,6 +97,7 @@ func (r *StripeIntegrationReconciler) observeStripe(ctx context.Context, si *pay
 			"not checked: Stripe did not accept the key (see Authenticated)")
 		return obs
 	}
+	obs.stripe = pr.client
 	r.reconcileEndpoint(ctx, si, pr.client, pr.endpoints, &obs)
 	if pr.keysChanged && obs.webhook.Status == metav1.ConditionTrue {
 		r.cleanupPreviousAccount(ctx, si, pr, &obs)

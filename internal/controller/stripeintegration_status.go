@@ -36,8 +36,10 @@ type statusInput struct {
 	SigningSecretName *string
 	// ManualCleanup adds endpoints that need removal by hand (kept, deduplicated, at most 16).
 	ManualCleanup []string
-	Probed        bool // a Stripe probe ran in this pass
-	Succeeded     bool // no transient error: observedGeneration may move
+	// Replay, when set, is the outcome of a replay request that ran in this pass.
+	Replay    *paymentsv1alpha1.ReplayStatus
+	Probed    bool // a Stripe probe ran in this pass
+	Succeeded bool // no transient error: observedGeneration may move
 }
 
 // computeStatus is pure: given the stored status, the object's generation, what the pass observed
@@ -70,6 +72,9 @@ func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int
 		if !slices.Contains(next.ManualCleanup, m) && len(next.ManualCleanup) < maxManualCleanup {
 			next.ManualCleanup = append(next.ManualCleanup, m)
 		}
+	}
+	if in.Replay != nil {
+		next.Replay = in.Replay.DeepCopy()
 	}
 	if in.Probed && probeOutcomeChanged(prev, next) {
 		next.LastProbeTime = &ts

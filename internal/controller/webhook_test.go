@@ -190,9 +190,16 @@ func TestDriftIsRepaired(t *testing.T) {
 			if tc.check != nil {
 				tc.check(t, before, after)
 			}
-			si = waitCondition(t, ns, "clinic-d", v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
-			if si.Status.WebhookEndpointID != after.ID || string(signingSecret(t, si).Data[v1.SigningSecretKey]) != after.Secret {
-				t.Error("status or signing Secret does not follow the repaired endpoint")
+			// The condition was True before the repair too: wait for status to name the endpoint.
+			eventually(t, waitShort, "status and signing Secret follow the endpoint", func() (bool, string) {
+				si = getSI(t, ns, "clinic-d")
+				if si.Status.WebhookEndpointID != after.ID {
+					return false, "status names " + si.Status.WebhookEndpointID
+				}
+				return string(signingSecret(t, si).Data[v1.SigningSecretKey]) == after.Secret, "signing Secret differs"
+			})
+			if c := getCondition(t, si, v1.ConditionWebhookEndpointReady); c.Status != metav1.ConditionTrue {
+				t.Errorf("WebhookEndpointReady = %s/%s", c.Status, c.Reason)
 			}
 			if n := fake.Calls(k.secret) - calls; n > 10 {
 				t.Errorf("%d Stripe calls to repair one drift, want ≤ 10", n)
@@ -469,9 +476,14 @@ func TestKeyRotationToAnotherAccount(t *testing.T) {
 			if !strings.Contains(ev.note, oldID) {
 				t.Errorf("event %q does not name %s", ev.note, oldID)
 			}
-			got := waitCondition(t, ns, "clinic-mv", v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
-			if len(got.Status.ManualCleanup) != 1 || !strings.Contains(got.Status.ManualCleanup[0], oldID) {
-				t.Errorf("manualCleanup = %v", got.Status.ManualCleanup)
+			// The Event comes before the status write of the same pass.
+			eventually(t, waitShort, "manualCleanup recorded", func() (bool, string) {
+				got := getSI(t, ns, "clinic-mv")
+				return len(got.Status.ManualCleanup) == 1 && strings.Contains(got.Status.ManualCleanup[0], oldID), fmt.Sprint(got.Status.ManualCleanup)
+			})
+			got := getSI(t, ns, "clinic-mv")
+			if c := getCondition(t, got, v1.ConditionWebhookEndpointReady); c.Status != metav1.ConditionTrue {
+				t.Errorf("rotation blocked the integration: %s/%s", c.Status, c.Reason)
 			}
 		})
 	}

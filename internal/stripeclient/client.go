@@ -57,6 +57,10 @@ type Client interface {
 	// DeleteWebhookEndpoint deletes an endpoint; an unknown (or already deleted) id is a
 	// KindNotFound *Error, which callers cleaning up may treat as success.
 	DeleteWebhookEndpoint(ctx context.Context, id string) error
+	// ListEvents returns the account's events created at or after since whose type is in types
+	// (all when empty or "*"), oldest first, at most limit, each with its JSON as Stripe rendered
+	// it. Restricted keys need rak_event_read.
+	ListEvents(ctx context.Context, since time.Time, types []string, limit int) ([]RawEvent, error)
 }
 
 // client implements Client over a stripe-go backend of its own.

@@ -62,6 +62,10 @@ type deliveryJob struct {
 	body       []byte
 	signature  string
 	at         time.Time
+	// autoRetry marks deliveries that follow WithDeliveryRetries' schedule
+	// when they fail; attempt counts the retries already made (0 = first).
+	autoRetry bool
+	attempt   int
 }
 
 // jobsFor renders ev for each endpoint id and marks the batch in flight.
@@ -73,16 +77,11 @@ func (s *Server) jobsFor(ev *eventRec, ids []string, now time.Time) ([]deliveryJ
 		if e == nil {
 			continue
 		}
-		// Stripe pretty-prints webhook bodies; a receiver that re-encodes the
-		// JSON before checking the signature fails here as in production.
-		body, err := json.MarshalIndent(ev.render(e.apiVersion), "", "  ")
+		j, err := renderJob(ev, e, now)
 		if err != nil {
-			return nil, fmt.Errorf("stripefake: render event %s: %w", ev.id, err)
+			return nil, err
 		}
-		jobs = append(jobs, deliveryJob{
-			eventID: ev.id, eventType: ev.typ, endpointID: id, url: e.url,
-			body: body, signature: signature(now, body, e.secret), at: now,
-		})
+		jobs = append(jobs, j)
 	}
 	if len(jobs) > 0 {
 		s.inflight++
@@ -91,6 +90,20 @@ func (s *Server) jobsFor(ev *eventRec, ids []string, now time.Time) ([]deliveryJ
 		}
 	}
 	return jobs, nil
+}
+
+// renderJob renders and signs ev for endpoint e at time now.
+func renderJob(ev *eventRec, e *endpoint, now time.Time) (deliveryJob, error) {
+	// Stripe pretty-prints webhook bodies; a receiver that re-encodes the
+	// JSON before checking the signature fails here as in production.
+	body, err := json.MarshalIndent(ev.render(e.apiVersion), "", "  ")
+	if err != nil {
+		return deliveryJob{}, fmt.Errorf("stripefake: render event %s: %w", ev.id, err)
+	}
+	return deliveryJob{
+		eventID: ev.id, eventType: ev.typ, endpointID: e.id, url: e.url,
+		body: body, signature: signature(now, body, e.secret), at: now,
+	}, nil
 }
 
 // signature builds the Stripe-Signature header: t=<unix>,v1=<hex HMAC-SHA256
@@ -145,6 +158,9 @@ func (s *Server) deliver(j deliveryJob) {
 	if ev := s.events[j.eventID]; ev != nil && d.Succeeded() {
 		ev.delivered[j.endpointID] = true
 	}
+	if !d.Succeeded() {
+		s.scheduleRetry(j)
+	}
 }
 
 func (s *Server) post(j deliveryJob) (int, error) {
@@ -166,8 +182,9 @@ func (s *Server) post(j deliveryJob) (int, error) {
 }
 
 // Redeliver re-sends an event to the endpoints that have not acknowledged it
-// yet and are still enabled, like "Resend" in the dashboard. Stripe's own
-// automatic retries are not simulated.
+// yet and are still enabled, like "Resend" in the dashboard. Like a manual
+// resend on Stripe, a failed Redeliver does not start a new automatic retry
+// schedule (see WithDeliveryRetries).
 func (s *Server) Redeliver(eventID string) error {
 	s.mu.Lock()
 	if s.closed {
@@ -202,8 +219,9 @@ func (s *Server) Deliveries() []Delivery {
 	return slices.Clone(s.deliveries)
 }
 
-// WaitForDeliveries blocks until no delivery is in flight or ctx ends. With
-// synchronous delivery (the default) it returns at once.
+// WaitForDeliveries blocks until no delivery is in flight and no automatic
+// retry is pending, or ctx ends. With synchronous delivery (the default) and
+// no retries it returns at once.
 func (s *Server) WaitForDeliveries(ctx context.Context) error {
 	s.mu.Lock()
 	if s.inflight == 0 {

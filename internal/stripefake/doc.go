@@ -54,8 +54,11 @@ limitations under the License.
 // synchronously: they return only after every matching endpoint has answered
 // (or the HTTP client timed out), so tests can assert right away. With
 // [WithAsyncDelivery] deliveries run in the background and tests wait with
-// [Server.WaitForDeliveries]. The fake never retries on its own; failed
-// deliveries stay pending until [Server.Redeliver] is called. Webhook bodies
+// [Server.WaitForDeliveries]. By default the fake never retries on its own;
+// failed deliveries stay pending until [Server.Redeliver] is called. With
+// [WithDeliveryRetries] a failed delivery of a triggered event is retried in
+// the background on the given schedule, like Stripe's automatic retries
+// (which are spread over 3 days in live mode). Webhook bodies
 // are pretty-printed like Stripe's, so receivers that re-encode JSON before
 // verifying the signature fail here as they would in production.
 //

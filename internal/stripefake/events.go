@@ -137,6 +137,9 @@ func (s *Server) TriggerEvent(account string, livemode bool, eventType string, o
 	if err != nil {
 		return ev.id, err
 	}
+	for i := range jobs {
+		jobs[i].autoRetry = true
+	}
 	s.dispatch(jobs)
 	return ev.id, nil
 }
@@ -161,7 +164,7 @@ func (s *Server) getEvent(rq *request) (any, *apiError) {
 	if ev == nil || ev.sc != rq.scope || ev.created < rq.now.Add(-eventRetention).Unix() {
 		return nil, errNoSuch(http.StatusNotFound, "event", rq.id, "id")
 	}
-	return ev.render(ev.apiVersion), nil
+	return ev.render(rq.renderVersion(ev.apiVersion)), nil
 }
 
 func (s *Server) listEvents(rq *request) (any, *apiError) {
@@ -197,7 +200,7 @@ func (s *Server) listEvents(rq *request) (any, *apiError) {
 	page, more := paginate(matched, func(ev *eventRec) int64 { return ev.seq }, lr, cursorSeq)
 	data := make([]eventJSON, 0, len(page))
 	for _, ev := range page {
-		data = append(data, ev.render(ev.apiVersion))
+		data = append(data, ev.render(rq.renderVersion(ev.apiVersion)))
 	}
 	return listJSON[eventJSON]{Object: "list", URL: PathEvents, HasMore: more, Data: data}, nil
 }
@@ -295,4 +298,13 @@ func createdMatches(bounds map[string]int64, created int64) bool {
 		}
 	}
 	return true
+}
+
+// renderVersion is the API version an event is rendered in for an API read: like Stripe, the
+// request's Stripe-Version header when it names a valid version, else the event's own.
+func (rq *request) renderVersion(eventVersion string) string {
+	if rq.version != "" && validVersion(rq.version) {
+		return rq.version
+	}
+	return eventVersion
 }

@@ -55,6 +55,7 @@ type config struct {
 	endpointLimit    int
 	extraEventTypes  []string
 	deliveryLogLimit int
+	retrySchedule    []time.Duration
 }
 
 func defaultConfig() config {

@@ -1,0 +1,210 @@
+package receiver
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clinicpay/stripe-operator/internal/relay"
+)
+
+func TestDuplicateRelayedOnce(t *testing.T) {
+	target := &fakeTarget{name: "fake"}
+	f := newFixture(t, secretOld, []relay.Target{target})
+	body := goodBody(t, "evt_dup")
+	for i, want := range []string{resultRelayed, resultDuplicate, resultDuplicate} {
+		// Stripe re-signs each attempt; the event id is what identifies a duplicate.
+		rec, resp := post(t, f.r.WebhookHandler(), testPath, body, sign(body, secretOld, time.Now().Add(time.Duration(i)*time.Second)))
+		if rec.Code != http.StatusOK || resp.Status != want {
+			t.Fatalf("delivery %d: %d %+v, want 200 %s", i, rec.Code, resp, want)
+		}
+	}
+	if n := len(target.calls()); n != 1 {
+		t.Errorf("relayed %d times, want 1", n)
+	}
+	if got := counter(t, f.r.metrics.duplicates); got != 2 {
+		t.Errorf("duplicates = %v, want 2", got)
+	}
+}
+
+func TestConcurrentDuplicatesRelayOnce(t *testing.T) {
+	gate := make(chan struct{})
+	target := &fakeTarget{name: "fake", gate: gate}
+	f := newFixture(t, secretOld, []relay.Target{target})
+	body := goodBody(t, "evt_concurrent")
+	const n = 8
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			rec, _ := post(t, f.r.WebhookHandler(), testPath, body, sign(body, secretOld, time.Now()))
+			codes[i] = rec.Code
+		})
+	}
+	// Hold the first relay until every other delivery is waiting on it.
+	eventually(t, "the first relay to start", func() bool { return len(target.calls()) == 1 })
+	time.Sleep(20 * time.Millisecond)
+	close(gate)
+	wg.Wait()
+	for i, c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("delivery %d answered %d", i, c)
+		}
+	}
+	if got := len(target.calls()); got != 1 {
+		t.Errorf("relayed %d times, want 1", got)
+	}
+	if got := counter(t, f.r.metrics.duplicates); got != n-1 {
+		t.Errorf("duplicates = %v, want %d", got, n-1)
+	}
+}
+
+func TestFailedRelayIsRetriedOnRedelivery(t *testing.T) {
+	target := &fakeTarget{name: "fake", fail: func(call int) error {
+		if call == 0 {
+			return errDown
+		}
+		return nil
+	}}
+	f := newFixture(t, secretOld, []relay.Target{target})
+	body := goodBody(t, "evt_retry")
+	rec, resp := post(t, f.r.WebhookHandler(), testPath, body, sign(body, secretOld, time.Now()))
+	if rec.Code != http.StatusServiceUnavailable || resp.Status != resultFailed {
+		t.Fatalf("failing target: %d %+v, want 503 failed", rec.Code, resp)
+	}
+	if f.r.dedup.len() != 0 {
+		t.Fatal("a failed relay entered the dedup set")
+	}
+	rec, resp = post(t, f.r.WebhookHandler(), testPath, body, sign(body, secretOld, time.Now()))
+	if rec.Code != http.StatusOK || resp.Status != resultRelayed {
+		t.Fatalf("redelivery: %d %+v, want 200 relayed", rec.Code, resp)
+	}
+	if got := len(target.calls()); got != 2 {
+		t.Errorf("target called %d times, want 2", got)
+	}
+	if got := counter(t, f.r.metrics.events.WithLabelValues("payment_intent.succeeded", resultFailed)); got != 1 {
+		t.Errorf("failed events = %v, want 1", got)
+	}
+}
+
+func TestConcurrentDuplicateOfFailingRelayFails(t *testing.T) {
+	gate := make(chan struct{})
+	target := &fakeTarget{name: "fake", gate: gate, fail: func(int) error { return errDown }}
+	f := newFixture(t, secretOld, []relay.Target{target})
+	body := goodBody(t, "evt_both_fail")
+	codes := make([]int, 2)
+	var wg sync.WaitGroup
+	for i := range codes {
+		wg.Go(func() {
+			rec, _ := post(t, f.r.WebhookHandler(), testPath, body, sign(body, secretOld, time.Now()))
+			codes[i] = rec.Code
+		})
+	}
+	eventually(t, "the first relay to start", func() bool { return len(target.calls()) == 1 })
+	time.Sleep(20 * time.Millisecond)
+	close(gate)
+	wg.Wait()
+	if codes[0] != http.StatusServiceUnavailable || codes[1] != http.StatusServiceUnavailable {
+		t.Errorf("codes = %v, want both 503 (the waiting duplicate shares the failure)", codes)
+	}
+	if got := len(target.calls()); got != 1 {
+		t.Errorf("relayed %d times, want 1", got)
+	}
+}
+
+func TestAllTargetsMustAccept(t *testing.T) {
+	ok := &fakeTarget{name: "http"}
+	failing := &fakeTarget{name: "fhir", fail: func(int) error {
+		return errString("POST https://user:hunter2@fhir.example/r4/PaymentNotice?access_token=abc: Bearer tok.en refused " + secretOld)
+	}}
+	f := newFixture(t, secretOld, []relay.Target{ok, failing})
+	body := goodBody(t, "evt_two_targets")
+	rec, _ := post(t, f.r.WebhookHandler(), testPath, body, sign(body, secretOld, time.Now()))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("got %d, want 503", rec.Code)
+	}
+	if len(ok.calls()) != 1 || len(failing.calls()) != 1 {
+		t.Errorf("calls: http %d fhir %d, want 1 each", len(ok.calls()), len(failing.calls()))
+	}
+	logs := f.logs.String()
+	assertNoSecrets(t, "logs", logs, secretOld, "hunter2", "access_token=abc", "tok.en")
+	assertNoSecrets(t, "response", rec.Body.String(), "fhir.example", secretOld)
+	for _, want := range []string{`"target":"fhir"`, "Relay to system of record failed"} {
+		if !contains(logs, want) {
+			t.Errorf("logs lack %s:\n%s", want, logs)
+		}
+	}
+}
+
+func TestForwardTimeout(t *testing.T) {
+	target := &fakeTarget{name: "slow", gate: make(chan struct{})} // never opened
+	f := newFixture(t, secretOld, []relay.Target{target}, func(c *Config) { c.ForwardTimeout = 50 * time.Millisecond })
+	body := goodBody(t, "evt_slow")
+	start := time.Now()
+	rec, _ := post(t, f.r.WebhookHandler(), testPath, body, sign(body, secretOld, time.Now()))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("got %d, want 503", rec.Code)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v despite a 50ms forward timeout", d)
+	}
+	if !contains(f.logs.String(), "no answer within 50ms") {
+		t.Errorf("logs do not name the timeout:\n%s", f.logs.String())
+	}
+}
+
+func TestPanickingTargetIsAFailure(t *testing.T) {
+	f := newFixture(t, secretOld, []relay.Target{panicTarget{}})
+	body := goodBody(t, "evt_panic")
+	rec, _ := post(t, f.r.WebhookHandler(), testPath, body, sign(body, secretOld, time.Now()))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Errorf("got %d, want 503", rec.Code)
+	}
+}
+
+func TestDedupEvictsOldest(t *testing.T) {
+	d := newDedup(2)
+	for _, id := range []string{"a", "b", "c"} {
+		st, f := d.begin(id)
+		if st != claimLeader {
+			t.Fatalf("begin(%s) = %v", id, st)
+		}
+		d.finish(id, f, true)
+	}
+	if d.len() != 2 {
+		t.Errorf("len = %d, want 2", d.len())
+	}
+	if st, _ := d.begin("c"); st != claimSeen {
+		t.Errorf("c: %v, want seen", st)
+	}
+	if st, f := d.begin("a"); st != claimLeader {
+		t.Errorf("a: %v, want leader (evicted)", st)
+	} else {
+		d.finish("a", f, false)
+	}
+	st, f := d.begin("x")
+	if st != claimLeader {
+		t.Fatal(st)
+	}
+	if st2, f2 := d.begin("x"); st2 != claimFollower || f2 != f {
+		t.Errorf("second begin(x) = %v", st2)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, done := f.wait(ctx); done {
+		t.Error("wait returned done for a flight still in progress")
+	}
+}
+
+type panicTarget struct{}
+
+func (panicTarget) Name() string { return "panic" }
+func (panicTarget) Deliver(context.Context, relay.Event) error {
+	panic("boom")
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }

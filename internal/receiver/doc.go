@@ -1,0 +1,33 @@
+// Package receiver is the per-clinic Stripe webhook receiver: it verifies each delivery to
+// POST /stripe/webhook/<clinicID> with the clinic's signing secret, drops duplicates, hands the
+// event to the clinic's systems of record (relay.Target) and answers Stripe 2xx only once every
+// target accepted it, 5xx otherwise so that Stripe, the durable queue, retries.
+//
+// The receiver holds only its own signing secret, read from a mounted file, and never a Stripe
+// API key: it uses stripe-go's types and webhook package, nothing that calls the API.
+//
+// Status codes:
+//
+//	404  the path is not /stripe/webhook/<configured clinicID>
+//	405  not a POST (Allow: POST)
+//	413  body larger than Config.MaxBodyBytes
+//	400  missing, malformed, forged, stale (older than 300 s) or future-dated Stripe-Signature;
+//	     malformed event JSON; event API version other than stripe-go's; livemode contradicting
+//	     Config.Mode. Never relayed.
+//	503  no signing secret loaded yet, or a target did not accept the event (Stripe retries)
+//	200  relayed to every target, acknowledged (no target configured), or a duplicate of an
+//	     event already relayed by this replica
+//
+// Bodies are {"status":"…","message":"…"} and never contain secrets or payloads.
+//
+// The signing secret file may hold several secrets, one per line, while a secret is rolled; a
+// signature from any of them is accepted. The file is stat'ed at most once per
+// Config.SecretCheckInterval and re-read when its inode, size or mtime changed (the kubelet
+// swaps a symlink), and once more, immediately, when no loaded secret verifies a delivery.
+//
+// Metrics (registered on the registry passed to New): stripe_receiver_events_total{type,result},
+// stripe_receiver_signature_failures_total{cause}, stripe_receiver_relay_duration_seconds{target},
+// stripe_receiver_duplicates_total and stripe_receiver_signing_secret_reloads_total. The type
+// label is the event type when verified and Stripe-shaped, "other" when verified but not, and
+// "unknown" when not verified.
+package receiver

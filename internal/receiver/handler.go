@@ -1,0 +1,157 @@
+package receiver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	stripe "github.com/stripe/stripe-go/v76"
+
+	"github.com/clinicpay/stripe-operator/internal/relay"
+)
+
+// response is the short JSON body of every webhook answer.
+type response struct {
+	Status  string `json:"status"`
+	Message string `json:"message"`
+}
+
+func writeJSON(w http.ResponseWriter, code int, status, message string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	// The only possible failure is a gone client, which nobody can be told about.
+	_ = json.NewEncoder(w).Encode(response{Status: status, Message: message})
+}
+
+// serveWebhook handles POST /stripe/webhook/<clinicID>: verify, dedup, relay, answer.
+func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
+	if req.URL.Path != r.path {
+		writeJSON(w, http.StatusNotFound, "not_found", "no webhook endpoint at this path")
+		return
+	}
+	if req.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, "method_not_allowed", "use POST")
+		return
+	}
+	body, ok := r.readBody(w, req)
+	if !ok {
+		return
+	}
+	secrets := r.secrets.current()
+	if len(secrets) == 0 && r.secrets.forceReload() {
+		secrets = r.secrets.snapshot()
+	}
+	if len(secrets) == 0 {
+		r.metrics.events.WithLabelValues(typeUnknown, resultFailed).Inc()
+		writeJSON(w, http.StatusServiceUnavailable, "unavailable", "signing secret not loaded yet")
+		return
+	}
+	ev, rej := verifyEvent(body, req.Header.Get("Stripe-Signature"), secrets, time.Now())
+	if rej != nil && rej.cause == causeBadSignature && r.secrets.forceReload() {
+		// The secret may have been rolled a moment ago: try once more with the new file.
+		ev, rej = verifyEvent(body, req.Header.Get("Stripe-Signature"), r.secrets.snapshot(), time.Now())
+	}
+	if rej == nil {
+		rej = checkMode(ev, r.cfg.Mode)
+	}
+	if rej != nil {
+		r.reject(w, rej)
+		return
+	}
+	r.process(w, req, ev)
+}
+
+// readBody reads the capped raw body: the signature covers the exact bytes, so nothing may
+// decode and re-encode it before verification.
+func (r *Receiver) readBody(w http.ResponseWriter, req *http.Request) ([]byte, bool) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, r.cfg.MaxBodyBytes))
+	if err == nil {
+		return body, true
+	}
+	r.metrics.events.WithLabelValues(typeUnknown, resultRejected).Inc()
+	if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+		writeJSON(w, http.StatusRequestEntityTooLarge, "too_large", "body exceeds the receiver's limit")
+		return nil, false
+	}
+	writeJSON(w, http.StatusBadRequest, "rejected", "cannot read body")
+	return nil, false
+}
+
+// reject answers 400 and counts the cause. Unverified deliveries are logged without any of
+// their content: it is whatever the sender chose.
+func (r *Receiver) reject(w http.ResponseWriter, rej *rejection) {
+	typ := typeUnknown
+	kv := []any{"cause", string(rej.cause)}
+	if rej.eventType != "" {
+		typ = typeLabel(rej.eventType)
+		kv = append(kv, "eventID", rej.eventID, "eventType", typ)
+	}
+	r.metrics.signatureFailures.WithLabelValues(string(rej.cause)).Inc()
+	r.metrics.events.WithLabelValues(typ, resultRejected).Inc()
+	r.log.Info("Rejected webhook delivery", kv...)
+	writeJSON(w, http.StatusBadRequest, "rejected", rej.message)
+}
+
+// process relays a verified event once per replica. A concurrent delivery of the same id waits
+// for the first one's outcome instead of relaying in parallel.
+func (r *Receiver) process(w http.ResponseWriter, req *http.Request, ev stripe.Event) {
+	typ := typeLabel(string(ev.Type))
+	log := r.log.WithValues("eventID", ev.ID, "eventType", typ)
+	if len(r.targets) == 0 {
+		log.Info("Verified event acknowledged without relay")
+		r.metrics.events.WithLabelValues(typ, resultAcknowledged).Inc()
+		writeJSON(w, http.StatusOK, resultAcknowledged, "verified; no system of record configured")
+		return
+	}
+	state, f := r.dedup.begin(ev.ID)
+	ok := true
+	switch state {
+	case claimSeen:
+	case claimFollower:
+		var done bool
+		if ok, done = f.wait(req.Context()); !done {
+			return // Stripe hung up; it will deliver again
+		}
+	case claimLeader:
+		// Detached from the request: a relay that started finishes (bounded by the forward
+		// timeout) so its outcome is recorded for the waiting duplicates and the dedup set.
+		ok = r.relay(context.WithoutCancel(req.Context()), log, ev)
+		r.dedup.finish(ev.ID, f, ok)
+		if ok {
+			r.metrics.events.WithLabelValues(typ, resultRelayed).Inc()
+			writeJSON(w, http.StatusOK, resultRelayed, "accepted by every system of record")
+			return
+		}
+	}
+	if !ok {
+		r.metrics.events.WithLabelValues(typ, resultFailed).Inc()
+		writeJSON(w, http.StatusServiceUnavailable, resultFailed, "a system of record did not accept the event; retry later")
+		return
+	}
+	log.V(1).Info("Duplicate event not relayed again")
+	r.metrics.duplicates.Inc()
+	r.metrics.events.WithLabelValues(typ, resultDuplicate).Inc()
+	writeJSON(w, http.StatusOK, resultDuplicate, "already relayed")
+}
+
+// relay hands ev to every target and logs each failure with a redacted reason.
+func (r *Receiver) relay(ctx context.Context, log logr.Logger, ev stripe.Event) bool {
+	start := time.Now()
+	errs := r.relayAll(ctx, relay.Event{ClinicID: r.cfg.ClinicID, Stripe: ev})
+	for _, te := range errs {
+		log.Error(errors.New(redact(te.err, r.secrets.snapshot())), "Relay to system of record failed", "target", te.target)
+	}
+	if len(errs) > 0 {
+		return false
+	}
+	log.Info("Event relayed", "targets", len(r.targets), "duration", time.Since(start).String())
+	return true
+}

@@ -1,0 +1,86 @@
+package receiver
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Results of one delivery, the result label of stripe_receiver_events_total.
+const (
+	resultRelayed      = "relayed"
+	resultAcknowledged = "acknowledged"
+	resultDuplicate    = "duplicate"
+	resultRejected     = "rejected"
+	resultFailed       = "failed"
+)
+
+// Type label values for deliveries whose type cannot be trusted or does not look like Stripe's.
+const (
+	typeUnknown = "unknown" // not verified: the body's type is attacker-controlled
+	typeOther   = "other"   // verified, but not of Stripe's shape
+)
+
+// eventTypePattern is the shape of Stripe event types ("charge.refunded",
+// "customer.subscription.updated"); anything else is folded into "other" to bound cardinality.
+var eventTypePattern = regexp.MustCompile(`^[a-z_]+(\.[a-z_]+)+$`)
+
+// maxTypeLabelLen bounds a type label; Stripe's longest event types are about 60 characters.
+const maxTypeLabelLen = 100
+
+// metrics are the receiver's series. No label ever carries a secret, a payload or a URL.
+type metrics struct {
+	events            *prometheus.CounterVec
+	signatureFailures *prometheus.CounterVec
+	relayDuration     *prometheus.HistogramVec
+	duplicates        prometheus.Counter
+	secretReloads     prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, targets []string) (*metrics, error) {
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_receiver_events_total",
+			Help: "Webhook deliveries by event type and result (relayed, acknowledged, duplicate, rejected, failed).",
+		}, []string{"type", "result"}),
+		signatureFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_receiver_signature_failures_total",
+			Help: "Deliveries rejected with 400 by cause (missing_header, invalid_header, bad_signature, stale, future, api_version, malformed, livemode).",
+		}, []string{"cause"}),
+		relayDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "stripe_receiver_relay_duration_seconds",
+			Help:    "Time one target took to accept (or fail) an event.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"target"}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stripe_receiver_duplicates_total",
+			Help: "Deliveries of events this replica had already relayed, answered 200 without relaying.",
+		}),
+		secretReloads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "stripe_receiver_signing_secret_reloads_total",
+			Help: "Times a changed signing secret file was loaded (the first load included).",
+		}),
+	}
+	for _, c := range []prometheus.Collector{m.events, m.signatureFailures, m.relayDuration, m.duplicates, m.secretReloads} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering receiver metrics: %w", err)
+		}
+	}
+	// Pre-create the failure series so alerts on rate() see a 0 before the first failure.
+	for _, c := range allCauses() {
+		m.signatureFailures.WithLabelValues(string(c))
+	}
+	for _, t := range targets {
+		m.relayDuration.WithLabelValues(t)
+	}
+	return m, nil
+}
+
+// typeLabel bounds the cardinality of the type label.
+func typeLabel(t string) string {
+	if len(t) > maxTypeLabelLen || !eventTypePattern.MatchString(t) {
+		return typeOther
+	}
+	return t
+}

@@ -1,0 +1,153 @@
+package receiver
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	stripe "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+)
+
+// cause is why a delivery was rejected with 400, the cause label of
+// stripe_receiver_signature_failures_total.
+type cause string
+
+const (
+	causeMissingHeader cause = "missing_header" // no Stripe-Signature header
+	causeInvalidHeader cause = "invalid_header" // unparsable header, no t= or no v1=
+	causeBadSignature  cause = "bad_signature"  // no v1 matches any loaded secret
+	causeStale         cause = "stale"          // t= older than the tolerance
+	causeFuture        cause = "future"         // t= further ahead than the tolerance
+	causeAPIVersion    cause = "api_version"    // signed event rendered at another API version
+	causeMalformed     cause = "malformed"      // signed body is not a usable Stripe event
+	causeLivemode      cause = "livemode"       // signed event's livemode contradicts the mode
+)
+
+func allCauses() []cause {
+	return []cause{causeMissingHeader, causeInvalidHeader, causeBadSignature, causeStale,
+		causeFuture, causeAPIVersion, causeMalformed, causeLivemode}
+}
+
+// rejection is a 400 answer: its cause for metrics and a message safe to send and log (it never
+// holds the secret or the payload).
+type rejection struct {
+	cause   cause
+	message string
+	// eventID and eventType are set only when the signature checked out: before that they are
+	// whatever the sender wrote and must not reach logs or labels.
+	eventID, eventType string
+}
+
+func reject(c cause, format string, args ...any) *rejection {
+	return &rejection{cause: c, message: fmt.Sprintf(format, args...)}
+}
+
+// signed attaches the verified event's identity to a rejection.
+func (r *rejection) signed(id, typ string) *rejection {
+	r.eventID, r.eventType = id, typ
+	return r
+}
+
+// verifyEvent checks header against each secret with stripe-go and returns the parsed event.
+// stripe-go checks the tolerance only for the past, so the future bound is checked here.
+func verifyEvent(payload []byte, header string, secrets []string, now time.Time) (stripe.Event, *rejection) {
+	if rej := precheckHeader(header, now); rej != nil {
+		return stripe.Event{}, rej
+	}
+	opts := webhook.ConstructEventOptions{Tolerance: SignatureTolerance}
+	err := webhook.ErrNoValidSignature // the answer when no secret is loaded
+	for _, secret := range secrets {
+		var ev stripe.Event
+		ev, err = webhook.ConstructEventWithOptions(payload, header, secret, opts)
+		if err == nil {
+			return ev, checkEvent(ev)
+		}
+		if !errors.Is(err, webhook.ErrNoValidSignature) {
+			// Not secret-specific: stale, unparsable, or signed but unusable.
+			break
+		}
+	}
+	return stripe.Event{}, classify(err, payload)
+}
+
+// precheckHeader rejects what stripe-go would misreport: a header without t= (stripe-go reads
+// it as the Unix epoch, "too old"), without v1= (reported as a bad signature), or from the
+// future, which stripe-go accepts whatever the tolerance.
+func precheckHeader(header string, now time.Time) *rejection {
+	if header == "" {
+		return reject(causeMissingHeader, "missing Stripe-Signature header")
+	}
+	var ts int64
+	hasT, hasV1 := false, false
+	for pair := range strings.SplitSeq(header, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok {
+			return reject(causeInvalidHeader, "invalid Stripe-Signature header")
+		}
+		switch k {
+		case "t":
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return reject(causeInvalidHeader, "invalid Stripe-Signature timestamp")
+			}
+			ts, hasT = n, true
+		case "v1":
+			hasV1 = true
+		}
+	}
+	if !hasT || !hasV1 {
+		return reject(causeInvalidHeader, "Stripe-Signature header needs t= and v1=")
+	}
+	if time.Unix(ts, 0).Sub(now) > SignatureTolerance {
+		return reject(causeFuture, "Stripe-Signature timestamp is in the future beyond %s", SignatureTolerance)
+	}
+	return nil
+}
+
+// classify maps stripe-go's errors to causes. stripe-go's JSON and API version errors are plain
+// strings, but both mean the signature was valid, so the body can be inspected to tell them apart.
+func classify(err error, payload []byte) *rejection {
+	switch {
+	case errors.Is(err, webhook.ErrNotSigned):
+		return reject(causeMissingHeader, "missing Stripe-Signature header")
+	case errors.Is(err, webhook.ErrInvalidHeader):
+		return reject(causeInvalidHeader, "invalid Stripe-Signature header")
+	case errors.Is(err, webhook.ErrNoValidSignature):
+		return reject(causeBadSignature, "no valid signature for this endpoint's signing secret")
+	case errors.Is(err, webhook.ErrTooOld):
+		return reject(causeStale, "Stripe-Signature timestamp is older than %s", SignatureTolerance)
+	}
+	var probe struct {
+		ID         string `json:"id"`
+		Type       string `json:"type"`
+		APIVersion string `json:"api_version"`
+	}
+	if json.Unmarshal(payload, &probe) == nil && probe.APIVersion != stripe.APIVersion {
+		return reject(causeAPIVersion,
+			"event API version %q differs from the receiver's %q: set the webhook endpoint's api_version to %s",
+			probe.APIVersion, stripe.APIVersion, stripe.APIVersion).signed(probe.ID, probe.Type)
+	}
+	return reject(causeMalformed, "malformed event JSON").signed(probe.ID, probe.Type)
+}
+
+// checkEvent rejects signed events the relay cannot use.
+func checkEvent(ev stripe.Event) *rejection {
+	if ev.ID == "" || ev.Type == "" || ev.Data == nil || len(ev.Data.Raw) == 0 {
+		return reject(causeMalformed, "event lacks id, type or data.object").signed(ev.ID, string(ev.Type))
+	}
+	return nil
+}
+
+// checkMode rejects an event whose livemode contradicts the receiver's mode: a test endpoint's
+// secret must never let a test event reach a live system of record, nor the reverse.
+func checkMode(ev stripe.Event, mode Mode) *rejection {
+	if ev.Livemode != (mode == ModeLive) {
+		return reject(causeLivemode, "event livemode=%t contradicts the receiver's %s mode", ev.Livemode, mode).
+			signed(ev.ID, string(ev.Type))
+	}
+	return nil
+}

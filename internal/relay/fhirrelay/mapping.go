@@ -1,0 +1,113 @@
+package fhirrelay
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	stripe "github.com/stripe/stripe-go/v76"
+
+	"github.com/clinicpay/stripe-operator/internal/relay"
+)
+
+// write is one conditional create: POST [base]/<resourceType> with
+// If-None-Exist: identifier=<key.System>|<key.Value>. The resource carries key among its
+// identifiers, so the write after it finds it.
+type write struct {
+	resourceType string
+	key          Identifier
+	resource     any
+}
+
+// eventFacts are the parts of the event envelope every mapping uses.
+type eventFacts struct {
+	id string
+	// created and date render the event's creation time in UTC as FHIR dateTime and date. The
+	// event's time, not the delivery's, so a redelivery maps to the same resource.
+	created, date string
+	// clinic is the clinic's Organization, referenced logically by clinic id.
+	clinic Reference
+}
+
+// mapEvent maps a Stripe event to the writes that record it; none for events that record no
+// money movement and for types the mapping does not know, which are acknowledged unwritten.
+// An error means the event is malformed for its type.
+func (t *Target) mapEvent(ev relay.Event) ([]write, error) {
+	facts, err := newEventFacts(ev)
+	if err != nil {
+		return nil, err
+	}
+	raw := ev.Stripe.Data.Raw
+	switch ev.Stripe.Type {
+	case stripe.EventTypePaymentIntentSucceeded:
+		return t.mapPaymentIntentSucceeded(facts, raw)
+	case stripe.EventTypeChargeSucceeded:
+		return t.mapChargeSucceeded(facts, raw)
+	case stripe.EventTypeInvoicePaymentSucceeded:
+		return t.mapInvoicePaymentSucceeded(facts, raw)
+	case stripe.EventTypeChargeRefunded:
+		return t.mapChargeRefunded(facts, raw, ev.Stripe.Data.PreviousAttributes)
+	case stripe.EventTypeCustomerCreated, stripe.EventTypeCustomerUpdated:
+		return t.mapCustomer(facts, raw)
+	default:
+		// payment_intent.payment_failed moves no money and FHIR R4 has no resource for a
+		// failed attempt; other types are not part of the mapping. See docs/fhir-mapping.md.
+		return nil, nil
+	}
+}
+
+func newEventFacts(ev relay.Event) (eventFacts, error) {
+	switch {
+	case ev.Stripe.ID == "":
+		return eventFacts{}, errors.New("event has no id")
+	case ev.Stripe.Data == nil || len(ev.Stripe.Data.Raw) == 0:
+		return eventFacts{}, errors.New("event has no data.object")
+	case ev.Stripe.Created <= 0:
+		return eventFacts{}, errors.New("event has no created time")
+	case ev.ClinicID == "":
+		return eventFacts{}, errors.New("event has no clinic id")
+	}
+	at := time.Unix(ev.Stripe.Created, 0).UTC()
+	return eventFacts{
+		id:      ev.Stripe.ID,
+		created: at.Format(time.RFC3339),
+		date:    at.Format(time.DateOnly),
+		clinic: Reference{
+			Type:       "Organization",
+			Identifier: &Identifier{System: SystemClinicID, Value: ev.ClinicID},
+		},
+	}, nil
+}
+
+// decodeObject decodes data.object into a stripe-go type, which also resolves expandable
+// fields sent as bare ids ("payment_intent": "pi_…").
+func decodeObject(raw json.RawMessage, into any, kind string) error {
+	if err := json.Unmarshal(raw, into); err != nil {
+		return fmt.Errorf("decode %s: %w", kind, err)
+	}
+	return nil
+}
+
+// paymentIntentID, chargeID and invoiceID return the id of an expandable Stripe field, ""
+// when it is absent.
+func paymentIntentID(pi *stripe.PaymentIntent) string {
+	if pi == nil {
+		return ""
+	}
+	return pi.ID
+}
+
+func chargeID(ch *stripe.Charge) string {
+	if ch == nil {
+		return ""
+	}
+	return ch.ID
+}
+
+func invoiceID(in *stripe.Invoice) string {
+	if in == nil {
+		return ""
+	}
+	return in.ID
+}

@@ -1,0 +1,40 @@
+package fhirrelay
+
+// Identifier systems. Stripe ids are unique across Stripe, so one system per Stripe object
+// type names them unambiguously; the URLs are names, never fetched. These values are part of
+// the contract with the clinic's FHIR server: conditional creates search on them, so changing
+// one would let a redelivered event create a duplicate.
+const (
+	// SystemStripeEvent holds Stripe event ids (evt_…): the key of refund records, one per
+	// charge.refunded event.
+	SystemStripeEvent = "https://stripe.com/events"
+	// SystemStripePaymentIntent holds PaymentIntent ids (pi_…): the key of a PaymentNotice
+	// whenever the payment has a PaymentIntent.
+	SystemStripePaymentIntent = "https://stripe.com/payment_intents"
+	// SystemStripeCharge holds Charge ids (ch_…, py_…).
+	SystemStripeCharge = "https://stripe.com/charges"
+	// SystemStripeInvoice holds Stripe Invoice ids (in_…).
+	SystemStripeInvoice = "https://stripe.com/invoices"
+	// SystemStripeCustomer holds Customer ids (cus_…): the key of an Account.
+	SystemStripeCustomer = "https://stripe.com/customers"
+	// SystemClinicID holds the clinic ids the operator assigns; the clinic's Organization is
+	// referenced logically through it because its server id is not known here.
+	SystemClinicID = "https://clinicpay.dev/clinic-id"
+)
+
+// FHIR code systems and codes the mapping uses.
+const (
+	// fmStatusActive is the financial resource status (required binding, fm-status).
+	fmStatusActive = "active"
+	// outcomeComplete is PaymentReconciliation.outcome (required binding, remittance-outcome).
+	outcomeComplete = "complete"
+	// accountStatusActive is Account.status (required binding, account-status).
+	accountStatusActive = "active"
+
+	paymentStatusSystem = "http://terminology.hl7.org/CodeSystem/paymentstatus"
+	paymentTypeSystem   = "http://terminology.hl7.org/CodeSystem/payment-type"
+)
+
+// containedPaymentID is the local id of the PaymentReconciliation contained in a
+// PaymentNotice; PaymentNotice.payment points at it as "#payment".
+const containedPaymentID = "payment"

@@ -1,0 +1,69 @@
+// Package httprelay is the plain HTTP system of record: it POSTs a compact, signed JSON
+// envelope of each verified Stripe event to the clinic's URL.
+//
+// # Request
+//
+//	POST <--http-target-url>
+//	Content-Type: application/json
+//	Idempotency-Key: <Stripe event id>
+//	Clinicpay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>   (only when a key file is set)
+//	User-Agent: clinicpay-stripe-receiver
+//
+// Any 2xx answer means the clinic accepted the event; anything else, a redirect (redirects are
+// not followed, so the body and signature never go to another host), a network error or a
+// timeout is a failure: the receiver answers Stripe 503 and Stripe delivers the event again, so
+// the clinic may see the same event more than once and must deduplicate on Idempotency-Key
+// (equal to the envelope's id).
+//
+// # Envelope
+//
+//	{
+//	  "id":       "evt_…",                    // Stripe event id, also the Idempotency-Key
+//	  "type":     "payment_intent.succeeded", // Stripe event type
+//	  "created":  1700000000,                 // event creation, Unix seconds
+//	  "livemode": false,                      // false for Test, true for Live
+//	  "clinicID": "clinic-a",                 // the clinic the receiver serves
+//	  "object": {                             // a subset of the event's data.object
+//	    "id": "pi_…", "object": "payment_intent", "amount": 1234, "amountDecimal": "12.34",
+//	    "currency": "usd", "status": "succeeded", "customer": "cus_…", "metadata": {"patient_id": "p-1"}
+//	  }
+//	}
+//
+// The top-level fields are always present. Inside "object", a field is copied only when the
+// Stripe object has it with the expected JSON type, so absent fields are omitted, never null:
+//
+//	id, object, currency, status    strings, every object that has them
+//	amount                          integer, minor units as Stripe sends it (1234 = 12.34 USD):
+//	                                payment_intent, charge, refund, …
+//	amountDecimal                   string, amount in major units ("12.34"; "1234" for JPY;
+//	                                "1.234" for KWD), present when amount and currency are;
+//	                                Stripe's zero-decimal currencies have no fraction, its
+//	                                three-decimal ones (BHD, JOD, KWD, OMR, TND) have three, all
+//	                                others two
+//	amount_received                 integer, payment_intent: amount collected
+//	amount_captured                 integer, charge: amount captured
+//	amount_refunded                 integer, charge: amount refunded so far (charge.refunded
+//	                                carries the cumulative refund here; "refunded" turns true
+//	                                once the whole amount is refunded)
+//	refunded, paid                  booleans, charge (paid also on invoice)
+//	amount_due, amount_paid,        integers, invoice, minor units
+//	amount_remaining
+//	customer, payment_intent,       strings, ids of related objects; an expanded object is
+//	charge, invoice                 reduced to its id
+//	metadata                        object of strings, the Stripe object's metadata (the clinic's
+//	                                own keys, e.g. patient and invoice ids); omitted when empty
+//
+// A customer object carries id, object and metadata only: names, e-mail addresses and any
+// other personal data Stripe holds stay out of the envelope.
+//
+// # Signature
+//
+// With a key file configured, Clinicpay-Signature is "t=<t>,v1=<hex>", where <t> is the send
+// time in Unix seconds (decimal ASCII) and <hex> is the lower-case hex HMAC-SHA256, keyed with
+// the key file's bytes (a trailing "\n" or "\r\n" removed), of the bytes "<t>." followed by the
+// exact request body. The scheme is Stripe's own, so clinics can reuse Stripe verification
+// code. To verify: split the header on ",", take t and every v1 value (a future key roll may
+// send several), recompute the HMAC over "<t>.<raw body>" before parsing the JSON, compare in
+// constant time, and reject timestamps more than 5 minutes from the clinic's clock to stop
+// replays. [VerifySignature] does exactly this.
+package httprelay

@@ -1,0 +1,139 @@
+package httprelay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/clinicpay/stripe-operator/internal/relay"
+)
+
+// Config configures the HTTP target.
+type Config struct {
+	// URL is the clinic's endpoint: absolute http(s), without user info (credentials belong in
+	// files, not in flags that show up in the Pod spec).
+	URL string
+	// SigningKeyFile holds the HMAC key for Clinicpay-Signature; empty sends no signature.
+	SigningKeyFile string
+	// Timeout bounds one POST on top of the caller's context; zero adds no bound.
+	Timeout time.Duration
+	// HTTPClient sends the requests; nil uses a new client. Redirects are never followed.
+	HTTPClient *http.Client
+	// Now is the signing clock; nil uses time.Now.
+	Now func() time.Time
+	// KeyCheckInterval is the minimum time between stats of SigningKeyFile; zero means 1 s.
+	KeyCheckInterval time.Duration
+}
+
+// Target POSTs signed envelopes to a clinic's URL. It implements relay.Target.
+type Target struct {
+	url     string
+	safeURL string // without query, for errors that end up in logs
+	timeout time.Duration
+	client  *http.Client
+	now     func() time.Time
+	key     *keyFile // nil: unsigned
+}
+
+var _ relay.Target = &Target{}
+
+// New validates cfg and, when a key file is set, reads the key once so a bad mount fails at
+// start-up rather than on the first event.
+func New(cfg Config) (*Target, error) {
+	u, err := url.Parse(cfg.URL)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("http target URL: %w", err)
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		return nil, fmt.Errorf("http target URL %q must be an absolute http or https URL", u.Redacted())
+	case u.User != nil:
+		return nil, errors.New("http target URL must not contain user info; authenticate the receiver with the signing key instead")
+	}
+	if cfg.Timeout < 0 {
+		return nil, fmt.Errorf("http target timeout %s must not be negative", cfg.Timeout)
+	}
+	t := &Target{url: u.String(), safeURL: (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String(),
+		timeout: cfg.Timeout, now: cfg.Now}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	client := &http.Client{}
+	if cfg.HTTPClient != nil {
+		c := *cfg.HTTPClient
+		client = &c
+	}
+	// A redirect would resend the body and its signature to wherever the redirect points.
+	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	t.client = client
+	if cfg.SigningKeyFile != "" {
+		interval := cfg.KeyCheckInterval
+		if interval <= 0 {
+			interval = time.Second
+		}
+		if t.key, err = newKeyFile(cfg.SigningKeyFile, interval, t.now); err != nil {
+			return nil, fmt.Errorf("http target: %w", err)
+		}
+	}
+	return t, nil
+}
+
+// Name implements relay.Target.
+func (t *Target) Name() string { return "http" }
+
+// StatusError is a non-2xx answer from the clinic's endpoint.
+type StatusError struct {
+	// StatusCode is the HTTP status the endpoint answered.
+	StatusCode int
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("clinic endpoint answered HTTP %d", e.StatusCode)
+}
+
+// Deliver implements relay.Target: one POST, accepted on 2xx. The clinic deduplicates on
+// Idempotency-Key, which is why redelivering the same event is safe.
+func (t *Target) Deliver(ctx context.Context, ev relay.Event) error {
+	env, err := NewEnvelope(ev)
+	if err != nil {
+		return fmt.Errorf("building envelope: %w", err)
+	}
+	body, err := jsonMarshal(env)
+	if err != nil {
+		return fmt.Errorf("encoding envelope: %w", err)
+	}
+	if t.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.timeout)
+		defer cancel()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("building request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", env.ID)
+	req.Header.Set("User-Agent", "clinicpay-stripe-receiver")
+	if t.key != nil {
+		req.Header.Set(SignatureHeader, Sign(t.key.current(), t.now(), body))
+	}
+	resp, err := t.client.Do(req)
+	if err != nil {
+		// *url.Error repeats the full URL, query included; keep only the cause.
+		if ue, ok := errors.AsType[*url.Error](err); ok {
+			err = ue.Err
+		}
+		return fmt.Errorf("POST %s: %w", t.safeURL, err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	// Drain a bounded amount so the connection can be reused.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return &StatusError{StatusCode: resp.StatusCode}
+	}
+	return nil
+}
