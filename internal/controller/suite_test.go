@@ -42,9 +42,14 @@ var (
 	testMetrics *metrics.Metrics
 	// stripeClients wraps the real client factory so tests can lose create responses (crashes).
 	stripeClients *crashingClients
+	// replayTargets maps a clinic ID to the URL its replays go to (the receiver Service in a cluster).
+	replayTargets sync.Map
 	// fakeClockOffset moves the Stripe fake's clock, e.g. past the 24 h idempotency window.
 	fakeClockOffset atomic.Int64
 )
+
+// deliveryRetries is the fake's retry schedule after a failed delivery (Stripe's spans 3 days).
+var deliveryRetries = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond, 3200 * time.Millisecond}
 
 const (
 	testResync        = 2 * time.Second
@@ -82,7 +87,7 @@ func runSuite(m *testing.M) int {
 
 	fake = stripefake.New(stripefake.WithClock(func() time.Time {
 		return time.Now().Add(time.Duration(fakeClockOffset.Load()))
-	}))
+	}), stripefake.WithDeliveryRetries(deliveryRetries))
 	stripeURL, err := fake.Start()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "starting Stripe fake: %v\n", err)
@@ -146,6 +151,12 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 		RetryMaxDelay:           testRetryMax,
 		WebhookBaseURL:          testWebhookURL,
 		ReceiverImage:           testReceiverImage,
+		ReceiverURL: func(si *paymentsv1alpha1.StripeIntegration) string {
+			if u, ok := replayTargets.Load(si.Spec.ClinicID); ok {
+				return u.(string)
+			}
+			return "http://127.0.0.1:1/unreachable"
+		},
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
