@@ -200,6 +200,9 @@ type crashingClients struct {
 	inner StripeClients
 	mu    sync.Mutex
 	lose  map[string]int // secret key → creates whose response is still to be lost
+	// flipLivemode makes listed endpoints report the other mode, as a Stripe answer that
+	// contradicts the key's mode would (the fake, like Stripe, cannot hold such an endpoint).
+	flipLivemode sync.Map // secret key → true
 }
 
 func newCrashingClients(inner StripeClients) *crashingClients {
@@ -231,6 +234,16 @@ type crashingClient struct {
 	stripeclient.Client
 	parent *crashingClients
 	key    string
+}
+
+func (c *crashingClient) ListWebhookEndpoints(ctx context.Context) ([]stripeclient.Endpoint, error) {
+	eps, err := c.Client.ListWebhookEndpoints(ctx)
+	if _, flip := c.parent.flipLivemode.Load(c.key); flip {
+		for i := range eps {
+			eps[i].Livemode = !eps[i].Livemode
+		}
+	}
+	return eps, err
 }
 
 func (c *crashingClient) CreateWebhookEndpoint(ctx context.Context, spec stripeclient.EndpointSpec, idemKey string) (stripeclient.Endpoint, string, error) {

@@ -403,6 +403,20 @@ func TestDuplicateTaggedEndpointsAreRemoved(t *testing.T) {
 	})
 }
 
+func TestEndpointLivemodeMismatch(t *testing.T) {
+	ns := newNamespace(t)
+	k, _ := connected(t, ns, "clinic-lm")
+	stripeClients.flipLivemode.Store(k.secret, true)
+	t.Cleanup(func() { stripeClients.flipLivemode.Delete(k.secret) })
+	si := waitCondition(t, ns, "clinic-lm", v1.ConditionWebhookEndpointReady, metav1.ConditionFalse, v1.ReasonEndpointModeMismatch, waitShort)
+	if c := getCondition(t, si, v1.ConditionConnected); c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonEndpointModeMismatch {
+		t.Errorf("Connected = %s/%s", c.Status, c.Reason)
+	}
+	if n := len(accountEndpoints(k)); n != 1 {
+		t.Errorf("a mode mismatch changed the endpoints: %d", n)
+	}
+}
+
 func TestSuspendLeavesEndpoint(t *testing.T) {
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-sp")
