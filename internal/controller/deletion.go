@@ -38,9 +38,9 @@ func (r *StripeIntegrationReconciler) reconcileDelete(ctx context.Context, si *p
 	log := logf.FromContext(ctx)
 	deleted, err := r.deleteEndpoints(ctx, si)
 	if err != nil {
-		attempts := deletionAttempts(si) + 1
+		attempts := intAnnotation(si, paymentsv1alpha1.AnnotationDeletionAttempts) + 1
 		limit := maxPermanentDeleteAttempts
-		if isTransient(err) {
+		if !errors.Is(err, errCredentialsUnusable) && isTransient(err) {
 			limit = maxTransientDeleteAttempts
 		}
 		reason := stripeclient.Redact(err.Error())
@@ -85,7 +85,7 @@ func (r *StripeIntegrationReconciler) deleteEndpoints(ctx context.Context, si *p
 		if si.Status.WebhookEndpointID == "" && si.Status.KeyFingerprint == "" {
 			return nil, nil // Stripe never accepted a key for this object: nothing can exist there
 		}
-		return nil, errors.New("credentials unusable: " + res.Message)
+		return nil, fmt.Errorf("%w: %s", errCredentialsUnusable, res.Message)
 	}
 	sc := r.Stripe.For(res.Secret.Value, res.Secret.Mode, si.Status.AccountID)
 	listed, err := sc.ListWebhookEndpoints(ctx)
@@ -106,19 +106,15 @@ func (r *StripeIntegrationReconciler) deleteEndpoints(ctx context.Context, si *p
 	return deleted, nil
 }
 
+// errCredentialsUnusable marks a deletion that cannot work until someone fixes the keys: it gets
+// the permanent-failure attempt budget, not the transient one.
+var errCredentialsUnusable = errors.New("credentials unusable")
+
 func leftBehind(si *paymentsv1alpha1.StripeIntegration) string {
 	if si.Status.WebhookEndpointID == "" {
 		return "(none recorded; check the account for endpoints tagged clinicpay_uid=" + string(si.UID) + ")"
 	}
 	return si.Status.WebhookEndpointID
-}
-
-func deletionAttempts(si *paymentsv1alpha1.StripeIntegration) int {
-	n, err := strconv.Atoi(si.Annotations[paymentsv1alpha1.AnnotationDeletionAttempts])
-	if err != nil || n < 0 {
-		return 0
-	}
-	return n
 }
 
 // setDeletionAttempts stores the counter on the object so the bound holds across restarts.

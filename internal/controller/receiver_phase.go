@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -77,7 +78,7 @@ func (r *StripeIntegrationReconciler) deleteStaleIngress(ctx context.Context, si
 	case err != nil:
 		return fmt.Errorf("reading receiver Ingress: %w", err)
 	}
-	if !isControlledBy(ing.OwnerReferences, si) {
+	if !metav1.IsControlledBy(ing, si) {
 		return nil
 	}
 	if err := r.Client.Delete(ctx, ing); client.IgnoreNotFound(err) != nil {

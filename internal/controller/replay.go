@@ -6,6 +6,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -15,7 +16,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
@@ -70,11 +70,16 @@ func (r *StripeIntegrationReconciler) reconcileReplay(ctx context.Context, si *p
 	if oldest := now.Add(-eventLogRetention); since.Before(oldest) {
 		since, note = oldest, " (Stripe keeps 30 days of events; started 30 days back)"
 	}
-	secret, err := r.readSigningSecretValue(ctx, si)
-	if err != nil || secret == "" {
+	stored, err := r.readSigningSecret(ctx, si)
+	if err != nil {
 		obs.err = fmt.Errorf("reading the signing secret for replay: %w", err)
 		return
 	}
+	if stored.value == "" {
+		obs.err = errors.New("replay waits for the signing secret to be stored")
+		return
+	}
+	secret := stored.value
 	desired := desiredEndpoint(si, r.WebhookBaseURL, stripeclient.APIVersion)
 	events, err := sc.ListEvents(ctx, since, desired.EnabledEvents, maxReplayEvents)
 	if err != nil {
@@ -161,13 +166,4 @@ func stripeSignature(secret string, t time.Time, body []byte) string {
 	mac.Write([]byte("."))
 	mac.Write(body)
 	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-// readSigningSecretValue returns the stored signing secret (for signing replays).
-func (r *StripeIntegrationReconciler) readSigningSecretValue(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) (string, error) {
-	s := &corev1.Secret{}
-	if err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: signingSecretName(si.Name)}, s); err != nil {
-		return "", fmt.Errorf("reading signing Secret: %w", err)
-	}
-	return string(s.Data[paymentsv1alpha1.SigningSecretKey]), nil
 }

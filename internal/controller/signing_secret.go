@@ -13,10 +13,11 @@ import (
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 )
 
-// storedSecret is what the owned signing Secret says, without the secret itself.
+// storedSecret is what the owned signing Secret says.
 type storedSecret struct {
 	name       string
 	endpointID string // the endpoint whose secret it holds; "" when absent or empty
+	value      string // the whsec_ itself, for signing replays; never logged
 }
 
 // readSigningSecret reports which endpoint's signing secret is stored. Transient read errors are
@@ -34,6 +35,7 @@ func (r *StripeIntegrationReconciler) readSigningSecret(ctx context.Context, si 
 		return st, nil
 	}
 	st.endpointID = s.Annotations[paymentsv1alpha1.AnnotationWebhookEndpointID]
+	st.value = string(s.Data[paymentsv1alpha1.SigningSecretKey])
 	return st, nil
 }
 
@@ -75,15 +77,6 @@ func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si
 		return fmt.Errorf("updating signing Secret: %w", err)
 	}
 	return nil
-}
-
-func isControlledBy(refs []metav1.OwnerReference, si *paymentsv1alpha1.StripeIntegration) bool {
-	for _, r := range refs {
-		if r.Controller != nil && *r.Controller && r.UID == si.UID {
-			return true
-		}
-	}
-	return false
 }
 
 func ownerRef(si *paymentsv1alpha1.StripeIntegration) metav1.OwnerReference {

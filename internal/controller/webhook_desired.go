@@ -145,7 +145,12 @@ func idempotencyKey(uid string, attempt int) string {
 
 // createAttempt reads the attempt counter annotation (0 when absent or garbled).
 func createAttempt(si *paymentsv1alpha1.StripeIntegration) int {
-	n, err := strconv.Atoi(si.Annotations[paymentsv1alpha1.AnnotationCreateAttempt])
+	return intAnnotation(si, paymentsv1alpha1.AnnotationCreateAttempt)
+}
+
+// intAnnotation reads one of the operator's counter annotations; absent or garbled counts as 0.
+func intAnnotation(si *paymentsv1alpha1.StripeIntegration, key string) int {
+	n, err := strconv.Atoi(si.Annotations[key])
 	if err != nil || n < 0 {
 		return 0
 	}
