@@ -67,7 +67,9 @@ func runSuite(m *testing.M) int {
 	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
 		// Running `go test` by hand: point at the binaries hack/envtest-bins.sh builds.
 		if dir, err := filepath.Abs("../../bin/k8s/1.37.2-linux-amd64"); err == nil {
-			os.Setenv("KUBEBUILDER_ASSETS", dir)
+			if err := os.Setenv("KUBEBUILDER_ASSETS", dir); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	log := funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: 1})
@@ -93,7 +95,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "starting Stripe fake: %v\n", err)
 		return 1
 	}
-	defer fake.Close()
+	defer func() { _ = fake.Close() }()
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {

@@ -165,10 +165,10 @@ func fromStripeError(se *stripe.Error) *Error {
 	if e.Message == "" {
 		e.Message = fmt.Sprintf("Stripe answered HTTP %d %s", se.HTTPStatusCode, http.StatusText(se.HTTPStatusCode))
 	}
-	switch {
-	case e.Kind == KindPermissionDenied:
+	switch e.Kind {
+	case KindPermissionDenied:
 		e.Permission = parsePermission(se.Msg)
-	case e.Kind == KindInvalidRequest:
+	case KindInvalidRequest:
 		e.Kind = refineInvalidRequest(se)
 	}
 	return e

@@ -63,7 +63,7 @@ func (t *Target) conditionalCreate(ctx context.Context, w write) error {
 		// *url.Error names the method and URL; request headers never appear in it.
 		return fmt.Errorf("create %s: %w", w.resourceType, err)
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		// Drain so the connection is reused; the body (the stored resource) is not needed.
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxErrorBody))
