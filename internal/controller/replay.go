@@ -3,13 +3,9 @@ package controller
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +15,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 )
 
@@ -139,7 +136,8 @@ func (r *StripeIntegrationReconciler) deliverOne(ctx context.Context, hc *http.C
 		return fmt.Errorf("building request: %w", err)
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
-	req.Header.Set("Stripe-Signature", stripeSignature(secret, r.now(), ev.JSON))
+	// Stripe's scheme, which the clinic-facing signature reuses: t=<unix>,v1=HMAC("<t>.<body>").
+	req.Header.Set("Stripe-Signature", httprelay.Sign([]byte(secret), r.now(), ev.JSON))
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("posting to receiver: %w", err)
@@ -156,14 +154,4 @@ func (r *StripeIntegrationReconciler) receiverURL(si *paymentsv1alpha1.StripeInt
 		return r.ReceiverURL(si)
 	}
 	return DefaultReceiverURL(si)
-}
-
-// stripeSignature builds a Stripe-Signature header: t=<unix>,v1=<hex HMAC-SHA256 of "<t>.<body>">.
-func stripeSignature(secret string, t time.Time, body []byte) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts))
-	mac.Write([]byte("."))
-	mac.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
 }

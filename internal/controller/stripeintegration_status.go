@@ -57,17 +57,11 @@ func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int
 	if in.Mode != "" {
 		next.Mode = in.Mode
 	}
-	if in.AccountID != nil {
-		next.AccountID = *in.AccountID
-	}
-	if in.Fingerprint != nil {
-		next.KeyFingerprint = *in.Fingerprint
-	}
-	for src, dst := range map[*string]*string{in.EndpointID: &next.WebhookEndpointID, in.WebhookURL: &next.WebhookURL, in.SigningSecretName: &next.SigningSecretName} {
-		if src != nil {
-			*dst = *src
-		}
-	}
+	setIfObserved(&next.AccountID, in.AccountID)
+	setIfObserved(&next.KeyFingerprint, in.Fingerprint)
+	setIfObserved(&next.WebhookEndpointID, in.EndpointID)
+	setIfObserved(&next.WebhookURL, in.WebhookURL)
+	setIfObserved(&next.SigningSecretName, in.SigningSecretName)
 	for _, m := range in.ManualCleanup {
 		if !slices.Contains(next.ManualCleanup, m) && len(next.ManualCleanup) < maxManualCleanup {
 			next.ManualCleanup = append(next.ManualCleanup, m)
@@ -83,6 +77,13 @@ func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int
 		next.ObservedGeneration = generation
 	}
 	return next
+}
+
+// setIfObserved overwrites *dst when the pass observed a value; nil keeps the stored one.
+func setIfObserved(dst, observed *string) {
+	if observed != nil {
+		*dst = *observed
+	}
 }
 
 // summarize derives Connected: True only when every other condition is True; otherwise it carries
