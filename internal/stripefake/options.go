@@ -56,6 +56,7 @@ type config struct {
 	extraEventTypes  []string
 	deliveryLogLimit int
 	retrySchedule    []time.Duration
+	adminAPI         bool
 }
 
 func defaultConfig() config {

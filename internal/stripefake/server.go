@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -137,6 +138,10 @@ type result struct {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.cfg.adminAPI && strings.HasPrefix(r.URL.Path, AdminPrefix) {
+		s.serveAdmin(w, r)
+		return
+	}
 	rq, parseErr := s.parseRequest(r)
 	if f := s.beginCall(rq); f != nil {
 		if !s.sleep(r.Context(), f.latency) {
