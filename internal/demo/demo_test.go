@@ -1,0 +1,260 @@
+/*
+Copyright 2026 The stripe-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+)
+
+// The sample keys the demo applies (config/samples): none may appear in any output or log.
+var sampleKeys = []string{
+	"sk_test_clinicAdemo0000000000000000", "pk_test_clinicAdemo0000000000000000",
+	"sk_test_clinicBdemo0000000000000000", "pk_test_clinicBdemo0000000000000000",
+}
+
+// buildBinary builds one of the operator's commands the way `make build` does.
+func buildBinary(t *testing.T, root, pkg, out string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+	}
+}
+
+// TestDemo runs `make demo`'s scenario end to end, with the real manager and receiver binaries,
+// and checks each step's outcome, that nothing is left running, and that no key leaked.
+func TestDemo(t *testing.T) {
+	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime's logger
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run the tests with `make test` (it builds the envtest control plane)")
+	}
+	kubectl := os.Getenv("KUBECTL")
+	if kubectl == "" {
+		var err error
+		if kubectl, err = exec.LookPath("kubectl"); err != nil {
+			t.Fatal("kubectl not found in PATH and KUBECTL is not set: the demo drives the cluster with kubectl")
+		}
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	buildBinary(t, root, "./cmd", filepath.Join(bin, "manager"))
+	buildBinary(t, root, "./cmd/receiver", filepath.Join(bin, "receiver"))
+
+	var out bytes.Buffer
+	work := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	start := time.Now()
+	res, err := Run(ctx, Config{
+		Root: root, Assets: assets, Kubectl: kubectl, WorkDir: work, Out: &out,
+		Manager: filepath.Join(bin, "manager"), Receiver: filepath.Join(bin, "receiver"),
+	})
+	t.Logf("demo ran in %s", time.Since(start).Round(time.Millisecond))
+	if err != nil || t.Failed() {
+		t.Logf("demo output:\n%s", out.String())
+	}
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	text := out.String()
+	defer func() {
+		if t.Failed() {
+			t.Logf("demo output:\n%s", text)
+		}
+	}()
+
+	t.Run("headed steps", func(t *testing.T) {
+		for _, h := range []string{"== Starting", "== 1. ", "== 2. ", "== 3. ", "== 4. ", "== 5. ", "== Cleaning up", "== Demo finished"} {
+			if !strings.Contains(text, h) {
+				t.Errorf("output has no %q heading", h)
+			}
+		}
+	})
+
+	t.Run("step 2: Connected, shown by kubectl's printer columns", func(t *testing.T) {
+		if !res.Connected || !strings.HasPrefix(res.EndpointID, "we_") {
+			t.Fatalf("connected=%v endpoint=%q", res.Connected, res.EndpointID)
+		}
+		header := regexp.MustCompile(`NAMESPACE\s+NAME\s+CLINIC\s+MODE\s+CONNECTED\s+REASON\s+ENDPOINT\s+AGE`)
+		row := regexp.MustCompile(`default\s+clinic-a-test\s+clinic-a\s+Test\s+True\s+Connected\s+` + res.EndpointID + `\s+`)
+		if !header.MatchString(res.Table) || !row.MatchString(res.Table) {
+			t.Errorf("kubectl get si -A printed:\n%s", res.Table)
+		}
+	})
+
+	t.Run("step 3: both events reached the clinic's billing and FHIR systems once", func(t *testing.T) {
+		if len(res.Events) != 2 {
+			t.Fatalf("events = %+v", res.Events)
+		}
+		var billing []Received
+		fhir := map[string]int{}
+		for _, r := range res.Received {
+			switch r.System {
+			case "billing":
+				billing = append(billing, r)
+			case "fhir":
+				if r.Created {
+					fhir[r.ResourceType]++
+				}
+			}
+		}
+		for i, ev := range res.Events {
+			if !slices.Equal(ev.Statuses, []int{200}) {
+				t.Errorf("%s (%s): first delivery statuses %v, want [200]", ev.Type, ev.ID, ev.Statuses)
+			}
+			if i >= len(billing) {
+				t.Errorf("billing got %d envelopes, want 2", len(billing))
+				continue
+			}
+			var env struct {
+				ID, Type, ClinicID string
+				Object             map[string]any
+			}
+			if err := json.Unmarshal(billing[i].Body, &env); err != nil {
+				t.Fatalf("envelope: %v", err)
+			}
+			if env.ID != ev.ID || env.Type != ev.Type || env.ClinicID != "clinic-a" || billing[i].Key != ev.ID || env.Object["currency"] != "usd" {
+				t.Errorf("envelope %d = %+v (Idempotency-Key %q), want event %s", i, env, billing[i].Key, ev.ID)
+			}
+		}
+		if len(billing) != 2 || fhir["PaymentNotice"] != 1 || fhir["PaymentReconciliation"] != 1 {
+			t.Errorf("clinic system received %d envelopes and FHIR %v, want 2 and one PaymentNotice + one PaymentReconciliation", len(billing), fhir)
+		}
+		if !strings.Contains(text, "clinic billing system ← POST /stripe-events") || !strings.Contains(text, `"resourceType": "PaymentNotice"`) {
+			t.Error("the output does not show what the clinic system received")
+		}
+	})
+
+	t.Run("step 4: a Live integration with a test key is refused without a Stripe call", func(t *testing.T) {
+		if res.LiveReason != v1.ReasonModeMismatch || !strings.Contains(res.LiveMessage, "spec.mode is Live") {
+			t.Errorf("reason %q message %q, want %s", res.LiveReason, res.LiveMessage, v1.ReasonModeMismatch)
+		}
+		if res.LiveStripeCalls != 0 {
+			t.Errorf("%d Stripe calls with the refused key, want 0", res.LiveStripeCalls)
+		}
+		if !regexp.MustCompile(`clinic-b-live\s+clinic-b\s+Live\s+False\s+ModeMismatch`).MatchString(text) {
+			t.Error("the output does not show the Reason column of clinic-b-live")
+		}
+	})
+
+	t.Run("step 5: deletion removed the endpoint and the receivers", func(t *testing.T) {
+		if res.EndpointStatusAfter != 404 || res.EndpointsLeft != 0 {
+			t.Errorf("after deletion: GET endpoint %d, %d endpoints left; want 404 and 0", res.EndpointStatusAfter, res.EndpointsLeft)
+		}
+		if res.ReceiversAfterDeletion != 0 {
+			t.Errorf("%d receivers still running after deletion", res.ReceiversAfterDeletion)
+		}
+	})
+
+	t.Run("cleanup: nothing left running", func(t *testing.T) {
+		if res.RunningAfterDown != 0 {
+			t.Errorf("%d processes still running", res.RunningAfterDown)
+		}
+		if len(res.PIDs) != 2 {
+			t.Errorf("started %d receiver processes, want 2 (spec.receiver.replicas defaults to 2)", len(res.PIDs))
+		}
+		for _, pid := range res.PIDs {
+			if err := syscall.Kill(pid, 0); err == nil || errors.Is(err, syscall.EPERM) {
+				t.Errorf("receiver pid %d still exists", pid)
+			}
+		}
+	})
+
+	t.Run("no key in the output or any log", func(t *testing.T) {
+		logs := 0
+		err := filepath.WalkDir(work, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(path, ".log") {
+				return err
+			}
+			logs++
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for _, k := range sampleKeys {
+				if bytes.Contains(raw, []byte(k)) {
+					t.Errorf("%s contains a sample key", path)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if logs < 3 {
+			t.Errorf("scanned %d logs, want the manager's and both receivers'", logs)
+		}
+		for _, k := range sampleKeys {
+			if strings.Contains(text, k) {
+				t.Errorf("the demo output contains %s…", k[:8])
+			}
+		}
+	})
+}
+
+func TestResolveArg(t *testing.T) {
+	n := newNetwork("127.0.0.1:1001", "127.0.0.1:1002")
+	for in, want := range map[string]string{
+		"--http-target-url=http://billing.clinic-a.svc.cluster.local/stripe-events": "--http-target-url=http://127.0.0.1:1001/stripe-events",
+		"--fhir-base-url=https://fhir.ns.svc.cluster.local:8443/r4":                 "--fhir-base-url=http://127.0.0.1:1002/r4",
+		"--http-target-url=https://billing.example.com/hook":                        "--http-target-url=https://billing.example.com/hook",
+		"--http-target-url=http://other.ns.svc.cluster.local/x":                     "--http-target-url=http://other.ns.svc.cluster.local/x",
+		"--clinic-id=clinic-a": "--clinic-id=clinic-a",
+		"positional":           "positional",
+	} {
+		if got := n.resolveArg(in); got != want {
+			t.Errorf("resolveArg(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestMask(t *testing.T) {
+	for in, want := range map[string]string{
+		"sk_test_clinicAdemo0000000000000000": "sk_test_…0000",
+		"rk_live_abcdefgh":                    "rk_live_…efgh",
+		"sk_test_ab":                          "****",
+		"nounderscore":                        "****",
+	} {
+		if got := mask(in); got != want {
+			t.Errorf("mask(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
