@@ -50,7 +50,10 @@ type StripeIntegrationSpec struct {
 	ClinicID string `json:"clinicID"`
 
 	// mode is the Stripe environment: Test or Live. Both keys in the Secret must be of this mode.
+	// Immutable: promote a clinic to Live with a second StripeIntegration, so the Test one's
+	// endpoint is removed by deleting it rather than left behind in Stripe's test mode.
 	// +required
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="mode is immutable: create a second StripeIntegration for Live and delete the Test one"
 	Mode Mode `json:"mode"`
 
 	// credentialsSecretRef names the Secret, in the same namespace, that holds the clinic's

@@ -21,7 +21,7 @@ import (
 // that cannot work (credentials Secret gone, keys invalid, key revoked, permission missing) it is
 // tried maxPermanentDeleteAttempts times; while Stripe is unavailable or rate limiting, up to
 // maxTransientDeleteAttempts times. Attempts are spaced by the controller's exponential backoff
-// (1 s doubling to 5 min by default, so about 15 minutes of outage is waited out). After that the
+// (1 s doubling by default: 1+2+…+256 s, so about 8.5 minutes of outage is waited out). After that the
 // endpoint ids are recorded in a ManualRemovalRequired Event and the finalizer is released: a
 // namespace must never hang on Stripe.
 const (
