@@ -43,6 +43,7 @@ demo-bins: envtest-bins ## Build what the demo runs: the manager and receiver (a
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs and RBAC from markers.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	cp config/crd/bases/payments.clinicpay.dev_stripeintegrations.yaml charts/stripe-operator/crds/
 
 .PHONY: generate
 generate: controller-gen ## Generate DeepCopy methods.
@@ -68,9 +69,13 @@ stripe-mock: ## Install stripe-mock for the Stripe API contract test (idempotent
 fhir-validator: ## Install the FHIR R4 validator (npm fhir, FHIR.js) the FHIR relay tests run (idempotent).
 	@LOCALBIN="$(LOCALBIN)" hack/fhir-validator/install.sh
 
+.PHONY: helm
+helm: ## Install helm for the chart test in test/manifests (idempotent).
+	@LOCALBIN="$(LOCALBIN)" HELM_VERSION="$(HELM_VERSION)" hack/helm.sh
+
 .PHONY: test
-test: manifests generate fmt vet envtest-bins stripe-mock fhir-validator ## Run all tests, against a real kube-apiserver + etcd and stripe-mock.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" STRIPE_MOCK="$(LOCALBIN)/stripe-mock" FHIR_VALIDATOR="$(LOCALBIN)/fhir-validator/validate.js" go test ./... -count=1 -timeout 30m
+test: manifests generate fmt vet envtest-bins stripe-mock fhir-validator kustomize helm ## Run all tests, against a real kube-apiserver + etcd and stripe-mock.
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" STRIPE_MOCK="$(LOCALBIN)/stripe-mock" FHIR_VALIDATOR="$(LOCALBIN)/fhir-validator/validate.js" KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test ./... -count=1 -timeout 30m
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint.
@@ -129,6 +134,7 @@ $(LOCALBIN):
 KUSTOMIZE ?= $(LOCALBIN)/kustomize
 CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 GOLANGCI_LINT ?= $(LOCALBIN)/golangci-lint
+HELM ?= $(LOCALBIN)/helm
 
 ## Tool Versions
 KUSTOMIZE_VERSION ?= v5.8.2
@@ -136,6 +142,7 @@ CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.6.2
 ENVTEST_K8S_VERSION ?= 1.37.2
 STRIPE_MOCK_VERSION ?= v0.203.0
+HELM_VERSION ?= v3.22.0
 ENVTEST_ASSETS ?= $(LOCALBIN)/k8s/$(ENVTEST_K8S_VERSION)-linux-$(shell go env GOARCH)
 
 .PHONY: kustomize
