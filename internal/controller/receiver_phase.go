@@ -7,9 +7,14 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
+	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
+	netv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
@@ -50,22 +55,48 @@ func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si 
 }
 
 func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, secretName string) error {
-	if err := r.Client.Apply(ctx, receiverDeployment(si, r.ReceiverImage, secretName), fieldOwner, client.ForceOwnership); err != nil {
+	key := types.NamespacedName{Namespace: si.Namespace, Name: receiverName(si)}
+	dep := receiverDeployment(si, r.ReceiverImage, secretName)
+	if err := applyIfChanged(ctx, r.Client, key, &appsv1.Deployment{}, dep, func(o *appsv1.Deployment) (any, error) {
+		return appsv1ac.ExtractDeployment(o, string(fieldOwner))
+	}); err != nil {
 		return fmt.Errorf("applying receiver Deployment: %w", err)
 	}
-	if err := r.Client.Apply(ctx, receiverService(si), fieldOwner, client.ForceOwnership); err != nil {
+	if err := applyIfChanged(ctx, r.Client, key, &corev1.Service{}, receiverService(si), func(o *corev1.Service) (any, error) {
+		return corev1ac.ExtractService(o, string(fieldOwner))
+	}); err != nil {
 		return fmt.Errorf("applying receiver Service: %w", err)
 	}
-	if err := r.Client.Apply(ctx, receiverNetworkPolicy(si), fieldOwner, client.ForceOwnership); err != nil {
+	if err := applyIfChanged(ctx, r.Client, key, &networkingv1.NetworkPolicy{}, receiverNetworkPolicy(si), func(o *networkingv1.NetworkPolicy) (any, error) {
+		return netv1ac.ExtractNetworkPolicy(o, string(fieldOwner))
+	}); err != nil {
 		return fmt.Errorf("applying receiver NetworkPolicy: %w", err)
 	}
 	if ing := receiverIngress(si); ing != nil {
-		if err := r.Client.Apply(ctx, ing, fieldOwner, client.ForceOwnership); err != nil {
+		if err := applyIfChanged(ctx, r.Client, key, &networkingv1.Ingress{}, ing, func(o *networkingv1.Ingress) (any, error) {
+			return netv1ac.ExtractIngress(o, string(fieldOwner))
+		}); err != nil {
 			return fmt.Errorf("applying receiver Ingress: %w", err)
 		}
 		return nil
 	}
 	return r.deleteStaleIngress(ctx, si)
+}
+
+// applyIfChanged server-side applies desired unless the live object (read from the cache) already
+// holds exactly the fields this operator's field manager applied with these values. A resync of
+// an unchanged integration then sends no write at all, while a hand edit of an owned field moves
+// that field to another manager, so the comparison fails and the apply restores it.
+func applyIfChanged[T client.Object](ctx context.Context, c client.Client, key types.NamespacedName, live T,
+	desired runtime.ApplyConfiguration, extract func(T) (any, error)) error {
+	if err := c.Get(ctx, key, live); err == nil {
+		if owned, err := extract(live); err == nil && equality.Semantic.DeepEqual(owned, desired) {
+			return nil
+		}
+	} else if !apierrors.IsNotFound(err) {
+		return err
+	}
+	return c.Apply(ctx, desired, fieldOwner, client.ForceOwnership)
 }
 
 // deleteStaleIngress removes the Ingress this object owns once spec.webhook.ingress is removed.

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -43,6 +44,8 @@ const (
 	defaultResyncPeriod = 10 * time.Minute
 	// resyncJitter spreads periodic probes of many clinics over time (±10 %).
 	resyncJitter = 0.1
+	// conflictRetryDelay is how soon a pass whose status write lost an optimistic-lock race runs again.
+	conflictRetryDelay = 200 * time.Millisecond
 )
 
 // StripeClients hands out a Stripe client for one clinic's key. *stripeclient.Factory implements it.
@@ -112,6 +115,11 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	obs := r.observe(ctx, si)
 	newStatus := computeStatus(si.Status, si.Generation, obs.statusInput(), r.now())
 	if err := r.writeStatus(ctx, si, newStatus); err != nil {
+		if apierrors.IsConflict(err) {
+			// This pass started from an object that has changed since (the cache lagged behind
+			// a write): its status is stale, so try again from the current one.
+			return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
+		}
 		return ctrl.Result{}, err
 	}
 	if obs.err != nil {
@@ -128,7 +136,8 @@ func (r *StripeIntegrationReconciler) writeStatus(ctx context.Context, si *payme
 	}
 	orig := si.DeepCopy()
 	si.Status = newStatus
-	if err := r.Client.Status().Patch(ctx, si, client.MergeFrom(orig)); err != nil {
+	// Optimistic lock: a pass that started from a stale copy must not overwrite a newer status.
+	if err := r.Client.Status().Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("writing status: %w", err)
 	}
 	if r.Metrics != nil {
