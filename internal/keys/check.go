@@ -115,7 +115,8 @@ func checkModes(want v1alpha1.Mode, pub slot, p Key, sec slot, s Key) *Error {
 			pub.name, modeArticle(p.Mode), p, sec.name, modeArticle(s.Mode), s)}
 	}
 	if s.Mode != want {
-		fix := fmt.Sprintf("put %s keys in the Secret or set spec.mode to %s", modeWord(want), s.Mode)
+		// spec.mode is immutable: the other way out is a separate integration of the keys' mode.
+		fix := fmt.Sprintf("put %s keys in the Secret, or use them in a separate %s integration", modeWord(want), s.Mode)
 		if want != v1alpha1.ModeTest && want != v1alpha1.ModeLive {
 			fix = fmt.Sprintf("set spec.mode to %s", s.Mode)
 		}

@@ -210,12 +210,12 @@ func TestCheck(t *testing.T) {
 		"test keys but spec.mode Live": {
 			input:       in(v1alpha1.ModeLive, pkTest, skTest),
 			wantReason:  v1alpha1.ReasonModeMismatch,
-			wantMessage: "secretKey is a test key (sk_test_…) but spec.mode is Live; put live keys in the Secret or set spec.mode to Test",
+			wantMessage: "secretKey is a test key (sk_test_…) but spec.mode is Live; put live keys in the Secret, or use them in a separate Test integration",
 		},
 		"live restricted keys but spec.mode Test": {
 			input:       in(v1alpha1.ModeTest, pkLive, rkLive),
 			wantReason:  v1alpha1.ReasonModeMismatch,
-			wantMessage: "secretKey is a live key (rk_live_…) but spec.mode is Test; put test keys in the Secret or set spec.mode to Live",
+			wantMessage: "secretKey is a live key (rk_live_…) but spec.mode is Test; put test keys in the Secret, or use them in a separate Live integration",
 		},
 		"spec.mode unset": {
 			input:       in("", pkTest, skTest),
