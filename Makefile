@@ -1,5 +1,8 @@
 # Image URL to use all building/pushing image targets
 IMG ?= ghcr.io/clinicpay/stripe-operator:dev
+# VERSION is baked into the manager; its default --receiver-image is ghcr.io/clinicpay/stripe-operator:$(VERSION),
+# so by default it is IMG's tag and receivers run the image the manager runs.
+VERSION ?= $(lastword $(subst :, ,$(IMG)))
 
 # Get the currently used golang install path (in GOPATH/bin, unless GOBIN is set)
 ifeq (,$(shell go env GOBIN))
@@ -98,7 +101,7 @@ run: manifests generate fmt vet ## Run the controller against the cluster in ~/.
 
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
-	docker build -t ${IMG} .
+	docker build --build-arg VERSION=$(VERSION) -t ${IMG} .
 
 ##@ Deployment
 
