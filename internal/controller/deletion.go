@@ -68,6 +68,7 @@ func (r *StripeIntegrationReconciler) reconcileDelete(ctx context.Context, si *p
 		return ctrl.Result{}, client.IgnoreNotFound(fmt.Errorf("removing finalizer: %w", err))
 	}
 	r.previousKeys.forget(si.UID)
+	r.stripeViews.forget(si.UID)
 	if r.Metrics != nil {
 		r.Metrics.LastProbe.DeleteLabelValues(si.Namespace, si.Name)
 	}

@@ -83,6 +83,8 @@ type StripeIntegrationReconciler struct {
 
 	// previousKeys remembers, in memory only, the last key Stripe accepted per integration.
 	previousKeys keyMemory
+	// stripeViews remembers, in memory only, what the last successful Stripe pass saw.
+	stripeViews viewMemory
 }
 
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations,verbs=get;list;watch;update;patch
@@ -143,7 +145,7 @@ func (r *StripeIntegrationReconciler) writeStatus(ctx context.Context, si *payme
 	if r.Metrics != nil {
 		r.Metrics.StatusWrites.Inc()
 	}
-	for _, t := range conditionTransitions(orig.Status.Conditions, newStatus.Conditions) {
+	if t := statusEvent(orig.Status.Conditions, newStatus.Conditions); t != nil {
 		r.Recorder.Eventf(si, nil, t.eventType, t.reason, "Reconcile", "%s", t.note)
 	}
 	return nil

@@ -270,14 +270,17 @@ func TestConditionTransitionsEmitEvents(t *testing.T) {
 	mustCreate(t, credentialsSecret(ns, "stripe-keys", k))
 	waitCondition(t, ns, "clinic-g", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
 
+	// One Event per status write: the recovery is a Normal Event whose note lists every change.
 	eventually(t, waitShort, "events for both transitions", func() (bool, string) {
 		seen := map[string]bool{}
+		recovered := false
 		for _, e := range listEvents(t, ns) {
 			if e.Regarding.Name == "clinic-g" {
 				seen[e.Type+"/"+e.Reason] = true
+				recovered = recovered || e.Type == "Normal" && strings.Contains(e.Note, "Authenticated is True") && strings.Contains(e.Note, "KeysValid is True")
 			}
 		}
-		return seen["Warning/"+v1.ReasonSecretNotFound] && seen["Normal/"+v1.ReasonAuthenticated], fmtKeys(seen)
+		return seen["Warning/"+v1.ReasonSecretNotFound] && recovered, fmtKeys(seen)
 	})
 }
 

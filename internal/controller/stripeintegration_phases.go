@@ -30,6 +30,7 @@ type observation struct {
 	replay            *paymentsv1alpha1.ReplayStatus
 	stripe            stripeclient.Client // set when Stripe accepted the key in this pass
 	probed            bool
+	reusedView        bool // the Stripe part came from a fresh stripeView, without calls
 	// err is a transient failure: status is still written, then the pass is retried with backoff.
 	err error
 }
@@ -58,6 +59,12 @@ func (r *StripeIntegrationReconciler) observe(ctx context.Context, si *paymentsv
 	r.reconcileReceiver(ctx, si, &obs)
 	if obs.stripe != nil && obs.webhook.Status == metav1.ConditionTrue && obs.receiver.Status == metav1.ConditionTrue {
 		r.reconcileReplay(ctx, si, obs.stripe, &obs)
+	}
+	switch {
+	case obs.stripe != nil:
+		r.recordView(si, &obs) // this pass asked Stripe
+	case obs.err != nil || !obs.reusedView:
+		r.stripeViews.forget(si.UID)
 	}
 	return obs
 }
@@ -89,6 +96,11 @@ func (r *StripeIntegrationReconciler) observeStripe(ctx context.Context, si *pay
 		const msg = "spec.suspend is true: no Stripe calls are made and the endpoint is left as it is"
 		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonSuspended, msg)
 		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSuspended, msg)
+		return obs
+	}
+	if stored, err := r.readSigningSecret(ctx, si); err == nil &&
+		r.reuseView(si, keys.Fingerprint(res.Publishable.Value, res.Secret.Value), stored, &obs) {
+		obs.reusedView = true
 		return obs
 	}
 	pr := r.probe(ctx, si, res, &obs)

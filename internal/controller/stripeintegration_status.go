@@ -3,6 +3,7 @@ package controller
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -119,6 +120,15 @@ type transition struct {
 	eventType, reason, note string
 }
 
+// maxEventNote is the longest note an events.k8s.io/v1 Event accepts.
+const maxEventNote = 1024
+
+// inProgress are False reasons that describe expected progress rather than a problem.
+var inProgress = map[string]bool{
+	paymentsv1alpha1.ReasonReceiverProgressing:     true,
+	paymentsv1alpha1.ReasonWaitingForSigningSecret: true,
+}
+
 // conditionTransitions lists condition changes (status or reason) into True or False. Unknown is
 // bookkeeping ("not checked yet") and is not announced.
 func conditionTransitions(prev, next []metav1.Condition) []transition {
@@ -132,10 +142,35 @@ func conditionTransitions(prev, next []metav1.Condition) []transition {
 			continue
 		}
 		et := corev1.EventTypeNormal
-		if n.Status == metav1.ConditionFalse {
+		if n.Status == metav1.ConditionFalse && !inProgress[n.Reason] {
 			et = corev1.EventTypeWarning
 		}
 		out = append(out, transition{eventType: et, reason: n.Reason, note: fmt.Sprintf("%s is %s: %s", n.Type, n.Status, n.Message)})
 	}
 	return out
+}
+
+// statusEvent folds the condition changes of one status write into a single Event, so that an
+// integration connecting for the first time costs one Event write rather than one per condition.
+// It is a Warning if any condition turned False for a reason other than expected progress; its
+// reason is that condition's, else the last change's (Connected comes last); its note lists every
+// change. Nil when no condition changed.
+func statusEvent(prev, next []metav1.Condition) *transition {
+	ts := conditionTransitions(prev, next)
+	if len(ts) == 0 {
+		return nil
+	}
+	ev := transition{eventType: corev1.EventTypeNormal, reason: ts[len(ts)-1].reason}
+	notes := make([]string, 0, len(ts))
+	for _, t := range ts {
+		notes = append(notes, t.note)
+		if t.eventType == corev1.EventTypeWarning && ev.eventType != corev1.EventTypeWarning {
+			ev.eventType, ev.reason = corev1.EventTypeWarning, t.reason
+		}
+	}
+	ev.note = strings.Join(notes, "; ")
+	if len(ev.note) > maxEventNote {
+		ev.note = strings.ToValidUTF8(ev.note[:maxEventNote-len("…")], "") + "…"
+	}
+	return &ev
 }

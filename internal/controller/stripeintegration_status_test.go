@@ -1,8 +1,11 @@
 package controller
 
 import (
+	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -162,5 +165,50 @@ func TestConditionTransitions(t *testing.T) {
 	got := conditionTransitions(prev, next)
 	if len(got) != 1 || got[0].eventType != "Warning" || got[0].reason != v1.ReasonInvalidKey {
 		t.Fatalf("transitions = %+v, want one Warning/InvalidKey", got)
+	}
+}
+
+func TestStatusEventFoldsOneWrite(t *testing.T) {
+	cond := func(ct string, st metav1.ConditionStatus, reason string) metav1.Condition {
+		return metav1.Condition{Type: ct, Status: st, Reason: reason, Message: reason + " message"}
+	}
+	progressing := []metav1.Condition{
+		cond(v1.ConditionKeysValid, metav1.ConditionTrue, v1.ReasonKeysValid),
+		cond(v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated),
+		cond(v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady),
+		cond(v1.ConditionReceiverReady, metav1.ConditionFalse, v1.ReasonReceiverProgressing),
+		cond(v1.ConditionConnected, metav1.ConditionFalse, v1.ReasonReceiverProgressing),
+	}
+	connected := slices.Clone(progressing)
+	connected[3] = cond(v1.ConditionReceiverReady, metav1.ConditionTrue, v1.ReasonReceiverAvailable)
+	connected[4] = cond(v1.ConditionConnected, metav1.ConditionTrue, v1.ReasonConnected)
+	revoked := slices.Clone(connected)
+	revoked[1] = cond(v1.ConditionAuthenticated, metav1.ConditionFalse, v1.ReasonInvalidKey)
+	revoked[4] = cond(v1.ConditionConnected, metav1.ConditionFalse, v1.ReasonInvalidKey)
+
+	for _, tc := range []struct {
+		name             string
+		prev, next       []metav1.Condition
+		wantType, reason string
+		parts            int
+	}{
+		{"first pass: expected progress is Normal", nil, progressing, "Normal", v1.ReasonReceiverProgressing, 5},
+		{"connected", progressing, connected, "Normal", v1.ReasonConnected, 2},
+		{"key revoked: the failing condition names the Event", connected, revoked, "Warning", v1.ReasonInvalidKey, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := statusEvent(tc.prev, tc.next)
+			if ev == nil || ev.eventType != tc.wantType || ev.reason != tc.reason || strings.Count(ev.note, "; ")+1 != tc.parts {
+				t.Errorf("statusEvent = %+v, want one %s/%s listing %d changes", ev, tc.wantType, tc.reason, tc.parts)
+			}
+		})
+	}
+	if ev := statusEvent(connected, connected); ev != nil {
+		t.Errorf("no change gave an Event: %+v", ev)
+	}
+	long := slices.Clone(revoked)
+	long[1].Message = strings.Repeat("é", 2000)
+	if ev := statusEvent(connected, long); len(ev.note) > maxEventNote || !utf8.ValidString(ev.note) {
+		t.Errorf("note of %d bytes (valid UTF-8: %t), want ≤ %d", len(ev.note), utf8.ValidString(ev.note), maxEventNote)
 	}
 }

@@ -1,0 +1,114 @@
+/*
+Copyright 2026 The stripe-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package controller
+
+import (
+	"maps"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+)
+
+// maxViewAge caps how long a Stripe view is reused, whatever the resync period.
+const maxViewAge = 30 * time.Second
+
+// stripeView is what the last fully successful Stripe pass of one integration saw. A pass
+// triggered shortly after by something that cannot change Stripe's side (the receiver Deployment
+// becoming available, the signing Secret the operator just wrote, its own status write) reuses it
+// instead of probing Stripe again: connecting a clinic then costs three Stripe calls, not four
+// or five. Anything that could change the answer makes the view unusable: another generation, other
+// keys, other annotations (replay, create attempts), a lost signing Secret, age, or a failed pass.
+// The view lives in memory only, so a restarted manager probes every integration once.
+type stripeView struct {
+	at          time.Time
+	generation  int64
+	fingerprint string
+	annotations map[string]string
+	endpointID  string
+
+	authenticated, webhook                        condition
+	accountID, endpointIDPtr, webhookURL, signing *string
+}
+
+// viewMemory is a concurrency-safe map of Stripe views per StripeIntegration UID.
+type viewMemory struct {
+	mu    sync.Mutex
+	views map[types.UID]stripeView
+}
+
+func (m *viewMemory) get(uid types.UID) (stripeView, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v, ok := m.views[uid]
+	return v, ok
+}
+
+func (m *viewMemory) set(uid types.UID, v stripeView) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.views == nil {
+		m.views = map[types.UID]stripeView{}
+	}
+	m.views[uid] = v
+}
+
+func (m *viewMemory) forget(uid types.UID) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.views, uid)
+}
+
+// viewAge is how long a view may be reused: half the resync period, at most maxViewAge, so the
+// periodic resync always probes.
+func (r *StripeIntegrationReconciler) viewAge() time.Duration {
+	return min(r.resyncPeriod()/2, maxViewAge)
+}
+
+// recordView keeps what a Stripe pass saw, if it fully succeeded.
+func (r *StripeIntegrationReconciler) recordView(si *paymentsv1alpha1.StripeIntegration, obs *observation) {
+	if obs.err != nil || obs.fingerprint == nil || obs.endpointID == nil ||
+		obs.authenticated.Status != metav1.ConditionTrue || obs.webhook.Status != metav1.ConditionTrue {
+		r.stripeViews.forget(si.UID)
+		return
+	}
+	r.stripeViews.set(si.UID, stripeView{
+		at: r.now(), generation: si.Generation, fingerprint: *obs.fingerprint, annotations: maps.Clone(si.Annotations),
+		endpointID: *obs.endpointID, authenticated: obs.authenticated, webhook: obs.webhook,
+		accountID: obs.accountID, endpointIDPtr: obs.endpointID, webhookURL: obs.webhookURL, signing: obs.signingSecretName,
+	})
+}
+
+// reuseView fills the Stripe part of obs from a fresh view and reports whether it did. stored is
+// the signing Secret as it is now: a lost or replaced one needs Stripe.
+func (r *StripeIntegrationReconciler) reuseView(si *paymentsv1alpha1.StripeIntegration, fingerprint string, stored storedSecret, obs *observation) bool {
+	v, ok := r.stripeViews.get(si.UID)
+	if !ok || r.now().Sub(v.at) >= r.viewAge() || v.generation != si.Generation || v.fingerprint != fingerprint ||
+		!maps.Equal(v.annotations, si.Annotations) || stored.endpointID != v.endpointID || stored.value == "" {
+		return false
+	}
+	if _, replay := si.Annotations[paymentsv1alpha1.AnnotationReplaySince]; replay {
+		return false // a replay needs a Stripe client, and its retries must reach Stripe
+	}
+	obs.authenticated, obs.webhook = v.authenticated, v.webhook
+	fp := v.fingerprint
+	obs.fingerprint, obs.accountID, obs.endpointID, obs.webhookURL, obs.signingSecretName = &fp, v.accountID, v.endpointIDPtr, v.webhookURL, v.signing
+	return true
+}
