@@ -23,32 +23,32 @@ type rememberedKey struct {
 	key         keys.Key
 }
 
-// keyMemory is a concurrency-safe map of remembered keys per StripeIntegration UID.
-type keyMemory struct {
-	mu   sync.Mutex
-	keys map[types.UID]rememberedKey
+// uidMemory is a concurrency-safe, in-memory map per StripeIntegration UID.
+type uidMemory[T any] struct {
+	mu sync.Mutex
+	m  map[types.UID]T
 }
 
-func (m *keyMemory) get(uid types.UID) (rememberedKey, bool) {
+func (m *uidMemory[T]) get(uid types.UID) (T, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	k, ok := m.keys[uid]
-	return k, ok
+	v, ok := m.m[uid]
+	return v, ok
 }
 
-func (m *keyMemory) set(uid types.UID, k rememberedKey) {
+func (m *uidMemory[T]) set(uid types.UID, v T) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.keys == nil {
-		m.keys = map[types.UID]rememberedKey{}
+	if m.m == nil {
+		m.m = map[types.UID]T{}
 	}
-	m.keys[uid] = k
+	m.m[uid] = v
 }
 
-func (m *keyMemory) forget(uid types.UID) {
+func (m *uidMemory[T]) forget(uid types.UID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.keys, uid)
+	delete(m.m, uid)
 }
 
 func (r *StripeIntegrationReconciler) rememberKey(uid types.UID, fingerprint string, k keys.Key) {

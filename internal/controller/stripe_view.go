@@ -17,12 +17,11 @@ limitations under the License.
 package controller
 
 import (
+	"context"
 	"maps"
-	"sync"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 )
@@ -48,34 +47,6 @@ type stripeView struct {
 	accountID, endpointIDPtr, webhookURL, signing *string
 }
 
-// viewMemory is a concurrency-safe map of Stripe views per StripeIntegration UID.
-type viewMemory struct {
-	mu    sync.Mutex
-	views map[types.UID]stripeView
-}
-
-func (m *viewMemory) get(uid types.UID) (stripeView, bool) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.views[uid]
-	return v, ok
-}
-
-func (m *viewMemory) set(uid types.UID, v stripeView) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.views == nil {
-		m.views = map[types.UID]stripeView{}
-	}
-	m.views[uid] = v
-}
-
-func (m *viewMemory) forget(uid types.UID) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	delete(m.views, uid)
-}
-
 // viewAge is how long a view may be reused: half the resync period, at most maxViewAge, so the
 // periodic resync always probes.
 func (r *StripeIntegrationReconciler) viewAge() time.Duration {
@@ -96,16 +67,19 @@ func (r *StripeIntegrationReconciler) recordView(si *paymentsv1alpha1.StripeInte
 	})
 }
 
-// reuseView fills the Stripe part of obs from a fresh view and reports whether it did. stored is
-// the signing Secret as it is now: a lost or replaced one needs Stripe.
-func (r *StripeIntegrationReconciler) reuseView(si *paymentsv1alpha1.StripeIntegration, fingerprint string, stored storedSecret, obs *observation) bool {
+// reuseView fills the Stripe part of obs from a fresh view and reports whether it did. Only when
+// everything else allows it does it read the signing Secret: a lost or replaced one needs Stripe.
+func (r *StripeIntegrationReconciler) reuseView(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, fingerprint string, obs *observation) bool {
 	v, ok := r.stripeViews.get(si.UID)
 	if !ok || r.now().Sub(v.at) >= r.viewAge() || v.generation != si.Generation || v.fingerprint != fingerprint ||
-		!maps.Equal(v.annotations, si.Annotations) || stored.endpointID != v.endpointID || stored.value == "" {
+		!maps.Equal(v.annotations, si.Annotations) {
 		return false
 	}
 	if _, replay := si.Annotations[paymentsv1alpha1.AnnotationReplaySince]; replay {
 		return false // a replay needs a Stripe client, and its retries must reach Stripe
+	}
+	if stored, err := r.readSigningSecret(ctx, si); err != nil || stored.endpointID != v.endpointID || stored.value == "" {
+		return false
 	}
 	obs.authenticated, obs.webhook = v.authenticated, v.webhook
 	fp := v.fingerprint

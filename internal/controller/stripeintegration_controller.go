@@ -82,9 +82,9 @@ type StripeIntegrationReconciler struct {
 	ReplayHTTPClient *http.Client
 
 	// previousKeys remembers, in memory only, the last key Stripe accepted per integration.
-	previousKeys keyMemory
+	previousKeys uidMemory[rememberedKey]
 	// stripeViews remembers, in memory only, what the last successful Stripe pass saw.
-	stripeViews viewMemory
+	stripeViews uidMemory[stripeView]
 }
 
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations,verbs=get;list;watch;update;patch

@@ -98,8 +98,7 @@ func (r *StripeIntegrationReconciler) observeStripe(ctx context.Context, si *pay
 		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSuspended, msg)
 		return obs
 	}
-	if stored, err := r.readSigningSecret(ctx, si); err == nil &&
-		r.reuseView(si, keys.Fingerprint(res.Publishable.Value, res.Secret.Value), stored, &obs) {
+	if r.reuseView(ctx, si, keys.Fingerprint(res.Publishable.Value, res.Secret.Value), &obs) {
 		obs.reusedView = true
 		return obs
 	}
