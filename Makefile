@@ -43,6 +43,11 @@ demo-bins: envtest-bins ## Build what the demo runs: the manager and receiver (a
 	@CGO_ENABLED=0 go build -trimpath -o bin/receiver ./cmd/receiver
 	@go build -o bin/demo ./hack/demo
 
+.PHONY: bench
+bench: demo-bins ## Benchmarks (cold start, steady state, reaction, unrelated load, receiver) → docs/benchmarks.md; BENCH_QUICK=1 for N = 50.
+	go run ./hack/bench -command "make bench$(if $(BENCH_QUICK), BENCH_QUICK=1)$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" \
+		$(if $(BENCH_QUICK),-quick -out $(or $(BENCH_OUT),bin/benchmarks-quick.md),-out $(or $(BENCH_OUT),docs/benchmarks.md)) $(BENCH_ARGS)
+
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs and RBAC from markers.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases

@@ -42,6 +42,7 @@ type options struct {
 	maxConcurrent          int
 	webhookBaseURL         string
 	receiverImage          string
+	pprofAddr              string
 }
 
 func main() {
@@ -57,6 +58,7 @@ func main() {
 	flag.StringVar(&o.webhookBaseURL, "webhook-base-url", "", "Public base URL of the receivers; endpoints become <base>/stripe/webhook/<clinicID> unless spec.webhook says otherwise.")
 	flag.StringVar(&o.receiverImage, "receiver-image", "ghcr.io/clinicpay/stripe-operator:"+version, "Image of the per-clinic webhook receivers (runs /receiver); defaults to the operator's own image.")
 	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 8, "StripeIntegrations reconciled in parallel.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the net/http/pprof endpoint, e.g. 127.0.0.1:6060; 0 disables it. Keep it on loopback.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -87,6 +89,7 @@ func run(o options) error {
 		Scheme:                 scheme,
 		Metrics:                metricsOpts,
 		HealthProbeBindAddress: o.probeAddr,
+		PprofBindAddress:       o.pprofAddr,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "stripe-operator.payments.clinicpay.dev",
 		Cache:                  cache.Options{ByObject: controller.CacheByObject()},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -47,21 +48,29 @@ type Object struct {
 // NewEnvelope builds the envelope of a verified event. It fails only when the event carries no
 // data.object; object fields of an unexpected JSON type are left out rather than failing the
 // delivery, which Stripe would otherwise retry for days to no avail.
+//
+// It reads the data.object that stripe-go already decoded (Data.Object) rather than decoding
+// Data.Raw a second time: on a typical 2 KB payment_intent event that second decode (and the
+// per-field decodes after it) cost over half as much as stripe-go's parse of the whole event.
+// Only an event built without stripe-go (Data.Object nil) has its raw object decoded here.
 func NewEnvelope(ev relay.Event) (Envelope, error) {
 	s := ev.Stripe
 	env := Envelope{ID: s.ID, Type: string(s.Type), Created: s.Created, Livemode: s.Livemode, ClinicID: ev.ClinicID}
 	if s.Data == nil || len(s.Data.Raw) == 0 {
 		return env, errors.New("event has no data.object")
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(s.Data.Raw, &raw); err != nil {
-		return env, fmt.Errorf("decoding data.object: %w", err)
+	obj := s.Data.Object
+	if obj == nil {
+		// Decoded the way stripe-go decodes it, so both paths read the same values.
+		if err := json.Unmarshal(s.Data.Raw, &obj); err != nil {
+			return env, fmt.Errorf("decoding data.object: %w", err)
+		}
 	}
-	env.Object = objectFrom(raw)
+	env.Object = objectFrom(obj)
 	return env, nil
 }
 
-func objectFrom(raw map[string]json.RawMessage) Object {
+func objectFrom(raw map[string]any) Object {
 	o := Object{
 		ID:              str(raw["id"]),
 		Object:          str(raw["object"]),
@@ -92,49 +101,48 @@ func objectFrom(raw map[string]json.RawMessage) Object {
 	return o
 }
 
-// The helpers below return the zero value when a field is absent, null or of another type.
+// The helpers below read values decoded by encoding/json into an any (strings, float64s, bools,
+// map[string]any); they return the zero value when a field is absent, null or of another type.
 
-func str(m json.RawMessage) string {
-	var s string
-	if json.Unmarshal(m, &s) != nil {
-		return ""
-	}
+func str(v any) string {
+	s, _ := v.(string)
 	return s
 }
 
-func integer(m json.RawMessage) *int64 {
-	var n int64
-	if m == nil || string(m) == "null" || json.Unmarshal(m, &n) != nil {
+// maxExactInt bounds the integers a float64 holds exactly (2^53); Stripe's amounts are far
+// below it.
+const maxExactInt = 1 << 53
+
+// integer reads a whole JSON number; fractions and numbers too large to be exact are left out.
+func integer(v any) *int64 {
+	f, ok := v.(float64)
+	if !ok || f != math.Trunc(f) || math.Abs(f) > maxExactInt {
 		return nil
 	}
+	n := int64(f)
 	return &n
 }
 
-func boolean(m json.RawMessage) *bool {
-	var b bool
-	if m == nil || string(m) == "null" || json.Unmarshal(m, &b) != nil {
+func boolean(v any) *bool {
+	b, ok := v.(bool)
+	if !ok {
 		return nil
 	}
 	return &b
 }
 
 // ref reads a related object's id, whether Stripe sent the id or the expanded object.
-func ref(m json.RawMessage) string {
-	if s := str(m); s != "" {
+func ref(v any) string {
+	if s, ok := v.(string); ok {
 		return s
 	}
-	var obj struct {
-		ID string `json:"id"`
-	}
-	if json.Unmarshal(m, &obj) != nil {
-		return ""
-	}
-	return obj.ID
+	obj, _ := v.(map[string]any)
+	return str(obj["id"])
 }
 
-func stringMap(m json.RawMessage) map[string]string {
-	var all map[string]any
-	if json.Unmarshal(m, &all) != nil || len(all) == 0 {
+func stringMap(v any) map[string]string {
+	all, _ := v.(map[string]any)
+	if len(all) == 0 {
 		return nil
 	}
 	out := make(map[string]string, len(all))

@@ -116,3 +116,29 @@ func TestDecimal(t *testing.T) {
 		}
 	}
 }
+
+// TestEnvelopeFromRawOnly covers events built without stripe-go (Data.Object nil): the raw
+// object is decoded the same way, so the envelope is the same.
+func TestEnvelopeFromRawOnly(t *testing.T) {
+	object := `{"id":"pi_1","object":"payment_intent","amount":1234,"amount_received":12.5,"amount_due":1e3,` +
+		`"amount_paid":12345678901234567890,"currency":"usd","customer":{"id":"cus_1"},"metadata":{"patient_id":"p-1"}}`
+	parsed := stripeEvent(t, "payment_intent.succeeded", object)
+	handMade := relay.Event{ClinicID: parsed.ClinicID, Stripe: parsed.Stripe}
+	handMade.Stripe.Data = &stripe.EventData{Raw: parsed.Stripe.Data.Raw}
+	// Whole numbers only, and only those a float64 holds exactly.
+	want := `{"id":"pi_1","object":"payment_intent","amount":1234,"amountDecimal":"12.34","amount_due":1000,` +
+		`"currency":"usd","customer":"cus_1","metadata":{"patient_id":"p-1"}}`
+	for name, ev := range map[string]relay.Event{"stripe-go": parsed, "raw only": handMade} {
+		env, err := NewEnvelope(ev)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got, _ := jsonMarshal(env.Object); string(got) != want {
+			t.Errorf("%s: object\n got %s\nwant %s", name, got, want)
+		}
+	}
+	handMade.Stripe.Data.Raw = json.RawMessage(`[1]`)
+	if _, err := NewEnvelope(handMade); err == nil {
+		t.Error("a data.object that is not an object produced an envelope")
+	}
+}

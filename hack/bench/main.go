@@ -1,0 +1,135 @@
+/*
+Copyright 2026 The stripe-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Command bench runs stripe-operator's benchmarks (internal/bench) and writes a markdown report:
+//
+//	go run ./hack/bench -out docs/benchmarks.md            # make bench
+//	go run ./hack/bench -quick -out /tmp/bench.md          # make bench BENCH_QUICK=1 (N = 50)
+//	go run ./hack/bench -n 100,1000,5000 -resync 1m        # more integrations
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/clinicpay/stripe-operator/internal/bench"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	ctrllog.SetLogger(logr.Discard())
+	var (
+		sizes      = flag.String("n", "100,1000", "Comma-separated numbers of integrations, one cluster run each.")
+		quick      = flag.Bool("quick", false, "Quick mode: N = 50, short phases (what make test runs).")
+		resync     = flag.Duration("resync", 30*time.Second, "The manager's --resync-period; the steady-state phase lasts two periods.")
+		unrelated  = flag.Int("unrelated", 10_000, "Unrelated Secrets, and again ConfigMaps, created in the unrelated-load phase.")
+		maxConc    = flag.Int("max-concurrent-reconciles", 0, "Passed to the manager (0: its default).")
+		out        = flag.String("out", "docs/benchmarks.md", "Where to write the markdown report.")
+		root       = flag.String("root", ".", "Repository root.")
+		manager    = flag.String("manager", "bin/manager", "The manager binary.")
+		receiver   = flag.String("receiver", "bin/receiver", "The receiver binary.")
+		assets     = flag.String("assets", filepath.Join("bin", "k8s", "1.37.2-linux-"+runtime.GOARCH), "envtest binaries.")
+		noReceiver = flag.Bool("skip-receiver", false, "Skip the receiver throughput section.")
+		command    = flag.String("command", "", "How this run was started, for the report (default: the go run command line).")
+		profileDir = flag.String("profile-dir", "", "Write the manager's CPU profile of each cold start (first 20 s) here.")
+	)
+	flag.Parse()
+	abs := func(p string) string {
+		if filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(*root, p)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	rep := bench.Report{Started: time.Now()}
+	if *command != "" {
+		rep.Command = *command
+	} else if len(os.Args) > 1 {
+		rep.Command = "go run ./hack/bench " + strings.Join(os.Args[1:], " ")
+	}
+	var cfgs []bench.ClusterConfig
+	if *quick {
+		cfgs = append(cfgs, bench.QuickClusterConfig(abs("."), abs(*assets), abs(*manager)))
+	} else {
+		for _, s := range strings.Split(*sizes, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(s))
+			if err != nil || n <= 0 {
+				return fmt.Errorf("-n: %q is not a positive number", s)
+			}
+			cfg := bench.FullClusterConfig(abs("."), abs(*assets), abs(*manager), n, *resync)
+			cfg.Unrelated = *unrelated
+			cfgs = append(cfgs, cfg)
+		}
+	}
+	for _, cfg := range cfgs {
+		cfg.Log = os.Stderr
+		cfg.MaxConcurrentReconciles = *maxConc
+		cfg.ProfileDir = *profileDir
+		fmt.Fprintf(os.Stderr, "bench: cluster run with N = %d\n", cfg.N)
+		res, err := bench.RunCluster(ctx, cfg)
+		if err != nil {
+			return fmt.Errorf("N = %d: %w", cfg.N, err)
+		}
+		rep.Clusters = append(rep.Clusters, res)
+	}
+	if !*noReceiver {
+		rcfg := bench.ReceiverConfig{ReceiverBin: abs(*receiver), Duration: 5 * time.Second, Concurrency: 16, Payloads: 20_000}
+		if *quick {
+			rcfg.Duration = time.Second
+		}
+		fmt.Fprintln(os.Stderr, "bench: receiver throughput")
+		rr, err := bench.RunReceiver(ctx, rcfg)
+		if err != nil {
+			return fmt.Errorf("receiver: %w", err)
+		}
+		rep.Receiver = &rr
+	}
+	rep.Duration = time.Since(rep.Started)
+	rep.Notes = notes
+	var buf bytes.Buffer
+	if err := rep.Write(&buf); err != nil {
+		return err
+	}
+	if err := os.WriteFile(abs(*out), buf.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	fmt.Fprintf(os.Stderr, "bench: wrote %s in %s\n", *out, rep.Duration.Round(time.Second))
+	return nil
+}
+
+// notes record what was optimised, with the before/after figures measured by this harness.
+var notes = []string{}

@@ -1,0 +1,96 @@
+/*
+Copyright 2026 The stripe-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package bench
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// buildCmd builds one of the operator's commands into dir.
+func buildCmd(t *testing.T, pkg, out string) {
+	t.Helper()
+	cmd := exec.Command("go", "build", "-o", out, pkg)
+	cmd.Dir = "../.."
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+	}
+}
+
+// TestClusterQuick runs the cluster bench in its quick mode (the one `make bench BENCH_QUICK=1`
+// uses) so the harness cannot rot: every phase must complete and measure something.
+func TestClusterQuick(t *testing.T) {
+	ctrllog.SetLogger(logr.Discard())
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		t.Fatal("KUBEBUILDER_ASSETS is not set: run the tests with `make test` (it builds the envtest control plane)")
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mgr := filepath.Join(t.TempDir(), "manager")
+	buildCmd(t, "./cmd", mgr)
+	cfg := QuickClusterConfig(root, assets, mgr)
+	var log strings.Builder
+	cfg.Log = &log
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	res, err := RunCluster(ctx, cfg)
+	if err != nil {
+		t.Fatalf("RunCluster: %v\n%s", err, log.String())
+	}
+	t.Logf("%s", log.String())
+	n := float64(cfg.N)
+	switch {
+	case res.ColdTotal <= 0 || res.ColdP50 <= 0 || res.ColdP99 < res.ColdP50:
+		t.Errorf("cold start times: total %s p50 %s p99 %s", res.ColdTotal, res.ColdP50, res.ColdP99)
+	case res.ColdWrites.Total < cfg.N || res.ColdStripeCalls < cfg.N:
+		t.Errorf("cold start counted %d writes and %d Stripe calls for %d integrations", res.ColdWrites.Total, res.ColdStripeCalls, cfg.N)
+	case res.ColdPeakRSS == 0 || res.ColdPeakHeap == 0:
+		t.Errorf("manager memory not sampled: RSS %d heap %d", res.ColdPeakRSS, res.ColdPeakHeap)
+	case float64(res.SteadyStripeCalls)/n < 1:
+		t.Errorf("steady state: %d Stripe calls in %s for %d integrations: no resync happened", res.SteadyStripeCalls, res.SteadyWindow, cfg.N)
+	case res.RotateP99 <= 0 || res.RestoreTotal <= 0:
+		t.Errorf("reaction: rotation p99 %s, restore %s", res.RotateP99, res.RestoreTotal)
+	case res.RSSAfterUnrelated == 0:
+		t.Error("manager memory after unrelated load not sampled")
+	}
+	// The report renders what was measured.
+	var md strings.Builder
+	if err := (Report{Command: "make bench BENCH_QUICK=1", Started: time.Now(), Clusters: []ClusterResult{res}}).Write(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| N = 50 |", "apiserver writes per integration", "Stripe calls per integration per resync", "manager RSS before → after"} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, md.String())
+		}
+	}
+	// The steady-state goal is part of the design (DESIGN.md: a resync writes nothing).
+	if res.SteadyWrites.Total != 0 {
+		t.Errorf("steady state wrote %d times: %s", res.SteadyWrites.Total, res.SteadyWrites.Summary())
+	}
+}

@@ -1,0 +1,149 @@
+/*
+Copyright 2026 The stripe-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	stripe "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhook"
+)
+
+// TestRunReceiverQuick runs the receiver bench briefly against a freshly built receiver and
+// checks that its figures are complete and its bookkeeping adds up; it asserts nothing about
+// speed.
+func TestRunReceiverQuick(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "receiver")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/receiver")
+	build.Dir = filepath.Join("..", "..")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/receiver: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	res, err := RunReceiver(ctx, ReceiverConfig{ReceiverBin: bin, Duration: 500 * time.Millisecond, Concurrency: 4, Payloads: 2000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Runs) != 2 || res.Runs[0].Cores != 1 || res.Runs[1].Cores != 2 {
+		t.Fatalf("runs = %+v, want a 1-core and a 2-core run", res.Runs)
+	}
+	for _, r := range res.Runs {
+		t.Logf("%d core(s): %d events, %.0f events/s, p50 %s, p99 %s", r.Cores, r.Events, r.PerSecond, r.P50, r.P99)
+		if r.Events <= 0 || r.PerSecond <= 0 {
+			t.Errorf("%d core(s): no events acknowledged: %+v", r.Cores, r)
+		}
+		if r.Errors != 0 {
+			t.Errorf("%d core(s): %d errors, first: %s", r.Cores, r.Errors, r.ErrorSample)
+		}
+		if r.SinkCount != r.Events || r.SinkDuplicates != 0 {
+			t.Errorf("%d core(s): sink received %d relays (%d duplicated) for %d acknowledged events",
+				r.Cores, r.SinkCount, r.SinkDuplicates, r.Events)
+		}
+		if r.P50 <= 0 || r.P99 < r.P50 {
+			t.Errorf("%d core(s): p50 %s, p99 %s", r.Cores, r.P50, r.P99)
+		}
+	}
+	if res.LimitPerSec <= 0 || res.Ratio1Core <= 0 {
+		t.Errorf("limit %.0f/s, ratio %.2f", res.LimitPerSec, res.Ratio1Core)
+	}
+	if res.Method == "" {
+		t.Error("no method description")
+	}
+	t.Logf("limit %.0f events/s, ratio %.2f; %s", res.LimitPerSec, res.Ratio1Core, res.Method)
+}
+
+// TestEventPool checks that the bench sends what the receiver accepts: realistic sizes, unique
+// ids, valid Stripe signatures, the pinned API version and test mode, including for events past
+// the first pass over the pool.
+func TestEventPool(t *testing.T) {
+	pool, err := newEventPool(50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	pool.stamp(1, now)
+	if size := pool.avgSize(); size < 1500 || size > 3000 {
+		t.Errorf("average payload is %d B, want 1.5–3 KB", size)
+	}
+	var ids []string
+	for k := range int64(120) { // more than two passes
+		body, sig := pool.event(1, k, now)
+		ev, err := webhook.ConstructEvent(body, sig, benchSigningSecret)
+		if err != nil {
+			t.Fatalf("event %d: %v", k, err)
+		}
+		if ev.APIVersion != stripe.APIVersion || ev.Livemode || ev.Type != "payment_intent.succeeded" || len(ev.ID) != eventIDLen {
+			t.Fatalf("event %d: api_version %q, livemode %t, type %q, id %q", k, ev.APIVersion, ev.Livemode, ev.Type, ev.ID)
+		}
+		var pi stripe.PaymentIntent
+		if err := json.Unmarshal(ev.Data.Raw, &pi); err != nil || pi.Amount <= 0 || pi.Metadata["patient_id"] == "" {
+			t.Fatalf("event %d: data.object %v: %+v", k, err, pi)
+		}
+		ids = append(ids, ev.ID)
+	}
+	slices.Sort(ids)
+	if len(slices.Compact(ids)) != 120 {
+		t.Error("event ids repeat")
+	}
+	// A pre-signature about to leave the receiver's tolerance is replaced by a fresh one.
+	body, sig := pool.event(1, 0, now.Add(resignAfter))
+	if _, err := webhook.ConstructEventWithOptions(body, sig, benchSigningSecret,
+		webhook.ConstructEventOptions{IgnoreTolerance: true}); err != nil || sig == pool.sigs[0] {
+		t.Errorf("late event: %v (re-signed: %t)", err, sig != pool.sigs[0])
+	}
+}
+
+func TestNearestRank(t *testing.T) {
+	var d []time.Duration
+	for i := 1; i <= 200; i++ {
+		d = append(d, time.Duration(i))
+	}
+	for _, tc := range []struct {
+		values []time.Duration
+		p      int
+		want   time.Duration
+	}{
+		{nil, 50, 0},
+		{d[:1], 99, 1},
+		{d[:2], 50, 1},
+		{d[:100], 50, 50},
+		{d[:100], 99, 99},
+		{d, 99, 198},
+		{d, 100, 200},
+	} {
+		if got := nearestRank(tc.values, tc.p); got != tc.want {
+			t.Errorf("nearestRank(%d values, %d) = %d, want %d", len(tc.values), tc.p, got, tc.want)
+		}
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	got, err := parseCPUList("0-2,5,8-9")
+	if err != nil || !slices.Equal(got, []int{0, 1, 2, 5, 8, 9}) {
+		t.Errorf("parseCPUList = %v, %v", got, err)
+	}
+	if _, err := parseCPUList("3-1"); err == nil {
+		t.Error("parseCPUList accepted 3-1")
+	}
+}
