@@ -5,6 +5,8 @@ package controller
 import (
 	"context"
 	"fmt"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"maps"
 	"net/http"
 	"time"
 
@@ -220,14 +222,51 @@ func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context,
 	return reqs
 }
 
-// CacheByObject restricts the manager's cache of the kinds the operator owns to the objects it
-// created, so a large cluster's Deployments and Services are not all held in memory.
+// CacheByObject limits the manager's caches of the objects it creates to those it labelled, so
+// unrelated Deployments, Services, NetworkPolicies and Ingresses in the cluster cost no memory.
+// Their managedFields are kept: applyIfChanged compares them with what it would apply.
 func CacheByObject() map[client.Object]cache.ByObject {
-	managed := cache.ByObject{Label: labels.SelectorFromSet(labels.Set{LabelManagedBy: managedByValue})}
+	managed := cache.ByObject{
+		Label:     labels.SelectorFromSet(labels.Set{LabelManagedBy: managedByValue}),
+		Transform: dropLastApplied,
+	}
 	return map[client.Object]cache.ByObject{
 		&appsv1.Deployment{}:          managed,
 		&corev1.Service{}:             managed,
 		&networkingv1.NetworkPolicy{}: managed,
 		&networkingv1.Ingress{}:       managed,
 	}
+}
+
+// CacheOptions are the manager's cache options: CacheByObject, and for every other cached object
+// (StripeIntegrations, Secret metadata) no managedFields and no kubectl last-applied annotation.
+func CacheOptions() cache.Options {
+	return cache.Options{ByObject: CacheByObject(), DefaultTransform: trimForCache}
+}
+
+// lastAppliedAnnotation is where `kubectl apply` keeps the applied manifest. On a Secret applied
+// with kubectl it holds the Secret's data in clear text, which a metadata-only watch would
+// otherwise bring into the cache.
+const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
+
+// trimForCache drops what the operator never reads before an object is cached.
+func trimForCache(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil {
+		m.SetManagedFields(nil)
+	}
+	return dropLastApplied(obj)
+}
+
+// dropLastApplied removes kubectl's last-applied-configuration annotation from a cached object.
+func dropLastApplied(obj any) (any, error) {
+	m, err := meta.Accessor(obj)
+	if err != nil {
+		return obj, nil // not an object (e.g. a deletion tombstone): cache it as it is
+	}
+	if ann := m.GetAnnotations(); ann[lastAppliedAnnotation] != "" {
+		trimmed := maps.Clone(ann)
+		delete(trimmed, lastAppliedAnnotation)
+		m.SetAnnotations(trimmed)
+	}
+	return obj, nil
 }
