@@ -56,7 +56,7 @@ func main() {
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "Base period between Stripe probes of an unchanged integration (jittered ±10%).")
 	flag.StringVar(&o.webhookBaseURL, "webhook-base-url", "", "Public base URL of the receivers; endpoints become <base>/stripe/webhook/<clinicID> unless spec.webhook says otherwise.")
 	flag.StringVar(&o.receiverImage, "receiver-image", "ghcr.io/clinicpay/stripe-operator:"+version, "Image of the per-clinic webhook receivers (runs /receiver); defaults to the operator's own image.")
-	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 8, "StripeIntegrations reconciled in parallel.")
+	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 32, "StripeIntegrations reconciled in parallel (passes mostly wait on the apiserver and Stripe; see docs/benchmarks.md).")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the net/http/pprof endpoint, e.g. 127.0.0.1:6060; 0 disables it. Keep it on loopback.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)

@@ -69,7 +69,8 @@ type ClusterConfig struct {
 	MaxConcurrentReconciles int
 	// Log receives progress lines.
 	Log io.Writer
-	// ProfileDir, if set, receives the manager's CPU profile of the cold start (cold-<N>.pprof).
+	// ProfileDir, if set, receives the manager's CPU profile of the cold start (cold-<N>.pprof)
+	// and its heap profile after the unrelated load (unrelated-<N>.heap).
 	ProfileDir string
 }
 
@@ -620,6 +621,11 @@ func (c *cluster) unrelated(ctx context.Context, res *ClusterResult) error {
 	time.Sleep(settle)
 	res.RSSAfterUnrelated, res.HeapAfterUnrelated = c.mgr.current()
 	res.PeakRSSWithUnrelated, _ = c.mgr.peaks()
+	if c.cfg.ProfileDir != "" {
+		if err := c.mgr.heapProfile(filepath.Join(c.cfg.ProfileDir, fmt.Sprintf("unrelated-%d.heap", c.cfg.N))); err != nil {
+			return fmt.Errorf("heap profile: %w", err)
+		}
+	}
 	c.logf("unrelated load: %d Secrets + %d ConfigMaps; manager RSS %s → %s", c.cfg.Unrelated, c.cfg.Unrelated,
 		mib(res.RSSBeforeUnrelated), mib(res.RSSAfterUnrelated))
 	return nil

@@ -34,7 +34,7 @@ import (
 )
 
 // sampleEvery is how often the manager's memory is sampled.
-const sampleEvery = 250 * time.Millisecond
+const sampleEvery = 500 * time.Millisecond
 
 // managerProc is the real manager binary, with its memory sampled from /proc (RSS) and from its
 // own /metrics (Go heap in use).
@@ -270,4 +270,23 @@ func (m *managerProc) cpuProfile(d time.Duration, path string) <-chan error {
 		done <- errors.Join(err, f.Close())
 	}()
 	return done
+}
+
+// heapProfile saves the manager's heap profile (after a GC, as net/http/pprof does with gc=1).
+func (m *managerProc) heapProfile(path string) error {
+	if m.pprof == "" {
+		return nil
+	}
+	c := http.Client{Timeout: 30 * time.Second}
+	resp, err := c.Get(m.pprof + "/heap?gc=1")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	return errors.Join(err, f.Close())
 }
