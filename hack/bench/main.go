@@ -63,6 +63,7 @@ func run() error {
 		assets     = flag.String("assets", filepath.Join("bin", "k8s", "1.37.2-linux-"+runtime.GOARCH), "envtest binaries.")
 		noReceiver = flag.Bool("skip-receiver", false, "Skip the receiver throughput section.")
 		command    = flag.String("command", "", "How this run was started, for the report (default: the go run command line).")
+		managerEnv = flag.String("manager-env", "", "Comma-separated NAME=value pairs added to the manager's environment, e.g. GOGC=50.")
 		profileDir = flag.String("profile-dir", "", "Write the manager's CPU profile of each cold start (first 20 s) here.")
 	)
 	flag.Parse()
@@ -99,6 +100,9 @@ func run() error {
 		cfg.Log = os.Stderr
 		cfg.MaxConcurrentReconciles = *maxConc
 		cfg.ProfileDir = *profileDir
+		if *managerEnv != "" {
+			cfg.ManagerEnv = strings.Split(*managerEnv, ",")
+		}
 		fmt.Fprintf(os.Stderr, "bench: cluster run with N = %d\n", cfg.N)
 		res, err := bench.RunCluster(ctx, cfg)
 		if err != nil {
@@ -131,5 +135,35 @@ func run() error {
 	return nil
 }
 
-// notes record what was optimised, with the before/after figures measured by this harness.
-var notes = []string{}
+// notes record what was optimised, with before/after figures from earlier runs of this harness on
+// the same machine (2026-11-23); the tables above are this run's.
+var notes = []string{
+	"**Steady-state writes: 3 → 0 per integration per resync.** Every resync re-sent three no-op server-side applies " +
+		"(patch deployments, services, networkpolicies in the audit log). The operator now compares the fields its field " +
+		"manager owns (client-go's Extract*) with what it would apply and applies only on a difference. Quick mode, N = 50: " +
+		"300 writes in 2.2 resync periods before, 0 after.",
+	"**Writes at creation: 12 → 8 per integration** (N = 100): one Event per status write, listing every condition " +
+		"change, instead of one Event per condition (6 → 2 Events).",
+	"**Stripe calls at creation: 4 → 3 per integration** (N = 100): a pass triggered by the operator's own objects " +
+		"within min(resync/2, 30 s) of a successful Stripe pass reuses what that pass saw (internal/controller/stripe_view.go). " +
+		"At N = 1,000 some second passes wait in the queue longer than that, hence slightly above 3.",
+	"**1,000 integrations Connected: 33.2 s → 24.5 s** by raising the default --max-concurrent-reconciles from 8 to 32. " +
+		"The CPU profile of the cold start (`-profile-dir`) showed the manager busy 0.19 of a core: passes wait on apiserver " +
+		"round trips, so running more of them at once is what helps.",
+	"**Manager RSS at 1,000 with 10,000 unrelated Secrets and ConfigMaps: 158 MiB → 127 MiB.** (a) Secret metadata and " +
+		"StripeIntegrations are cached without managedFields and without kubectl's last-applied annotation (which, on a " +
+		"Secret applied with kubectl, holds its data in clear text): heap growth from the unrelated objects 7.3 MiB → none. " +
+		"(b) The heap profile after a GC showed 42 MiB live against 80 MiB in use: the manager now sets GC percent 50 " +
+		"(GOGC overrides it), peak RSS 174 → 134 MiB for the same run, at no visible cost in time.",
+	"**Receiver CPU per event: 245 → 189 µs** (ratio to the limit 21% → about 32%). The HTTP envelope decoded " +
+		"data.object a second time (16% of receiver CPU in the profile); it now reads the object stripe-go already decoded.",
+	"**Harness:** envtest's default Service range (a /24) holds about 250 Services, so the bench's apiserver uses a /16.",
+	"**Target missed: writes at creation (8 > 5).** Six are one per thing the operator must create or record: the " +
+		"finalizer, the signing Secret, the receiver Deployment, Service and NetworkPolicy, and the status. Two are Events " +
+		"(first status write, Connected).",
+	"**Target missed: receiver at about a third of the limit (< 50%).** After the fix the profile shows 40% in stripe-go's " +
+		"ConstructEvent (the limit's own work), 18% socket writes, about 15% other net/http and 12% GC: the two loopback HTTP " +
+		"hops (Stripe → receiver → sink) cost more than the limit's whole per-event work. Skipping stripe-go's parse is ruled " +
+		"out by DESIGN.md; logging each event at a higher verbosity and GOGC=200 measured 20–25% less CPU per event and are " +
+		"left as options.",
+}

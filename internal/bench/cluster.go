@@ -67,6 +67,8 @@ type ClusterConfig struct {
 	Rotate, DeleteEndpoints int
 	// MaxConcurrentReconciles is passed to the manager.
 	MaxConcurrentReconciles int
+	// ManagerEnv is added to the manager's environment (e.g. GOGC=50).
+	ManagerEnv []string
 	// Log receives progress lines.
 	Log io.Writer
 	// ProfileDir, if set, receives the manager's CPU profile of the cold start (cold-<N>.pprof)
@@ -235,7 +237,7 @@ func (c *cluster) start(ctx context.Context, work string) error {
 			return err
 		}
 	}
-	c.mgr, err = startManager(ctx, managerOptions{pprofAddr: pprofAddr,
+	c.mgr, err = startManager(ctx, managerOptions{pprofAddr: pprofAddr, env: c.cfg.ManagerEnv,
 		bin: c.cfg.Manager, kubeconfig: kubeconfig, stripeURL: fakeURL, resync: c.cfg.Resync,
 		maxConcurrent: c.cfg.MaxConcurrentReconciles, logPath: filepath.Join(work, "manager.log"),
 	})

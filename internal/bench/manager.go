@@ -55,6 +55,7 @@ type managerProc struct {
 type managerOptions struct {
 	bin, kubeconfig, stripeURL, logPath string
 	pprofAddr                           string
+	env                                 []string
 	resync                              time.Duration
 	maxConcurrent                       int
 }
@@ -98,7 +99,7 @@ func startManager(ctx context.Context, o managerOptions) (*managerProc, error) {
 	}
 	cmd := exec.Command(o.bin, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+o.kubeconfig)
+	cmd.Env = append(append(os.Environ(), o.env...), "KUBECONFIG="+o.kubeconfig)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		_ = lf.Close()
