@@ -46,7 +46,8 @@ const maxAdminBody = 1 << 20
 //	POST   /_fake/keys/revoke     {"key": "sk_test_…"}: later calls with it get 401 Invalid API Key.
 //	POST   /_fake/keys/expire     {"key": "sk_test_…"}: later calls get 401 Expired API Key.
 //	POST   /_fake/faults          {"key"|"account"|"method"|"pathPrefix", "status": 503, "times": 3,
-//	                              "latency": "2s", "code", "message"}: see Fault.
+//	                              "latency": "2s", "code", "message", "probability": 0.2,
+//	                              "retryAfter": "1s", "afterExecute": true}: see Fault.
 //	DELETE /_fake/faults          removes every fault.
 //	GET    /_fake/calls           {"total": n}, or {"key": n} for ?key=sk_…: Stripe API calls counted.
 //
@@ -231,15 +232,18 @@ func (s *Server) adminKey(r *http.Request, revoke bool) (any, error) {
 }
 
 type faultRequest struct {
-	Key        string `json:"key"`
-	Account    string `json:"account"`
-	Method     string `json:"method"`
-	PathPrefix string `json:"pathPrefix"`
-	Status     int    `json:"status"`
-	Code       string `json:"code"`
-	Message    string `json:"message"`
-	Times      int    `json:"times"`
-	Latency    string `json:"latency"`
+	Key          string  `json:"key"`
+	Account      string  `json:"account"`
+	Method       string  `json:"method"`
+	PathPrefix   string  `json:"pathPrefix"`
+	Status       int     `json:"status"`
+	Code         string  `json:"code"`
+	Message      string  `json:"message"`
+	Times        int     `json:"times"`
+	Latency      string  `json:"latency"`
+	AfterExecute bool    `json:"afterExecute"`
+	Probability  float64 `json:"probability"`
+	RetryAfter   string  `json:"retryAfter"`
 }
 
 func (s *Server) adminFault(r *http.Request) (any, error) {
@@ -248,7 +252,15 @@ func (s *Server) adminFault(r *http.Request) (any, error) {
 		return nil, err
 	}
 	f := Fault{Key: req.Key, Account: req.Account, Method: req.Method, PathPrefix: req.PathPrefix,
-		Status: req.Status, Code: req.Code, Message: req.Message, Times: req.Times}
+		Status: req.Status, Code: req.Code, Message: req.Message, Times: req.Times,
+		AfterExecute: req.AfterExecute, Probability: req.Probability}
+	if req.RetryAfter != "" {
+		d, err := time.ParseDuration(req.RetryAfter)
+		if err != nil || d < 0 {
+			return nil, badf(http.StatusBadRequest, `"retryAfter" must be a duration such as "2s"`)
+		}
+		f.RetryAfter = d
+	}
 	if req.Latency != "" {
 		d, err := time.ParseDuration(req.Latency)
 		if err != nil || d < 0 {
@@ -261,6 +273,8 @@ func (s *Server) adminFault(r *http.Request) (any, error) {
 		return nil, badf(http.StatusBadRequest, `"status" must be a 4xx or 5xx code (or 0 for latency only)`)
 	case f.Status == 0 && f.Latency == 0:
 		return nil, badf(http.StatusBadRequest, `a fault needs "status", "latency" or both`)
+	case f.Probability < 0 || f.Probability > 1:
+		return nil, badf(http.StatusBadRequest, `"probability" must be between 0 and 1`)
 	case f.Times < 0:
 		return nil, badf(http.StatusBadRequest, `"times" must be ≥ 0 (0: until DELETE /_fake/faults)`)
 	}

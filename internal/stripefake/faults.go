@@ -48,6 +48,19 @@ type Fault struct {
 	// Latency delays the answer; a cancelled request context or Close cuts it
 	// short and no answer is written.
 	Latency time.Duration
+	// AfterExecute runs the request normally first and then holds its answer
+	// for Latency: the call takes effect even if the client gives up or dies
+	// meanwhile (a lost response, as when a connection drops mid-answer).
+	// Ignored when Status is set.
+	AfterExecute bool
+	// Probability makes the fault fire on that fraction of matching calls
+	// (drawn per call from the server's seeded source, see WithFaultSeed);
+	// 0 or ≥ 1 fires on every one. A call it does not fire on goes on to the
+	// next matching fault.
+	Probability float64
+	// RetryAfter sets a Retry-After header (whole seconds) on the error
+	// answer, as Stripe may on 429 and 503.
+	RetryAfter time.Duration
 }
 
 type faultEntry struct {
@@ -57,8 +70,10 @@ type faultEntry struct {
 
 // firedFault is what a matched fault does to one request.
 type firedFault struct {
-	latency time.Duration
-	err     *apiError
+	latency      time.Duration
+	err          *apiError
+	afterExecute bool
+	retryAfter   time.Duration
 }
 
 // InjectFault adds a fault; faults are checked in the order added and the
@@ -96,7 +111,13 @@ func (s *Server) beginCall(rq *request) *firedFault {
 	if k := s.keys[rq.rawKey]; k != nil {
 		account = k.account
 	}
-	i := slices.IndexFunc(s.faults, func(fe *faultEntry) bool { return fe.matches(rq, account) })
+	i := slices.IndexFunc(s.faults, func(fe *faultEntry) bool {
+		if !fe.matches(rq, account) {
+			return false
+		}
+		p := fe.f.Probability
+		return p <= 0 || p >= 1 || s.faultRand.Float64() < p
+	})
 	if i < 0 {
 		return nil
 	}
@@ -107,7 +128,7 @@ func (s *Server) beginCall(rq *request) *firedFault {
 			s.faults = slices.Delete(s.faults, i, i+1)
 		}
 	}
-	fired := &firedFault{latency: fe.f.Latency}
+	fired := &firedFault{latency: fe.f.Latency, afterExecute: fe.f.AfterExecute && fe.f.Status == 0, retryAfter: fe.f.RetryAfter}
 	if fe.f.Status != 0 {
 		fired.err = errForStatus(fe.f.Status, rq.rawKey, account)
 		if fe.f.Code != "" {

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	stripe "github.com/stripe/stripe-go/v76"
+	"github.com/stripe/stripe-go/v76/webhookendpoint"
 )
 
 func TestInjectedFaults(t *testing.T) {
@@ -233,5 +234,55 @@ func TestCloseAbortsLatency(t *testing.T) {
 	wantStripeError(t, <-errc, http.StatusServiceUnavailable, stripe.ErrorTypeAPI, "", "something went wrong")
 	if s.URL() == "" {
 		t.Error("URL() empty after Start")
+	}
+}
+
+func TestFaultProbabilityAndRetryAfter(t *testing.T) {
+	s, base := startFake(t, WithFaultSeed(7))
+	key, _ := addKey(s, "sk_test_", KeyOptions{})
+	s.InjectFault(Fault{Key: key, Status: http.StatusTooManyRequests, Probability: 0.2, RetryAfter: 2 * time.Second})
+	const calls = 500
+	failed := 0
+	for range calls {
+		req, _ := http.NewRequest(http.MethodGet, base+"/v1/webhook_endpoints", nil)
+		req.SetBasicAuth(key, "")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			failed++
+			if got := resp.Header.Get("Retry-After"); got != "2" {
+				t.Fatalf("Retry-After = %q, want 2", got)
+			}
+		} else if resp.StatusCode != http.StatusOK || resp.Header.Get("Retry-After") != "" {
+			t.Fatalf("status %d Retry-After %q", resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+	if failed < calls/10 || failed > calls*3/10 {
+		t.Errorf("%d of %d calls failed with probability 0.2", failed, calls)
+	}
+}
+
+func TestFaultAfterExecuteLosesTheAnswerNotTheEffect(t *testing.T) {
+	s, base := startFake(t)
+	key, acct := addKey(s, "sk_test_", KeyOptions{})
+	s.InjectFault(Fault{Key: key, Method: http.MethodPost, PathPrefix: "/v1/webhook_endpoints", Latency: 2 * time.Second, AfterExecute: true, Times: 1})
+	b := stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
+		URL: stripe.String(base), LeveledLogger: &stripe.LeveledLogger{Level: stripe.LevelNull}, MaxNetworkRetries: stripe.Int64(0),
+		HTTPClient: &http.Client{Timeout: 200 * time.Millisecond},
+	})
+	start := time.Now()
+	_, err := (&webhookendpoint.Client{B: b, Key: key}).New(endpointParams("https://example.test/hook"))
+	if err == nil || time.Since(start) > time.Second {
+		t.Fatalf("create answered (%v) after %s; want a client timeout", err, time.Since(start))
+	}
+	if eps := s.Endpoints(acct, false); len(eps) != 1 {
+		t.Fatalf("%d endpoints after a lost answer, want 1 (the create took effect)", len(eps))
+	}
+	// The next call is unaffected (Times: 1).
+	if _, err := clientsFor(base, key).we.New(endpointParams("https://example.test/hook2")); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -57,6 +57,7 @@ type config struct {
 	deliveryLogLimit int
 	retrySchedule    []time.Duration
 	adminAPI         bool
+	faultSeed        uint64
 }
 
 func defaultConfig() config {
@@ -150,4 +151,10 @@ func WithDeliveryLogLimit(n int) Option {
 			c.deliveryLogLimit = n
 		}
 	}
+}
+
+// WithFaultSeed seeds the source that decides whether a fault with a
+// Probability fires, so a run can be repeated.
+func WithFaultSeed(seed uint64) Option {
+	return func(c *config) { c.faultSeed = seed }
 }

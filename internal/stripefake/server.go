@@ -19,7 +19,9 @@ package stripefake
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +55,8 @@ type Server struct {
 	inflight   int
 	idle       chan struct{}
 	closed     bool
+
+	faultRand *rand.Rand // guarded by mu
 
 	closing       chan struct{}
 	deliverCtx    context.Context
@@ -98,6 +102,7 @@ func New(opts ...Option) *Server {
 		limiters:      make(map[scope]*rate.Limiter),
 		counters:      newCounters(),
 		closing:       make(chan struct{}),
+		faultRand:     rand.New(rand.NewPCG(cfg.faultSeed, cfg.faultSeed^0x9e3779b97f4a7c15)),
 		deliverCtx:    ctx,
 		cancelDeliver: cancel,
 	}
@@ -130,10 +135,11 @@ func (s *Server) isClosed() bool {
 
 // result is a rendered API response.
 type result struct {
-	status   int
-	body     []byte
-	reqID    string
-	replayed bool
+	status     int
+	body       []byte
+	reqID      string
+	replayed   bool
+	retryAfter time.Duration
 }
 
 // ServeHTTP implements http.Handler.
@@ -143,7 +149,13 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rq, parseErr := s.parseRequest(r)
-	if f := s.beginCall(rq); f != nil {
+	if f := s.beginCall(rq); f != nil && f.afterExecute && parseErr == nil {
+		res := s.execute(rq)
+		if s.sleep(r.Context(), f.latency) {
+			s.write(w, rq, res)
+		}
+		return // else the client is gone; the call took effect all the same
+	} else if f != nil {
 		if !s.sleep(r.Context(), f.latency) {
 			if r.Context().Err() == nil {
 				// Closing: answer like an overloaded API rather than with an
@@ -153,7 +165,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return // otherwise the client went away; nobody reads an answer
 		}
 		if f.err != nil {
-			s.write(w, rq, errorResult(f.err))
+			res := errorResult(f.err)
+			res.retryAfter = f.retryAfter
+			s.write(w, rq, res)
 			return
 		}
 	}
@@ -233,6 +247,9 @@ func (s *Server) write(w http.ResponseWriter, rq *request, res result) {
 	}
 	if res.replayed {
 		h.Set("Idempotent-Replayed", "true")
+	}
+	if res.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int(max(res.retryAfter.Round(time.Second), time.Second)/time.Second)))
 	}
 	w.WriteHeader(res.status)
 	_, _ = w.Write(res.body)
