@@ -43,6 +43,7 @@ type options struct {
 	webhookBaseURL         string
 	receiverImage          string
 	pprofAddr              string
+	leaderElectionNS       string
 }
 
 // defaultGCPercent trades a little of the manager's mostly idle CPU for memory: with Go's default of
@@ -58,6 +59,7 @@ func main() {
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (https) or :8080 (http); 0 disables it.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health probe endpoint binds to.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Enable leader election so that only one manager is active.")
+	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the manager's own namespace in a cluster (required outside one).")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS behind Kubernetes authn/authz.")
 	flag.BoolVar(&o.enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: CVE-2023-44487/39325).")
 	flag.StringVar(&o.stripeAPIURL, "stripe-api-url", "https://api.stripe.com", "Base URL of the Stripe API (a fake or stripe-mock in tests).")
@@ -94,13 +96,16 @@ func run(o options) error {
 	}
 
 	mgr, err := ctrl.NewManager(ctrl.GetConfigOrDie(), ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsOpts,
-		HealthProbeBindAddress: o.probeAddr,
-		PprofBindAddress:       o.pprofAddr,
-		LeaderElection:         o.leaderElect,
-		LeaderElectionID:       "stripe-operator.payments.clinicpay.dev",
-		Cache:                  controller.CacheOptions(),
+		Scheme:                  scheme,
+		Metrics:                 metricsOpts,
+		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "stripe-operator.payments.clinicpay.dev",
+		LeaderElectionNamespace: o.leaderElectionNS,
+		// The process exits right after the manager stops, so hand the lease over at once.
+		LeaderElectionReleaseOnCancel: true,
+		Cache:                         controller.CacheOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)

@@ -32,7 +32,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -47,9 +46,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
-	"github.com/clinicpay/stripe-operator/internal/controller"
 	"github.com/clinicpay/stripe-operator/internal/keys"
 	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/internal/testenv"
 )
 
 // ClusterConfig sizes one cluster run.
@@ -118,7 +117,7 @@ type cluster struct {
 	c     client.Client
 	fake  *stripefake.Server
 	audit *auditLog
-	mgr   *managerProc
+	mgr   *testenv.Manager
 	cache cache.Cache
 	stop  context.CancelFunc
 
@@ -127,7 +126,6 @@ type cluster struct {
 	connected map[types.NamespacedName]time.Time // when the bench first saw Connected=True
 	fprints   map[types.NamespacedName]fpSeen
 	fpWaiters map[types.NamespacedName]string // expected fingerprint
-	marked    atomic.Int64
 }
 
 type fpSeen struct {
@@ -233,13 +231,13 @@ func (c *cluster) start(ctx context.Context, work string) error {
 	}
 	pprofAddr := ""
 	if c.cfg.ProfileDir != "" {
-		if pprofAddr, err = freePort(); err != nil {
+		if pprofAddr, err = testenv.FreeAddr(); err != nil {
 			return err
 		}
 	}
-	c.mgr, err = startManager(ctx, managerOptions{pprofAddr: pprofAddr, env: c.cfg.ManagerEnv,
-		bin: c.cfg.Manager, kubeconfig: kubeconfig, stripeURL: fakeURL, resync: c.cfg.Resync,
-		maxConcurrent: c.cfg.MaxConcurrentReconciles, logPath: filepath.Join(work, "manager.log"),
+	c.mgr, err = testenv.StartManager(ctx, testenv.ManagerOptions{PprofAddr: pprofAddr, Env: c.cfg.ManagerEnv,
+		Bin: c.cfg.Manager, Kubeconfig: kubeconfig, StripeURL: fakeURL, Resync: c.cfg.Resync,
+		MaxConcurrent: c.cfg.MaxConcurrentReconciles, LogPath: filepath.Join(work, "manager.log"),
 	})
 	return err
 }
@@ -247,7 +245,7 @@ func (c *cluster) start(ctx context.Context, work string) error {
 func (c *cluster) close() error {
 	var errs []error
 	if c.mgr != nil {
-		errs = append(errs, c.mgr.stop())
+		errs = append(errs, c.mgr.Stop())
 	}
 	if c.stop != nil {
 		c.stop()
@@ -265,35 +263,12 @@ func (c *cluster) close() error {
 // marking receiver Deployments available (no receiver processes run), and it timestamps when each
 // integration becomes Connected and when its key fingerprint changes.
 func (c *cluster) startWatchers(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme) error {
-	// Watch only the Deployments the operator labels, as the manager does.
-	byObject := map[client.Object]cache.ByObject{}
-	for obj, by := range controller.CacheByObject() {
-		if _, ok := obj.(*appsv1.Deployment); ok {
-			byObject[&appsv1.Deployment{}] = by
-		}
-	}
 	var err error
-	if c.cache, err = cache.New(cfg, cache.Options{Scheme: scheme, ByObject: byObject}); err != nil {
+	if c.cache, err = testenv.NewCache(cfg, scheme); err != nil {
 		return err
 	}
-	depInf, err := c.cache.GetInformer(ctx, &appsv1.Deployment{})
-	if err != nil {
+	if _, err := testenv.MarkDeploymentsAvailable(ctx, c.cache, c.c, markWorkers); err != nil {
 		return err
-	}
-	queue := make(chan types.NamespacedName, 1<<16)
-	enqueue := func(obj any) {
-		if d, ok := obj.(*appsv1.Deployment); ok && !deploymentAvailable(d) {
-			queue <- client.ObjectKeyFromObject(d)
-		}
-	}
-	if _, err := depInf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-		AddFunc:    enqueue,
-		UpdateFunc: func(_, n any) { enqueue(n) },
-	}); err != nil {
-		return err
-	}
-	for range markWorkers {
-		go c.markAvailable(ctx, queue)
 	}
 
 	siInf, err := c.cache.GetInformer(ctx, &v1.StripeIntegration{})
@@ -327,53 +302,6 @@ func (c *cluster) startWatchers(ctx context.Context, cfg *rest.Config, scheme *r
 		return errors.New("bench informers did not sync")
 	}
 	return nil
-}
-
-func deploymentAvailable(d *appsv1.Deployment) bool {
-	if d.Status.ObservedGeneration < d.Generation {
-		return false
-	}
-	for _, cnd := range d.Status.Conditions {
-		if cnd.Type == appsv1.DeploymentAvailable && cnd.Status == corev1.ConditionTrue {
-			return true
-		}
-	}
-	return false
-}
-
-// markAvailable reports Deployments available with all replicas, as the Deployment controller
-// would once the kubelet ran the pods.
-func (c *cluster) markAvailable(ctx context.Context, queue <-chan types.NamespacedName) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case key := <-queue:
-			for attempt := 0; attempt < 5; attempt++ {
-				var d appsv1.Deployment
-				if err := c.c.Get(ctx, key, &d); err != nil || deploymentAvailable(&d) {
-					break
-				}
-				want := int32(1)
-				if d.Spec.Replicas != nil {
-					want = *d.Spec.Replicas
-				}
-				d.Status = appsv1.DeploymentStatus{
-					ObservedGeneration: d.Generation, Replicas: want, UpdatedReplicas: want, ReadyReplicas: want, AvailableReplicas: want,
-					Conditions: []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue,
-						Reason: "MinimumReplicasAvailable", LastUpdateTime: metav1.Now(), LastTransitionTime: metav1.Now()}},
-				}
-				err := c.c.Status().Update(ctx, &d)
-				if err == nil {
-					c.marked.Add(1)
-					break
-				}
-				if !apierrors.IsConflict(err) {
-					break
-				}
-			}
-		}
-	}
 }
 
 func (c *cluster) namespace(i int) string { return fmt.Sprintf("bench-%d", i%max(c.cfg.Namespaces, 1)) }
@@ -422,11 +350,11 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 		return err
 	}
 	c.fake.ResetCounters()
-	c.mgr.resetPeaks()
+	c.mgr.ResetPeaks()
 	c.logf("cold start: applying %d integrations with their Secrets", c.cfg.N)
 	var profiled <-chan error
 	if c.cfg.ProfileDir != "" {
-		profiled = c.mgr.cpuProfile(20*time.Second, filepath.Join(c.cfg.ProfileDir, fmt.Sprintf("cold-%d.pprof", c.cfg.N)))
+		profiled = c.mgr.CPUProfile(20*time.Second, filepath.Join(c.cfg.ProfileDir, fmt.Sprintf("cold-%d.pprof", c.cfg.N)))
 	}
 	start := time.Now()
 	err = parallel(ctx, c.cfg.N, func(i int) error {
@@ -479,7 +407,7 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 		return err
 	}
 	res.ColdStripeCalls = c.fake.TotalCalls()
-	res.ColdPeakRSS, res.ColdPeakHeap = c.mgr.peaks()
+	res.ColdPeakRSS, res.ColdPeakHeap = c.mgr.Peaks()
 	c.logf("cold start: all %d Connected in %s (p50 %s, p99 %s); %.1f writes and %.1f Stripe calls per integration",
 		c.cfg.N, res.ColdTotal.Round(time.Millisecond), res.ColdP50.Round(time.Millisecond), res.ColdP99.Round(time.Millisecond),
 		float64(res.ColdWrites.Total)/float64(c.cfg.N), float64(res.ColdStripeCalls)/float64(c.cfg.N))
@@ -599,8 +527,8 @@ func (c *cluster) restore(ctx context.Context, res *ClusterResult) error {
 func (c *cluster) unrelated(ctx context.Context, res *ClusterResult) error {
 	settle := 10 * time.Second
 	time.Sleep(settle)
-	res.RSSBeforeUnrelated, res.HeapBeforeUnrelated = c.mgr.current()
-	c.mgr.resetPeaks()
+	res.RSSBeforeUnrelated, res.HeapBeforeUnrelated = c.mgr.Current()
+	c.mgr.ResetPeaks()
 	if err := c.c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "unrelated"}}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
@@ -621,10 +549,10 @@ func (c *cluster) unrelated(ctx context.Context, res *ClusterResult) error {
 	}
 	res.UnrelatedCreated = time.Since(start)
 	time.Sleep(settle)
-	res.RSSAfterUnrelated, res.HeapAfterUnrelated = c.mgr.current()
-	res.PeakRSSWithUnrelated, _ = c.mgr.peaks()
+	res.RSSAfterUnrelated, res.HeapAfterUnrelated = c.mgr.Current()
+	res.PeakRSSWithUnrelated, _ = c.mgr.Peaks()
 	if c.cfg.ProfileDir != "" {
-		if err := c.mgr.heapProfile(filepath.Join(c.cfg.ProfileDir, fmt.Sprintf("unrelated-%d.heap", c.cfg.N))); err != nil {
+		if err := c.mgr.HeapProfile(filepath.Join(c.cfg.ProfileDir, fmt.Sprintf("unrelated-%d.heap", c.cfg.N))); err != nil {
 			return fmt.Errorf("heap profile: %w", err)
 		}
 	}
@@ -642,8 +570,8 @@ func (c *cluster) waitFor(ctx context.Context, timeout time.Duration, cond func(
 		if ok {
 			return nil
 		}
-		if c.mgr.exited() {
-			return fmt.Errorf("the manager exited (%s); log: %s", msg, c.mgr.logPath)
+		if c.mgr.Exited() {
+			return fmt.Errorf("the manager exited (%s); log: %s", msg, c.mgr.LogPath())
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out after %s: %s", timeout, msg)

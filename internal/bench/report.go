@@ -25,6 +25,8 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+
+	"github.com/clinicpay/stripe-operator/internal/testenv"
 )
 
 // Report is everything one `make bench` run measured.
@@ -118,7 +120,7 @@ func (r Report) Write(w io.Writer) error {
 	p("- **Writes** are the manager's write requests (create, update, patch, delete) as the apiserver's audit log recorded them")
 	p("  (the manager runs as its own user; the audit policy logs only that user's writes). **Stripe calls** are the fake's")
 	p("  request counters. **RSS** is VmRSS from /proc, **heap** is `go_memstats_heap_inuse_bytes` from the manager's /metrics,")
-	p("  both sampled every %s.", sampleEvery)
+	p("  both sampled every %s.", testenv.SampleEvery)
 	p("")
 	if len(r.Clusters) > 0 {
 		p("## Cold start, steady state, reaction and unrelated load")
