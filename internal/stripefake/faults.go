@@ -122,6 +122,7 @@ func (s *Server) beginCall(rq *request) *firedFault {
 		return nil
 	}
 	fe := s.faults[i]
+	s.faultsFired++
 	if fe.f.Times > 0 {
 		fe.remaining--
 		if fe.remaining <= 0 {
@@ -157,4 +158,11 @@ func (s *Server) allowRate(sc scope) bool {
 		s.limiters[sc] = l
 	}
 	return l.Allow()
+}
+
+// FaultsFired returns how many calls an injected fault has answered so far.
+func (s *Server) FaultsFired() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.faultsFired
 }

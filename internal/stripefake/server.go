@@ -56,7 +56,8 @@ type Server struct {
 	idle       chan struct{}
 	closed     bool
 
-	faultRand *rand.Rand // guarded by mu
+	faultRand   *rand.Rand // guarded by mu
+	faultsFired int        // guarded by mu
 
 	closing       chan struct{}
 	deliverCtx    context.Context
