@@ -190,7 +190,12 @@ func (r Report) Write(w io.Writer) error {
 		}
 		p("")
 		p("Limit (HMAC-SHA256 over `t.body` plus JSON decode of the same payloads, one goroutine): **%.0f events/s**.", rr.LimitPerSec)
-		p("Receiver at 1 core / limit: **%.0f%%**.", rr.Ratio1Core*100)
+		p("Receiver at 1 core / limit: **%.0f%%** by events per second.", rr.Ratio1Core*100)
+		if len(rr.Runs) > 0 && rr.Runs[0].CPUPerEvent > 0 && rr.LimitPerSec > 0 {
+			limitCost := time.Duration(float64(time.Second) / rr.LimitPerSec)
+			p("By CPU time per event, which other work on a shared machine disturbs least: limit %s, receiver %s, **%.0f%%**.",
+				us(limitCost), us(rr.Runs[0].CPUPerEvent), 100*float64(limitCost)/float64(rr.Runs[0].CPUPerEvent))
+		}
 		p("")
 	}
 	if len(r.Notes) > 0 {
@@ -206,7 +211,7 @@ func (r Report) Write(w io.Writer) error {
 }
 
 func us(d time.Duration) string {
-	if d >= 10*time.Millisecond {
+	if d >= time.Millisecond {
 		return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond))
 	}
 	return fmt.Sprintf("%d µs", d.Microseconds())
