@@ -27,6 +27,12 @@ const (
 	DefaultForwardTimeout = 10 * time.Second
 	// DefaultSecretCheckInterval is how often the signing secret file is stat'ed for changes.
 	DefaultSecretCheckInterval = time.Second
+	// DefaultReadHeaderTimeout bounds how long a client may take to send the request headers
+	// (slowloris).
+	DefaultReadHeaderTimeout = 10 * time.Second
+	// DefaultReadTimeout bounds how long a client may take to send the whole request, body
+	// included.
+	DefaultReadTimeout = 30 * time.Second
 	// SignatureTolerance is how far a Stripe-Signature timestamp may lie in the past (or the
 	// future) of the receiver's clock; Stripe documents 300 s.
 	SignatureTolerance = 300 * time.Second
@@ -59,6 +65,9 @@ type Config struct {
 	// ShutdownTimeout bounds how long Run waits for in-flight requests after its context ends;
 	// zero means ForwardTimeout plus 5 s, enough for a relay that just started.
 	ShutdownTimeout time.Duration
+	// ReadHeaderTimeout and ReadTimeout are the webhook server's bounds on reading a request's
+	// headers and the whole request; zero means DefaultReadHeaderTimeout and DefaultReadTimeout.
+	ReadHeaderTimeout, ReadTimeout time.Duration
 }
 
 // withDefaults returns a copy of c with zero fields defaulted.
@@ -77,6 +86,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = c.ForwardTimeout + 5*time.Second
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
 	}
 	return c
 }
@@ -108,7 +123,8 @@ func (c Config) Validate() error {
 	if c.DedupCapacity < 0 {
 		errs = append(errs, fmt.Errorf("dedup capacity %d must be positive", c.DedupCapacity))
 	}
-	if c.ForwardTimeout < 0 || c.SecretCheckInterval < 0 || c.ShutdownTimeout < 0 {
+	if c.ForwardTimeout < 0 || c.SecretCheckInterval < 0 || c.ShutdownTimeout < 0 ||
+		c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 {
 		errs = append(errs, errors.New("timeouts and intervals must not be negative"))
 	}
 	return errors.Join(errs...)

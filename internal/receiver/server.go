@@ -120,8 +120,8 @@ func (r *Receiver) Run(ctx context.Context) error {
 func (r *Receiver) Serve(ctx context.Context, webhookLn, opsLn net.Listener) error {
 	webhookSrv := &http.Server{
 		Handler:           r.WebhookHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
+		ReadHeaderTimeout: r.cfg.ReadHeaderTimeout,
+		ReadTimeout:       r.cfg.ReadTimeout,
 		// Room for the relay: Stripe's answer is written after every target accepted.
 		WriteTimeout:   r.cfg.ForwardTimeout + 30*time.Second,
 		IdleTimeout:    2 * time.Minute,

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	stripe "github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhook"
@@ -64,6 +65,11 @@ func verifyEvent(payload []byte, header string, secrets []string, now time.Time)
 		var ev stripe.Event
 		ev, err = webhook.ConstructEventWithOptions(payload, header, secret, opts)
 		if err == nil {
+			if !utf8.Valid(payload) {
+				// encoding/json would silently turn the bad bytes into U+FFFD and relay an
+				// event that differs from what was signed; JSON must be UTF-8 (RFC 8259).
+				return stripe.Event{}, reject(causeMalformed, "event body is not valid UTF-8").signed(ev.ID, string(ev.Type))
+			}
 			return ev, checkEvent(ev)
 		}
 		if !errors.Is(err, webhook.ErrNoValidSignature) {
