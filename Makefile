@@ -48,13 +48,13 @@ bench: demo-bins ## Benchmarks (cold start, steady state, reaction, unrelated lo
 	go run ./hack/bench -command "make bench$(if $(BENCH_QUICK), BENCH_QUICK=1)$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" \
 		$(if $(BENCH_QUICK),-quick -out $(or $(BENCH_OUT),bin/benchmarks-quick.md),-out $(or $(BENCH_OUT),docs/benchmarks.md)) $(BENCH_ARGS)
 
-RELIABILITY_RUN ?= TestStripeFaults|TestCrashes|TestLeaderFailover|TestHostileInput|TestAttack|TestNothingLost
+RELIABILITY_RUN ?= TestStripeFaults|TestCrashes|TestLeaderFailover|TestHostileInput|TestAttack|TestNothingLost|TestNoBindingReachesReceivers|TestCacheTransforms
 .PHONY: reliability
-reliability: envtest-bins ## Reliability and security suite at full size (faults, crashes, failover, hostile input, attacks, nothing lost, leaks) → docs/reliability.md.
+reliability: envtest-bins kustomize helm ## Reliability and security suite at full size (faults, crashes, failover, hostile input, attacks, nothing lost, leaks) → docs/reliability.md.
 	@rm -f "$(LOCALBIN)/reliability-figures.tsv"
 	@set +e; start=$$(date +%s); \
 	RELIABILITY_FULL=1 RELIABILITY_REPORT="$(LOCALBIN)/reliability-figures.tsv" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" \
-		go test ./internal/reliability/ ./internal/receiver/ ./internal/controller/ -count=1 -timeout 30m -v -run '$(RELIABILITY_RUN)' \
+		KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test ./internal/reliability/ ./internal/receiver/ ./internal/controller/ ./test/manifests/ -count=1 -timeout 30m -v -run '$(RELIABILITY_RUN)' \
 		| grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|reliability_test|_test.go' ; \
 	status=$${PIPESTATUS[0]}; \
 	go run ./hack/reliability-report -in "$(LOCALBIN)/reliability-figures.tsv" -out docs/reliability.md -took $$(( $$(date +%s) - start ))s; \

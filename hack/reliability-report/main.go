@@ -49,6 +49,8 @@ var sections = []struct{ title, prefix string }{
 	{"4. Hostile and bad input", "TestHostileInput"},
 	{"5. Receiver under attack", "TestAttack"},
 	{"6. Nothing lost", "TestNothingLost"},
+	{"7. No secret leaked", "TestNoBindingReachesReceivers"},
+	{"7. No secret leaked", "TestCacheTransforms"},
 }
 
 func run(in, out string, took time.Duration) error {
@@ -88,6 +90,7 @@ func run(in, out string, took time.Duration) error {
 	}
 	sort.Strings(tests)
 	used := map[string]bool{}
+	lastTitle := ""
 	for _, s := range sections {
 		var lines []string
 		for _, t := range tests {
@@ -105,8 +108,11 @@ func run(in, out string, took time.Duration) error {
 		if len(lines) == 0 {
 			continue
 		}
-		p("## %s", s.title)
-		p("")
+		if s.title != lastTitle {
+			p("## %s", s.title)
+			p("")
+			lastTitle = s.title
+		}
 		for _, l := range lines {
 			p("- %s", l)
 		}

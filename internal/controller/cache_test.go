@@ -22,6 +22,8 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
+
+	"github.com/clinicpay/stripe-operator/internal/testreport"
 )
 
 // TestCacheTransforms: a Secret applied with kubectl carries its data in the last-applied
@@ -63,4 +65,5 @@ func TestCacheTransforms(t *testing.T) {
 	if out, err := trimForCache(toolscache.DeletedFinalStateUnknown{Key: "ns/x"}); err != nil || out == nil {
 		t.Errorf("tombstone: %v %v", out, err)
 	}
+	testreport.Report(t, "the manager's cache drops kubectl's last-applied annotation (a kubectl-applied Secret's data in clear text) and managedFields from Secret metadata")
 }

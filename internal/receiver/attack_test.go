@@ -51,7 +51,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/clinicpay/stripe-operator/internal/relay"
-	"github.com/clinicpay/stripe-operator/internal/testenv"
+	"github.com/clinicpay/stripe-operator/internal/testreport"
 )
 
 // reliabilityFull reports whether the long variants of the reliability tests run.
@@ -346,7 +346,7 @@ func TestAttackHostileDeliveries(t *testing.T) {
 		t.Errorf("target got %d events over the whole attack, want %d (the controls only)", got, wantTotal+1)
 	}
 	assertNoSecrets(t, "logs", s.f.logs.String(), secretOld)
-	testenv.Report(t, "%d hostile deliveries (forged and tampered signatures, replays outside the 300 s tolerance, an oversized "+
+	testreport.Report(t, "%d hostile deliveries (forged and tampered signatures, replays outside the 300 s tolerance, an oversized "+
 		"header, invalid UTF-8, deep JSON) answered %v by status; only the %d tolerance controls and the final valid event were "+
 		"relayed, each once; an exact replay was acknowledged as a duplicate; no secret in the logs", len(cases), codes, wantTotal)
 }
@@ -513,7 +513,7 @@ func TestAttackHugeBody(t *testing.T) {
 			if grew := int64(peak) - int64(m0.HeapAlloc); grew > allocBudget {
 				t.Errorf("live heap grew by %d bytes, budget %d", grew, allocBudget)
 			}
-			testenv.Report(t, "413 after %s, connection closed after %s; client sent %.1f MiB of %d MiB before the server hung up (%v); "+
+			testreport.Report(t, "413 after %s, connection closed after %s; client sent %.1f MiB of %d MiB before the server hung up (%v); "+
 				"process allocated %.2f MiB (TotalAlloc delta), peak live heap +%.2f MiB",
 				answered.Round(time.Millisecond), closed.Round(time.Millisecond), float64(cw.n.Load())/(1<<20), size>>20,
 				writeErr, float64(allocated)/(1<<20), float64(int64(peak)-int64(m0.HeapAlloc))/(1<<20))
@@ -605,7 +605,7 @@ func TestAttackSlowloris(t *testing.T) {
 		if s.relayed() != 0 {
 			t.Errorf("target got %d events", s.relayed())
 		}
-		testenv.Report(t, "closed after %s having received %d of %d header bytes; answer %.30q (read error: %v)", r.closed.Round(time.Millisecond), sent, len(head), r.data, r.err)
+		testreport.Report(t, "closed after %s having received %d of %d header bytes; answer %.30q (read error: %v)", r.closed.Round(time.Millisecond), sent, len(head), r.data, r.err)
 	})
 
 	t.Run("slow body: headers at once, one body byte per 200 ms", func(t *testing.T) {
@@ -634,7 +634,7 @@ func TestAttackSlowloris(t *testing.T) {
 		if got := s.relayed() - before; got != 0 {
 			t.Errorf("target got %d events", got)
 		}
-		testenv.Report(t, "answered %d and closed after %s having received %d of %d body bytes", resp.StatusCode, r.closed.Round(time.Millisecond), sent, len(body))
+		testreport.Report(t, "answered %d and closed after %s having received %d of %d body bytes", resp.StatusCode, r.closed.Round(time.Millisecond), sent, len(body))
 	})
 
 	t.Run("50 slow clients do not block a valid delivery", func(t *testing.T) {
@@ -673,7 +673,7 @@ func TestAttackSlowloris(t *testing.T) {
 		if got := s.relayed() - before; got != 1 {
 			t.Errorf("target got %d events, want 1 (the valid delivery)", got)
 		}
-		testenv.Report(t, "valid delivery answered after %s; all %d slow clients dropped within %s", served.Round(time.Millisecond), clients, time.Since(start).Round(time.Millisecond))
+		testreport.Report(t, "valid delivery answered after %s; all %d slow clients dropped within %s", served.Round(time.Millisecond), clients, time.Since(start).Round(time.Millisecond))
 	})
 }
 
@@ -1017,7 +1017,7 @@ func TestAttackFuzzMutations(t *testing.T) {
 		ran++
 	}
 	took := time.Since(start)
-	testenv.Report(t, "seed %d: %d inputs in %s (%.0f/s): status counts %v, %d relayed, %d signature failures by cause %v",
+	testreport.Report(t, "seed %d: %d inputs in %s (%.0f/s): status counts %v, %d relayed, %d signature failures by cause %v",
 		seed, ran, took.Round(time.Millisecond), float64(ran)/took.Seconds(), codes, relayed,
 		int(sumCauses(causeCounts(t, fx))), causeCounts(t, fx))
 	// The run must have explored every outcome, or the generator has degenerated.

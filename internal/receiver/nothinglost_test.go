@@ -38,7 +38,7 @@ import (
 	"github.com/clinicpay/stripe-operator/internal/relay"
 	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
 	"github.com/clinicpay/stripe-operator/internal/stripefake"
-	"github.com/clinicpay/stripe-operator/internal/testenv"
+	"github.com/clinicpay/stripe-operator/internal/testreport"
 )
 
 // flakySink is the clinic's system of record for TestNothingLost: while down it answers 503;
@@ -325,7 +325,7 @@ func TestNothingLost(t *testing.T) {
 	}
 	assertNoSecrets(t, "logs", f.logs.String(), we.Secret, sinkKey)
 
-	testenv.Report(t, "%d events triggered in %s; sink down %s (refused %d relays). %d delivery attempts = %d first + %d retries "+
+	testreport.Report(t, "%d events triggered in %s; sink down %s (refused %d relays). %d delivery attempts = %d first + %d retries "+
 		"(%d answered 503 by the receiver, %d transport errors), at most %d attempts for one event; "+
 		"all delivered %s after recovery (%s in total); sink saw %d POSTs, stored %d distinct events, %d re-sent after acceptance",
 		events, triggered.Round(time.Millisecond), outage.Round(time.Millisecond), refusedWhileDown, len(deliveries), events, len(deliveries)-events,

@@ -38,11 +38,12 @@ import (
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/stripefake"
 	"github.com/clinicpay/stripe-operator/internal/testenv"
+	"github.com/clinicpay/stripe-operator/internal/testreport"
 )
 
 // size picks the bounded or the full size of a scenario.
 func size(quick, full int) int {
-	if testenv.Full() {
+	if testreport.Full() {
 		return full
 	}
 	return quick
@@ -96,7 +97,7 @@ func TestStripeFaults(t *testing.T) {
 	places, needles := w.scanForLeaks(ctx, mgr)
 
 	perIntegration := float64(calls) / float64(n)
-	testenv.Report(t, "%d integrations, %d deleted, under %d injected faults in %d Stripe calls (%.0f%%): all Connected after %s; "+
+	testreport.Report(t, "%d integrations, %d deleted, under %d injected faults in %d Stripe calls (%.0f%%): all Connected after %s; "+
 		"%d endpoints in Stripe for %d live integrations (0 duplicates, 0 leaks); %.1f Stripe calls per integration; leak scan: %d places × %d secrets, 0 hits",
 		n, len(deleted), fired, calls, 100*float64(fired)/float64(max(calls, 1)), connectedIn.Round(time.Second),
 		endpoints, len(live), perIntegration, places, needles)
@@ -197,7 +198,7 @@ func TestCrashes(t *testing.T) {
 	})
 	endpoints := w.checkInvariants(ctx, live, deleted)
 	places, needles := w.scanForLeaks(ctx, mgr)
-	testenv.Report(t, "%d SIGKILL rounds (%d %s, %d %s, %d %s): %d live integrations Connected with %d endpoints, %d deleted with 0 left; "+
+	testreport.Report(t, "%d SIGKILL rounds (%d %s, %d %s, %d %s): %d live integrations Connected with %d endpoints, %d deleted with 0 left; "+
 		"0 duplicate, 0 leaked, 0 lost signing secrets; leak scan: %d places × %d secrets, 0 hits",
 		rounds, hits[afterCreate], afterCreate, hits[afterSigningSecret], afterSigningSecret, hits[duringDeletion], duringDeletion,
 		len(live), endpoints, len(deleted), places, needles)
@@ -242,7 +243,7 @@ func TestLeaderFailover(t *testing.T) {
 	}
 	endpoints := w.checkInvariants(ctx, keys, nil)
 	places, needles := w.scanForLeaks(ctx, second.m)
-	testenv.Report(t, "2 managers with leader election, leader SIGKILLed with %d of %d integrations still to connect: the other finished after %s "+
+	testreport.Report(t, "2 managers with leader election, leader SIGKILLed with %d of %d integrations still to connect: the other finished after %s "+
 		"(the lease must expire first); %d endpoints for %d integrations; leak scan: %d places × %d secrets, 0 hits",
 		n-n/2, n, time.Since(killed).Round(time.Second), endpoints, n, places, needles)
 }

@@ -38,6 +38,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/clinicpay/stripe-operator/internal/testreport"
 )
 
 // mustRender returns every rendering (see renderAll), failing the test when one cannot be made.
@@ -791,6 +793,39 @@ func TestChartRefusesUnsafeValues(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("--set %s failed with %v, want an error saying %q", tc.set, err, tc.wantErr)
 			}
+		})
+	}
+}
+
+// TestNoBindingReachesReceivers: receivers run under their namespace's default ServiceAccount with
+// no token mounted; no rendered binding may grant that account (or all service accounts)
+// anything, so a receiver pod can read nothing from the API, only its mounted signing secret.
+func TestNoBindingReachesReceivers(t *testing.T) {
+	for _, r := range mustRender(t) {
+		t.Run(r.name, func(t *testing.T) {
+			bindings := 0
+			for _, obj := range r.objects {
+				if obj.GetKind() != "RoleBinding" && obj.GetKind() != "ClusterRoleBinding" {
+					continue
+				}
+				bindings++
+				var b rbacv1.ClusterRoleBinding // RoleBinding has the same subjects shape
+				fromUnstructured(t, obj, &b)
+				for _, s := range b.Subjects {
+					switch {
+					case s.Kind == rbacv1.ServiceAccountKind && s.Name == "default":
+						t.Errorf("%s %s binds a default ServiceAccount, which receivers run as", obj.GetKind(), obj.GetName())
+					case s.Kind == rbacv1.GroupKind && strings.HasPrefix(s.Name, "system:serviceaccounts"):
+						t.Errorf("%s %s binds the group %s, which includes the receivers' accounts", obj.GetKind(), obj.GetName(), s.Name)
+					case s.Kind == rbacv1.GroupKind && (s.Name == "system:authenticated" || s.Name == "system:unauthenticated"):
+						t.Errorf("%s %s binds %s", obj.GetKind(), obj.GetName(), s.Name)
+					}
+				}
+			}
+			if bindings == 0 {
+				t.Fatal("no bindings rendered: the check would pass vacuously")
+			}
+			testreport.Report(t, "%d RoleBindings and ClusterRoleBindings rendered: none reaches a default ServiceAccount (receivers' identity, no token mounted) or an all-accounts group", bindings)
 		})
 	}
 }

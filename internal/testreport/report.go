@@ -14,7 +14,10 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-package testenv
+// Package testreport collects the reliability suite's figures: tests in any package call Report, and
+// `make reliability` renders what they wrote as docs/reliability.md. It imports nothing from the
+// project, so every test package can use it.
+package testreport
 
 import (
 	"fmt"
