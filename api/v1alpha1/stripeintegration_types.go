@@ -83,10 +83,12 @@ type StripeIntegrationSpec struct {
 
 // CredentialsSecretRef points at the Secret with the clinic's Stripe keys.
 type CredentialsSecretRef struct {
-	// name of the Secret in the StripeIntegration's namespace.
+	// name of the Secret in the StripeIntegration's namespace. A Secret name (DNS subdomain): a
+	// reference to another namespace such as "ns/keys" is refused.
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
 	Name string `json:"name"`
 
 	// publishableKeyKey is the data key holding the publishable key (pk_test_… or pk_live_…).

@@ -18,6 +18,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"maps"
 	"time"
 
@@ -34,11 +35,13 @@ const maxViewAge = 30 * time.Second
 // becoming available, the signing Secret the operator just wrote, its own status write) reuses it
 // instead of probing Stripe again: connecting a clinic then costs three Stripe calls, not four
 // or five. Anything that could change the answer makes the view unusable: another generation, other
-// keys, other annotations (replay, create attempts), a lost signing Secret, age, or a failed pass.
+// keys, another Stripe-facing spec (mode, webhook, credentials reference, suspend), other
+// annotations (replay, create attempts), a lost signing Secret, age, or a failed pass. Edits that
+// Stripe never sees (the invoice footer, the receiver) do not cost a Stripe call.
 // The view lives in memory only, so a restarted manager probes every integration once.
 type stripeView struct {
 	at          time.Time
-	generation  int64
+	stripeSpec  string
 	fingerprint string
 	annotations map[string]string
 	endpointID  string
@@ -55,13 +58,13 @@ func (r *StripeIntegrationReconciler) viewAge() time.Duration {
 
 // recordView keeps what a Stripe pass saw, if it fully succeeded.
 func (r *StripeIntegrationReconciler) recordView(si *paymentsv1alpha1.StripeIntegration, obs *observation) {
-	if obs.err != nil || obs.fingerprint == nil || obs.endpointID == nil ||
+	if obs.err != nil || obs.keyFingerprint == "" || obs.endpointID == nil ||
 		obs.authenticated.Status != metav1.ConditionTrue || obs.webhook.Status != metav1.ConditionTrue {
 		r.stripeViews.forget(si.UID)
 		return
 	}
 	r.stripeViews.set(si.UID, stripeView{
-		at: r.now(), generation: si.Generation, fingerprint: *obs.fingerprint, annotations: maps.Clone(si.Annotations),
+		at: r.now(), stripeSpec: stripeFacingSpec(si), fingerprint: obs.keyFingerprint, annotations: maps.Clone(si.Annotations),
 		endpointID: *obs.endpointID, authenticated: obs.authenticated, webhook: obs.webhook,
 		accountID: obs.accountID, endpointIDPtr: obs.endpointID, webhookURL: obs.webhookURL, signing: obs.signingSecretName,
 	})
@@ -71,7 +74,7 @@ func (r *StripeIntegrationReconciler) recordView(si *paymentsv1alpha1.StripeInte
 // everything else allows it does it read the signing Secret: a lost or replaced one needs Stripe.
 func (r *StripeIntegrationReconciler) reuseView(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, fingerprint string, obs *observation) bool {
 	v, ok := r.stripeViews.get(si.UID)
-	if !ok || r.now().Sub(v.at) >= r.viewAge() || v.generation != si.Generation || v.fingerprint != fingerprint ||
+	if !ok || r.now().Sub(v.at) >= r.viewAge() || v.stripeSpec != stripeFacingSpec(si) || v.fingerprint != fingerprint ||
 		!maps.Equal(v.annotations, si.Annotations) {
 		return false
 	}
@@ -85,4 +88,16 @@ func (r *StripeIntegrationReconciler) reuseView(ctx context.Context, si *payment
 	fp := v.fingerprint
 	obs.fingerprint, obs.accountID, obs.endpointID, obs.webhookURL, obs.signingSecretName = &fp, v.accountID, v.endpointIDPtr, v.webhookURL, v.signing
 	return true
+}
+
+// stripeFacingSpec is the part of the spec a Stripe pass depends on, as a comparable string.
+func stripeFacingSpec(si *paymentsv1alpha1.StripeIntegration) string {
+	b, _ := json.Marshal(struct { // plain fields always marshal
+		ClinicID    string
+		Mode        paymentsv1alpha1.Mode
+		Credentials paymentsv1alpha1.CredentialsSecretRef
+		Webhook     *paymentsv1alpha1.WebhookSpec
+		Suspend     bool
+	}{si.Spec.ClinicID, si.Spec.Mode, si.Spec.CredentialsSecretRef, si.Spec.Webhook, si.Spec.Suspend})
+	return string(b)
 }

@@ -30,7 +30,8 @@ type observation struct {
 	replay            *paymentsv1alpha1.ReplayStatus
 	stripe            stripeclient.Client // set when Stripe accepted the key in this pass
 	probed            bool
-	reusedView        bool // the Stripe part came from a fresh stripeView, without calls
+	reusedView        bool   // the Stripe part came from a fresh stripeView, without calls
+	keyFingerprint    string // of the keys this pass used, once they passed the key policy
 	// err is a transient failure: status is still written, then the pass is retried with backoff.
 	err error
 }
@@ -92,13 +93,14 @@ func (r *StripeIntegrationReconciler) observeStripe(ctx context.Context, si *pay
 		return obs
 	}
 	obs.mode = res.Secret.Mode
+	obs.keyFingerprint = keys.Fingerprint(res.Publishable.Value, res.Secret.Value)
 	if si.Spec.Suspend {
 		const msg = "spec.suspend is true: no Stripe calls are made and the endpoint is left as it is"
 		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonSuspended, msg)
 		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSuspended, msg)
 		return obs
 	}
-	if r.reuseView(ctx, si, keys.Fingerprint(res.Publishable.Value, res.Secret.Value), &obs) {
+	if r.reuseView(ctx, si, obs.keyFingerprint, &obs) {
 		obs.reusedView = true
 		return obs
 	}
