@@ -34,7 +34,7 @@ const maxViewAge = 30 * time.Second
 // triggered shortly after by something that cannot change Stripe's side (the receiver Deployment
 // becoming available, the signing Secret the operator just wrote, its own status write) reuses it
 // instead of probing Stripe again: connecting a clinic then costs three Stripe calls, not four
-// or five. Anything that could change the answer makes the view unusable: another generation, other
+// or five. Anything that could change the answer makes the view unusable: other
 // keys, another Stripe-facing spec (mode, webhook, credentials reference, suspend), other
 // annotations (replay, create attempts), a lost signing Secret, age, or a failed pass. Edits that
 // Stripe never sees (the invoice footer, the receiver) do not cost a Stripe call.
