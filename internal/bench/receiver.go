@@ -45,6 +45,7 @@ import (
 
 	"github.com/clinicpay/stripe-operator/internal/receiver"
 	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
+	"github.com/clinicpay/stripe-operator/internal/testenv"
 )
 
 // ReceiverConfig configures RunReceiver. Zero numeric fields take the defaults named below.
@@ -693,7 +694,7 @@ type receiverProc struct {
 // relaying to sinkURL, with GOMAXPROCS=cores and, when cpus is not empty, pinned to cpus with
 // taskset. Its output goes to logPath. It returns once /readyz answers 200.
 func startReceiverProc(ctx context.Context, bin, taskset string, cpus []int, cores int, secretFile, sinkURL, logPath string) (*receiverProc, error) {
-	addrs, err := freeLoopbackAddrs(2)
+	addrs, err := testenv.FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
@@ -823,22 +824,6 @@ func (p *receiverProc) tail() string {
 	}
 	b, _ := io.ReadAll(f)
 	return string(b)
-}
-
-// freeLoopbackAddrs returns n distinct, currently free 127.0.0.1 addresses. Another process could
-// take one before the receiver binds it; on loopback that is rare, and startup then fails with
-// the receiver's own message.
-func freeLoopbackAddrs(n int) ([]string, error) {
-	addrs := make([]string, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("bench: finding a free port: %w", err)
-		}
-		defer func() { _ = ln.Close() }() // held open until all are chosen, so they differ
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
 }
 
 // ---- CPU pinning ----

@@ -40,6 +40,7 @@ import (
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/internal/testenv"
 )
 
 // Config locates what the demo runs.
@@ -201,7 +202,7 @@ func (e *Env) startControlPlane() error {
 }
 
 func (e *Env) startManager(ctx context.Context) error {
-	probeAddr, err := freeAddr()
+	probeAddr, err := testenv.FreeAddr()
 	if err != nil {
 		return err
 	}

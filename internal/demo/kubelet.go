@@ -41,6 +41,7 @@ import (
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/controller"
+	"github.com/clinicpay/stripe-operator/internal/testenv"
 )
 
 const (
@@ -348,14 +349,22 @@ func (k *kubelet) startPod(d *appsv1.Deployment, p *pod, mounts map[string]strin
 	if !ok {
 		return fmt.Errorf("container command %q is not one of the operator image's binaries", ctr.Command[0])
 	}
+	all := append(slices.Clone(ctr.Command[1:]), ctr.Args...)
+	isBind := func(a string) bool {
+		flagPart, _, ok := strings.Cut(a, "=")
+		return ok && strings.HasSuffix(flagPart, "-bind-address")
+	}
+	free, err := testenv.FreeAddrs(len(slices.DeleteFunc(slices.Clone(all), func(a string) bool { return !isBind(a) })))
+	if err != nil {
+		return err
+	}
 	ports := map[string]string{} // container port (number or name) → local address
-	args := make([]string, 0, len(ctr.Command)-1+len(ctr.Args))
-	for _, a := range append(slices.Clone(ctr.Command[1:]), ctr.Args...) {
-		if flagPart, val, ok := strings.Cut(a, "="); ok && strings.HasSuffix(flagPart, "-bind-address") {
-			addr, err := freeAddr()
-			if err != nil {
-				return err
-			}
+	args := make([]string, 0, len(all))
+	for _, a := range all {
+		if isBind(a) {
+			flagPart, val, _ := strings.Cut(a, "=")
+			addr := free[0]
+			free = free[1:]
 			ports[strings.TrimPrefix(val, ":")] = addr
 			a = flagPart + "=" + addr
 		}

@@ -19,7 +19,6 @@ package demo
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -88,21 +87,6 @@ func (p *process) stop() {
 	}
 	_ = p.cmd.Process.Kill()
 	<-p.done
-}
-
-// freeAddr returns a currently unused 127.0.0.1 address. Another process could take it before
-// the caller binds it; on loopback in a demo that is rare, and the kubelet stand-in restarts a
-// receiver that failed to bind.
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	addr := ln.Addr().String()
-	if err := ln.Close(); err != nil {
-		return "", fmt.Errorf("find a free port: %w", err)
-	}
-	return addr, nil
 }
 
 // probeClient is used for readiness checks; probes are short like the kubelet's.

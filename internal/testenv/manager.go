@@ -79,26 +79,38 @@ type ManagerOptions struct {
 	ExtraArgs []string
 }
 
-// FreeAddr returns an unused 127.0.0.1 address.
+// FreeAddrs returns n distinct, currently free 127.0.0.1 addresses: each port is held open until
+// all are chosen, so they differ. Another process could take one before the caller binds it; on
+// loopback that is rare, and the caller's bind then fails with a clear error.
+func FreeAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		defer func() { _ = ln.Close() }() // held open until all are chosen
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
+}
+
+// FreeAddr returns one currently free 127.0.0.1 address (see FreeAddrs).
 func FreeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := FreeAddrs(1)
 	if err != nil {
 		return "", err
 	}
-	addr := ln.Addr().String()
-	return addr, ln.Close()
+	return addrs[0], nil
 }
 
 // StartManager starts the manager binary and returns once its /readyz answers.
 func StartManager(ctx context.Context, o ManagerOptions) (*Manager, error) {
-	metricsAddr, err := FreeAddr()
+	addrs, err := FreeAddrs(2)
 	if err != nil {
 		return nil, err
 	}
-	probeAddr, err := FreeAddr()
-	if err != nil {
-		return nil, err
-	}
+	metricsAddr, probeAddr := addrs[0], addrs[1]
 	lf, err := os.Create(o.LogPath)
 	if err != nil {
 		return nil, err
