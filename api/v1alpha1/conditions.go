@@ -85,6 +85,12 @@ const (
 	ReasonEndpointModeMismatch = "EndpointModeMismatch"
 	// ReasonEndpointFailed: Stripe answered an endpoint call with an unexpected error.
 	ReasonEndpointFailed = "EndpointFailed"
+	// ReasonSigningSecretNameConflict: a Secret the operator did not create already has the name the
+	// signing Secret needs; the operator never takes it over and creates no endpoint until it is gone.
+	ReasonSigningSecretNameConflict = "SigningSecretNameConflict"
+	// ReasonWebhookURLConflict: an older StripeIntegration (in any namespace) already registers the
+	// same webhook URL; this one registers nothing until its URL is made unique.
+	ReasonWebhookURLConflict = "WebhookURLConflict"
 )
 
 // Reasons for the ReceiverReady condition.
@@ -99,6 +105,13 @@ const (
 	ReasonWaitingForSigningSecret = "WaitingForSigningSecret"
 	// ReasonReceiverApplyFailed: the apiserver rejected or failed a receiver object; retried.
 	ReasonReceiverApplyFailed = "ReceiverApplyFailed"
+	// ReasonForwardCredentialNotAllowed: a forward credential (spec.receiver.forward.*SecretRef) names
+	// a Secret that an admin has not bound to that target with the forward-to annotation, or a Secret
+	// that may never leave the operator (Stripe credentials, signing secrets). Nothing is mounted.
+	ReasonForwardCredentialNotAllowed = "ForwardCredentialNotAllowed"
+	// ReasonIngressAnnotationNotAllowed: spec.webhook.ingress.annotations holds a key the operator's
+	// --ingress-annotation-allowlist does not allow; the Ingress is not applied.
+	ReasonIngressAnnotationNotAllowed = "IngressAnnotationNotAllowed"
 )
 
 // Reasons used only on Events (condition reasons are Events too when a condition changes).
@@ -134,7 +147,17 @@ const (
 	AnnotationReplaySince = "payments.clinicpay.dev/replay-since"
 	// AnnotationWebhookEndpointID on the signing Secret names the endpoint whose secret it holds.
 	AnnotationWebhookEndpointID = "payments.clinicpay.dev/webhook-endpoint-id"
+	// AnnotationForwardTo, set by an admin on a Secret, binds it as a forward credential to the
+	// targets it may be sent to: whitespace-separated URL prefixes (scheme://host[:port][/path]).
+	// A Secret without it is never mounted into a receiver.
+	AnnotationForwardTo = "payments.clinicpay.dev/forward-to"
 )
+
+// CredentialsInUseFinalizer is put on a credentials Secret while a StripeIntegration that uses it
+// exists, so that deleting the Secret first (kubectl delete -f, a namespace deletion) waits until the
+// integration has removed its Stripe endpoint. Like kubernetes.io/pvc-protection, it is the one
+// change the operator makes to an object it did not create.
+const CredentialsInUseFinalizer = "payments.clinicpay.dev/credentials-in-use"
 
 // SigningSecretKey is the data key of the signing secret in the Secret named by status.signingSecretName.
 const SigningSecretKey = "signingSecret"
