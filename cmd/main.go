@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -41,6 +42,7 @@ type options struct {
 	resyncPeriod           time.Duration
 	maxConcurrent          int
 	webhookBaseURL         string
+	ingressAllowlist       string
 	receiverImage          string
 	pprofAddr              string
 	leaderElectionNS       string
@@ -66,6 +68,8 @@ func main() {
 	flag.DurationVar(&o.stripeCallTimeout, "stripe-call-timeout", 10*time.Second, "Timeout of one Stripe API call.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "Base period between Stripe probes of an unchanged integration (jittered ±10%).")
 	flag.StringVar(&o.webhookBaseURL, "webhook-base-url", "", "Public base URL of the receivers; endpoints become <base>/stripe/webhook/<clinicID> unless spec.webhook says otherwise.")
+	flag.StringVar(&o.ingressAllowlist, "ingress-annotation-allowlist", strings.Join(controller.DefaultIngressAnnotationAllowlist, ","),
+		"Comma-separated annotation keys (a trailing * allows a prefix) that spec.webhook.ingress.annotations may set; an empty value allows none.")
 	flag.StringVar(&o.receiverImage, "receiver-image", "ghcr.io/clinicpay/stripe-operator:"+version, "Image of the per-clinic webhook receivers (runs /receiver); defaults to the operator's own image.")
 	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 32, "StripeIntegrations reconciled in parallel (passes mostly wait on the apiserver and Stripe; see docs/benchmarks.md).")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the net/http/pprof endpoint, e.g. 127.0.0.1:6060; 0 disables it. Keep it on loopback.")
@@ -78,6 +82,17 @@ func main() {
 		ctrl.Log.WithName("setup").Error(err, "Manager exited with an error")
 		os.Exit(1)
 	}
+}
+
+// splitList splits a comma-separated flag value, dropping blanks; never nil.
+func splitList(v string) []string {
+	out := []string{}
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func run(o options) error {
@@ -132,6 +147,8 @@ func run(o options) error {
 		MaxConcurrentReconciles: o.maxConcurrent,
 		WebhookBaseURL:          o.webhookBaseURL,
 		ReceiverImage:           o.receiverImage,
+		// Never nil, so an empty flag allows no annotation rather than the defaults.
+		IngressAnnotationAllowlist: splitList(o.ingressAllowlist),
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)

@@ -38,6 +38,17 @@ func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si 
 			"the receiver is deployed once the webhook endpoint and its signing secret exist")
 		return
 	}
+	if cond, ok, err := r.checkReceiverInputs(ctx, si); !ok {
+		if err != nil {
+			cond = unknown(ct, paymentsv1alpha1.ReasonReceiverApplyFailed, "checking the receiver's forward credentials failed; retrying")
+			if obs.err == nil {
+				obs.err = err
+			}
+		}
+		// What runs stays as it was: an editor's change never reaches the receiver unchecked.
+		obs.receiver = cond
+		return
+	}
 	if err := r.applyReceiver(ctx, si, secretName); err != nil {
 		obs.receiver = unknown(ct, paymentsv1alpha1.ReasonReceiverApplyFailed, "applying receiver objects failed; retrying: "+err.Error())
 		if obs.err == nil {

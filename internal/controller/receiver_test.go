@@ -32,6 +32,26 @@ func withForwarding(si *v1.StripeIntegration) *v1.StripeIntegration {
 	return si
 }
 
+// forwardSecrets are the admin-made Secrets withForwarding names, each bound to its target.
+func forwardSecrets(ns string) []client.Object {
+	return []client.Object{
+		forwardSecret(ns, "emr-creds", "hmac", "https://emr.clinic.example/stripe"),
+		forwardSecret(ns, "fhir-creds", "token", "https://fhir.clinic.example/r4"),
+	}
+}
+
+// forwardSecret is a Secret an admin bound to the targets in forwardTo ("" for none).
+func forwardSecret(ns, name, key, forwardTo string) *corev1.Secret {
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Data:       map[string][]byte{key: []byte("forward-credential-" + name)},
+	}
+	if forwardTo != "" {
+		s.Annotations = map[string]string{v1.AnnotationForwardTo: forwardTo}
+	}
+	return s
+}
+
 func getObj(t *testing.T, ns, name string, obj client.Object) {
 	t.Helper()
 	eventually(t, waitShort, fmt.Sprintf("%T %s", obj, name), func() (bool, string) {
@@ -60,6 +80,7 @@ func TestReceiverObjects(t *testing.T) {
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
 	si := withForwarding(integration(ns, "clinic-rx", "clinic-rx", v1.ModeTest, "keys"))
+	mustCreate(t, forwardSecrets(ns)...)
 	mustCreate(t, credentialsSecret(ns, "keys", k), si)
 	si = waitCondition(t, ns, "clinic-rx", v1.ConditionReceiverReady, metav1.ConditionFalse, v1.ReasonReceiverProgressing, waitShort)
 	name := receiverName(si)
@@ -185,6 +206,7 @@ func TestIngressRemovedWithSpec(t *testing.T) {
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
 	si := withForwarding(integration(ns, "clinic-ing", "clinic-ing", v1.ModeTest, "keys"))
+	mustCreate(t, forwardSecrets(ns)...)
 	mustCreate(t, credentialsSecret(ns, "keys", k), si)
 	si = waitCondition(t, ns, "clinic-ing", v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
 	getObj(t, ns, receiverName(si), &networkingv1.Ingress{})

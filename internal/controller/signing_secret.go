@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -18,7 +19,14 @@ type storedSecret struct {
 	name       string
 	endpointID string // the endpoint whose secret it holds; "" when absent or empty
 	value      string // the whsec_ itself, for signing replays; never logged
+	// foreign: a Secret this integration does not control has the name; it is never taken over.
+	foreign bool
 }
+
+// errSigningSecretConflict: the signing Secret's name is taken by a Secret the operator did not
+// create for this integration. Adopting it would overwrite the user's data and delete their Secret
+// with the integration, so the operator stops and says so.
+var errSigningSecretConflict = errors.New("signing Secret name taken by a Secret this StripeIntegration does not control")
 
 // readSigningSecret reports which endpoint's signing secret is stored. Transient read errors are
 // returned; a missing Secret is simply "nothing stored".
@@ -31,7 +39,11 @@ func (r *StripeIntegrationReconciler) readSigningSecret(ctx context.Context, si 
 		}
 		return st, fmt.Errorf("reading signing Secret: %w", err)
 	}
-	if !metav1.IsControlledBy(s, si) || len(s.Data[paymentsv1alpha1.SigningSecretKey]) == 0 {
+	if !metav1.IsControlledBy(s, si) {
+		st.foreign = true
+		return st, nil
+	}
+	if len(s.Data[paymentsv1alpha1.SigningSecretKey]) == 0 {
 		return st, nil
 	}
 	st.endpointID = s.Annotations[paymentsv1alpha1.AnnotationWebhookEndpointID]
@@ -68,8 +80,8 @@ func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si
 	case err != nil:
 		return fmt.Errorf("reading signing Secret: %w", err)
 	}
-	if !metav1.IsControlledBy(existing, si) && metav1.GetControllerOf(existing) != nil {
-		return fmt.Errorf("secret %s/%s is controlled by another object; refusing to overwrite it", si.Namespace, name)
+	if !metav1.IsControlledBy(existing, si) {
+		return fmt.Errorf("secret %s/%s: %w", si.Namespace, name, errSigningSecretConflict)
 	}
 	existing.Labels, existing.Annotations = want.Labels, want.Annotations
 	existing.OwnerReferences, existing.Data = want.OwnerReferences, want.Data

@@ -8,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	"maps"
 	"net/http"
+	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -40,8 +41,13 @@ const (
 	// Finalizer holds a StripeIntegration until what the operator created for it is removed.
 	Finalizer = "payments.clinicpay.dev/finalizer"
 
-	// secretRefIndex indexes StripeIntegrations by the Secret they reference.
+	// secretRefIndex indexes StripeIntegrations by the Secret they reference for their Stripe keys.
 	secretRefIndex = ".spec.credentialsSecretRef.name"
+	// forwardSecretIndex indexes StripeIntegrations by the Secrets they name as forward credentials.
+	forwardSecretIndex = ".spec.receiver.forward.secretRefs"
+	// signingSecretIndex indexes StripeIntegrations by the name their signing Secret must have, so a
+	// foreign Secret that blocks it brings the integration back when it goes.
+	signingSecretIndex = ".signingSecretName"
 
 	defaultResyncPeriod = 10 * time.Minute
 	// resyncJitter spreads periodic probes of many clinics over time (±10 %).
@@ -76,6 +82,9 @@ type StripeIntegrationReconciler struct {
 	ReceiverImage string
 	// WebhookBaseURL is the public base URL of the receivers, used when spec.webhook gives none.
 	WebhookBaseURL string
+	// IngressAnnotationAllowlist is what spec.webhook.ingress.annotations may hold: keys, or
+	// prefixes ending in "*". DefaultIngressAnnotationAllowlist when nil.
+	IngressAnnotationAllowlist []string
 
 	// ReceiverURL gives the URL replays are delivered to; DefaultReceiverURL (the receiver
 	// Service) when nil. Tests and the demo point it at a local receiver.
@@ -175,6 +184,20 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 		}); err != nil {
 		return fmt.Errorf("indexing %s: %w", secretRefIndex, err)
 	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &paymentsv1alpha1.StripeIntegration{}, forwardSecretIndex,
+		func(o client.Object) []string {
+			var names []string
+			for _, fc := range forwardCredentials(o.(*paymentsv1alpha1.StripeIntegration)) {
+				names = append(names, fc.ref.Name)
+			}
+			return names
+		}); err != nil {
+		return fmt.Errorf("indexing %s: %w", forwardSecretIndex, err)
+	}
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &paymentsv1alpha1.StripeIntegration{}, signingSecretIndex,
+		func(o client.Object) []string { return []string{signingSecretName(o.GetName())} }); err != nil {
+		return fmt.Errorf("indexing %s: %w", signingSecretIndex, err)
+	}
 	base, maxDelay := r.RetryBaseDelay, r.RetryMaxDelay
 	if base <= 0 {
 		base = time.Second
@@ -202,7 +225,7 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 }
 
 // integrationsForSecret maps a Secret to the StripeIntegrations in its namespace that reference it
-// (credentials) or own it (signing secret).
+// (credentials, forward credentials), own it (signing secret) or need its name (signing secret).
 func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
 	var reqs []reconcile.Request
 	for _, o := range secret.GetOwnerReferences() {
@@ -210,14 +233,19 @@ func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context,
 			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: secret.GetNamespace(), Name: o.Name}})
 		}
 	}
-	var list paymentsv1alpha1.StripeIntegrationList
-	if err := r.Client.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
-		client.MatchingFields{secretRefIndex: secret.GetName()}); err != nil {
-		logf.FromContext(ctx).Error(err, "Listing StripeIntegrations for Secret", "secret", secret.GetName())
-		return reqs
-	}
-	for i := range list.Items {
-		reqs = append(reqs, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])})
+	for _, index := range []string{secretRefIndex, forwardSecretIndex, signingSecretIndex} {
+		var list paymentsv1alpha1.StripeIntegrationList
+		if err := r.Client.List(ctx, &list, client.InNamespace(secret.GetNamespace()),
+			client.MatchingFields{index: secret.GetName()}); err != nil {
+			logf.FromContext(ctx).Error(err, "Listing StripeIntegrations for Secret", "secret", secret.GetName(), "index", index)
+			continue
+		}
+		for i := range list.Items {
+			req := reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&list.Items[i])}
+			if !slices.Contains(reqs, req) {
+				reqs = append(reqs, req)
+			}
+		}
 	}
 	return reqs
 }

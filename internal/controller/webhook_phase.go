@@ -43,8 +43,16 @@ func (r *StripeIntegrationReconciler) reconcileEndpoint(ctx context.Context, si 
 		obs.err = err
 		return
 	}
+	if stored.foreign {
+		obs.webhook = signingSecretConflictCondition(si)
+		return
+	}
 	p := &endpointPass{si: si, sc: sc, desired: desired, listed: listed, stored: stored}
 	keeper, err := r.ensureEndpoint(ctx, p)
+	if errors.Is(err, errSigningSecretConflict) {
+		obs.webhook = signingSecretConflictCondition(si)
+		return
+	}
 	if err != nil {
 		obs.webhook = endpointErrorCondition(err)
 		if isTransient(err) {
@@ -65,6 +73,12 @@ func (r *StripeIntegrationReconciler) reconcileEndpoint(ctx context.Context, si 
 	}
 	obs.webhook = trueCond(ct, paymentsv1alpha1.ReasonEndpointReady,
 		fmt.Sprintf("endpoint %s delivers %d event types to %s", keeper.ID, len(keeper.EnabledEvents), keeper.URL))
+}
+
+func signingSecretConflictCondition(si *paymentsv1alpha1.StripeIntegration) condition {
+	return falseCond(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSigningSecretNameConflict, fmt.Sprintf(
+		"Secret %q exists but was not created by the operator for this StripeIntegration; it is left untouched and no endpoint is registered until it is renamed or removed",
+		signingSecretName(si.Name)))
 }
 
 // rotationStillNews keeps a rotation visible in the condition until the spec changes or the
