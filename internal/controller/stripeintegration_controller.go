@@ -87,6 +87,10 @@ type StripeIntegrationReconciler struct {
 	previousKeys uidMemory[rememberedKey]
 	// stripeViews remembers, in memory only, what the last successful Stripe pass saw.
 	stripeViews uidMemory[stripeView]
+
+	// ReceiverTraffic says which peers the receivers' NetworkPolicy admits (manager flags
+	// --receiver-*-from-*); the zero value is the documented default.
+	ReceiverTraffic ReceiverTraffic
 }
 
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations,verbs=get;list;watch;update;patch
