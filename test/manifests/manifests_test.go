@@ -827,6 +827,9 @@ func TestChartRefusesUnsafeValues(t *testing.T) {
 		{"a period that is no Go duration", "resyncPeriod=hourly", "/resyncPeriod"},
 		{"a misspelt value", "metrics.enable=true", "additional properties 'enable' not allowed"},
 		{"webhook URL without scheme", "webhookBaseURL=hooks.example.com", "/webhookBaseURL"},
+		{"a watched namespace that is no namespace name", "watchNamespaces={Clinic_A}", "/watchNamespaces/0"},
+		{"a watched namespace twice", "watchNamespaces={clinic-a,clinic-a}", "/watchNamespaces"},
+		{"a misspelt receiver NetworkPolicy value", "receiverNetworkPolicy.webhookFrom=x", "additional properties 'webhookFrom' not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := runHelm(root, "template", "stripe-operator", filepath.Join(root, chartDir), "--set", tc.set)
