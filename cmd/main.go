@@ -102,6 +102,10 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	if traffic.ManagerNamespace == "" && (traffic.WebhookFromNamespaces != nil || traffic.WebhookFromPods != nil) {
+		// Outside a cluster the manager's own pods cannot be named; in one, replays would be refused.
+		log.Info("Manager namespace unknown: receivers admit replays only from the webhook source")
+	}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(paymentsv1alpha1.AddToScheme(scheme))
