@@ -46,6 +46,11 @@ type options struct {
 	receiverImage          string
 	pprofAddr              string
 	leaderElectionNS       string
+	watchNamespaces        string
+	// Label selectors of the receivers' NetworkPolicy peers (see controller.ReceiverTraffic).
+	webhookFromNamespaces, webhookFromPods string
+	metricsFromNamespaces, metricsFromPods string
+	managerPodSelector                     string
 }
 
 // defaultGCPercent trades a little of the manager's mostly idle CPU for memory: with Go's default of
@@ -73,6 +78,12 @@ func main() {
 	flag.StringVar(&o.receiverImage, "receiver-image", "ghcr.io/clinicpay/stripe-operator:"+version, "Image of the per-clinic webhook receivers (runs /receiver); defaults to the operator's own image.")
 	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 32, "StripeIntegrations reconciled in parallel (passes mostly wait on the apiserver and Stripe; see docs/benchmarks.md).")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the net/http/pprof endpoint, e.g. 127.0.0.1:6060; 0 disables it. Keep it on loopback.")
+	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose StripeIntegrations the manager reconciles (and the only ones it caches); empty watches all. Pair it with a namespace-scoped install (config/namespaced, or the chart's watchNamespaces).")
+	flag.StringVar(&o.webhookFromNamespaces, "receiver-webhook-from-namespaces", "", "Label selector of the namespaces whose pods (see --receiver-webhook-from-pods) may reach the receivers' webhook port, e.g. kubernetes.io/metadata.name=ingress-nginx. With --receiver-webhook-from-pods also empty, any source may (the default: the operator cannot guess your ingress controller).")
+	flag.StringVar(&o.webhookFromPods, "receiver-webhook-from-pods", "", "Label selector of the pods (in the namespaces of --receiver-webhook-from-namespaces, or in any namespace when that is empty) that may reach the receivers' webhook port, e.g. app.kubernetes.io/name=ingress-nginx.")
+	flag.StringVar(&o.metricsFromNamespaces, "receiver-metrics-from-namespaces", controller.DefaultMetricsFromNamespaces, "Label selector of the namespaces whose pods may scrape the receivers' metrics port.")
+	flag.StringVar(&o.metricsFromPods, "receiver-metrics-from-pods", "", "Label selector of the pods, in the namespaces of --receiver-metrics-from-namespaces, that may scrape the receivers' metrics port; empty admits every pod there.")
+	flag.StringVar(&o.managerPodSelector, "manager-pod-selector", "", "Label selector of the manager's own pods, which re-deliver replays to the receivers' webhook port when that port is restricted; empty admits every pod of the manager's namespace.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -97,6 +108,19 @@ func splitList(v string) []string {
 
 func run(o options) error {
 	log := ctrl.Log.WithName("setup")
+	// Bad flags stop the manager here, before it connects to anything.
+	watched, err := parseWatchNamespaces(o.watchNamespaces)
+	if err != nil {
+		return err
+	}
+	traffic, err := receiverTraffic(o, inClusterNamespace())
+	if err != nil {
+		return err
+	}
+	if traffic.ManagerNamespace == "" && (traffic.WebhookFromNamespaces != nil || traffic.WebhookFromPods != nil) {
+		// Outside a cluster the manager's own pods cannot be named; in one, replays would be refused.
+		log.Info("Manager namespace unknown: receivers admit replays only from the webhook source")
+	}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(paymentsv1alpha1.AddToScheme(scheme))
@@ -120,7 +144,7 @@ func run(o options) error {
 		LeaderElectionNamespace: o.leaderElectionNS,
 		// The process exits right after the manager stops, so hand the lease over at once.
 		LeaderElectionReleaseOnCancel: true,
-		Cache:                         controller.CacheOptions(),
+		Cache:                         cacheOptions(watched),
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -147,6 +171,7 @@ func run(o options) error {
 		MaxConcurrentReconciles: o.maxConcurrent,
 		WebhookBaseURL:          o.webhookBaseURL,
 		ReceiverImage:           o.receiverImage,
+		ReceiverTraffic:         traffic,
 		// Never nil, so an empty flag allows no annotation rather than the defaults.
 		IngressAnnotationAllowlist: splitList(o.ingressAllowlist),
 	}
@@ -159,6 +184,6 @@ func run(o options) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
-	log.Info("Starting manager", "stripeAPIURL", o.stripeAPIURL, "resyncPeriod", o.resyncPeriod)
+	log.Info("Starting manager", "stripeAPIURL", o.stripeAPIURL, "resyncPeriod", o.resyncPeriod, "watchNamespaces", o.watchNamespaces)
 	return mgr.Start(ctx)
 }

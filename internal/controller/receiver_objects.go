@@ -208,17 +208,37 @@ func receiverService(si *paymentsv1alpha1.StripeIntegration) *corev1ac.ServiceAp
 				corev1ac.ServicePort().WithName("metrics").WithPort(opsPort).WithTargetPort(intstr.FromString("ops")).WithProtocol(corev1.ProtocolTCP)))
 }
 
-// receiverNetworkPolicy admits traffic to the receiver pods only on the webhook and metrics ports.
-func receiverNetworkPolicy(si *paymentsv1alpha1.StripeIntegration) *netv1ac.NetworkPolicyApplyConfiguration {
-	tcp := corev1.ProtocolTCP
+// receiverNetworkPolicy admits the webhook port from the configured ingress source and the
+// operator (replays), the metrics port from the monitoring source only, and egress only to DNS
+// and to the ports of the integration's forward targets: a compromised receiver can reach
+// neither the apiserver nor other pods' ports.
+func receiverNetworkPolicy(si *paymentsv1alpha1.StripeIntegration, traffic ReceiverTraffic) *netv1ac.NetworkPolicyApplyConfiguration {
+	tcp, udp := corev1.ProtocolTCP, corev1.ProtocolUDP
+	port := func(proto corev1.Protocol, p int32) *netv1ac.NetworkPolicyPortApplyConfiguration {
+		return netv1ac.NetworkPolicyPort().WithProtocol(proto).WithPort(intstr.FromInt32(p))
+	}
+	webhook := netv1ac.NetworkPolicyIngressRule().WithPorts(port(tcp, webhookPort))
+	if peers := traffic.webhookPeers(); peers != nil {
+		webhook.WithFrom(peers...)
+	}
+	metricsRule := netv1ac.NetworkPolicyIngressRule().WithPorts(port(tcp, opsPort)).WithFrom(traffic.metricsPeer())
+	egress := []*netv1ac.NetworkPolicyEgressRuleApplyConfiguration{
+		netv1ac.NetworkPolicyEgressRule().WithPorts(port(udp, dnsPort), port(tcp, dnsPort)),
+	}
+	if fwd := forwardPorts(si); len(fwd) > 0 {
+		targets := netv1ac.NetworkPolicyEgressRule()
+		for _, p := range fwd {
+			targets.WithPorts(port(tcp, p))
+		}
+		egress = append(egress, targets)
+	}
 	return netv1ac.NetworkPolicy(receiverName(si), si.Namespace).
 		WithLabels(receiverLabels(si)).WithOwnerReferences(ownerRefApply(si)).
 		WithSpec(netv1ac.NetworkPolicySpec().
 			WithPodSelector(metav1ac.LabelSelector().WithMatchLabels(receiverSelector(si))).
-			WithPolicyTypes(networkingv1.PolicyTypeIngress).
-			WithIngress(netv1ac.NetworkPolicyIngressRule().WithPorts(
-				netv1ac.NetworkPolicyPort().WithProtocol(tcp).WithPort(intstr.FromInt32(webhookPort)),
-				netv1ac.NetworkPolicyPort().WithProtocol(tcp).WithPort(intstr.FromInt32(opsPort)))))
+			WithPolicyTypes(networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress).
+			WithIngress(webhook, metricsRule).
+			WithEgress(egress...))
 }
 
 // receiverIngress routes exactly the clinic's webhook path to the receiver; nil when not wanted.

@@ -134,7 +134,8 @@ func TestReceiverObjects(t *testing.T) {
 	}
 	np := &networkingv1.NetworkPolicy{}
 	getObj(t, ns, name, np)
-	if len(np.Spec.Ingress) != 1 || len(np.Spec.Ingress[0].Ports) != 2 || !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress}) {
+	// Webhook and metrics rules, egress to DNS and the forward targets (TestReceiverNetworkPolicy).
+	if len(np.Spec.Ingress) != 2 || len(np.Spec.Egress) != 2 || !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}) {
 		t.Errorf("network policy = %+v", np.Spec)
 	}
 	ing := &networkingv1.Ingress{}
@@ -164,11 +165,12 @@ func TestReceiverHandEditsAreReverted(t *testing.T) {
 
 	np := &networkingv1.NetworkPolicy{}
 	getObj(t, ns, name, np)
+	applied := len(np.Spec.Ingress[0].Ports)
 	np.Spec.Ingress[0].Ports = append(np.Spec.Ingress[0].Ports, networkingv1.NetworkPolicyPort{Port: ptr.To(intOrString(22))})
 	must(t, k8sClient.Update(context.Background(), np))
 	eventually(t, waitShort, "NetworkPolicy restored", func() (bool, string) {
 		getObj(t, ns, name, np)
-		return len(np.Spec.Ingress[0].Ports) == 2, fmt.Sprint(np.Spec.Ingress[0].Ports)
+		return len(np.Spec.Ingress[0].Ports) == applied, fmt.Sprint(np.Spec.Ingress[0].Ports)
 	})
 
 	svc := &corev1.Service{}

@@ -96,16 +96,25 @@ type StripeIntegrationReconciler struct {
 	previousKeys uidMemory[rememberedKey]
 	// stripeViews remembers, in memory only, what the last successful Stripe pass saw.
 	stripeViews uidMemory[stripeView]
+
+	// ReceiverTraffic says which peers the receivers' NetworkPolicy admits (manager flags
+	// --receiver-*-from-*); the zero value is the documented default.
+	ReceiverTraffic ReceiverTraffic
 }
 
-// +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations,verbs=get;list;watch;update;patch
-// +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations/status,verbs=get;update;patch
+// RBAC: reads are get/list/watch (list already discloses what get would); writes are exactly the
+// verbs the code issues. Server-side apply needs create and patch; nothing but a stale Ingress is
+// ever deleted (owned objects go with their owner through garbage collection), and the
+// finalizers subresource lets owned objects carry blockOwnerDeletion.
+// +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations/status,verbs=patch
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations/finalizers,verbs=update
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies;ingresses,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
 
 // Reconcile moves one StripeIntegration towards Connected: finalizer, then the phases, then one
 // status write when (and only when) the observed state changed.

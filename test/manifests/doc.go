@@ -14,13 +14,14 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Package manifests holds tests of the install packaging: the kustomize overlay config/default
-// and the Helm chart charts/stripe-operator. They render both with the pinned tools, apply every
+// Package manifests holds tests of the install packaging: the kustomize overlays config/default
+// and config/namespaced (namespace-scoped) and the Helm chart charts/stripe-operator. They render both with the pinned tools, apply every
 // object with a server-side-apply dry run to a real kube-apiserver (envtest), and check what the
 // apiserver cannot: that the manager runs hardened (restricted Pod Security Standard, probes,
 // resources, leader election, authenticated metrics), that every reference between the objects
 // resolves, that the chart's values reach the manager's flags, and that the chart's CRD and
-// RBAC rules are the ones `make manifests` generates.
+// RBAC rules are the ones `make manifests` generates, that those rules grant no verb the code does
+// not use, and that the real manager runs under a namespace-scoped install's RBAC alone.
 //
 // Run them with `make test`, which installs the tools and passes their paths: KUSTOMIZE
 // (`make kustomize`), HELM (`make helm`) and KUBEBUILDER_ASSETS (`make envtest-bins`). A plain

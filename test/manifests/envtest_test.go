@@ -40,6 +40,13 @@ const fieldOwner = "stripe-operator-manifests-test"
 // missing control plane fails the test with the make target that builds it.
 func startControlPlane(t *testing.T) *rest.Config {
 	t.Helper()
+	cfg, _ := startEnvironment(t)
+	return cfg
+}
+
+// startEnvironment is startControlPlane that also returns the environment, to add users.
+func startEnvironment(t *testing.T) (*rest.Config, *envtest.Environment) {
+	t.Helper()
 	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +69,7 @@ func startControlPlane(t *testing.T) *rest.Config {
 			t.Errorf("stopping envtest: %v", err)
 		}
 	})
-	return cfg
+	return cfg, env
 }
 
 // warningRecorder keeps the warnings the apiserver returns (deprecated APIs, Pod Security

@@ -143,7 +143,7 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 					t.Errorf("%s: the apiserver does not serve its kind: %v", describe(obj), err)
 					continue
 				}
-				if namespaced && obj.GetNamespace() != r.namespace {
+				if namespaced && obj.GetNamespace() != r.namespace && !r.grantsInWatched(obj) {
 					t.Errorf("%s: want it in namespace %q", describe(obj), r.namespace)
 				}
 				if !namespaced && obj.GetNamespace() != "" {
@@ -316,17 +316,28 @@ func TestReferencesResolve(t *testing.T) {
 			checkBindings(t, r)
 
 			cluster, inNamespace := serviceAccountRules(t, r, deploy.Namespace, sa)
-			for _, rule := range managerRules {
-				for _, group := range rule.APIGroups {
-					for _, resource := range rule.Resources {
-						for _, verb := range rule.Verbs {
-							if !allows(cluster, group, resource, verb) {
-								t.Errorf("the manager may not %s %s in group %q cluster-wide (config/rbac/role.yaml needs it)", verb, resource, group)
+			// Cluster-wide, or in each watched namespace of a namespace-scoped install.
+			scopes := map[string][]rbacv1.PolicyRule{"cluster-wide": cluster}
+			if r.watchNamespaces != nil {
+				scopes = map[string][]rbacv1.PolicyRule{}
+				for _, ns := range r.watchNamespaces {
+					scopes["in namespace "+ns] = inNamespace[ns]
+				}
+			}
+			for _, scope := range sortedKeys(scopes) {
+				for _, rule := range managerRules {
+					for _, group := range rule.APIGroups {
+						for _, resource := range rule.Resources {
+							for _, verb := range rule.Verbs {
+								if !allows(scopes[scope], group, resource, verb) {
+									t.Errorf("the manager may not %s %s in group %q %s (config/rbac/role.yaml needs it)", verb, resource, group, scope)
+								}
 							}
 						}
 					}
 				}
 			}
+			checkManagerPodSelector(t, managerFlags(t, manager), podLabels)
 			if !allows(cluster, "authentication.k8s.io", "tokenreviews", "create") ||
 				!allows(cluster, "authorization.k8s.io", "subjectaccessreviews", "create") {
 				t.Error("the manager may not create TokenReviews and SubjectAccessReviews, which its secure metrics endpoint needs")
@@ -538,21 +549,33 @@ func TestChartCRDsAreTheGeneratedCRDs(t *testing.T) {
 func TestChartRBACMatchesConfig(t *testing.T) {
 	generated := generatedManagerRules(t, mustRoot(t))
 	renderings := mustRender(t)
-	kustomized := renderings[0]
 	for _, r := range renderings {
 		if r.values == nil {
 			continue
 		}
+		// Compare with the kustomize overlay of the same scope: config/default or config/namespaced.
+		kustomized := renderings[0]
+		if r.watchNamespaces != nil {
+			kustomized = renderings[1]
+		}
 		t.Run(r.name, func(t *testing.T) {
 			name := r.prefix + "manager-role"
-			role := r.find("ClusterRole", "", name)
-			if role == nil {
-				t.Fatalf("the chart renders no ClusterRole %s", name)
+			var roles []*unstructured.Unstructured
+			if r.watchNamespaces == nil {
+				roles = append(roles, r.find("ClusterRole", "", name))
 			}
-			if got := policyRules(t, role); !reflect.DeepEqual(got, generated) {
-				t.Errorf("ClusterRole %s (%s/templates/manager-rbac.yaml) differs from config/rbac/role.yaml, "+
-					"which `make manifests` generates: copy its rules over.\nchart:\n%sconfig/rbac/role.yaml:\n%s",
-					name, chartDir, formatRules(got), formatRules(generated))
+			for _, ns := range r.watchNamespaces {
+				roles = append(roles, r.find("Role", ns, name))
+			}
+			for _, role := range roles {
+				if role == nil {
+					t.Fatalf("the chart lacks a manager role %s (cluster-wide or in each of %v)", name, r.watchNamespaces)
+				}
+				if got := policyRules(t, role); !reflect.DeepEqual(got, generated) {
+					t.Errorf("%s (%s/templates/_helpers.tpl, managerRules) differs from config/rbac/role.yaml, "+
+						"which `make manifests` generates: copy its rules over.\nchart:\n%sconfig/rbac/role.yaml:\n%s",
+						describe(role), chartDir, formatRules(got), formatRules(generated))
+				}
 			}
 
 			counterpart := func(from, to rendering, obj *unstructured.Unstructured) *unstructured.Unstructured {
@@ -564,6 +587,9 @@ func TestChartRBACMatchesConfig(t *testing.T) {
 			}
 			for _, kind := range []string{"Role", "ClusterRole"} {
 				for _, want := range kustomized.ofKind(kind) {
+					if want.GetName() == kustomized.prefix+"manager-role" {
+						continue // compared with config/rbac/role.yaml above
+					}
 					got := counterpart(kustomized, r, want)
 					if got == nil {
 						t.Errorf("the chart lacks the counterpart of config/default's %s", describe(want))
@@ -582,6 +608,9 @@ func TestChartRBACMatchesConfig(t *testing.T) {
 					}
 				}
 				for _, obj := range r.ofKind(kind) {
+					if obj.GetName() == name {
+						continue // compared with config/rbac/role.yaml above
+					}
 					if counterpart(r, kustomized, obj) == nil {
 						t.Errorf("config/default has no counterpart of the chart's %s", describe(obj))
 					}
@@ -651,13 +680,27 @@ func TestChartValuesReachTheManager(t *testing.T) {
 
 			flags := managerFlags(t, manager)
 			want := map[string]string{
-				"stripe-api-url":            v.StripeAPIURL,
-				"stripe-call-timeout":       v.StripeCallTimeout,
-				"resync-period":             v.ResyncPeriod,
-				"max-concurrent-reconciles": strconv.Itoa(v.MaxConcurrentReconciles),
-				"zap-log-level":             v.LogLevel,
-				"receiver-image":            cmp.Or(v.ReceiverImage, image),
-				"metrics-bind-address":      fmt.Sprintf(":%d", v.Metrics.Port),
+				"stripe-api-url":                   v.StripeAPIURL,
+				"stripe-call-timeout":              v.StripeCallTimeout,
+				"resync-period":                    v.ResyncPeriod,
+				"max-concurrent-reconciles":        strconv.Itoa(v.MaxConcurrentReconciles),
+				"zap-log-level":                    v.LogLevel,
+				"receiver-image":                   cmp.Or(v.ReceiverImage, image),
+				"metrics-bind-address":             fmt.Sprintf(":%d", v.Metrics.Port),
+				"receiver-metrics-from-namespaces": v.ReceiverNetworkPolicy.MetricsFromNamespaces,
+			}
+			optional := map[string]string{
+				"watch-namespaces":                 strings.Join(v.WatchNamespaces, ","),
+				"receiver-webhook-from-namespaces": v.ReceiverNetworkPolicy.WebhookFromNamespaces,
+				"receiver-webhook-from-pods":       v.ReceiverNetworkPolicy.WebhookFromPods,
+				"receiver-metrics-from-pods":       v.ReceiverNetworkPolicy.MetricsFromPods,
+			}
+			for _, name := range sortedKeys(optional) {
+				if optional[name] != "" {
+					want[name] = optional[name]
+				} else if got, ok := flags[name]; ok {
+					t.Errorf("--%s=%q, though its value is empty", name, got)
+				}
 			}
 			if v.WebhookBaseURL != "" {
 				want["webhook-base-url"] = v.WebhookBaseURL
@@ -784,6 +827,9 @@ func TestChartRefusesUnsafeValues(t *testing.T) {
 		{"a period that is no Go duration", "resyncPeriod=hourly", "/resyncPeriod"},
 		{"a misspelt value", "metrics.enable=true", "additional properties 'enable' not allowed"},
 		{"webhook URL without scheme", "webhookBaseURL=hooks.example.com", "/webhookBaseURL"},
+		{"a watched namespace that is no namespace name", "watchNamespaces={Clinic_A}", "/watchNamespaces/0"},
+		{"a watched namespace twice", "watchNamespaces={clinic-a,clinic-a}", "/watchNamespaces"},
+		{"a misspelt receiver NetworkPolicy value", "receiverNetworkPolicy.webhookFrom=x", "additional properties 'webhookFrom' not allowed"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := runHelm(root, "template", "stripe-operator", filepath.Join(root, chartDir), "--set", tc.set)

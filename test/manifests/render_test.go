@@ -42,6 +42,8 @@ const (
 	// chartDir and defaultDir are the packagings under test, relative to the repository root.
 	chartDir   = "charts/stripe-operator"
 	defaultDir = "config/default"
+	// namespacedDir is the namespace-scoped install, watching the namespace clinics.
+	namespacedDir = "config/namespaced"
 
 	// allOptionalValues turns every optional part of the chart on.
 	allOptionalValues = "testdata/values-all-optional.yaml"
@@ -67,6 +69,9 @@ type rendering struct {
 	values *chartValues
 	// valuesFile is the values file given to helm over the chart's defaults, if any.
 	valuesFile string
+	// watchNamespaces are the namespaces a namespace-scoped install watches (sorted); nil for
+	// a cluster-wide install.
+	watchNamespaces []string
 }
 
 // chartValues is the part of the chart's values the tests compare manifests with.
@@ -99,6 +104,13 @@ type chartValues struct {
 	NetworkPolicy struct {
 		MetricsNamespaceSelector *metav1.LabelSelector `json:"metricsNamespaceSelector"`
 	} `json:"networkPolicy"`
+	WatchNamespaces       []string `json:"watchNamespaces"`
+	ReceiverNetworkPolicy struct {
+		WebhookFromNamespaces string `json:"webhookFromNamespaces"`
+		WebhookFromPods       string `json:"webhookFromPods"`
+		MetricsFromNamespaces string `json:"metricsFromNamespaces"`
+		MetricsFromPods       string `json:"metricsFromPods"`
+	} `json:"receiverNetworkPolicy"`
 	ServiceMonitor struct {
 		Interval string            `json:"interval"`
 		Labels   map[string]string `json:"labels"`
@@ -111,9 +123,26 @@ var renderAll = sync.OnceValues(func() ([]rendering, error) {
 	if err != nil {
 		return nil, err
 	}
-	kustomized, err := renderKustomize(root)
+	kustomized, err := renderKustomize(root, defaultDir)
 	if err != nil {
 		return nil, err
+	}
+	kustomized.wantKinds = map[string]int{
+		"Namespace": 1, "CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 5,
+		"ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1,
+		"NetworkPolicy": 1,
+	}
+	// The namespace-scoped overlay: the manager's ClusterRole and binding become a Role and
+	// RoleBinding in the watched namespace.
+	namespaced, err := renderKustomize(root, namespacedDir)
+	if err != nil {
+		return nil, err
+	}
+	namespaced.watchNamespaces = []string{"clinics"}
+	namespaced.wantKinds = map[string]int{
+		"Namespace": 1, "CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 4,
+		"ClusterRoleBinding": 1, "Role": 2, "RoleBinding": 2, "Service": 1, "Deployment": 1,
+		"NetworkPolicy": 1,
 	}
 	// The release named like the chart gets config/default's object names; the other release
 	// name and namespace catch names and namespaces written into a template by hand.
@@ -129,37 +158,34 @@ var renderAll = sync.OnceValues(func() ([]rendering, error) {
 	if err != nil {
 		return nil, err
 	}
+	// values-all-optional.yaml watches two namespaces: a Role and RoleBinding in each.
+	chartAll.watchNamespaces = chartAll.values.WatchNamespaces
 	chartAll.wantKinds = map[string]int{
-		"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 5, "ClusterRoleBinding": 2,
-		"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1, "NetworkPolicy": 1, "ServiceMonitor": 1,
+		"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
+		"Role": 3, "RoleBinding": 3, "Service": 1, "Deployment": 1, "NetworkPolicy": 1, "ServiceMonitor": 1,
 	}
-	return []rendering{kustomized, chartDefaults, chartAll}, nil
+	return []rendering{kustomized, namespaced, chartDefaults, chartAll}, nil
 })
 
-// renderKustomize builds config/default, what `make deploy` applies.
-func renderKustomize(root string) (rendering, error) {
+// renderKustomize builds an overlay: config/default is what `make deploy` applies.
+func renderKustomize(root, dir string) (rendering, error) {
 	bin, err := toolPath(root, "KUSTOMIZE", "kustomize", "kustomize")
 	if err != nil {
 		return rendering{}, err
 	}
-	out, err := runTool(nil, bin, "build", filepath.Join(root, defaultDir))
+	out, err := runTool(nil, bin, "build", filepath.Join(root, dir))
 	if err != nil {
 		return rendering{}, err
 	}
 	objects, err := decodeObjects(out)
 	if err != nil {
-		return rendering{}, fmt.Errorf("decoding `kustomize build %s`: %w", defaultDir, err)
+		return rendering{}, fmt.Errorf("decoding `kustomize build %s`: %w", dir, err)
 	}
 	return rendering{
-		name:      "kustomize " + defaultDir,
+		name:      "kustomize " + dir,
 		namespace: "stripe-operator-system",
 		prefix:    "stripe-operator-",
 		objects:   objects,
-		wantKinds: map[string]int{
-			"Namespace": 1, "CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 5,
-			"ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1,
-			"NetworkPolicy": 1,
-		},
 	}, nil
 }
 

@@ -60,6 +60,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: manager
 {{- end }}
 
+{{/* The manager pods' labels as a label selector string (--manager-pod-selector). */}}
+{{- define "stripe-operator.managerSelectorString" -}}
+{{- $labels := include "stripe-operator.managerSelectorLabels" . | fromYaml }}
+{{- $pairs := list }}
+{{- range $k := keys $labels | sortAlpha }}
+{{- $pairs = append $pairs (printf "%s=%s" $k (get $labels $k)) }}
+{{- end }}
+{{- join "," $pairs }}
+{{- end }}
+
 {{/* The manager image: repository@digest, or repository:tag with tag defaulting to appVersion. */}}
 {{- define "stripe-operator.image" -}}
 {{- if .Values.image.digest }}
@@ -87,4 +97,92 @@ app.kubernetes.io/component: manager
 matchLabels:
   metrics: enabled
 {{- end }}
+{{- end }}
+
+{{/*
+The manager's rules, for its ClusterRole or, with watchNamespaces, a Role in each watched
+namespace. They MUST stay identical to config/rbac/role.yaml, which `make manifests` generates
+from the +kubebuilder:rbac markers: test/manifests fails when they differ.
+*/}}
+{{- define "stripe-operator.managerRules" -}}
+- apiGroups:
+  - ""
+  resources:
+  - secrets
+  verbs:
+  - create
+  - get
+  - list
+  - patch
+  - update
+  - watch
+- apiGroups:
+  - ""
+  resources:
+  - services
+  verbs:
+  - create
+  - get
+  - list
+  - patch
+  - watch
+- apiGroups:
+  - apps
+  resources:
+  - deployments
+  verbs:
+  - create
+  - get
+  - list
+  - patch
+  - watch
+- apiGroups:
+  - events.k8s.io
+  resources:
+  - events
+  verbs:
+  - create
+  - patch
+- apiGroups:
+  - networking.k8s.io
+  resources:
+  - ingresses
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - patch
+  - watch
+- apiGroups:
+  - networking.k8s.io
+  resources:
+  - networkpolicies
+  verbs:
+  - create
+  - get
+  - list
+  - patch
+  - watch
+- apiGroups:
+  - payments.clinicpay.dev
+  resources:
+  - stripeintegrations
+  verbs:
+  - get
+  - list
+  - patch
+  - watch
+- apiGroups:
+  - payments.clinicpay.dev
+  resources:
+  - stripeintegrations/finalizers
+  verbs:
+  - update
+- apiGroups:
+  - payments.clinicpay.dev
+  resources:
+  - stripeintegrations/status
+  verbs:
+  - patch
 {{- end }}
