@@ -694,6 +694,7 @@ func TestChartValuesReachTheManager(t *testing.T) {
 				"receiver-webhook-from-namespaces": v.ReceiverNetworkPolicy.WebhookFromNamespaces,
 				"receiver-webhook-from-pods":       v.ReceiverNetworkPolicy.WebhookFromPods,
 				"receiver-metrics-from-pods":       v.ReceiverNetworkPolicy.MetricsFromPods,
+				"ingress-annotation-allowlist":     strings.Join(v.IngressAnnotationAllowlist, ","),
 			}
 			for _, name := range sortedKeys(optional) {
 				if optional[name] != "" {

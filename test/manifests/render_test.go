@@ -104,8 +104,10 @@ type chartValues struct {
 	NetworkPolicy struct {
 		MetricsNamespaceSelector *metav1.LabelSelector `json:"metricsNamespaceSelector"`
 	} `json:"networkPolicy"`
-	WatchNamespaces       []string `json:"watchNamespaces"`
-	ReceiverNetworkPolicy struct {
+	WatchNamespaces []string `json:"watchNamespaces"`
+	// IngressAnnotationAllowlist is nil when the chart keeps the operator's default.
+	IngressAnnotationAllowlist []string `json:"ingressAnnotationAllowlist"`
+	ReceiverNetworkPolicy      struct {
 		WebhookFromNamespaces string `json:"webhookFromNamespaces"`
 		WebhookFromPods       string `json:"webhookFromPods"`
 		MetricsFromNamespaces string `json:"metricsFromNamespaces"`
