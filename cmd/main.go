@@ -23,6 +23,7 @@ import (
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/controller"
+	"github.com/clinicpay/stripe-operator/internal/logcap"
 	"github.com/clinicpay/stripe-operator/internal/metrics"
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 )
@@ -44,7 +45,13 @@ type options struct {
 	receiverImage          string
 	pprofAddr              string
 	leaderElectionNS       string
+	transientGrace         time.Duration
 }
+
+// defaultTransientGrace outlasts a burst of 429s and most Stripe incidents (minutes) while it is
+// still shorter than a typical 30 min alerting window; events keep flowing meanwhile, since the
+// receivers need no Stripe API call and Stripe retries deliveries for days.
+const defaultTransientGrace = 15 * time.Minute
 
 // defaultGCPercent trades a little of the manager's mostly idle CPU for memory: with Go's default of
 // 100 the heap of 1,000 integrations grows to about twice its live size between collections
@@ -69,10 +76,11 @@ func main() {
 	flag.StringVar(&o.receiverImage, "receiver-image", "ghcr.io/clinicpay/stripe-operator:"+version, "Image of the per-clinic webhook receivers (runs /receiver); defaults to the operator's own image.")
 	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 32, "StripeIntegrations reconciled in parallel (passes mostly wait on the apiserver and Stripe; see docs/benchmarks.md).")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the net/http/pprof endpoint, e.g. 127.0.0.1:6060; 0 disables it. Keep it on loopback.")
+	flag.DurationVar(&o.transientGrace, "transient-failure-grace", defaultTransientGrace, "How long transient Stripe failures (429, 5xx, timeouts) of a connected integration leave it Connected, without a Warning Event, before they are reported; 0 reports the first one.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	ctrl.SetLogger(logcap.Cap(zap.New(zap.UseFlagOptions(&zapOpts)), logcap.MaxVerbosity))
 
 	if err := run(o); err != nil {
 		ctrl.Log.WithName("setup").Error(err, "Manager exited with an error")
@@ -82,6 +90,9 @@ func main() {
 
 func run(o options) error {
 	log := ctrl.Log.WithName("setup")
+	if o.transientGrace < 0 {
+		return fmt.Errorf("--transient-failure-grace must not be negative, got %s", o.transientGrace)
+	}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
 	utilruntime.Must(paymentsv1alpha1.AddToScheme(scheme))
@@ -132,6 +143,7 @@ func run(o options) error {
 		MaxConcurrentReconciles: o.maxConcurrent,
 		WebhookBaseURL:          o.webhookBaseURL,
 		ReceiverImage:           o.receiverImage,
+		TransientFailureGrace:   o.transientGrace,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
@@ -142,6 +154,6 @@ func run(o options) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
-	log.Info("Starting manager", "stripeAPIURL", o.stripeAPIURL, "resyncPeriod", o.resyncPeriod)
+	log.Info("Starting manager", "stripeAPIURL", o.stripeAPIURL, "resyncPeriod", o.resyncPeriod, "transientFailureGrace", o.transientGrace)
 	return mgr.Start(ctx)
 }
