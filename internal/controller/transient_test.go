@@ -38,8 +38,8 @@ func TestTransientFailuresWithinGraceKeepConnected(t *testing.T) {
 		return strings.HasPrefix(c.Message, "Stripe calls failing since"), c.Message
 	})
 	graced := si.ResourceVersion
-	if _, ok := failingSinceMetric(ns, name); !ok {
-		t.Error("no stripe_operator_transient_failure_since_timestamp_seconds series while failing")
+	if v, ok := failingSinceMetric(ns, name); !ok || v < float64(injected.Unix()) || v > float64(time.Now().Unix()) {
+		t.Errorf("stripe_operator_transient_failure_since_timestamp_seconds = %v (present: %t), want the failures' start", v, ok)
 	}
 	// A few more failing passes (backoff from testRetryBase), now with 500s: nothing changes.
 	calls := fake.Calls(k.secret)
@@ -50,11 +50,17 @@ func TestTransientFailuresWithinGraceKeepConnected(t *testing.T) {
 		n := fake.Calls(k.secret) - calls
 		return n >= 3, fmt.Sprintf("%d failing calls", n)
 	})
-	assertConnectedWithin(t, ns, name, injected)
-	if rv := getSI(t, ns, name).ResourceVersion; rv != graced {
-		t.Errorf("failing passes within the grace rewrote the object: resourceVersion %s -> %s", graced, rv)
+	// Events first, then the object: while it is still Connected, no flip can have raised a Warning.
+	n := warnings(t, ns, name)
+	cur := getSI(t, ns, name)
+	if c := getCondition(t, cur, v1.ConditionConnected); c.Status != metav1.ConditionTrue {
+		t.Fatalf("Connected = %s/%s %s after the faults began (grace %s): too slow to observe the grace",
+			c.Status, c.Reason, time.Since(injected).Round(time.Millisecond), testGrace)
 	}
-	if n := warnings(t, ns, name); n != warningsBefore {
+	if cur.ResourceVersion != graced {
+		t.Errorf("failing passes within the grace rewrote the object: resourceVersion %s -> %s", graced, cur.ResourceVersion)
+	}
+	if n != warningsBefore {
 		t.Errorf("%d Warning Events within the grace", n-warningsBefore)
 	}
 
