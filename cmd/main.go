@@ -24,6 +24,7 @@ import (
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/controller"
+	"github.com/clinicpay/stripe-operator/internal/logcap"
 	"github.com/clinicpay/stripe-operator/internal/metrics"
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 )
@@ -51,7 +52,13 @@ type options struct {
 	webhookFromNamespaces, webhookFromPods string
 	metricsFromNamespaces, metricsFromPods string
 	managerPodSelector                     string
+	transientGrace                         time.Duration
 }
+
+// defaultTransientGrace outlasts a burst of 429s and most Stripe incidents (minutes) while it is
+// still shorter than a typical 30 min alerting window; events keep flowing meanwhile, since the
+// receivers need no Stripe API call and Stripe retries deliveries for days.
+const defaultTransientGrace = 15 * time.Minute
 
 // defaultGCPercent trades a little of the manager's mostly idle CPU for memory: with Go's default of
 // 100 the heap of 1,000 integrations grows to about twice its live size between collections
@@ -84,10 +91,11 @@ func main() {
 	flag.StringVar(&o.metricsFromNamespaces, "receiver-metrics-from-namespaces", controller.DefaultMetricsFromNamespaces, "Label selector of the namespaces whose pods may scrape the receivers' metrics port.")
 	flag.StringVar(&o.metricsFromPods, "receiver-metrics-from-pods", "", "Label selector of the pods, in the namespaces of --receiver-metrics-from-namespaces, that may scrape the receivers' metrics port; empty admits every pod there.")
 	flag.StringVar(&o.managerPodSelector, "manager-pod-selector", "", "Label selector of the manager's own pods, which re-deliver replays to the receivers' webhook port when that port is restricted; empty admits every pod of the manager's namespace.")
+	flag.DurationVar(&o.transientGrace, "transient-failure-grace", defaultTransientGrace, "How long transient Stripe failures (429, 5xx, timeouts) of a connected integration leave it Connected, without a Warning Event, before they are reported; 0 reports the first one.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+	ctrl.SetLogger(logcap.Cap(zap.New(zap.UseFlagOptions(&zapOpts)), logcap.MaxVerbosity))
 
 	if err := run(o); err != nil {
 		ctrl.Log.WithName("setup").Error(err, "Manager exited with an error")
@@ -120,6 +128,9 @@ func run(o options) error {
 	if traffic.ManagerNamespace == "" && (traffic.WebhookFromNamespaces != nil || traffic.WebhookFromPods != nil) {
 		// Outside a cluster the manager's own pods cannot be named; in one, replays would be refused.
 		log.Info("Manager namespace unknown: receivers admit replays only from the webhook source")
+	}
+	if o.transientGrace < 0 {
+		return fmt.Errorf("--transient-failure-grace must not be negative, got %s", o.transientGrace)
 	}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -174,6 +185,7 @@ func run(o options) error {
 		ReceiverTraffic:         traffic,
 		// Never nil, so an empty flag allows no annotation rather than the defaults.
 		IngressAnnotationAllowlist: splitList(o.ingressAllowlist),
+		TransientFailureGrace:      o.transientGrace,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
@@ -184,6 +196,6 @@ func run(o options) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
-	log.Info("Starting manager", "stripeAPIURL", o.stripeAPIURL, "resyncPeriod", o.resyncPeriod, "watchNamespaces", o.watchNamespaces)
+	log.Info("Starting manager", "stripeAPIURL", o.stripeAPIURL, "resyncPeriod", o.resyncPeriod, "watchNamespaces", o.watchNamespaces, "transientFailureGrace", o.transientGrace)
 	return mgr.Start(ctx)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"maps"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"time"
@@ -18,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
@@ -100,6 +100,12 @@ type StripeIntegrationReconciler struct {
 	// ReceiverTraffic says which peers the receivers' NetworkPolicy admits (manager flags
 	// --receiver-*-from-*); the zero value is the documented default.
 	ReceiverTraffic ReceiverTraffic
+	// TransientFailureGrace is how long a run of transient Stripe failures (429, 5xx, timeouts)
+	// leaves True conditions True; 0 reports the first failure at once.
+	TransientFailureGrace time.Duration
+	// failingSince remembers, in memory only, when each integration's current run of transient
+	// Stripe failures began: a restarted manager starts the grace again.
+	failingSince uidMemory[time.Time]
 }
 
 // RBAC: reads are get/list/watch (list already discloses what get would); writes are exactly the
@@ -121,9 +127,13 @@ type StripeIntegrationReconciler struct {
 func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	si := &paymentsv1alpha1.StripeIntegration{}
 	if err := r.Client.Get(ctx, req.NamespacedName, si); err != nil {
+		if apierrors.IsNotFound(err) && r.Metrics != nil {
+			r.Metrics.FailingSince.DeleteLabelValues(req.Namespace, req.Name)
+		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !si.DeletionTimestamp.IsZero() {
+		r.trackTransient(si, nil)
 		return r.reconcileDelete(ctx, si)
 	}
 	if !controllerutil.ContainsFinalizer(si, Finalizer) {
@@ -135,7 +145,9 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 
 	obs := r.observe(ctx, si)
-	newStatus := computeStatus(si.Status, si.Generation, obs.statusInput(), r.now())
+	in := obs.statusInput()
+	in.FailingSince, in.Grace = r.trackTransient(si, obs.err), r.TransientFailureGrace
+	newStatus := computeStatus(si.Status, si.Generation, in, r.now())
 	if err := r.writeStatus(ctx, si, newStatus); err != nil {
 		if apierrors.IsConflict(err) {
 			// This pass started from an object that has changed since (the cache lagged behind
@@ -148,7 +160,13 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		// Returning the error hands the retry to the workqueue's exponential backoff.
 		return ctrl.Result{}, obs.err
 	}
-	return ctrl.Result{RequeueAfter: wait.Jitter(r.resyncPeriod(), resyncJitter)}, nil
+	return ctrl.Result{RequeueAfter: jittered(r.resyncPeriod(), rand.Float64())}, nil
+}
+
+// jittered spreads d by ±resyncJitter: u in [0, 1) maps linearly onto [d-10 %, d+10 %). A
+// symmetric spread keeps the mean period at d (wait.Jitter only adds, +0–10 %).
+func jittered(d time.Duration, u float64) time.Duration {
+	return d + time.Duration((2*u-1)*resyncJitter*float64(d))
 }
 
 // writeStatus patches status when it differs from what is stored and announces condition changes.
@@ -169,6 +187,29 @@ func (r *StripeIntegrationReconciler) writeStatus(ctx context.Context, si *payme
 		r.Recorder.Eventf(si, nil, t.eventType, t.reason, "Reconcile", "%s", t.note)
 	}
 	return nil
+}
+
+// trackTransient returns when the integration's current run of transient Stripe failures began,
+// or zero when this pass ended one. A pass that failed for another reason (the apiserver) says
+// nothing about Stripe and leaves the run as it was.
+func (r *StripeIntegrationReconciler) trackTransient(si *paymentsv1alpha1.StripeIntegration, passErr error) time.Time {
+	since, failing := r.failingSince.get(si.UID)
+	switch {
+	case stripeTransient(passErr) && !failing:
+		since = r.now()
+		r.failingSince.set(si.UID, since)
+	case passErr == nil && failing:
+		r.failingSince.forget(si.UID)
+		since = time.Time{}
+	}
+	if r.Metrics != nil {
+		if since.IsZero() {
+			r.Metrics.FailingSince.DeleteLabelValues(si.Namespace, si.Name)
+		} else {
+			r.Metrics.FailingSince.WithLabelValues(si.Namespace, si.Name).Set(float64(since.Unix()))
+		}
+	}
+	return since
 }
 
 func (r *StripeIntegrationReconciler) now() time.Time {

@@ -3,6 +3,8 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"math/rand/v2"
 	"strings"
 	"testing"
 	"time"
@@ -299,4 +301,35 @@ func fmtKeys(m map[string]bool) string {
 		s = append(s, k)
 	}
 	return strings.Join(s, ",")
+}
+
+// TestResyncJitterIsSymmetric: the resync period is spread ±10 % around --resync-period, as the
+// docs say, not +0–10 %.
+func TestResyncJitterIsSymmetric(t *testing.T) {
+	const d = 10 * time.Minute
+	lo, hi := d-d/10, d+d/10
+	if got := jittered(d, 0); got != lo {
+		t.Errorf("jittered(d, 0) = %s, want %s", got, lo)
+	}
+	if got := jittered(d, 0.5); got != d {
+		t.Errorf("jittered(d, 0.5) = %s, want %s", got, d)
+	}
+	if got := jittered(d, math.Nextafter(1, 0)); got >= hi || got < hi-time.Millisecond {
+		t.Errorf("jittered(d, 1-ε) = %s, want just under %s", got, hi)
+	}
+	below, above := 0, 0
+	for range 1000 {
+		got := jittered(d, rand.Float64())
+		if got < lo || got >= hi {
+			t.Fatalf("jittered = %s, outside [%s, %s)", got, lo, hi)
+		}
+		if got < d {
+			below++
+		} else {
+			above++
+		}
+	}
+	if below < 400 || above < 400 {
+		t.Errorf("%d of 1000 below and %d above the period: not spread around it", below, above)
+	}
 }

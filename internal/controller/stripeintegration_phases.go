@@ -108,10 +108,17 @@ func (r *StripeIntegrationReconciler) observeStripe(ctx context.Context, si *pay
 	if !pr.ok {
 		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonNotAuthenticated,
 			"not checked: Stripe did not accept the key (see Authenticated)")
+		if obs.authenticated.Transient {
+			obs.webhook.Message = "not checked: the Stripe probe failed (see Authenticated)"
+			obs.webhook.Transient = true
+		}
 		return obs
 	}
 	obs.stripe = pr.client
 	r.reconcileEndpoint(ctx, si, pr.client, pr.endpoints, &obs)
+	if obs.webhook.Status != metav1.ConditionTrue && stripeTransient(obs.err) {
+		obs.webhook.Transient = true
+	}
 	if pr.keysChanged && obs.webhook.Status == metav1.ConditionTrue {
 		r.cleanupPreviousAccount(ctx, si, pr, &obs)
 	}
@@ -182,6 +189,7 @@ func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1a
 		obs.authenticated = falseCond(paymentsv1alpha1.ConditionAuthenticated, reason, message)
 		if isTransient(err) {
 			obs.err = fmt.Errorf("probing Stripe: %w", err)
+			obs.authenticated.Transient = stripeTransient(err)
 		}
 		log.Info("Stripe probe failed", "reason", reason)
 		return pr
@@ -222,6 +230,13 @@ func isTransient(err error) bool {
 		return se.Transient()
 	}
 	return true
+}
+
+// stripeTransient reports whether err is a Stripe failure that retrying may clear (429, 5xx,
+// 409, timeout). Unlike isTransient it is false for apiserver errors: only Stripe's are graced.
+func stripeTransient(err error) bool {
+	var se *stripeclient.Error
+	return errors.As(err, &se) && se.Transient()
 }
 
 func keysCondition(res keys.Result) condition {

@@ -22,6 +22,9 @@ type condition struct {
 	Status  metav1.ConditionStatus
 	Reason  string
 	Message string
+	// Transient marks an outcome of a transient Stripe failure (429, 5xx, timeout), or a check
+	// skipped because of one: within the grace it does not overturn a True condition.
+	Transient bool
 }
 
 // statusInput is everything computeStatus needs; it holds no clients and no clock.
@@ -41,6 +44,10 @@ type statusInput struct {
 	Replay    *paymentsv1alpha1.ReplayStatus
 	Probed    bool // a Stripe probe ran in this pass
 	Succeeded bool // no transient error: observedGeneration may move
+	// FailingSince is when the current run of transient Stripe failures began; zero when this
+	// pass had none. Grace is how long such a run leaves True conditions True (0: not at all).
+	FailingSince time.Time
+	Grace        time.Duration
 }
 
 // computeStatus is pure: given the stored status, the object's generation, what the pass observed
@@ -49,7 +56,12 @@ type statusInput struct {
 func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int64, in statusInput, now time.Time) paymentsv1alpha1.StripeIntegrationStatus {
 	next := *prev.DeepCopy()
 	ts := metav1.NewTime(now.Truncate(time.Second))
-	for _, c := range append(in.Conditions, summarize(in.Conditions)) {
+	conds, graced := withinGrace(prev.Conditions, in, now)
+	summary := summarize(conds)
+	if graced && summary.Status == metav1.ConditionTrue {
+		summary.Message += "; " + failingPrefix(in.FailingSince) + fmt.Sprintf(", within the %s grace (see Authenticated and WebhookEndpointReady)", in.Grace)
+	}
+	for _, c := range append(conds, summary) {
 		meta.SetStatusCondition(&next.Conditions, metav1.Condition{
 			Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message,
 			ObservedGeneration: generation, LastTransitionTime: ts,
@@ -78,6 +90,41 @@ func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int
 		next.ObservedGeneration = generation
 	}
 	return next
+}
+
+// withinGrace keeps True the conditions a transient Stripe failure would overturn while the run of
+// failures is younger than the grace: one 429, or a Stripe incident, is not every clinic's outage.
+// They keep their last good reason (so no Event), and a message that says what fails and since
+// when. It reports whether it kept any.
+func withinGrace(prev []metav1.Condition, in statusInput, now time.Time) ([]condition, bool) {
+	if in.Grace <= 0 || in.FailingSince.IsZero() || !now.Before(in.FailingSince.Add(in.Grace)) {
+		return in.Conditions, false
+	}
+	out := slices.Clone(in.Conditions)
+	graced := false
+	for i, c := range out {
+		p := meta.FindStatusCondition(prev, c.Type)
+		if !c.Transient || p == nil || p.Status != metav1.ConditionTrue {
+			continue
+		}
+		out[i] = trueCond(c.Type, p.Reason, gracedMessage(p.Message, c, in.FailingSince, in.Grace))
+		graced = true
+	}
+	return out, graced
+}
+
+// gracedMessage is written once, when the failures start: later passes within the same run keep
+// it whatever they see, so a resync during an incident writes nothing.
+func gracedMessage(prevMessage string, failure condition, since time.Time, grace time.Duration) string {
+	prefix := failingPrefix(since)
+	if strings.HasPrefix(prevMessage, prefix) {
+		return prevMessage
+	}
+	return fmt.Sprintf("%s (%s: %s); it stays True unless the failures outlast the %s grace", prefix, failure.Reason, failure.Message, grace)
+}
+
+func failingPrefix(since time.Time) string {
+	return "Stripe calls failing since " + since.UTC().Format(time.RFC3339)
 }
 
 // setIfObserved overwrites *dst when the pass observed a value; nil keeps the stored one.

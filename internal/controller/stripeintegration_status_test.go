@@ -212,3 +212,113 @@ func TestStatusEventFoldsOneWrite(t *testing.T) {
 		t.Errorf("note of %d bytes (valid UTF-8: %t), want ≤ %d", len(ev.note), utf8.ValidString(ev.note), maxEventNote)
 	}
 }
+
+// TestComputeStatusGrace: transient Stripe failures leave True conditions True, without an Event,
+// while they are younger than the grace; the message says so once; past the grace, and for
+// permanent failures, the failure is reported as before.
+func TestComputeStatusGrace(t *testing.T) {
+	const grace = 15 * time.Minute
+	connected := computeStatus(v1.StripeIntegrationStatus{}, 1, statusInput{Conditions: allTrue(), Probed: true, Succeeded: true}, t0)
+	rateLimited := func() []condition {
+		c := allTrue()
+		c[1] = falseCond(v1.ConditionAuthenticated, v1.ReasonRateLimited, "Stripe rate-limited the probe")
+		c[1].Transient = true
+		c[2] = unknown(v1.ConditionWebhookEndpointReady, v1.ReasonNotAuthenticated, "not checked")
+		c[2].Transient = true
+		return c
+	}
+	unavailable := func() []condition {
+		c := rateLimited()
+		c[1] = falseCond(v1.ConditionAuthenticated, v1.ReasonStripeUnavailable, "Stripe is unavailable (HTTP 503)")
+		c[1].Transient = true
+		return c
+	}
+	since := t1.Add(-time.Minute)
+	inGrace := computeStatus(connected, 1, statusInput{Conditions: rateLimited(), Probed: true, FailingSince: since, Grace: grace}, t1)
+
+	cases := map[string]struct {
+		prev       v1.StripeIntegrationStatus
+		in         statusInput
+		now        time.Time
+		wantAuth   string // Authenticated status/reason
+		wantConn   string // Connected status/reason
+		wantEvent  string // "" for none, else the Event type
+		wantPrefix string // of the Authenticated message
+	}{
+		"first failure within the grace stays Connected": {
+			prev: connected, in: statusInput{Conditions: rateLimited(), Probed: true, FailingSince: since, Grace: grace}, now: t1,
+			wantAuth: "True/Authenticated", wantConn: "True/Connected", wantPrefix: "Stripe calls failing since " + since.Format(time.RFC3339) + " (RateLimited: ",
+		},
+		"endpoint failure alone is graced too": {
+			prev: connected, in: statusInput{Conditions: func() []condition {
+				c := allTrue()
+				c[2] = falseCond(v1.ConditionWebhookEndpointReady, v1.ReasonStripeUnavailable, "503")
+				c[2].Transient = true
+				return c
+			}(), Probed: true, FailingSince: since, Grace: grace}, now: t1,
+			wantAuth: "True/Authenticated", wantConn: "True/Connected", wantPrefix: "ok",
+		},
+		"zero grace reports at once": {
+			prev: connected, in: statusInput{Conditions: rateLimited(), Probed: true, FailingSince: since}, now: t1,
+			wantAuth: "False/RateLimited", wantConn: "False/RateLimited", wantEvent: "Warning", wantPrefix: "Stripe rate-limited",
+		},
+		"past the grace reports": {
+			prev: inGrace, in: statusInput{Conditions: unavailable(), Probed: true, FailingSince: t1.Add(-grace), Grace: grace}, now: t1,
+			wantAuth: "False/StripeUnavailable", wantConn: "False/StripeUnavailable", wantEvent: "Warning", wantPrefix: "Stripe is unavailable",
+		},
+		"permanent failure is never graced": {
+			prev: connected, in: statusInput{Conditions: func() []condition {
+				c := rateLimited()
+				c[1] = falseCond(v1.ConditionAuthenticated, v1.ReasonInvalidKey, "revoked")
+				c[2].Transient = false
+				return c
+			}(), Probed: true, FailingSince: since, Grace: grace}, now: t1,
+			wantAuth: "False/InvalidKey", wantConn: "False/InvalidKey", wantEvent: "Warning", wantPrefix: "revoked",
+		},
+		"never True before: nothing to keep": {
+			prev: v1.StripeIntegrationStatus{}, in: statusInput{Conditions: rateLimited(), Probed: true, FailingSince: since, Grace: grace}, now: t1,
+			wantAuth: "False/RateLimited", wantConn: "False/RateLimited", wantEvent: "Warning", wantPrefix: "Stripe rate-limited",
+		},
+		"recovery restores the messages without an Event": {
+			prev: inGrace, in: statusInput{Conditions: allTrue(), Probed: true, Succeeded: true, Grace: grace}, now: t1.Add(time.Minute),
+			wantAuth: "True/Authenticated", wantConn: "True/Connected", wantPrefix: "ok",
+		},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := computeStatus(tc.prev, 1, tc.in, tc.now)
+			auth := meta.FindStatusCondition(got.Conditions, v1.ConditionAuthenticated)
+			conn := meta.FindStatusCondition(got.Conditions, v1.ConditionConnected)
+			if s := string(auth.Status) + "/" + auth.Reason; s != tc.wantAuth {
+				t.Errorf("Authenticated = %s, want %s", s, tc.wantAuth)
+			}
+			if s := string(conn.Status) + "/" + conn.Reason; s != tc.wantConn {
+				t.Errorf("Connected = %s, want %s", s, tc.wantConn)
+			}
+			if !strings.HasPrefix(auth.Message, tc.wantPrefix) {
+				t.Errorf("Authenticated message %q, want prefix %q", auth.Message, tc.wantPrefix)
+			}
+			ev := statusEvent(tc.prev.Conditions, got.Conditions)
+			switch {
+			case tc.wantEvent == "" && ev != nil:
+				t.Errorf("Event %+v, want none", ev)
+			case tc.wantEvent != "" && (ev == nil || ev.eventType != tc.wantEvent):
+				t.Errorf("Event %+v, want a %s", ev, tc.wantEvent)
+			}
+			if tc.wantEvent == "" && auth.Status == metav1.ConditionTrue && !auth.LastTransitionTime.Equal(&metav1.Time{Time: t0}) {
+				t.Errorf("Authenticated lastTransitionTime moved to %v", auth.LastTransitionTime)
+			}
+		})
+	}
+
+	// The message is written once: later passes of the same run, whatever they see, change nothing.
+	if !strings.Contains(meta.FindStatusCondition(inGrace.Conditions, v1.ConditionConnected).Message, "Stripe calls failing since") {
+		t.Errorf("Connected message does not show the failing calls: %+v", inGrace.Conditions)
+	}
+	for _, in := range [][]condition{rateLimited(), unavailable()} {
+		next := computeStatus(inGrace, 1, statusInput{Conditions: in, Probed: true, FailingSince: since, Grace: grace}, t1.Add(10*time.Minute))
+		if !equality.Semantic.DeepEqual(inGrace, next) {
+			t.Errorf("a later pass within the grace changed status:\nprev %+v\ngot  %+v", inGrace, next)
+		}
+	}
+}

@@ -26,6 +26,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/internal/logcap"
 	"github.com/clinicpay/stripe-operator/internal/metrics"
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 	"github.com/clinicpay/stripe-operator/internal/stripefake"
@@ -51,9 +52,11 @@ var (
 var deliveryRetries = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond, 3200 * time.Millisecond}
 
 const (
-	testResync        = 2 * time.Second
-	testRetryBase     = 250 * time.Millisecond
-	testRetryMax      = time.Second
+	testResync    = 2 * time.Second
+	testRetryBase = 250 * time.Millisecond
+	testRetryMax  = time.Second
+	// testGrace is --transient-failure-grace: long enough for a few failing passes, short for a test.
+	testGrace         = 6 * time.Second
 	testWebhookURL    = "https://hooks.clinicpay.test"
 	testReceiverImage = "registry.test/stripe-operator:test"
 )
@@ -71,7 +74,9 @@ func runSuite(m *testing.M) int {
 			}
 		}
 	}
-	log := funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: 1})
+	// The highest verbosity, capped as the manager caps it, so that the leak scans see every line
+	// any --zap-log-level would write.
+	log := logcap.Cap(funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: 10}), logcap.MaxVerbosity)
 	logf.SetLogger(log)
 
 	testEnv := &envtest.Environment{
@@ -152,6 +157,7 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 		RetryMaxDelay:           testRetryMax,
 		WebhookBaseURL:          testWebhookURL,
 		ReceiverImage:           testReceiverImage,
+		TransientFailureGrace:   testGrace,
 		ReceiverURL: func(si *paymentsv1alpha1.StripeIntegration) string {
 			if u, ok := replayTargets.Load(si.Spec.ClinicID); ok {
 				return u.(string)

@@ -15,6 +15,10 @@ type Metrics struct {
 	LastProbe *prometheus.GaugeVec
 	// StatusWrites counts status patches, to prove steady state writes nothing.
 	StatusWrites prometheus.Counter
+	// FailingSince is the Unix time the current run of transient Stripe failures (429, 5xx,
+	// timeouts) of an integration began; the series exists only while the run lasts, so the
+	// failures show here even while the grace keeps the integration's conditions True.
+	FailingSince *prometheus.GaugeVec
 }
 
 // New creates the metrics and registers them on reg.
@@ -32,8 +36,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "stripe_operator_status_writes_total",
 			Help: "Status patches sent to the apiserver.",
 		}),
+		FailingSince: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "stripe_operator_transient_failure_since_timestamp_seconds",
+			Help: "Unix time the current run of transient Stripe failures (429, 5xx, timeouts) of a StripeIntegration began; absent when its last Stripe pass succeeded.",
+		}, []string{"namespace", "name"}),
 	}
-	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites} {
+	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites, m.FailingSince} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

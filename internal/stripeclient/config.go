@@ -40,7 +40,8 @@ type Config struct {
 	HTTPClient *http.Client
 	// CallTimeout bounds each Stripe request (each page of a list); default 10s.
 	CallTimeout time.Duration
-	// Logger receives stripe-go's logs, redacted; the zero value discards them.
+	// Logger receives one line per Stripe request and stripe-go's warnings and errors, without
+	// bodies or payloads; the zero value discards them.
 	Logger logr.Logger
 	// TestRate and LiveRate are the per-account request rates by key mode; Burst is shared.
 	TestRate, LiveRate rate.Limit

@@ -10,7 +10,8 @@
 //
 // It never touches stripe-go's globals (stripe.Key, the default backends, the default
 // logger): every client carries its own backend and key, so clinics cannot leak into each
-// other. Key material never appears in errors or logs; see Redact. A webhook endpoint's
+// other. Key material never appears in errors or logs; see Redact. Logs never hold a response
+// body, an event payload, Stripe's error text or a query string; see logger.go. A webhook endpoint's
 // signing secret is only ever the second result of CreateWebhookEndpoint: Endpoint has no
 // field for it, and errors and logs redact it like a key.
 //

@@ -54,14 +54,14 @@ func (f *Factory) For(secretKey string, mode v1alpha1.Mode, limiterKey string) C
 	return &client{backend: backend, key: secretKey, limiter: limiter, timeout: f.cfg.CallTimeout}
 }
 
-// newBackend builds a backend of the key's own, logging with the key's prefix.
-// GetBackendWithConfig does not register it as stripe-go's global backend. Telemetry is off:
-// request metrics of clinics' accounts are not ours to send.
+// newBackend builds a backend of the key's own, logging with the key's prefix and never a body
+// (see logger.go). GetBackendWithConfig does not register it as stripe-go's global backend.
+// Telemetry is off: request metrics of clinics' accounts are not ours to send.
 func (f *Factory) newBackend(secretKey string) stripe.Backend {
 	log := f.cfg.Logger.WithName("stripe-go").WithValues("key", keyPrefix(secretKey))
 	return stripe.GetBackendWithConfig(stripe.APIBackend, &stripe.BackendConfig{
 		URL:               stripe.String(f.cfg.BaseURL),
-		HTTPClient:        f.cfg.HTTPClient,
+		HTTPClient:        withLogTransport(f.cfg.HTTPClient, log),
 		LeveledLogger:     NewLeveledLogger(log),
 		MaxNetworkRetries: stripe.Int64(f.cfg.MaxNetworkRetries),
 		EnableTelemetry:   stripe.Bool(false),
