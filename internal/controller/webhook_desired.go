@@ -1,8 +1,6 @@
 package controller
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -158,13 +156,14 @@ func intAnnotation(si *paymentsv1alpha1.StripeIntegration, key string) int {
 }
 
 // signingSecretName derives the owned Secret's name, hashing when the object's name is too long.
+// The cut part never ends in a dot, which would leave an empty DNS label.
 func signingSecretName(siName string) string {
 	const suffix = "-stripe-webhook"
 	if len(siName)+len(suffix) <= 253 {
 		return siName + suffix
 	}
-	sum := sha256.Sum256([]byte(siName))
-	return siName[:253-len(suffix)-9] + "-" + hex.EncodeToString(sum[:4]) + suffix
+	head := strings.TrimRight(siName[:253-len(suffix)-9], ".")
+	return head + "-" + shortHash(siName) + suffix
 }
 
 func sortedUnique(in []string) []string {
