@@ -243,7 +243,7 @@ func receiverIngress(si *paymentsv1alpha1.StripeIntegration) *netv1ac.IngressApp
 	in := si.Spec.Webhook.Ingress
 	spec := netv1ac.IngressSpec().WithRules(netv1ac.IngressRule().WithHost(in.Host).
 		WithHTTP(netv1ac.HTTPIngressRuleValue().WithPaths(netv1ac.HTTPIngressPath().
-			WithPath(webhookPath + si.Spec.ClinicID).WithPathType(networkingv1.PathTypeExact).
+			WithPath(webhookPath(si)).WithPathType(networkingv1.PathTypeExact).
 			WithBackend(netv1ac.IngressBackend().WithService(netv1ac.IngressServiceBackend().
 				WithName(receiverName(si)).WithPort(netv1ac.ServiceBackendPort().WithName("webhook")))))))
 	if in.ClassName != nil {

@@ -21,8 +21,22 @@ const (
 	tagClinicID  = "clinicpay_clinic_id"
 
 	managedByValue = "stripe-operator"
-	webhookPath    = "/stripe/webhook/"
 )
+
+// Webhook paths, one per mode, so that a clinic's Test and Live endpoints (and Ingress rules) never
+// share a URL. cmd/receiver serves the same paths (internal/receiver.WebhookPath).
+const (
+	liveWebhookPath = "/stripe/webhook/"
+	testWebhookPath = "/stripe/webhook-test/"
+)
+
+// webhookPath is the path Stripe posts to for this integration's mode and clinic.
+func webhookPath(si *paymentsv1alpha1.StripeIntegration) string {
+	if si.Spec.Mode == paymentsv1alpha1.ModeLive {
+		return liveWebhookPath + si.Spec.ClinicID
+	}
+	return testWebhookPath + si.Spec.ClinicID
+}
 
 // desiredEndpoint is the pure translation of the spec into the endpoint Stripe should hold.
 // defaultBaseURL is the manager's --webhook-base-url. An empty URL means none is configured.
@@ -60,7 +74,7 @@ func webhookURL(si *paymentsv1alpha1.StripeIntegration, defaultBaseURL string) s
 	if base == "" {
 		return ""
 	}
-	return strings.TrimRight(base, "/") + webhookPath + si.Spec.ClinicID
+	return strings.TrimRight(base, "/") + webhookPath(si)
 }
 
 // ownedBy reports whether the endpoint carries this object's UID tag.
