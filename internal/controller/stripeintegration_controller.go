@@ -175,6 +175,9 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 		}); err != nil {
 		return fmt.Errorf("indexing %s: %w", secretRefIndex, err)
 	}
+	if err := r.indexWebhookURLs(ctx, mgr); err != nil {
+		return err
+	}
 	base, maxDelay := r.RetryBaseDelay, r.RetryMaxDelay
 	if base <= 0 {
 		base = time.Second
@@ -188,6 +191,9 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 		// Metadata only, for both the credentials Secrets and the owned signing Secrets: no Secret
 		// data is cached; the reconcile reads what it needs directly.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.integrationsForSecret)).
+		// Integrations sharing a webhook URL: the later ones wait for the older one to go or move.
+		Watches(&paymentsv1alpha1.StripeIntegration{}, handler.EnqueueRequestsFromMapFunc(r.integrationsSharingURL),
+			builder.WithPredicates(r.webhookURLMoved())).
 		// Owned receiver objects: a hand edit or a Deployment status change brings the owner back.
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).
