@@ -65,7 +65,7 @@ func main() {
 	flag.StringVar(&o.stripeAPIURL, "stripe-api-url", "https://api.stripe.com", "Base URL of the Stripe API (a fake or stripe-mock in tests).")
 	flag.DurationVar(&o.stripeCallTimeout, "stripe-call-timeout", 10*time.Second, "Timeout of one Stripe API call.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "Base period between Stripe probes of an unchanged integration (jittered ±10%).")
-	flag.StringVar(&o.webhookBaseURL, "webhook-base-url", "", "Public base URL of the receivers; endpoints become <base>/stripe/webhook/<clinicID> unless spec.webhook says otherwise.")
+	flag.StringVar(&o.webhookBaseURL, "webhook-base-url", "", "Public base URL of the receivers; endpoints become <base>/stripe/webhook/<clinicID> (Live) or <base>/stripe/webhook-test/<clinicID> (Test) unless spec.webhook says otherwise.")
 	flag.StringVar(&o.receiverImage, "receiver-image", "ghcr.io/clinicpay/stripe-operator:"+version, "Image of the per-clinic webhook receivers (runs /receiver); defaults to the operator's own image.")
 	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 32, "StripeIntegrations reconciled in parallel (passes mostly wait on the apiserver and Stripe; see docs/benchmarks.md).")
 	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the net/http/pprof endpoint, e.g. 127.0.0.1:6060; 0 disables it. Keep it on loopback.")
