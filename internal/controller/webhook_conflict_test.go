@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -31,7 +32,7 @@ func namedNamespace(t *testing.T, name string) string {
 }
 
 // TestWebhookURLConflictSameNamespace: a clinic's Test and Live integrations given one explicit
-// URL. The later one registers nothing and names the older one; deleting the older releases it.
+// URL. The later one registers nothing and names the older one; the older moving releases it.
 func TestWebhookURLConflictSameNamespace(t *testing.T) {
 	ns := newNamespace(t)
 	clinic := uniqueClinic("clinic-tl", ns)
@@ -39,7 +40,7 @@ func TestWebhookURLConflictSameNamespace(t *testing.T) {
 	// Names sort in creation order, so a tie on creationTimestamp (one-second resolution) agrees.
 	older := integration(ns, "a-test", clinic, v1.ModeTest, "test-keys")
 	older.Spec.Webhook = &v1.WebhookSpec{URL: url}
-	keyedIntegration(t, older)
+	olderKeys := keyedIntegration(t, older)
 	waitCondition(t, ns, older.Name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
 
 	later := integration(ns, "b-live", clinic, v1.ModeLive, "live-keys")
@@ -56,11 +57,21 @@ func TestWebhookURLConflictSameNamespace(t *testing.T) {
 	assertRegistersNothing(t, got, live, true)
 	waitMapped(t, older, got)
 
-	must(t, k8sClient.Delete(context.Background(), getSI(t, ns, older.Name)))
+	// The older one moves to a URL of its own (as EMRs publish one per mode): the later is released.
+	moved := "https://emr.clinic-tl.example/stripe_webhook_test/" + clinic
+	must(t, retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur := getSI(t, ns, older.Name)
+		cur.Spec.Webhook.URL = moved
+		return k8sClient.Update(context.Background(), cur)
+	}))
 	got = waitCondition(t, ns, later.Name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
 	if eps := fake.Endpoints(fake.AccountForKey(live.secret), true); len(eps) != 1 || eps[0].URL != url || got.Status.WebhookURL != url {
 		t.Errorf("after release: %d endpoints, status URL %q", len(eps), got.Status.WebhookURL)
 	}
+	eventually(t, waitShort, "the older one's endpoint moved", func() (bool, string) {
+		eps := fake.Endpoints(fake.AccountForKey(olderKeys.secret), false)
+		return len(eps) == 1 && eps[0].URL == moved, fmt.Sprint(len(eps))
+	})
 }
 
 // TestWebhookURLConflictAcrossNamespaces: one clinicID in two namespaces on one base URL. The
