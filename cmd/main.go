@@ -79,7 +79,7 @@ func main() {
 	flag.StringVar(&o.stripeAPIURL, "stripe-api-url", "https://api.stripe.com", "Base URL of the Stripe API (a fake or stripe-mock in tests).")
 	flag.DurationVar(&o.stripeCallTimeout, "stripe-call-timeout", 10*time.Second, "Timeout of one Stripe API call.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "Base period between Stripe probes of an unchanged integration (jittered ±10%).")
-	flag.StringVar(&o.webhookBaseURL, "webhook-base-url", "", "Public base URL of the receivers; endpoints become <base>/stripe/webhook/<clinicID> unless spec.webhook says otherwise.")
+	flag.StringVar(&o.webhookBaseURL, "webhook-base-url", "", "Public base URL of the receivers; endpoints become <base>/stripe/webhook/<clinicID> (Live) or <base>/stripe/webhook-test/<clinicID> (Test) unless spec.webhook says otherwise.")
 	flag.StringVar(&o.ingressAllowlist, "ingress-annotation-allowlist", strings.Join(controller.DefaultIngressAnnotationAllowlist, ","),
 		"Comma-separated annotation keys (a trailing * allows a prefix) that spec.webhook.ingress.annotations may set; an empty value allows none.")
 	flag.StringVar(&o.receiverImage, "receiver-image", "ghcr.io/clinicpay/stripe-operator:"+version, "Image of the per-clinic webhook receivers (runs /receiver); defaults to the operator's own image.")

@@ -39,8 +39,8 @@ var DefaultEnabledEvents = []string{
 // +kubebuilder:validation:XValidation:rule="self.mode != 'Live' || !has(self.webhook) || ((!has(self.webhook.baseURL) || self.webhook.baseURL.startsWith('https://')) && (!has(self.webhook.url) || self.webhook.url.startsWith('https://')))",message="Live mode requires an https webhook URL"
 // +kubebuilder:validation:XValidation:rule="!has(self.webhook) || !has(self.webhook.url) || self.webhook.url.endsWith('/' + self.clinicID)",message="webhook.url must end with /<clinicID>"
 type StripeIntegrationSpec struct {
-	// clinicID identifies the clinic in webhook paths (/stripe/webhook/<clinicID>) and Stripe
-	// metadata. A DNS-1123 label; immutable once set, because Stripe and the clinic's system of
+	// clinicID identifies the clinic in webhook paths (/stripe/webhook/<clinicID> in Live mode,
+	// /stripe/webhook-test/<clinicID> in Test mode) and Stripe metadata. A DNS-1123 label; immutable once set, because Stripe and the clinic's system of
 	// record key their data on it.
 	// +required
 	// +kubebuilder:validation:MinLength=1
@@ -109,17 +109,23 @@ type CredentialsSecretRef struct {
 // WebhookSpec describes the clinic's Stripe webhook endpoint.
 type WebhookSpec struct {
 	// baseURL is the public base URL of the receivers; the endpoint URL becomes
-	// <baseURL>/stripe/webhook/<clinicID>. Mutually exclusive with url. https required in Live mode.
+	// <baseURL>/stripe/webhook/<clinicID> in Live mode and <baseURL>/stripe/webhook-test/<clinicID>
+	// in Test mode. Mutually exclusive with url. https required in Live mode. No user info, no fragment.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2000
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="baseURL must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@')",message="baseURL must not carry user info (user:password@): credentials never go in a URL",reason="FieldValueForbidden"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="baseURL must not have a fragment (#...)"
 	BaseURL string `json:"baseURL,omitempty"`
 
 	// url is the full endpoint URL, for setups that route differently; it must end with
-	// /<clinicID>. Mutually exclusive with baseURL. https required in Live mode.
+	// /<clinicID>. Mutually exclusive with baseURL. https required in Live mode. No user info, no
+	// fragment. Two StripeIntegrations with one URL conflict: the later one registers nothing.
 	// +optional
 	// +kubebuilder:validation:MaxLength=2000
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="url must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@')",message="url must not carry user info (user:password@): credentials never go in a URL",reason="FieldValueForbidden"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="url must not have a fragment (#...)"
 	URL string `json:"url,omitempty"`
 
 	// enabledEvents are the Stripe event types sent to the endpoint.
@@ -133,7 +139,8 @@ type WebhookSpec struct {
 	EnabledEvents []string `json:"enabledEvents,omitempty"`
 
 	// ingress, when set, makes the operator create an Ingress routing the clinic's webhook path
-	// (/stripe/webhook/<clinicID>) on host to the receiver Service.
+	// (/stripe/webhook/<clinicID> in Live mode, /stripe/webhook-test/<clinicID> in Test mode) on
+	// host to the receiver Service.
 	// +optional
 	Ingress *IngressSpec `json:"ingress,omitempty"`
 }
@@ -191,10 +198,12 @@ type ForwardSpec struct {
 
 // HTTPTarget is a plain HTTP system of record.
 type HTTPTarget struct {
-	// url receives a POST per event.
+	// url receives a POST per event. No user info (use signingKeySecretRef), no fragment.
 	// +required
 	// +kubebuilder:validation:MaxLength=2000
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="url must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@')",message="url must not carry user info (user:password@): credentials never go in a URL",reason="FieldValueForbidden"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="url must not have a fragment (#...)"
 	URL string `json:"url"`
 
 	// signingKeySecretRef selects the key used to HMAC-sign each relayed envelope so the clinic
@@ -205,10 +214,12 @@ type HTTPTarget struct {
 
 // FHIRTarget is a FHIR R4 server.
 type FHIRTarget struct {
-	// baseURL of the FHIR R4 REST API.
+	// baseURL of the FHIR R4 REST API. No user info (use tokenSecretRef), no fragment.
 	// +required
 	// +kubebuilder:validation:MaxLength=2000
 	// +kubebuilder:validation:XValidation:rule="isURL(self) && (self.startsWith('https://') || self.startsWith('http://'))",message="baseURL must be an absolute http(s) URL"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*@')",message="baseURL must not carry user info (user:password@): credentials never go in a URL",reason="FieldValueForbidden"
+	// +kubebuilder:validation:XValidation:rule="!self.contains('#')",message="baseURL must not have a fragment (#...)"
 	BaseURL string `json:"baseURL"`
 
 	// tokenSecretRef selects the bearer token for the FHIR server.

@@ -113,7 +113,7 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("receiver", flag.ContinueOnError)
 	fs.SetOutput(output)
-	fs.StringVar(&o.clinicID, "clinic-id", "", "Clinic served; Stripe posts to /stripe/webhook/<clinic-id>. Required.")
+	fs.StringVar(&o.clinicID, "clinic-id", "", "Clinic served; Stripe posts to /stripe/webhook/<clinic-id> in Live mode and /stripe/webhook-test/<clinic-id> in Test mode (which also serves the former /stripe/webhook/<clinic-id> while endpoints move). Required.")
 	fs.StringVar(&o.mode, "mode", "", "Stripe mode of accepted events: Test or Live. Required.")
 	fs.StringVar(&o.signingSecretFile, "signing-secret-file", "/var/run/stripe-webhook/signingSecret",
 		"File holding the endpoint's whsec_ signing secret (several lines while a secret is rolled); re-read when it changes.")

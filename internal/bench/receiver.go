@@ -728,7 +728,7 @@ func startReceiverProc(ctx context.Context, bin, taskset string, cpus []int, cor
 		return nil, fmt.Errorf("bench: starting %s: %w", name, err)
 	}
 	p := &receiverProc{cmd: cmd, logPath: logPath, done: make(chan struct{}),
-		webhookURL: "http://" + webhookAddr + receiver.WebhookPathPrefix + benchClinicID}
+		webhookURL: "http://" + webhookAddr + receiver.WebhookPath(receiver.ModeTest, benchClinicID)}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)

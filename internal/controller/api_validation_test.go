@@ -29,6 +29,9 @@ import (
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 )
 
+// userInfoPassword is the password in the user-info cases; no error may repeat it.
+const userInfoPassword = "hunter2-pw"
+
 // TestAPIValidation checks that the apiserver itself (OpenAPI schema and CEL rules in the CRD)
 // refuses specs the operator must never see, with a message naming the rule.
 func TestAPIValidation(t *testing.T) {
@@ -63,6 +66,34 @@ func TestAPIValidation(t *testing.T) {
 		{"too many replicas", func(si *v1.StripeIntegration) {
 			si.Spec.Receiver = &v1.ReceiverSpec{Replicas: ptr.To[int32](50)}
 		}, "replicas"},
+		// User info would reach the receiver's arguments (and its crash log); a fragment is never sent.
+		{"baseURL with user info", func(si *v1.StripeIntegration) {
+			si.Spec.Webhook = &v1.WebhookSpec{BaseURL: "https://user:" + userInfoPassword + "@hooks.example"}
+		}, "spec.webhook.baseURL: Forbidden: baseURL must not carry user info"},
+		{"baseURL with a user name only", func(si *v1.StripeIntegration) {
+			si.Spec.Webhook = &v1.WebhookSpec{BaseURL: "https://token@hooks.example/in"}
+		}, "baseURL must not carry user info"},
+		{"baseURL with a fragment", func(si *v1.StripeIntegration) {
+			si.Spec.Webhook = &v1.WebhookSpec{BaseURL: "https://hooks.example/#x"}
+		}, "baseURL must not have a fragment"},
+		{"url with user info", func(si *v1.StripeIntegration) {
+			si.Spec.Webhook = &v1.WebhookSpec{URL: "https://user:" + userInfoPassword + "@hooks.example/in/clinic-v"}
+		}, "spec.webhook.url: Forbidden: url must not carry user info"},
+		{"url with a fragment ending in the clinic", func(si *v1.StripeIntegration) {
+			si.Spec.Webhook = &v1.WebhookSpec{URL: "https://hooks.example/in#/clinic-v"}
+		}, "url must not have a fragment"},
+		{"http forward url with user info", func(si *v1.StripeIntegration) {
+			si.Spec.Receiver = &v1.ReceiverSpec{Forward: &v1.ForwardSpec{HTTP: &v1.HTTPTarget{URL: "http://emr:" + userInfoPassword + "@billing.svc/in"}}}
+		}, "spec.receiver.forward.http.url: Forbidden: url must not carry user info"},
+		{"http forward url with a fragment", func(si *v1.StripeIntegration) {
+			si.Spec.Receiver = &v1.ReceiverSpec{Forward: &v1.ForwardSpec{HTTP: &v1.HTTPTarget{URL: "http://billing.svc/in#frag"}}}
+		}, "url must not have a fragment"},
+		{"FHIR baseURL with user info", func(si *v1.StripeIntegration) {
+			si.Spec.Receiver = &v1.ReceiverSpec{Forward: &v1.ForwardSpec{FHIR: &v1.FHIRTarget{BaseURL: "https://a:" + userInfoPassword + "@fhir.svc/r4"}}}
+		}, "spec.receiver.forward.fhir.baseURL: Forbidden: baseURL must not carry user info"},
+		{"FHIR baseURL with a fragment", func(si *v1.StripeIntegration) {
+			si.Spec.Receiver = &v1.ReceiverSpec{Forward: &v1.ForwardSpec{FHIR: &v1.FHIRTarget{BaseURL: "https://fhir.svc/r4#p"}}}
+		}, "baseURL must not have a fragment"},
 	}
 	for _, tc := range creates {
 		t.Run("create/"+tc.name, func(t *testing.T) {
@@ -71,6 +102,28 @@ func TestAPIValidation(t *testing.T) {
 			err := k8sClient.Create(ctx, si, client.DryRunAll)
 			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.msg) {
 				t.Errorf("got %v, want Invalid mentioning %q", err, tc.msg)
+			}
+			// The refusal is shown to whoever applied it and lands in CI logs: no password in it.
+			if err != nil && strings.Contains(err.Error(), userInfoPassword) {
+				t.Errorf("the refusal echoes the password: %v", err)
+			}
+		})
+	}
+
+	accepted := map[string]func(*v1.StripeIntegration){
+		"@ in the path and query is not user info": func(si *v1.StripeIntegration) {
+			si.Spec.Webhook = &v1.WebhookSpec{BaseURL: "https://hooks.example/in@x?by=a@b"}
+			si.Spec.Receiver = &v1.ReceiverSpec{Forward: &v1.ForwardSpec{
+				HTTP: &v1.HTTPTarget{URL: "http://billing.svc:8080/in/@clinic"},
+				FHIR: &v1.FHIRTarget{BaseURL: "https://fhir.svc/r4?x=@"}}}
+		},
+	}
+	for name, mutate := range accepted {
+		t.Run("create/"+name, func(t *testing.T) {
+			si := base()
+			mutate(si)
+			if err := k8sClient.Create(ctx, si, client.DryRunAll); err != nil {
+				t.Errorf("refused: %v", err)
 			}
 		})
 	}

@@ -116,7 +116,7 @@ func TestEndToEndNothingLost(t *testing.T) {
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
 	si := integration(ns, clinic, clinic, v1.ModeTest, "keys")
-	si.Spec.Webhook = &v1.WebhookSpec{URL: fmt.Sprintf("http://%s/stripe/webhook/%s", webhookLn.Addr(), clinic)}
+	si.Spec.Webhook = &v1.WebhookSpec{URL: fmt.Sprintf("http://%s/stripe/webhook-test/%s", webhookLn.Addr(), clinic)}
 	si.Spec.Receiver = &v1.ReceiverSpec{Forward: &v1.ForwardSpec{
 		HTTP: &v1.HTTPTarget{URL: hsrv.URL + "/stripe-events"},
 		FHIR: &v1.FHIRTarget{BaseURL: fsrv.URL + "/r4"},

@@ -91,7 +91,7 @@ func TestEditorCannotReachSecrets(t *testing.T) {
 	mustCreate(t, forwardSecrets(ns)...)
 
 	// The editor connects a clinic the legitimate way: the bound credentials are mounted.
-	legit := withForwarding(integration(ns, "legit", "legit", v1.ModeTest, "keys"))
+	legit := withForwarding(integration(ns, "legit", uniqueClinic("legit", ns), v1.ModeTest, "keys"))
 	legit.Spec.Webhook.Ingress.Annotations = map[string]string{"cert-manager.io/cluster-issuer": "letsencrypt"}
 	must(t, editor.Create(ctx, legit))
 	legit = waitCondition(t, ns, "legit", v1.ConditionReceiverReady, metav1.ConditionFalse, v1.ReasonReceiverProgressing, waitShort)
@@ -151,7 +151,7 @@ func TestEditorCannotReachSecrets(t *testing.T) {
 		i++
 		name := fmt.Sprintf("attack-%d", i)
 		names[name] = what
-		si := integration(ns, name, name, v1.ModeTest, "keys")
+		si := integration(ns, name, uniqueClinic(name, ns), v1.ModeTest, "keys")
 		a.spec(si)
 		if err := editor.Create(ctx, si); err != nil {
 			t.Fatalf("%s: the editor may write any spec the API accepts, got %v", what, err)
@@ -260,7 +260,7 @@ func TestSigningSecretNameTakenIsNeverAdopted(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: signingSecretName("clinic-sc"), Labels: map[string]string{"team": "billing"}},
 		Data:       map[string][]byte{v1.SigningSecretKey: []byte("the-users-own-value"), "other": []byte("kept")},
 	}
-	mustCreate(t, credentialsSecret(ns, "keys", k), theirs, integration(ns, "clinic-sc", "clinic-sc", v1.ModeTest, "keys"))
+	mustCreate(t, credentialsSecret(ns, "keys", k), theirs, integration(ns, "clinic-sc", uniqueClinic("clinic-sc", ns), v1.ModeTest, "keys"))
 	si := waitCondition(t, ns, "clinic-sc", v1.ConditionWebhookEndpointReady, metav1.ConditionFalse, v1.ReasonSigningSecretNameConflict, waitShort)
 	if c := getCondition(t, si, v1.ConditionConnected); c.Reason != v1.ReasonSigningSecretNameConflict {
 		t.Errorf("Connected reason = %s", c.Reason)

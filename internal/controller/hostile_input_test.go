@@ -74,9 +74,10 @@ func (e *hostileEnv) calls() int {
 	return n
 }
 
-// si is the case's integration in mode, with the clinic ID "clinic-h".
+// si is the case's integration in mode, with the clinic ID "clinic-h-<namespace suffix>": unique,
+// so that cases running side by side never share a webhook URL.
 func (e *hostileEnv) si(mode v1.Mode) *v1.StripeIntegration {
-	si := integration(e.ns, e.name, "clinic-h", mode, e.secret)
+	si := integration(e.ns, e.name, uniqueClinic("clinic-h", e.ns), mode, e.secret)
 	if mode == v1.ModeLive {
 		si.Spec.Webhook = &v1.WebhookSpec{BaseURL: "https://hooks-live.clinic-h.example"}
 	}
@@ -150,7 +151,7 @@ func invalidUpdate(mutate func(si *v1.StripeIntegration)) func(*testing.T, *host
 			mutate(cur)
 			return k8sClient.Update(context.Background(), cur)
 		})
-		if got := getSI(t, e.ns, e.name); got.Spec.ClinicID != "clinic-h" || got.Spec.Mode != v1.ModeTest {
+		if got := getSI(t, e.ns, e.name); got.Spec.ClinicID != uniqueClinic("clinic-h", e.ns) || got.Spec.Mode != v1.ModeTest {
 			t.Errorf("a refused update changed the object: clinicID %q mode %q", got.Spec.ClinicID, got.Spec.Mode)
 		}
 		return err
@@ -500,7 +501,7 @@ func hostileCases() []hostileCase {
 		{name: "spec/Live with an http url", refused: isInvalid, msg: "Live mode requires an https webhook URL",
 			setup: invalidSpec(func(_ *hostileEnv, si *v1.StripeIntegration) {
 				si.Spec.Mode = v1.ModeLive
-				si.Spec.Webhook = &v1.WebhookSpec{URL: "http://hooks.clinic-h.example/stripe/webhook/clinic-h"}
+				si.Spec.Webhook = &v1.WebhookSpec{URL: "http://hooks.clinic-h.example/stripe/webhook/" + si.Spec.ClinicID}
 			})},
 		{name: "spec/invalid URL: space in host", refused: isInvalid, msg: "baseURL must be an absolute http(s) URL",
 			setup: invalidSpec(func(_ *hostileEnv, si *v1.StripeIntegration) {
@@ -508,7 +509,7 @@ func hostileCases() []hostileCase {
 			})},
 		{name: "spec/invalid URL: javascript scheme", refused: isInvalid, msg: "url must be an absolute http(s) URL",
 			setup: invalidSpec(func(_ *hostileEnv, si *v1.StripeIntegration) {
-				si.Spec.Webhook = &v1.WebhookSpec{URL: "javascript:alert(1)//clinic-h"}
+				si.Spec.Webhook = &v1.WebhookSpec{URL: "javascript:alert(1)//" + si.Spec.ClinicID}
 			})},
 		{name: "spec/url not ending with the clinic ID", refused: isInvalid, msg: "webhook.url must end with /<clinicID>",
 			setup: invalidSpec(func(_ *hostileEnv, si *v1.StripeIntegration) {
@@ -676,32 +677,21 @@ func duplicateClinicIDs(t *testing.T, e *hostileEnv) error {
 	twin := e.si(v1.ModeTest)
 	twin.Name = "si-twin"
 	mustCreate(t, e.rawKeys(e.keys.publishable, e.keys.secret), e.si(v1.ModeTest), twin)
-	waitCondition(t, e.ns, twin.Name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, hostileTimeout)
+	waitCondition(t, e.ns, twin.Name, v1.ConditionWebhookEndpointReady, metav1.ConditionFalse, v1.ReasonWebhookURLConflict, hostileTimeout)
 	return nil
 }
 
-// duplicateClinicIDsCheck: nothing in the API or the operator refuses a second integration of the
-// same clinic and mode; each object owns its own endpoint (tagged with its UID) and receiver, on
-// the same URL.
+// duplicateClinicIDsCheck: the two would register one URL, so the later one (same second: the
+// name decides) registers nothing and names the older one; the older owns the only endpoint.
 func duplicateClinicIDsCheck(t *testing.T, e *hostileEnv) {
 	a, b := getSI(t, e.ns, e.name), getSI(t, e.ns, "si-twin")
 	eps := fake.Endpoints(fake.AccountForKey(e.keys.secret), false)
-	owned := map[string]string{}
-	for _, ep := range eps {
-		owned[ep.Metadata[tagUID]] = ep.ID
+	if len(eps) != 1 || eps[0].Metadata[tagUID] != string(a.UID) || a.Status.WebhookEndpointID != eps[0].ID || b.Status.WebhookEndpointID != "" {
+		t.Errorf("%d endpoints; status %q and %q", len(eps), a.Status.WebhookEndpointID, b.Status.WebhookEndpointID)
 	}
-	if len(eps) != 2 || owned[string(a.UID)] != a.Status.WebhookEndpointID || owned[string(b.UID)] != b.Status.WebhookEndpointID ||
-		a.Status.WebhookEndpointID == b.Status.WebhookEndpointID {
-		t.Errorf("endpoints %v; status %s and %s", owned, a.Status.WebhookEndpointID, b.Status.WebhookEndpointID)
+	if c := getCondition(t, b, v1.ConditionWebhookEndpointReady); !strings.Contains(c.Message, `"si"`) || !strings.Contains(c.Message, a.Status.WebhookURL) {
+		t.Errorf("conflict message %q does not name %q and the URL", c.Message, a.Name)
 	}
-	if a.Status.WebhookURL != b.Status.WebhookURL {
-		t.Errorf("URLs differ: %s, %s", a.Status.WebhookURL, b.Status.WebhookURL)
-	}
-	if receiverName(a) == receiverName(b) {
-		t.Error("both integrations share one receiver")
-	}
-	t.Logf("duplicate clinicID: two endpoints %s and %s on one URL %s; no conflict reported",
-		a.Status.WebhookEndpointID, b.Status.WebhookEndpointID, a.Status.WebhookURL)
 }
 
 // connectFully creates the case's Test integration with its keys, waits for the endpoint, and

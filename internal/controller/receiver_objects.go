@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -35,13 +36,21 @@ const (
 )
 
 // receiverName names the Deployment, Service, NetworkPolicy and Ingress of an integration: a
-// DNS-1035 label (Service names must start with a letter), hashed when the object's name is long.
+// DNS-1035 label (Service names must start with a letter and hold no dot). Names that fit and
+// have no dot keep the plain form, so upgrades find their objects; others get a hash of the name.
 func receiverName(si *paymentsv1alpha1.StripeIntegration) string {
 	const prefix = "stripe-receiver-"
-	if len(prefix)+len(si.Name) <= 63 {
+	if len(prefix)+len(si.Name) <= 63 && !strings.Contains(si.Name, ".") {
 		return prefix + si.Name
 	}
-	return prefix + si.Name[:63-len(prefix)-9] + "-" + shortHash(si.Name)
+	base := strings.ReplaceAll(si.Name, ".", "-")
+	return prefix + base[:min(len(base), 63-len(prefix)-9)] + "-" + shortHash(si.Name)
+}
+
+// legacyReceiverName is what receiverName returned before dotted names were sanitised: a
+// Deployment (a DNS subdomain) may exist under it, while its Service never could.
+func legacyReceiverName(si *paymentsv1alpha1.StripeIntegration) string {
+	return "stripe-receiver-" + si.Name
 }
 
 func shortHash(s string) string {
@@ -49,15 +58,20 @@ func shortHash(s string) string {
 	return hex.EncodeToString(sum[:4])
 }
 
+// labelValue fits an object name into a label value (at most 63 characters): names that fit are
+// kept as they are (dots are allowed), longer ones are cut and suffixed with a hash of the name.
+func labelValue(name string) string {
+	if len(name) <= 63 {
+		return name
+	}
+	return name[:54] + "-" + shortHash(name)
+}
+
 // receiverSelector are the labels the Deployment selects its pods by (immutable once created).
 func receiverSelector(si *paymentsv1alpha1.StripeIntegration) map[string]string {
-	instance := si.Name
-	if len(instance) > 63 {
-		instance = instance[:54] + "-" + shortHash(instance)
-	}
 	return map[string]string{
 		"app.kubernetes.io/name": "stripe-receiver",
-		labelInstance:            instance,
+		labelInstance:            labelValue(si.Name),
 	}
 }
 
@@ -249,7 +263,7 @@ func receiverIngress(si *paymentsv1alpha1.StripeIntegration) *netv1ac.IngressApp
 	in := si.Spec.Webhook.Ingress
 	spec := netv1ac.IngressSpec().WithRules(netv1ac.IngressRule().WithHost(in.Host).
 		WithHTTP(netv1ac.HTTPIngressRuleValue().WithPaths(netv1ac.HTTPIngressPath().
-			WithPath(webhookPath + si.Spec.ClinicID).WithPathType(networkingv1.PathTypeExact).
+			WithPath(webhookPath(si)).WithPathType(networkingv1.PathTypeExact).
 			WithBackend(netv1ac.IngressBackend().WithService(netv1ac.IngressServiceBackend().
 				WithName(receiverName(si)).WithPort(netv1ac.ServiceBackendPort().WithName("webhook")))))))
 	if in.ClassName != nil {

@@ -73,6 +73,9 @@ func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *pay
 	}); err != nil {
 		return fmt.Errorf("applying receiver Deployment: %w", err)
 	}
+	if err := r.deleteLegacyReceiver(ctx, si); err != nil {
+		return err
+	}
 	if err := applyIfChanged(ctx, r.Client, key, &corev1.Service{}, receiverService(si), func(o *corev1.Service) (any, error) {
 		return corev1ac.ExtractService(o, string(fieldOwner))
 	}); err != nil {

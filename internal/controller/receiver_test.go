@@ -141,7 +141,7 @@ func TestReceiverObjects(t *testing.T) {
 	ing := &networkingv1.Ingress{}
 	getObj(t, ns, name, ing)
 	rule := ing.Spec.Rules[0]
-	if rule.Host != "hooks.clinic.example" || rule.HTTP.Paths[0].Path != "/stripe/webhook/clinic-rx" ||
+	if rule.Host != "hooks.clinic.example" || rule.HTTP.Paths[0].Path != "/stripe/webhook-test/clinic-rx" ||
 		ptr.Deref(ing.Spec.IngressClassName, "") != "nginx" || ing.Spec.TLS[0].SecretName != "hooks-tls" {
 		t.Errorf("ingress = %+v", ing.Spec)
 	}

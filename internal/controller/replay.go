@@ -33,7 +33,7 @@ const (
 // DefaultReceiverURL is where the operator re-delivers replayed events inside the cluster: the
 // receiver Service's webhook port, the same path Stripe posts to.
 func DefaultReceiverURL(si *paymentsv1alpha1.StripeIntegration) string {
-	return fmt.Sprintf("http://%s.%s.svc:%d%s%s", receiverName(si), si.Namespace, webhookPort, webhookPath, si.Spec.ClinicID)
+	return fmt.Sprintf("http://%s.%s.svc:%d%s", receiverName(si), si.Namespace, webhookPort, webhookPath(si))
 }
 
 // reconcileReplay runs a replay request once the integration is connected: it lists the clinic's

@@ -53,8 +53,8 @@ func TestReplayRedeliversSignedEvents(t *testing.T) {
 	sink := &verifyingSink{secret: string(signingSecret(t, si).Data[v1.SigningSecretKey]), received: map[string]string{}}
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
-	replayTargets.Store("clinic-rp", srv.URL+"/stripe/webhook/clinic-rp")
-	t.Cleanup(func() { replayTargets.Delete("clinic-rp") })
+	replayTargets.Store(si.Spec.ClinicID, srv.URL+"/stripe/webhook-test/"+si.Spec.ClinicID)
+	t.Cleanup(func() { replayTargets.Delete(si.Spec.ClinicID) })
 
 	acct := fake.AccountForKey(k.secret)
 	for i, typ := range []string{"charge.succeeded", "charge.succeeded", "charge.succeeded", "customer.created", "customer.created", "charge.updated"} {

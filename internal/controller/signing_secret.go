@@ -61,7 +61,7 @@ func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si
 			Name:      name,
 			Labels: map[string]string{
 				"app.kubernetes.io/managed-by":       managedByValue,
-				"payments.clinicpay.dev/integration": si.Name,
+				"payments.clinicpay.dev/integration": labelValue(si.Name), // at most 63 characters
 			},
 			Annotations:     map[string]string{paymentsv1alpha1.AnnotationWebhookEndpointID: endpointID},
 			OwnerReferences: []metav1.OwnerReference{ownerRef(si)},

@@ -117,7 +117,7 @@ type StripeIntegrationReconciler struct {
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
@@ -248,6 +248,9 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 		func(o client.Object) []string { return []string{signingSecretName(o.GetName())} }); err != nil {
 		return fmt.Errorf("indexing %s: %w", signingSecretIndex, err)
 	}
+	if err := r.indexWebhookURLs(ctx, mgr); err != nil {
+		return err
+	}
 	base, maxDelay := r.RetryBaseDelay, r.RetryMaxDelay
 	if base <= 0 {
 		base = time.Second
@@ -261,6 +264,9 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 		// Metadata only, for both the credentials Secrets and the owned signing Secrets: no Secret
 		// data is cached; the reconcile reads what it needs directly.
 		WatchesMetadata(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.integrationsForSecret)).
+		// Integrations sharing a webhook URL: the later ones wait for the older one to go or move.
+		Watches(&paymentsv1alpha1.StripeIntegration{}, handler.EnqueueRequestsFromMapFunc(r.integrationsSharingURL),
+			builder.WithPredicates(r.webhookURLMoved())).
 		// Owned receiver objects: a hand edit or a Deployment status change brings the owner back.
 		Owns(&appsv1.Deployment{}).
 		Owns(&corev1.Service{}).

@@ -46,6 +46,8 @@ var (
 	replayTargets sync.Map
 	// fakeClockOffset moves the Stripe fake's clock, e.g. past the 24 h idempotency window.
 	fakeClockOffset atomic.Int64
+	// testReconciler is the manager's reconciler, for tests of its watch mappings.
+	testReconciler *StripeIntegrationReconciler
 )
 
 // deliveryRetries is the fake's retry schedule after a failed delivery (Stripe's spans 3 days).
@@ -165,6 +167,7 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 			return "http://127.0.0.1:1/unreachable"
 		},
 	}
+	testReconciler = r
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}

@@ -1,8 +1,6 @@
 package controller
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
 	"sort"
@@ -23,8 +21,22 @@ const (
 	tagClinicID  = "clinicpay_clinic_id"
 
 	managedByValue = "stripe-operator"
-	webhookPath    = "/stripe/webhook/"
 )
+
+// Webhook paths, one per mode, so that a clinic's Test and Live endpoints (and Ingress rules) never
+// share a URL. cmd/receiver serves the same paths (internal/receiver.WebhookPath).
+const (
+	liveWebhookPath = "/stripe/webhook/"
+	testWebhookPath = "/stripe/webhook-test/"
+)
+
+// webhookPath is the path Stripe posts to for this integration's mode and clinic.
+func webhookPath(si *paymentsv1alpha1.StripeIntegration) string {
+	if si.Spec.Mode == paymentsv1alpha1.ModeLive {
+		return liveWebhookPath + si.Spec.ClinicID
+	}
+	return testWebhookPath + si.Spec.ClinicID
+}
 
 // desiredEndpoint is the pure translation of the spec into the endpoint Stripe should hold.
 // defaultBaseURL is the manager's --webhook-base-url. An empty URL means none is configured.
@@ -62,7 +74,7 @@ func webhookURL(si *paymentsv1alpha1.StripeIntegration, defaultBaseURL string) s
 	if base == "" {
 		return ""
 	}
-	return strings.TrimRight(base, "/") + webhookPath + si.Spec.ClinicID
+	return strings.TrimRight(base, "/") + webhookPath(si)
 }
 
 // ownedBy reports whether the endpoint carries this object's UID tag.
@@ -158,13 +170,14 @@ func intAnnotation(si *paymentsv1alpha1.StripeIntegration, key string) int {
 }
 
 // signingSecretName derives the owned Secret's name, hashing when the object's name is too long.
+// The cut part never ends in a dot, which would leave an empty DNS label.
 func signingSecretName(siName string) string {
 	const suffix = "-stripe-webhook"
 	if len(siName)+len(suffix) <= 253 {
 		return siName + suffix
 	}
-	sum := sha256.Sum256([]byte(siName))
-	return siName[:253-len(suffix)-9] + "-" + hex.EncodeToString(sum[:4]) + suffix
+	head := strings.TrimRight(siName[:253-len(suffix)-9], ".")
+	return head + "-" + shortHash(siName) + suffix
 }
 
 func sortedUnique(in []string) []string {

@@ -20,20 +20,28 @@ func siWith(webhook *v1.WebhookSpec) *v1.StripeIntegration {
 
 func TestWebhookURL(t *testing.T) {
 	cases := map[string]struct {
+		mode    v1.Mode // Test when empty
 		webhook *v1.WebhookSpec
 		def     string
 		want    string
 	}{
-		"manager default":           {def: "https://hooks.example", want: "https://hooks.example/stripe/webhook/clinic-a"},
-		"default with slash":        {def: "https://hooks.example/", want: "https://hooks.example/stripe/webhook/clinic-a"},
-		"spec base wins":            {webhook: &v1.WebhookSpec{BaseURL: "https://clinic.example/in"}, def: "https://hooks.example", want: "https://clinic.example/in/stripe/webhook/clinic-a"},
+		"manager default":           {def: "https://hooks.example", want: "https://hooks.example/stripe/webhook-test/clinic-a"},
+		"default with slash":        {def: "https://hooks.example/", want: "https://hooks.example/stripe/webhook-test/clinic-a"},
+		"spec base wins":            {webhook: &v1.WebhookSpec{BaseURL: "https://clinic.example/in"}, def: "https://hooks.example", want: "https://clinic.example/in/stripe/webhook-test/clinic-a"},
 		"full url used as is":       {webhook: &v1.WebhookSpec{URL: "https://gw.example/x/clinic-a"}, def: "https://hooks.example", want: "https://gw.example/x/clinic-a"},
-		"events only keeps default": {webhook: &v1.WebhookSpec{EnabledEvents: []string{"charge.succeeded"}}, def: "https://h.example", want: "https://h.example/stripe/webhook/clinic-a"},
+		"events only keeps default": {webhook: &v1.WebhookSpec{EnabledEvents: []string{"charge.succeeded"}}, def: "https://h.example", want: "https://h.example/stripe/webhook-test/clinic-a"},
 		"nothing configured":        {want: ""},
+		"Live: manager default":     {mode: v1.ModeLive, def: "https://hooks.example", want: "https://hooks.example/stripe/webhook/clinic-a"},
+		"Live: spec base wins":      {mode: v1.ModeLive, webhook: &v1.WebhookSpec{BaseURL: "https://clinic.example/in/"}, def: "https://hooks.example", want: "https://clinic.example/in/stripe/webhook/clinic-a"},
+		"Live: full url used as is": {mode: v1.ModeLive, webhook: &v1.WebhookSpec{URL: "https://gw.example/x/clinic-a"}, want: "https://gw.example/x/clinic-a"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			if got := webhookURL(siWith(tc.webhook), tc.def); got != tc.want {
+			si := siWith(tc.webhook)
+			if tc.mode != "" {
+				si.Spec.Mode = tc.mode
+			}
+			if got := webhookURL(si, tc.def); got != tc.want {
 				t.Errorf("webhookURL = %q, want %q", got, tc.want)
 			}
 		})

@@ -37,6 +37,9 @@ func (r *StripeIntegrationReconciler) reconcileEndpoint(ctx context.Context, si 
 			"no webhook URL: set spec.webhook.baseURL or spec.webhook.url, or start the operator with --webhook-base-url")
 		return
 	}
+	if r.urlConflict(ctx, si, desired.URL, obs) {
+		return
+	}
 	stored, err := r.readSigningSecret(ctx, si)
 	if err != nil {
 		obs.webhook = unknown(ct, paymentsv1alpha1.ReasonEndpointFailed, "reading the signing Secret failed; retrying")

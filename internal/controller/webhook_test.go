@@ -23,11 +23,12 @@ import (
 )
 
 // connected creates keys, Secret and StripeIntegration and waits for the endpoint to be ready.
+// The clinicID is name made unique in the suite (uniqueClinic), so URLs never conflict.
 func connected(t *testing.T, ns, name string) (testKeys, *v1.StripeIntegration) {
 	t.Helper()
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	mustCreate(t, credentialsSecret(ns, name+"-keys", k), integration(ns, name, name, v1.ModeTest, name+"-keys"))
+	mustCreate(t, credentialsSecret(ns, name+"-keys", k), integration(ns, name, uniqueClinic(name, ns), v1.ModeTest, name+"-keys"))
 	si := waitCondition(t, ns, name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
 	return k, si
 }
@@ -79,13 +80,13 @@ func TestEndpointCreatedExactlyOnce(t *testing.T) {
 		t.Fatalf("Stripe holds %d endpoints, want 1", len(eps))
 	}
 	ep := eps[0]
-	if ep.URL != testWebhookURL+"/stripe/webhook/clinic-w" || ep.APIVersion != stripe.APIVersion || ep.Status != "enabled" || ep.Livemode {
+	if ep.URL != testWebhookURL+"/stripe/webhook-test/"+si.Spec.ClinicID || ep.APIVersion != stripe.APIVersion || ep.Status != "enabled" || ep.Livemode {
 		t.Errorf("endpoint = url %s version %s status %s livemode %t", ep.URL, ep.APIVersion, ep.Status, ep.Livemode)
 	}
 	if !slices.Equal(sortedUnique(ep.EnabledEvents), sortedUnique(v1.DefaultEnabledEvents)) {
 		t.Errorf("events = %v", ep.EnabledEvents)
 	}
-	if ep.Metadata[tagUID] != string(si.UID) || ep.Metadata[tagNamespace] != ns || ep.Metadata[tagName] != "clinic-w" || ep.Metadata[tagClinicID] != "clinic-w" {
+	if ep.Metadata[tagUID] != string(si.UID) || ep.Metadata[tagNamespace] != ns || ep.Metadata[tagName] != "clinic-w" || ep.Metadata[tagClinicID] != si.Spec.ClinicID {
 		t.Errorf("metadata = %v", ep.Metadata)
 	}
 	if si.Status.WebhookEndpointID != ep.ID || si.Status.WebhookURL != ep.URL {

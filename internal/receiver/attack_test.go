@@ -937,7 +937,7 @@ func checkFuzzInput(t *testing.T, h http.Handler, target *countingTarget, in fuz
 		}
 	}()
 	req := httptest.NewRequest(http.MethodPost, testPath, bytes.NewReader(in.body))
-	req.URL.Path = WebhookPathPrefix + in.clinic
+	req.URL.Path = TestWebhookPathPrefix + in.clinic
 	if header != "" {
 		req.Header.Set("Stripe-Signature", header)
 	}

@@ -43,7 +43,8 @@ var clinicIDPattern = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
 
 // Config configures a Receiver. Zero numeric fields take the defaults above.
 type Config struct {
-	// ClinicID is the clinic this receiver serves; only /stripe/webhook/<ClinicID> is answered.
+	// ClinicID is the clinic this receiver serves; only WebhookPath(Mode, ClinicID) is answered
+	// (and, in Test mode, the legacy /stripe/webhook/<ClinicID>).
 	ClinicID string
 	// Mode is Test or Live; events whose livemode contradicts it are rejected.
 	Mode Mode

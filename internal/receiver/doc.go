@@ -1,5 +1,7 @@
 // Package receiver is the per-clinic Stripe webhook receiver: it verifies each delivery to
-// POST /stripe/webhook/<clinicID> with the clinic's signing secret, drops duplicates, hands the
+// POST /stripe/webhook/<clinicID> (Live mode) or /stripe/webhook-test/<clinicID> (Test mode; the
+// Live-style path is still served there while endpoints registered before the split are moved)
+// with the clinic's signing secret, drops duplicates, hands the
 // event to the clinic's systems of record (relay.Target) and answers Stripe 2xx only once every
 // target accepted it, 5xx otherwise so that Stripe, the durable queue, retries.
 //
@@ -8,7 +10,7 @@
 //
 // Status codes:
 //
-//	404  the path is not /stripe/webhook/<configured clinicID>
+//	404  the path is not the mode's path for the configured clinicID (see WebhookPath)
 //	405  not a POST (Allow: POST)
 //	413  body larger than Config.MaxBodyBytes
 //	400  missing, malformed, forged, stale (older than 300 s) or future-dated Stripe-Signature;

@@ -34,7 +34,7 @@ func FuzzHandler(f *testing.F) {
 			header = sign(body, secretOld, time.Now()) + header
 		}
 		req := httptest.NewRequest(http.MethodPost, testPath, bytes.NewReader(body))
-		req.URL.Path = WebhookPathPrefix + clinic
+		req.URL.Path = TestWebhookPathPrefix + clinic
 		if header != "" {
 			req.Header.Set("Stripe-Signature", header)
 		}

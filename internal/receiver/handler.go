@@ -30,9 +30,10 @@ func writeJSON(w http.ResponseWriter, code int, status, message string) {
 	_ = json.NewEncoder(w).Encode(response{Status: status, Message: message})
 }
 
-// serveWebhook handles POST /stripe/webhook/<clinicID>: verify, dedup, relay, answer.
+// serveWebhook handles POST to the mode's webhook path (and, in Test mode, the legacy one):
+// verify, dedup, relay, answer.
 func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
-	if req.URL.Path != r.path {
+	if req.URL.Path != r.path && (r.legacy == "" || req.URL.Path != r.legacy) {
 		writeJSON(w, http.StatusNotFound, "not_found", "no webhook endpoint at this path")
 		return
 	}

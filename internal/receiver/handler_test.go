@@ -110,11 +110,11 @@ func TestWebhookHandler(t *testing.T) {
 			wantCode: http.StatusBadRequest, wantState: "rejected", wantCause: causeAPIVersion, wantMsg: stripe.APIVersion,
 		},
 		"other clinic": {
-			path: WebhookPathPrefix + "clinic-b", sig: func(b []byte) string { return sign(b, secretOld, now) },
+			path: TestWebhookPathPrefix + "clinic-b", sig: func(b []byte) string { return sign(b, secretOld, now) },
 			wantCode: http.StatusNotFound, wantState: "not_found",
 		},
 		"missing clinic id": {
-			path: WebhookPathPrefix, sig: func(b []byte) string { return sign(b, secretOld, now) },
+			path: TestWebhookPathPrefix, sig: func(b []byte) string { return sign(b, secretOld, now) },
 			wantCode: http.StatusNotFound, wantState: "not_found",
 		},
 		"extra path segment": {

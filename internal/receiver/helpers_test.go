@@ -26,7 +26,7 @@ import (
 
 const (
 	testClinic    = "clinic-a"
-	testPath      = WebhookPathPrefix + testClinic
+	testPath      = TestWebhookPathPrefix + testClinic
 	secretOld     = "whsec_oldOLDold0123456789abcdefABCDEF"
 	secretNew     = "whsec_newNEWnew0123456789abcdefABCDEF"
 	secretUnknown = "whsec_forgedFORGED0123456789abcdefAB"

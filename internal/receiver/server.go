@@ -16,13 +16,36 @@ import (
 	"github.com/clinicpay/stripe-operator/internal/relay"
 )
 
-// WebhookPathPrefix is followed by the clinic ID in the path Stripe posts to.
-const WebhookPathPrefix = "/stripe/webhook/"
+// Webhook path prefixes, followed by the clinic ID: one per mode, so that a clinic's Test and Live
+// endpoints never share a URL or an Ingress rule. The operator registers the same paths.
+const (
+	LiveWebhookPathPrefix = "/stripe/webhook/"
+	TestWebhookPathPrefix = "/stripe/webhook-test/"
+)
+
+// WebhookPath is the path Stripe posts to for a clinic in mode.
+func WebhookPath(mode Mode, clinicID string) string {
+	if mode == ModeLive {
+		return LiveWebhookPathPrefix + clinicID
+	}
+	return TestWebhookPathPrefix + clinicID
+}
+
+// legacyWebhookPath is where Test endpoints pointed before each mode had its own path. It stays
+// served until the operator has moved every endpoint (its drift repair does so on its first pass);
+// a delivery there is verified like any other, so it accepts nothing the new path would not.
+func legacyWebhookPath(mode Mode, clinicID string) string {
+	if mode == ModeLive {
+		return ""
+	}
+	return LiveWebhookPathPrefix + clinicID
+}
 
 // Receiver is one clinic's webhook receiver. Its handlers are safe for concurrent use.
 type Receiver struct {
 	cfg      Config
 	path     string
+	legacy   string // also served during the upgrade window; "" when none
 	targets  []relay.Target
 	log      logr.Logger
 	metrics  *metrics
@@ -57,7 +80,8 @@ func New(cfg Config, targets []relay.Target, log logr.Logger, reg *prometheus.Re
 	}
 	r := &Receiver{
 		cfg:      cfg,
-		path:     WebhookPathPrefix + cfg.ClinicID,
+		path:     WebhookPath(cfg.Mode, cfg.ClinicID),
+		legacy:   legacyWebhookPath(cfg.Mode, cfg.ClinicID),
 		targets:  targets,
 		log:      log,
 		metrics:  m,
@@ -131,7 +155,7 @@ func (r *Receiver) Serve(ctx context.Context, webhookLn, opsLn net.Listener) err
 	errc := make(chan error, 2)
 	go func() { errc <- serve(webhookSrv, webhookLn, "webhook") }()
 	go func() { errc <- serve(opsSrv, opsLn, "ops") }()
-	r.log.Info("Serving", "webhookAddress", webhookLn.Addr().String(), "opsAddress", opsLn.Addr().String(), "path", r.path)
+	r.log.Info("Serving", "webhookAddress", webhookLn.Addr().String(), "opsAddress", opsLn.Addr().String(), "path", r.path, "legacyPath", r.legacy)
 
 	var serveErr error
 	select {

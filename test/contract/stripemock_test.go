@@ -17,7 +17,7 @@ import (
 // its description, the five ownership tags and the pinned API version.
 func operatorEndpoint() stripeclient.EndpointSpec {
 	return stripeclient.EndpointSpec{
-		URL: "https://hooks.clinicpay.example/stripe/webhook/clinic-42",
+		URL: "https://hooks.clinicpay.example/stripe/webhook-test/clinic-42",
 		EnabledEvents: []string{
 			"payment_intent.succeeded", "payment_intent.payment_failed", "charge.succeeded", "charge.refunded",
 			"invoice.payment_succeeded", "customer.created", "customer.updated",
@@ -85,7 +85,7 @@ func TestClientCallsMatchStripeAPI(t *testing.T) {
 		t.Error("GetWebhookEndpoint decoded no id")
 	}
 
-	url, description, disabled := "https://hooks.clinicpay.example/stripe/webhook/clinic-43", "moved", true
+	url, description, disabled := "https://hooks.clinicpay.example/stripe/webhook-test/clinic-43", "moved", true
 	updated, err := c.UpdateWebhookEndpoint(ctx, created.ID, stripeclient.EndpointUpdate{
 		URL:           &url,
 		EnabledEvents: []string{"charge.refunded", "customer.updated"},

@@ -44,16 +44,18 @@ var usedVerbs = map[string][]string{
 	"events.k8s.io/events": {"create", "patch"},
 	// Receiver objects are server-side applied (create + patch) and cached; garbage
 	// collection removes them with their owner.
-	"apps/deployments":                  {"create", "get", "list", "patch", "watch"},
+	"apps/deployments":                  {"create", "delete", "get", "list", "patch", "watch"},
 	"/services":                         {"create", "get", "list", "patch", "watch"},
 	"networking.k8s.io/networkpolicies": {"create", "get", "list", "patch", "watch"},
-	// ... and an Ingress is deleted when spec.webhook.ingress goes away (deleteStaleIngress).
+	// ... except that a Deployment an older version created under an unsanitised dotted name is
+	// deleted (deleteLegacyReceiver), and an Ingress is deleted when spec.webhook.ingress goes
+	// away (deleteStaleIngress).
 	"networking.k8s.io/ingresses": {"create", "delete", "get", "list", "patch", "watch"},
 }
 
 // TestManagerRoleGrantsOnlyUsedVerbs checks config/rbac/role.yaml (generated from the
 // +kubebuilder:rbac markers, and copied into the chart) against usedVerbs: no verb the code
-// never uses (delete on Secrets, Deployments, Services, NetworkPolicies; update where only
+// never uses (delete on Secrets, Services, NetworkPolicies; update where only
 // patches are sent), no wildcard, nothing missing.
 func TestManagerRoleGrantsOnlyUsedVerbs(t *testing.T) {
 	granted := map[string][]string{}
