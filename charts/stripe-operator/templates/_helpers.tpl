@@ -132,6 +132,7 @@ from the +kubebuilder:rbac markers: test/manifests fails when they differ.
   - deployments
   verbs:
   - create
+  - delete
   - get
   - list
   - patch
