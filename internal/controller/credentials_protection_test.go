@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,5 +180,34 @@ func TestUnreferencedSecretsAreNotProtected(t *testing.T) {
 	// By now the integration's passes and the Secret events of all three have been handled.
 	if got := getSecret(t, ns, "unused-keys"); !slices.Equal(got.Finalizers, []string{"example.com/keep"}) || got.ResourceVersion != unused.ResourceVersion {
 		t.Errorf("an unreferenced Secret was written: finalizers %v, resourceVersion %s → %s", got.Finalizers, unused.ResourceVersion, got.ResourceVersion)
+	}
+}
+
+// TestTerminatingUnprotectedSecretGetsNoEndpoint: a Secret already being deleted (held by another
+// finalizer) before any integration protected it cannot be protected any more, so the integration
+// makes no Stripe call with it: an endpoint created then could not be removed.
+func TestTerminatingUnprotectedSecretGetsNoEndpoint(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	k := newTestKeys(t, "test")
+	fake.AddKey(k.secret, stripefake.KeyOptions{})
+	s := credentialsSecret(ns, "doomed-keys", k)
+	s.Finalizers = []string{"example.com/keep"}
+	mustCreate(t, s)
+	must(t, k8sClient.Delete(ctx, s))
+	mustCreate(t, integration(ns, "clinic-doomed", "clinic-doomed", v1.ModeTest, "doomed-keys"))
+
+	want := fmt.Sprintf("%s: %s/doomed-keys", errCredentialsTerminating, ns)
+	eventually(t, waitShort, "the pass refused", func() (bool, string) {
+		return strings.Contains(logs.String(), want), "no log line with " + want
+	})
+	if n := fake.Calls(k.secret); n != 0 {
+		t.Errorf("%d Stripe calls with the keys of a Secret being deleted, want 0", n)
+	}
+	// Once the other finalizer lets go, the Secret is gone and the usual reason says so.
+	must(t, k8sClient.Patch(ctx, s, client.RawPatch("application/merge-patch+json", []byte(`{"metadata":{"finalizers":null}}`))))
+	waitCondition(t, ns, "clinic-doomed", v1.ConditionKeysValid, metav1.ConditionFalse, v1.ReasonSecretNotFound, waitShort)
+	if n := fake.Calls(k.secret); n != 0 {
+		t.Errorf("%d Stripe calls, want 0", n)
 	}
 }
