@@ -190,6 +190,11 @@ func run(o options) error {
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
 	}
+	// After r: it uses the field index r registers.
+	protection := &controller.CredentialsProtectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}
+	if err := protection.SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("setting up credentials protection: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding health check: %w", err)
 	}

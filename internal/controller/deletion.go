@@ -17,20 +17,24 @@ import (
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 )
 
-// Deletion policy: the finalizer stays until this object's endpoints are deleted from Stripe. When
-// that cannot work (credentials Secret gone, keys invalid, key revoked, permission missing) it is
-// tried maxPermanentDeleteAttempts times; while Stripe is unavailable or rate limiting, up to
+// Deletion policy: the finalizer stays until this object's endpoints are deleted from Stripe. The
+// credentials Secret carries CredentialsInUseFinalizer meanwhile, so a Secret deleted first (kubectl
+// delete -f, a namespace deletion) is still readable here and deletion proceeds normally; the Secret
+// goes once this object is gone (credentials_protection.go). When removal cannot work (keys invalid
+// or revoked, permission missing, or a Secret that was never protected is gone) it is tried
+// maxPermanentDeleteAttempts times; while Stripe is unavailable or rate limiting, up to
 // maxTransientDeleteAttempts times. Attempts are spaced by the controller's exponential backoff
 // (1 s doubling by default: 1+2+…+256 s, so about 8.5 minutes of outage is waited out). After that the
-// endpoint ids are recorded in a ManualRemovalRequired Event and the finalizer is released: a
-// namespace must never hang on Stripe.
+// endpoint ids are recorded in a ManualRemovalRequired Event and the finalizer is released, which
+// also releases the Secret: a namespace must never hang on Stripe.
 const (
 	maxPermanentDeleteAttempts = 3
 	maxTransientDeleteAttempts = 10
 )
 
 // reconcileDelete removes the StripeIntegration's endpoints from Stripe, then releases the
-// finalizer; the signing Secret goes with the object through its owner reference.
+// finalizer; the signing Secret goes with the object through its owner reference, and the
+// credentials Secret's protection is lifted once no other integration uses it.
 func (r *StripeIntegrationReconciler) reconcileDelete(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(si, Finalizer) {
 		return ctrl.Result{}, nil

@@ -592,8 +592,8 @@ func hostileCases() []hostileCase {
 		// --- Several objects, and changes over time. ---
 		{name: "objects/duplicate clinicIDs in one namespace", cond: webhook, status: isTrue, reason: v1.ReasonEndpointReady,
 			callsPerPass: 2 * oneStep, setup: duplicateClinicIDs, check: duplicateClinicIDsCheck},
-		{name: "objects/Secret deleted and recreated with other keys", cond: conn, status: isTrue, reason: v1.ReasonConnected,
-			callsPerPass: oneStep, setup: secretRecreated, timeout: 20 * time.Second},
+		{name: "objects/Secret deleted while in use", cond: conn, status: isTrue, reason: v1.ReasonConnected,
+			callsPerPass: oneStep, setup: secretDeletedWhileInUse, timeout: 20 * time.Second},
 		{name: "objects/1,000 rapid spec edits", cond: conn, status: isTrue, reason: v1.ReasonConnected,
 			callsPerPass: oneStep, setup: specEditStorm, timeout: 20 * time.Second,
 			check: endpointsInAccount(1)},
@@ -728,27 +728,21 @@ func setReceiverAvailable(t *testing.T, ns, name string) {
 	})
 }
 
-// secretRecreated connects, deletes the credentials Secret, and recreates it with keys of another
-// account.
-func secretRecreated(t *testing.T, e *hostileEnv) error {
+// secretDeletedWhileInUse connects and deletes the credentials Secret: the in-use finalizer keeps it
+// (Terminating) with its keys, the integration stays Connected on its endpoint, and a Secret of that
+// name cannot be created again with other keys until the integration is gone.
+func secretDeletedWhileInUse(t *testing.T, e *hostileEnv) error {
 	first := connectFully(t, e)
 	must(t, k8sClient.Delete(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: e.ns, Name: e.secret}}))
-	waitCondition(t, e.ns, e.name, v1.ConditionKeysValid, metav1.ConditionFalse, v1.ReasonSecretNotFound, hostileTimeout)
-
-	old := e.keys
-	e.keys = newTestKeys(t, "test")
-	fake.AddKey(e.keys.secret, stripefake.KeyOptions{})
-	mustCreate(t, e.rawKeys(e.keys.publishable, e.keys.secret))
-	eventually(t, hostileTimeout, "endpoint moved to the new account, old one removed", func() (bool, string) {
-		si := getSI(t, e.ns, e.name)
-		now := fake.Endpoints(fake.AccountForKey(e.keys.secret), false)
-		before := fake.Endpoints(fake.AccountForKey(old.secret), false)
-		return len(now) == 1 && len(before) == 0 && si.Status.WebhookEndpointID == now[0].ID &&
-				si.Status.KeyFingerprint == keys.Fingerprint(e.keys.publishable, e.keys.secret),
-			fmt.Sprintf("new account %d endpoints, old %d, status %s fingerprint %s", len(now), len(before), si.Status.WebhookEndpointID, si.Status.KeyFingerprint)
-	})
-	if si := getSI(t, e.ns, e.name); si.Status.KeyFingerprint == first.Status.KeyFingerprint {
-		t.Error("fingerprint did not move to the new keys")
+	if s := getSecret(t, e.ns, e.secret); s.DeletionTimestamp == nil || !slices.Contains(s.Finalizers, v1.CredentialsInUseFinalizer) {
+		t.Errorf("the deleted Secret is not held while in use: deletionTimestamp %v, finalizers %v", s.DeletionTimestamp, s.Finalizers)
+	}
+	other := newTestKeys(t, "test")
+	if err := k8sClient.Create(context.Background(), e.rawKeys(other.publishable, other.secret)); !apierrors.IsAlreadyExists(err) {
+		t.Errorf("re-creating the Secret while the old one is held: %v, want AlreadyExists", err)
+	}
+	if eps := fake.Endpoints(fake.AccountForKey(e.keys.secret), false); len(eps) != 1 || eps[0].ID != first.Status.WebhookEndpointID {
+		t.Errorf("endpoints %d after the Secret deletion, want only %s", len(eps), first.Status.WebhookEndpointID)
 	}
 	return nil
 }

@@ -136,6 +136,8 @@ func TestRotatingToRevokedKeyFlipsAuthenticated(t *testing.T) {
 	rotated := newTestKeys(t, "test")
 	fake.AddKey(rotated.secret, stripefake.KeyOptions{})
 	fake.RevokeKey(rotated.secret)
+	// Re-read: the operator has since added its in-use finalizer to the Secret.
+	must(t, k8sClient.Get(context.Background(), client.ObjectKeyFromObject(secret), secret))
 	secret.Data[v1.DefaultSecretKeyKey] = []byte(rotated.secret)
 	if err := k8sClient.Update(context.Background(), secret); err != nil {
 		t.Fatal(err)

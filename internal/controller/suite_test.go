@@ -171,6 +171,9 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return nil, err
 	}
+	if err := (&CredentialsProtectionReconciler{Client: mgr.GetClient(), APIReader: mgr.GetAPIReader()}).SetupWithManager(mgr); err != nil {
+		return nil, err
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

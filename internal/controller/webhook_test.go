@@ -112,6 +112,7 @@ func TestSteadyStateResyncIsOneStripeCall(t *testing.T) {
 	k, _ := connected(t, ns, "clinic-ss")
 	time.Sleep(500 * time.Millisecond)
 	before, rv := fake.Calls(k.secret), getSI(t, ns, "clinic-ss").ResourceVersion
+	secretRV := getSecret(t, ns, "clinic-ss-keys").ResourceVersion
 	time.Sleep(3*testResync + 500*time.Millisecond)
 	calls := fake.Calls(k.secret) - before
 	lists := fake.CallsTo(k.secret, "GET", stripefake.PathWebhookEndpoints)
@@ -121,6 +122,9 @@ func TestSteadyStateResyncIsOneStripeCall(t *testing.T) {
 	}
 	if getSI(t, ns, "clinic-ss").ResourceVersion != rv {
 		t.Error("steady-state resync wrote to the object")
+	}
+	if getSecret(t, ns, "clinic-ss-keys").ResourceVersion != secretRV {
+		t.Error("steady-state resync wrote to the credentials Secret")
 	}
 	if len(accountEndpoints(k)) != 1 {
 		t.Error("resync changed the number of endpoints")
@@ -513,22 +517,26 @@ func updateKeys(t *testing.T, ns, name string, k testKeys) {
 	must(t, k8sClient.Update(context.Background(), s))
 }
 
+// TestDeletionRemovesEndpoint deletes an integration in each order with its credentials Secret.
+// The Secret deleted first stays readable under the in-use finalizer, so the endpoint is removed;
+// only keys Stripe refuses leave it for manual removal. Either way the Secret goes in the end.
 func TestDeletionRemovesEndpoint(t *testing.T) {
+	revoke := func(t *testing.T, _ string, k testKeys) { fake.RevokeKey(k.secret) }
+	deleteSecret := func(t *testing.T, ns string, _ testKeys) { deleteSecretNamed(t, ns, "clinic-del-keys") }
 	cases := map[string]struct {
-		breakIt   func(t *testing.T, ns string, k testKeys)
+		breakIt   []func(t *testing.T, ns string, k testKeys)
 		wantEvent string
 		remaining int
 	}{
-		"valid key": {wantEvent: v1.EventEndpointDeleted},
-		"revoked key": {
-			breakIt:   func(t *testing.T, _ string, k testKeys) { fake.RevokeKey(k.secret) },
-			wantEvent: v1.EventManualRemovalRequired, remaining: 1,
+		"valid key, integration first": {wantEvent: v1.EventEndpointDeleted},
+		"revoked key, integration first": {
+			breakIt: []func(*testing.T, string, testKeys){revoke}, wantEvent: v1.EventManualRemovalRequired, remaining: 1,
 		},
-		"credentials Secret already deleted": {
-			breakIt: func(t *testing.T, ns string, _ testKeys) {
-				must(t, k8sClient.Delete(context.Background(), &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "clinic-del-keys"}}))
-			},
-			wantEvent: v1.EventManualRemovalRequired, remaining: 1,
+		"credentials Secret deleted first": {
+			breakIt: []func(*testing.T, string, testKeys){deleteSecret}, wantEvent: v1.EventEndpointDeleted,
+		},
+		"revoked key, credentials Secret deleted first": {
+			breakIt: []func(*testing.T, string, testKeys){revoke, deleteSecret}, wantEvent: v1.EventManualRemovalRequired, remaining: 1,
 		},
 	}
 	for name, tc := range cases {
@@ -539,8 +547,8 @@ func TestDeletionRemovesEndpoint(t *testing.T) {
 				URL: "https://not-ours.example/hook", EnabledEvents: []string{"charge.succeeded"},
 			}, "foreign-del-"+ns)
 			must(t, err)
-			if tc.breakIt != nil {
-				tc.breakIt(t, ns, k)
+			for _, b := range tc.breakIt {
+				b(t, ns, k)
 			}
 			must(t, k8sClient.Delete(context.Background(), si))
 			eventually(t, 20*time.Second, "object gone", func() (bool, string) {
@@ -558,6 +566,11 @@ func TestDeletionRemovesEndpoint(t *testing.T) {
 			if len(eps) != 1+tc.remaining {
 				t.Errorf("%d endpoints left, want %d", len(eps), 1+tc.remaining)
 			}
+			// The Secret is released with the integration: deleted first, it is gone now; else it
+			// is unprotected and a deletion goes through at once.
+			waitSecretReleased(t, ns, "clinic-del-keys")
+			deleteSecretNamed(t, ns, "clinic-del-keys")
+			waitSecretGone(t, ns, "clinic-del-keys")
 		})
 	}
 }
