@@ -33,6 +33,9 @@ const (
 	ReasonKeysValid = "KeysValid"
 	// ReasonSecretNotFound: the Secret named in spec.credentialsSecretRef does not exist.
 	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonSecretTerminating: the credentials Secret is being deleted and this integration had not
+	// protected it yet, so no Stripe call is made with keys that could not remove the endpoint later.
+	ReasonSecretTerminating = "SecretTerminating"
 	// ReasonSecretReadFailed: the Secret could not be read (apiserver error); retried with backoff.
 	ReasonSecretReadFailed = "SecretReadFailed"
 	// ReasonKeyMissing: the Secret lacks one of the expected data keys.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -197,10 +196,7 @@ func TestTerminatingUnprotectedSecretGetsNoEndpoint(t *testing.T) {
 	must(t, k8sClient.Delete(ctx, s))
 	mustCreate(t, integration(ns, "clinic-doomed", "clinic-doomed", v1.ModeTest, "doomed-keys"))
 
-	want := fmt.Sprintf("%s: %s/doomed-keys", errCredentialsTerminating, ns)
-	eventually(t, waitShort, "the pass refused", func() (bool, string) {
-		return strings.Contains(logs.String(), want), "no log line with " + want
-	})
+	waitCondition(t, ns, "clinic-doomed", v1.ConditionKeysValid, metav1.ConditionFalse, v1.ReasonSecretTerminating, waitShort)
 	if n := fake.Calls(k.secret); n != 0 {
 		t.Errorf("%d Stripe calls with the keys of a Secret being deleted, want 0", n)
 	}

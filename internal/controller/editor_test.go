@@ -174,6 +174,14 @@ func TestEditorCannotReachSecrets(t *testing.T) {
 	}
 
 	assertNoSecretReachable(t, ns, []*corev1.Secret{keys, dbPassword})
+
+	// The operator changed nothing of a Secret the editor named: no in-use finalizer on a Secret
+	// that holds no Stripe keys, no write at all.
+	got := &corev1.Secret{}
+	must(t, k8sClient.Get(ctx, client.ObjectKeyFromObject(dbPassword), got))
+	if got.ResourceVersion != dbPassword.ResourceVersion || len(got.Finalizers) != 0 {
+		t.Errorf("the unrelated Secret was written: finalizers %v, resourceVersion %s → %s", got.Finalizers, dbPassword.ResourceVersion, got.ResourceVersion)
+	}
 }
 
 // assertNoSecretReachable checks every Deployment and Ingress in ns, and everything the editor can

@@ -143,11 +143,6 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
 	}
-	// Before any Stripe call: an endpoint must never exist that its keys could not remove.
-	if err := r.protectCredentials(ctx, si); err != nil {
-		return ctrl.Result{}, err
-	}
-
 	obs := r.observe(ctx, si)
 	in := obs.statusInput()
 	in.FailingSince, in.Grace = r.trackTransient(si, obs.err), r.TransientFailureGrace

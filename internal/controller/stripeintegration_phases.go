@@ -92,6 +92,11 @@ func (r *StripeIntegrationReconciler) observeStripe(ctx context.Context, si *pay
 			"not checked: fix the keys first (see KeysValid)")
 		return obs
 	}
+	// Before any Stripe call, an endpoint must never exist that its keys could not remove; and only a
+	// Secret whose keys passed the policy is protected, so naming another Secret changes nothing of it.
+	if err := r.protectCredentials(ctx, si); err != nil {
+		return credentialsUnprotected(obs, err)
+	}
 	obs.mode = res.Secret.Mode
 	obs.keyFingerprint = keys.Fingerprint(res.Publishable.Value, res.Secret.Value)
 	if si.Spec.Suspend {
@@ -125,6 +130,22 @@ func (r *StripeIntegrationReconciler) observeStripe(ctx context.Context, si *pay
 	if obs.err == nil {
 		r.rememberKey(si.UID, pr.fingerprint, res.Secret)
 	}
+	return obs
+}
+
+// credentialsUnprotected reports a pass that stops because the credentials Secret could not be
+// protected: it is being deleted (until it is gone; its deletion brings the object back), or the
+// patch failed (retried with backoff).
+func credentialsUnprotected(obs observation, err error) observation {
+	const notProbed = "not probed: the credentials Secret is not protected against deletion yet"
+	obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonKeysNotValid, notProbed)
+	obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonKeysNotValid, notProbed)
+	if errors.Is(err, errCredentialsTerminating) {
+		obs.keysValid = falseCond(paymentsv1alpha1.ConditionKeysValid, paymentsv1alpha1.ReasonSecretTerminating,
+			"the credentials Secret is being deleted; no Stripe call is made with keys that could not remove the endpoint later")
+		return obs
+	}
+	obs.err = err
 	return obs
 }
 
