@@ -48,7 +48,7 @@ bench: demo-bins ## Benchmarks (cold start, steady state, reaction, unrelated lo
 	go run ./hack/bench -command "make bench$(if $(BENCH_QUICK), BENCH_QUICK=1)$(if $(BENCH_ARGS), BENCH_ARGS='$(BENCH_ARGS)')" \
 		$(if $(BENCH_QUICK),-quick -out $(or $(BENCH_OUT),bin/benchmarks-quick.md),-out $(or $(BENCH_OUT),docs/benchmarks.md)) $(BENCH_ARGS)
 
-RELIABILITY_RUN ?= TestStripeFaults|TestCrashes|TestLeaderFailover|TestHostileInput|TestAttack|TestNothingLost|TestNoBindingReachesReceivers|TestCacheTransforms
+RELIABILITY_RUN ?= TestStripeFaults|TestCrashes|TestRemovalAcrossRestart|TestLeaderFailover|TestHostileInput|TestAttack|TestNothingLost|TestNoBindingReachesReceivers|TestCacheTransforms
 .PHONY: reliability
 reliability: envtest-bins kustomize helm ## Reliability and security suite at full size (faults, crashes, failover, hostile input, attacks, nothing lost, leaks) → docs/reliability.md.
 	@rm -f "$(LOCALBIN)/reliability-figures.tsv"

@@ -45,6 +45,7 @@ func main() {
 var sections = []struct{ title, prefix string }{
 	{"1. Stripe faults", "TestStripeFaults"},
 	{"2. Crashes", "TestCrashes"},
+	{"2. Crashes", "TestRemovalAcrossRestart"},
 	{"3. Leader failover", "TestLeaderFailover"},
 	{"4. Hostile and bad input", "TestHostileInput"},
 	{"5. Receiver under attack", "TestAttack"},
