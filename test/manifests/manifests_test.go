@@ -683,6 +683,7 @@ func TestChartValuesReachTheManager(t *testing.T) {
 				"stripe-api-url":                   v.StripeAPIURL,
 				"stripe-call-timeout":              v.StripeCallTimeout,
 				"resync-period":                    v.ResyncPeriod,
+				"transient-failure-grace":          v.TransientFailureGrace,
 				"max-concurrent-reconciles":        strconv.Itoa(v.MaxConcurrentReconciles),
 				"zap-log-level":                    v.LogLevel,
 				"receiver-image":                   cmp.Or(v.ReceiverImage, image),

@@ -90,6 +90,7 @@ type chartValues struct {
 	StripeAPIURL            string                      `json:"stripeAPIURL"`
 	StripeCallTimeout       string                      `json:"stripeCallTimeout"`
 	ResyncPeriod            string                      `json:"resyncPeriod"`
+	TransientFailureGrace   string                      `json:"transientFailureGrace"`
 	MaxConcurrentReconciles int                         `json:"maxConcurrentReconciles"`
 	WebhookBaseURL          string                      `json:"webhookBaseURL"`
 	ReceiverImage           string                      `json:"receiverImage"`
