@@ -38,11 +38,12 @@ const (
 	claimFollower                   // being relayed by another request: wait for its outcome
 )
 
-// begin claims id for relaying, or reports that it was relayed or is being relayed.
-func (d *dedup) begin(id string) (claimState, *flight) {
+// begin claims id for relaying, or reports that it was relayed or is being relayed. A replay
+// (the operator's deliberate re-send) is relayed even when seen; it still joins a relay in flight.
+func (d *dedup) begin(id string, replay bool) (claimState, *flight) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if el, ok := d.seen[id]; ok {
+	if el, ok := d.seen[id]; ok && !replay {
 		d.order.MoveToFront(el)
 		return claimSeen, nil
 	}
@@ -63,6 +64,10 @@ func (d *dedup) finish(id string, f *flight, ok bool) {
 	f.ok = ok
 	close(f.done)
 	if !ok {
+		return
+	}
+	if el, seen := d.seen[id]; seen { // a replay of a remembered id
+		d.order.MoveToFront(el)
 		return
 	}
 	d.seen[id] = d.order.PushFront(id)

@@ -167,7 +167,7 @@ func TestPanickingTargetIsAFailure(t *testing.T) {
 func TestDedupEvictsOldest(t *testing.T) {
 	d := newDedup(2)
 	for _, id := range []string{"a", "b", "c"} {
-		st, f := d.begin(id)
+		st, f := d.begin(id, false)
 		if st != claimLeader {
 			t.Fatalf("begin(%s) = %v", id, st)
 		}
@@ -176,19 +176,19 @@ func TestDedupEvictsOldest(t *testing.T) {
 	if d.len() != 2 {
 		t.Errorf("len = %d, want 2", d.len())
 	}
-	if st, _ := d.begin("c"); st != claimSeen {
+	if st, _ := d.begin("c", false); st != claimSeen {
 		t.Errorf("c: %v, want seen", st)
 	}
-	if st, f := d.begin("a"); st != claimLeader {
+	if st, f := d.begin("a", false); st != claimLeader {
 		t.Errorf("a: %v, want leader (evicted)", st)
 	} else {
 		d.finish("a", f, false)
 	}
-	st, f := d.begin("x")
+	st, f := d.begin("x", false)
 	if st != claimLeader {
 		t.Fatal(st)
 	}
-	if st2, f2 := d.begin("x"); st2 != claimFollower || f2 != f {
+	if st2, f2 := d.begin("x", false); st2 != claimFollower || f2 != f {
 		t.Errorf("second begin(x) = %v", st2)
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -67,7 +67,22 @@ func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
 		r.reject(w, rej)
 		return
 	}
-	r.process(w, req, ev)
+	r.process(w, req, ev, r.isReplay(req, body, ev))
+}
+
+// isReplay reports whether a verified delivery carries a valid replay marker. A marker that does
+// not verify is ignored (logged, never an error): the delivery is still validly signed by
+// Stripe's scheme, so it gets the treatment of any Stripe delivery, dedup included.
+func (r *Receiver) isReplay(req *http.Request, body []byte, ev stripe.Event) bool {
+	header := req.Header.Get(ReplaySignatureHeader)
+	if header == "" {
+		return false
+	}
+	if verifyReplay(header, body, r.secrets.snapshot(), time.Now()) {
+		return true
+	}
+	r.log.Info("Replay marker did not verify; treated as an ordinary delivery", "eventID", ev.ID)
+	return false
 }
 
 // readBody reads the capped raw body: the signature covers the exact bytes, so nothing may
@@ -101,18 +116,18 @@ func (r *Receiver) reject(w http.ResponseWriter, rej *rejection) {
 	writeJSON(w, http.StatusBadRequest, "rejected", rej.message)
 }
 
-// process relays a verified event once per replica. A concurrent delivery of the same id waits
-// for the first one's outcome instead of relaying in parallel.
-func (r *Receiver) process(w http.ResponseWriter, req *http.Request, ev stripe.Event) {
+// process relays a verified event once per replica, or again when it is a replay. A concurrent
+// delivery of the same id waits for the first one's outcome instead of relaying in parallel.
+func (r *Receiver) process(w http.ResponseWriter, req *http.Request, ev stripe.Event, replay bool) {
 	typ := typeLabel(string(ev.Type))
-	log := r.log.WithValues("eventID", ev.ID, "eventType", typ)
+	log := r.log.WithValues("eventID", ev.ID, "eventType", typ, "replay", replay)
 	if len(r.targets) == 0 {
 		log.Info("Verified event acknowledged without relay")
 		r.metrics.events.WithLabelValues(typ, resultAcknowledged).Inc()
 		writeJSON(w, http.StatusOK, resultAcknowledged, "verified; no system of record configured")
 		return
 	}
-	state, f := r.dedup.begin(ev.ID)
+	state, f := r.dedup.begin(ev.ID, replay)
 	ok := true
 	switch state {
 	case claimSeen:
