@@ -46,13 +46,14 @@ func (s *verifyingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // replayEvent is one event the test puts in the clinic's Stripe event log.
 type replayEvent struct {
-	typ    string
-	object map[string]any
+	typ, apiVersion string
+	object          map[string]any
 }
 
 // TestReplayRedeliversSignedEvents replays through the real receiver (HTTP and FHIR relays) into
-// sinks that count what they accept: every enabled event arrives, and a second replay, after the
-// receiver already relayed them, brings each one again (the clinic asked for a re-send).
+// sinks that count what they accept: every enabled event arrives whatever API version Stripe
+// renders it in, and a second replay, after the receiver already relayed them, brings each one
+// again (the clinic asked for a re-send).
 func TestReplayRedeliversSignedEvents(t *testing.T) {
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-rp")
@@ -62,15 +63,17 @@ func TestReplayRedeliversSignedEvents(t *testing.T) {
 
 	acct := fake.AccountForKey(k.secret)
 	var enabled []string
+	// Stripe lists each event in the API version in force when it was created: a mix, older
+	// and newer than the operator's pinned one.
 	for _, ev := range []replayEvent{
-		{"charge.succeeded", map[string]any{"id": "ch_0", "object": "charge", "amount": 1000, "currency": "usd"}},
-		{"charge.succeeded", map[string]any{"id": "ch_1", "object": "charge", "amount": 1000, "currency": "usd"}},
-		{"charge.succeeded", map[string]any{"id": "ch_2", "object": "charge", "amount": 1000, "currency": "usd"}},
-		{"customer.created", map[string]any{"id": "cus_3", "object": "customer"}},
-		{"customer.created", map[string]any{"id": "cus_4", "object": "customer"}},
-		{"charge.updated", map[string]any{"id": "ch_5", "object": "charge", "amount": 1000, "currency": "usd"}},
+		{"charge.succeeded", "2020-08-27", map[string]any{"id": "ch_0", "object": "charge", "amount": 1000, "currency": "usd"}},
+		{"charge.succeeded", "2023-10-16", map[string]any{"id": "ch_1", "object": "charge", "amount": 1000, "currency": "usd"}},
+		{"charge.succeeded", "2024-06-20", map[string]any{"id": "ch_2", "object": "charge", "amount": 1000, "currency": "usd"}},
+		{"customer.created", "2020-08-27", map[string]any{"id": "cus_3", "object": "customer"}},
+		{"customer.created", "2024-06-20", map[string]any{"id": "cus_4", "object": "customer"}},
+		{"charge.updated", "2024-06-20", map[string]any{"id": "ch_5", "object": "charge", "amount": 1000, "currency": "usd"}},
 	} {
-		id, err := fake.TriggerEvent(acct, false, ev.typ, ev.object)
+		id, err := fake.TriggerEventVersion(acct, false, ev.typ, ev.apiVersion, ev.object)
 		must(t, err)
 		if ev.typ != "charge.updated" { // not among the endpoint's enabled events
 			enabled = append(enabled, id)

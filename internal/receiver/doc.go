@@ -14,8 +14,8 @@
 //	405  not a POST (Allow: POST)
 //	413  body larger than Config.MaxBodyBytes
 //	400  missing, malformed, forged, stale (older than 300 s) or future-dated Stripe-Signature;
-//	     malformed event JSON; event API version other than stripe-go's; livemode contradicting
-//	     Config.Mode. Never relayed.
+//	     malformed event JSON; livemode contradicting Config.Mode. Never relayed. Events of
+//	     every API version are accepted (replays come in the version of their creation).
 //	503  no signing secret loaded yet, or a target did not accept the event (Stripe retries)
 //	200  relayed to every target, acknowledged (no target configured), or a duplicate of an
 //	     event already relayed by this replica (a replay the operator marked with a valid

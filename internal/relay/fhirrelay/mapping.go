@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	stripe "github.com/stripe/stripe-go/v76"
@@ -28,6 +29,8 @@ type eventFacts struct {
 	created, date string
 	// clinic is the clinic's Organization, referenced logically by clinic id.
 	clinic Reference
+	// apiVersion is the extension naming the event's Stripe API version; nil when it has none.
+	apiVersion []Extension
 }
 
 // mapEvent maps a Stripe event to the writes that record it; none for events that record no
@@ -77,7 +80,18 @@ func newEventFacts(ev relay.Event) (eventFacts, error) {
 			Type:       "Organization",
 			Identifier: &Identifier{System: SystemClinicID, Value: ev.ClinicID},
 		},
+		apiVersion: apiVersionExtension(ev.Stripe.APIVersion),
 	}, nil
+}
+
+// apiVersionExtension names the Stripe API version the event came in, so the clinic can tell
+// which shape a record was mapped from; nil when the event has none (FHIR strings are never
+// empty). An extension, not meta.tag: tags are codes FHIR validators look up in a value set.
+func apiVersionExtension(version string) []Extension {
+	if strings.TrimSpace(version) == "" {
+		return nil
+	}
+	return []Extension{{URL: ExtensionStripeAPIVersion, ValueString: version}}
 }
 
 // decodeObject decodes data.object into a stripe-go type, which also resolves expandable
