@@ -3,7 +3,8 @@
 // Live-style path is still served there while endpoints registered before the split are moved)
 // with the clinic's signing secret, drops duplicates, hands the
 // event to the clinic's systems of record (relay.Target) and answers Stripe 2xx only once every
-// target accepted it, 5xx otherwise so that Stripe, the durable queue, retries.
+// target accepted it, 5xx otherwise so that Stripe, the durable queue, retries. It remembers per
+// target what was accepted, so a retry goes only to the targets that failed.
 //
 // The receiver holds only its own signing secret, read from a mounted file, and never a Stripe
 // API key: it uses stripe-go's types and webhook package, nothing that calls the API.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/bits"
 	"net/http"
 	"time"
 
@@ -139,8 +140,8 @@ func (r *Receiver) process(w http.ResponseWriter, req *http.Request, ev stripe.E
 	case claimLeader:
 		// Detached from the request: a relay that started finishes (bounded by the forward
 		// timeout) so its outcome is recorded for the waiting duplicates and the dedup set.
-		ok = r.relay(context.WithoutCancel(req.Context()), log, ev)
-		r.dedup.finish(ev.ID, f, ok)
+		accepted := r.relay(context.WithoutCancel(req.Context()), log, ev, f.skip)
+		ok = r.dedup.finish(ev.ID, f, accepted)
 		if ok {
 			r.metrics.events.WithLabelValues(typ, resultRelayed).Inc()
 			writeJSON(w, http.StatusOK, resultRelayed, "accepted by every system of record")
@@ -158,16 +159,17 @@ func (r *Receiver) process(w http.ResponseWriter, req *http.Request, ev stripe.E
 	writeJSON(w, http.StatusOK, resultDuplicate, "already relayed")
 }
 
-// relay hands ev to every target and logs each failure with a redacted reason.
-func (r *Receiver) relay(ctx context.Context, log logr.Logger, ev stripe.Event) bool {
+// relay hands ev to every target not in skip (those accepted an earlier delivery), logs each
+// failure with a redacted reason, and returns the targets that accepted it.
+func (r *Receiver) relay(ctx context.Context, log logr.Logger, ev stripe.Event, skip targetSet) targetSet {
 	start := time.Now()
-	errs := r.relayAll(ctx, relay.Event{ClinicID: r.cfg.ClinicID, Stripe: ev})
+	accepted, errs := r.relayAll(ctx, relay.Event{ClinicID: r.cfg.ClinicID, Stripe: ev}, skip)
 	for _, te := range errs {
 		log.Error(errors.New(redact(te.err, r.secrets.snapshot())), "Relay to system of record failed", "target", te.target)
 	}
-	if len(errs) > 0 {
-		return false
+	if len(errs) == 0 {
+		log.Info("Event relayed", "targets", len(r.targets), "alreadyAccepted", bits.OnesCount64(uint64(skip)),
+			"duration", time.Since(start).String())
 	}
-	log.Info("Event relayed", "targets", len(r.targets), "duration", time.Since(start).String())
-	return true
+	return accepted
 }
