@@ -42,6 +42,9 @@ func (t *Target) mapEvent(ev relay.Event) ([]write, error) {
 		return nil, err
 	}
 	raw := ev.Stripe.Data.Raw
+	if err := checkPaymentLinks(ev.Stripe); err != nil {
+		return nil, err
+	}
 	switch ev.Stripe.Type {
 	case stripe.EventTypePaymentIntentSucceeded:
 		return t.mapPaymentIntentSucceeded(facts, raw)
@@ -58,6 +61,27 @@ func (t *Target) mapEvent(ev relay.Event) ([]write, error) {
 		// failed attempt; other types are not part of the mapping. See docs/fhir-mapping.md.
 		return nil, nil
 	}
+}
+
+// paymentLinksRemoved is the first Stripe API version (2025-03-31.basil) without the
+// PaymentIntent↔Invoice and Charge↔Invoice fields that decide which event writes a payment.
+const paymentLinksRemoved = "2025-03-31"
+
+// checkPaymentLinks refuses payment events rendered in a version without those links: mapped
+// anyway, an invoice's payment would be written twice (once per PaymentIntent, once per
+// Invoice), and a wrong total is worse than a named failure. Live deliveries use the endpoint's
+// pinned version; only replays of such accounts meet this.
+func checkPaymentLinks(ev stripe.Event) error {
+	switch ev.Type {
+	case stripe.EventTypePaymentIntentSucceeded, stripe.EventTypeChargeSucceeded, stripe.EventTypeInvoicePaymentSucceeded:
+	default:
+		return nil
+	}
+	if v := ev.APIVersion; len(v) >= len(paymentLinksRemoved) && v[:len(paymentLinksRemoved)] >= paymentLinksRemoved {
+		return fmt.Errorf("%s in Stripe API version %s: versions from %s lack the invoice links that keep a payment from being written twice; not mapped",
+			ev.Type, v, paymentLinksRemoved)
+	}
+	return nil
 }
 
 func newEventFacts(ev relay.Event) (eventFacts, error) {

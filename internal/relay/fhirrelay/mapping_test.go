@@ -99,6 +99,23 @@ func TestMapEventNamesAPIVersion(t *testing.T) {
 	}
 }
 
+// TestMapEventRefusesVersionsWithoutInvoiceLinks: from 2025-03-31.basil a PaymentIntent no
+// longer names its invoice, so the one-notice-per-payment rule cannot hold; payment events in
+// such versions fail with a named error instead of writing an invoice's payment twice.
+func TestMapEventRefusesVersionsWithoutInvoiceLinks(t *testing.T) {
+	target := newTestTarget(t, Config{})
+	for _, fixture := range []string{"payment_intent.succeeded", "invoice.payment_succeeded", "charge.succeeded"} {
+		ev := loadEvent(t, fixture, func(e, _ map[string]any) { e["api_version"] = "2025-03-31.basil" })
+		if _, err := target.mapEvent(ev); err == nil || !strings.Contains(err.Error(), "2025-03-31.basil") {
+			t.Errorf("%s at 2025-03-31.basil: err = %v, want a named refusal", fixture, err)
+		}
+	}
+	ev := loadEvent(t, "customer.created", func(e, _ map[string]any) { e["api_version"] = "2025-03-31.basil" })
+	if writes, err := target.mapEvent(ev); err != nil || len(writes) != 1 {
+		t.Errorf("customer.created at 2025-03-31.basil: %v (%d writes), want mapped", err, len(writes))
+	}
+}
+
 func mappingCases() []mappingCase {
 	customKeys := Config{PatientMetadataKey: "fhir_patient", ClaimMetadataKey: "fhir_claim", InvoiceMetadataKey: "fhir_invoice"}
 	legacyCharge := func(_, o map[string]any) { o["payment_intent"] = nil }
