@@ -28,8 +28,9 @@ func TestReplayLogsNoPersonalData(t *testing.T) {
 	sink := &verifyingSink{secret: string(signingSecret(t, si).Data[v1.SigningSecretKey]), received: map[string]string{}}
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
-	replayTargets.Store("clinic-pii", srv.URL+"/stripe/webhook/clinic-pii")
-	t.Cleanup(func() { replayTargets.Delete("clinic-pii") })
+	// Replays are routed by clinic ID, which connected() makes unique per namespace.
+	replayTargets.Store(si.Spec.ClinicID, srv.URL+"/stripe/webhook-test/"+si.Spec.ClinicID)
+	t.Cleanup(func() { replayTargets.Delete(si.Spec.ClinicID) })
 	acct := fake.AccountForKey(k.secret)
 	for i, typ := range []string{"customer.created", "customer.updated", "charge.succeeded"} {
 		_, err := fake.TriggerEvent(acct, false, typ, map[string]any{"id": fmt.Sprintf("cus_pii%d", i), "object": "customer",
