@@ -28,6 +28,7 @@ func TestReplayLogsNoPersonalData(t *testing.T) {
 	sink := &verifyingSink{secret: string(signingSecret(t, si).Data[v1.SigningSecretKey]), received: map[string]string{}}
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
+	// Replays are routed by clinic ID, which connected() makes unique per namespace.
 	replayTargets.Store(si.Spec.ClinicID, srv.URL+"/stripe/webhook-test/"+si.Spec.ClinicID)
 	t.Cleanup(func() { replayTargets.Delete(si.Spec.ClinicID) })
 	acct := fake.AccountForKey(k.secret)

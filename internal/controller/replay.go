@@ -15,6 +15,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/internal/receiver"
 	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 )
@@ -38,7 +39,8 @@ func DefaultReceiverURL(si *paymentsv1alpha1.StripeIntegration) string {
 
 // reconcileReplay runs a replay request once the integration is connected: it lists the clinic's
 // events from Stripe and re-delivers them to the receiver, signed like Stripe signs them, so the
-// receiver's verification and the downstream idempotency apply unchanged.
+// receiver's verification and the downstream idempotency apply unchanged, and marked as a replay
+// (receiver.ReplaySignatureHeader) so the receiver's dedup memory does not swallow them.
 func (r *StripeIntegrationReconciler) reconcileReplay(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, sc stripeclient.Client, obs *observation) {
 	req := si.Annotations[paymentsv1alpha1.AnnotationReplaySince]
 	if req == "" || (si.Status.Replay != nil && si.Status.Replay.Since == req) {
@@ -137,7 +139,11 @@ func (r *StripeIntegrationReconciler) deliverOne(ctx context.Context, hc *http.C
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	// Stripe's scheme, which the clinic-facing signature reuses: t=<unix>,v1=HMAC("<t>.<body>").
-	req.Header.Set("Stripe-Signature", httprelay.Sign([]byte(secret), r.now(), ev.JSON))
+	now := r.now()
+	req.Header.Set("Stripe-Signature", httprelay.Sign([]byte(secret), now, ev.JSON))
+	// The replay marker makes the receiver relay again an event it already relayed: the clinic
+	// asked for a re-send, and the systems of record deduplicate on the event id themselves.
+	req.Header.Set(receiver.ReplaySignatureHeader, receiver.SignReplay(secret, now, ev.JSON))
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("posting to receiver: %w", err)

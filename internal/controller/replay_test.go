@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -14,10 +17,12 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/internal/receiver"
 )
 
-// verifyingSink stands in for the receiver: it accepts only what stripe-go's webhook package
-// verifies with the clinic's signing secret (signature, 300 s tolerance, pinned API version).
+// verifyingSink stands in for the receiver where only the signature matters: it accepts what
+// stripe-go's webhook package verifies with the clinic's signing secret (signature, 300 s
+// tolerance), in any API version, as the receiver does.
 type verifyingSink struct {
 	mu       sync.Mutex
 	secret   string
@@ -29,7 +34,8 @@ func (s *verifyingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ev, err := webhook.ConstructEvent(body, r.Header.Get("Stripe-Signature"), s.secret)
+	ev, err := webhook.ConstructEventWithOptions(body, r.Header.Get("Stripe-Signature"), s.secret,
+		webhook.ConstructEventOptions{IgnoreAPIVersionMismatch: true})
 	if err != nil {
 		s.rejected++
 		http.Error(w, err.Error(), http.StatusBadRequest)
@@ -38,56 +44,117 @@ func (s *verifyingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.received[ev.ID] = string(ev.Type)
 }
 
-func (s *verifyingSink) count() (int, int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.received), s.rejected
+// replayEvent is one event the test puts in the clinic's Stripe event log.
+type replayEvent struct {
+	typ, apiVersion string
+	object          map[string]any
 }
 
+// TestReplayRedeliversSignedEvents replays through the real receiver (HTTP and FHIR relays) into
+// sinks that count what they accept: every enabled event arrives whatever API version Stripe
+// renders it in, and a second replay, after the receiver already relayed them, brings each one
+// again (the clinic asked for a re-send).
 func TestReplayRedeliversSignedEvents(t *testing.T) {
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-rp")
 	markAvailable(t, ns, receiverName(si))
 	si = waitCondition(t, ns, "clinic-rp", v1.ConditionConnected, metav1.ConditionTrue, v1.ReasonConnected, waitShort)
-
-	sink := &verifyingSink{secret: string(signingSecret(t, si).Data[v1.SigningSecretKey]), received: map[string]string{}}
-	srv := httptest.NewServer(sink)
-	t.Cleanup(srv.Close)
-	replayTargets.Store(si.Spec.ClinicID, srv.URL+"/stripe/webhook-test/"+si.Spec.ClinicID)
-	t.Cleanup(func() { replayTargets.Delete(si.Spec.ClinicID) })
+	hs := startReplayReceiver(t, si)
 
 	acct := fake.AccountForKey(k.secret)
-	for i, typ := range []string{"charge.succeeded", "charge.succeeded", "charge.succeeded", "customer.created", "customer.created", "charge.updated"} {
-		_, err := fake.TriggerEvent(acct, false, typ, map[string]any{"id": fmt.Sprintf("ch_%d", i), "object": "charge", "amount": 1000, "currency": "usd"})
+	var enabled []string
+	// Stripe lists each event in the API version in force when it was created: a mix, older
+	// and newer than the operator's pinned one.
+	for _, ev := range []replayEvent{
+		{"charge.succeeded", "2020-08-27", map[string]any{"id": "ch_0", "object": "charge", "amount": 1000, "currency": "usd"}},
+		{"charge.succeeded", "2023-10-16", map[string]any{"id": "ch_1", "object": "charge", "amount": 1000, "currency": "usd"}},
+		{"charge.succeeded", "2024-06-20", map[string]any{"id": "ch_2", "object": "charge", "amount": 1000, "currency": "usd"}},
+		{"customer.created", "2020-08-27", map[string]any{"id": "cus_3", "object": "customer"}},
+		{"customer.created", "2024-06-20", map[string]any{"id": "cus_4", "object": "customer"}},
+		{"charge.updated", "2024-06-20", map[string]any{"id": "ch_5", "object": "charge", "amount": 1000, "currency": "usd"}},
+	} {
+		id, err := fake.TriggerEventVersion(acct, false, ev.typ, ev.apiVersion, ev.object)
 		must(t, err)
+		if ev.typ != "charge.updated" { // not among the endpoint's enabled events
+			enabled = append(enabled, id)
+		}
 	}
-	annotate(t, si, time.Now().Add(-time.Hour).UTC().Format(time.RFC3339))
-
-	var got *v1.ReplayStatus
-	eventually(t, waitShort, "replay finished", func() (bool, string) {
-		got = getSI(t, ns, "clinic-rp").Status.Replay
-		return got != nil, "no replay status"
-	})
+	since := time.Now().Add(-time.Hour).UTC().Truncate(time.Minute)
+	annotate(t, si, since.Format(time.RFC3339))
+	got := waitReplay(t, ns, "clinic-rp", since.Format(time.RFC3339))
 	if got.Phase != v1.ReplaySucceeded || got.Delivered != 5 || got.Failed != 0 {
 		t.Fatalf("replay = %+v, want Succeeded with 5 delivered (charge.updated is not enabled)", got)
 	}
-	if n, rejected := sink.count(); n != 5 || rejected != 0 {
-		t.Fatalf("sink verified %d events and rejected %d", n, rejected)
-	}
+	wantEachTimes(t, hs, enabled, 1)
 	waitEvent(t, ns, "clinic-rp", v1.EventReplayCompleted)
 
 	// The same request does not run twice.
 	time.Sleep(testResync + time.Second)
-	if n, _ := sink.count(); n != 5 {
-		t.Errorf("replay ran again: sink has %d events", n)
+	wantEachTimes(t, hs, enabled, 1)
+
+	// The clinic lost them again: a new request re-sends every event through the receiver, which
+	// relayed them already and would answer "duplicate" without the replay marker.
+	again := since.Add(-time.Minute).Format(time.RFC3339)
+	annotate(t, getSI(t, ns, "clinic-rp"), again)
+	got = waitReplay(t, ns, "clinic-rp", again)
+	if got.Phase != v1.ReplaySucceeded || got.Delivered != 5 {
+		t.Fatalf("second replay = %+v, want Succeeded with 5 delivered", got)
 	}
+	wantEachTimes(t, hs, enabled, 2)
 
 	// A malformed request fails with a message, and is not retried.
 	annotate(t, getSI(t, ns, "clinic-rp"), "yesterday")
-	eventually(t, waitShort, "invalid request reported", func() (bool, string) {
-		got = getSI(t, ns, "clinic-rp").Status.Replay
-		return got != nil && got.Since == "yesterday" && got.Phase == v1.ReplayFailed, fmt.Sprintf("%+v", got)
+	got = waitReplay(t, ns, "clinic-rp", "yesterday")
+	if got.Phase != v1.ReplayFailed {
+		t.Errorf("invalid request: %+v", got)
+	}
+}
+
+// startReplayReceiver runs the clinic's receiver in-process with its signing secret, relaying to
+// an HTTP and a FHIR sink, and points the operator's replays at it.
+func startReplayReceiver(t *testing.T, si *v1.StripeIntegration) *httpSink {
+	t.Helper()
+	hs := &httpSink{byKey: map[string]int{}}
+	fs := &fhirSink{resources: map[string]int{}}
+	hsrv, fsrv := httptest.NewServer(hs), httptest.NewServer(fs)
+	t.Cleanup(hsrv.Close)
+	t.Cleanup(fsrv.Close)
+	webhookLn, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	opsLn, err := net.Listen("tcp", "127.0.0.1:0")
+	must(t, err)
+	secretFile := filepath.Join(t.TempDir(), v1.SigningSecretKey)
+	must(t, os.WriteFile(secretFile, signingSecret(t, si).Data[v1.SigningSecretKey], 0o600))
+	startReceiver(t, si, secretFile, hsrv.URL+"/stripe-events", fsrv.URL+"/r4", webhookLn, opsLn)
+	clinic := si.Spec.ClinicID
+	replayTargets.Store(clinic, "http://"+webhookLn.Addr().String()+receiver.WebhookPath(receiver.ModeTest, clinic))
+	t.Cleanup(func() { replayTargets.Delete(clinic) })
+	return hs
+}
+
+// waitReplay waits for the replay status of the request since.
+func waitReplay(t *testing.T, ns, name, since string) *v1.ReplayStatus {
+	t.Helper()
+	var got *v1.ReplayStatus
+	eventually(t, waitShort, "replay of "+since+" finished", func() (bool, string) {
+		got = getSI(t, ns, name).Status.Replay
+		return got != nil && got.Since == since, fmt.Sprintf("%+v", got)
 	})
+	return got
+}
+
+// wantEachTimes checks that the HTTP sink accepted each id exactly n times and nothing else.
+func wantEachTimes(t *testing.T, hs *httpSink, ids []string, n int) {
+	t.Helper()
+	got, _ := hs.snapshot()
+	if len(got) != len(ids) {
+		t.Fatalf("HTTP sink holds %d event ids, want %d: %v", len(got), len(ids), got)
+	}
+	for _, id := range ids {
+		if got[id] != n {
+			t.Errorf("HTTP sink accepted %s %d times, want %d", id, got[id], n)
+		}
+	}
 }
 
 func annotate(t *testing.T, si *v1.StripeIntegration, since string) {

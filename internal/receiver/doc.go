@@ -3,7 +3,8 @@
 // Live-style path is still served there while endpoints registered before the split are moved)
 // with the clinic's signing secret, drops duplicates, hands the
 // event to the clinic's systems of record (relay.Target) and answers Stripe 2xx only once every
-// target accepted it, 5xx otherwise so that Stripe, the durable queue, retries.
+// target accepted it, 5xx otherwise so that Stripe, the durable queue, retries. It remembers per
+// target what was accepted, so a retry goes only to the targets that failed.
 //
 // The receiver holds only its own signing secret, read from a mounted file, and never a Stripe
 // API key: it uses stripe-go's types and webhook package, nothing that calls the API.
@@ -14,11 +15,12 @@
 //	405  not a POST (Allow: POST)
 //	413  body larger than Config.MaxBodyBytes
 //	400  missing, malformed, forged, stale (older than 300 s) or future-dated Stripe-Signature;
-//	     malformed event JSON; event API version other than stripe-go's; livemode contradicting
-//	     Config.Mode. Never relayed.
+//	     malformed event JSON; livemode contradicting Config.Mode. Never relayed. Events of
+//	     every API version are accepted (replays come in the version of their creation).
 //	503  no signing secret loaded yet, or a target did not accept the event (Stripe retries)
 //	200  relayed to every target, acknowledged (no target configured), or a duplicate of an
-//	     event already relayed by this replica
+//	     event already relayed by this replica (a replay the operator marked with a valid
+//	     ReplaySignatureHeader is relayed again instead; an invalid marker is ignored)
 //
 // Bodies are {"status":"…","message":"…"} and never contain secrets or payloads.
 //

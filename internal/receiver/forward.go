@@ -18,32 +18,43 @@ type targetError struct {
 	err    error
 }
 
-// relayAll hands ev to every target concurrently, each bounded by the forward timeout, and
-// returns the failures; nil means every target accepted the event.
-func (r *Receiver) relayAll(ctx context.Context, ev relay.Event) []targetError {
-	if len(r.targets) == 0 {
-		return nil
-	}
+// relayAll hands ev to every target not in skip concurrently, each bounded by the forward
+// timeout, and returns the set of targets that accepted it and the failures.
+func (r *Receiver) relayAll(ctx context.Context, ev relay.Event, skip targetSet) (targetSet, []targetError) {
 	var (
-		mu   sync.Mutex
-		errs []targetError
-		wg   sync.WaitGroup
+		mu       sync.Mutex
+		accepted targetSet
+		errs     []targetError
+		wg       sync.WaitGroup
 	)
-	deliver := func(t relay.Target) {
-		if err := r.deliverOne(ctx, t, ev); err != nil {
-			mu.Lock()
+	deliver := func(i int) {
+		t := r.targets[i]
+		err := r.deliverOne(ctx, t, ev)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
 			errs = append(errs, targetError{target: t.Name(), err: err})
-			mu.Unlock()
+			return
 		}
+		accepted |= 1 << i
+	}
+	var todo []int
+	for i := range r.targets {
+		if skip&(1<<i) == 0 {
+			todo = append(todo, i)
+		}
+	}
+	if len(todo) == 0 {
+		return 0, nil
 	}
 	// The first target runs on this goroutine: with the usual single target, no goroutine
 	// hand-off is paid on every event.
-	for _, t := range r.targets[1:] {
-		wg.Go(func() { deliver(t) })
+	for _, i := range todo[1:] {
+		wg.Go(func() { deliver(i) })
 	}
-	deliver(r.targets[0])
+	deliver(todo[0])
 	wg.Wait()
-	return errs
+	return accepted, errs
 }
 
 // deliverOne calls one target with its own timeout and records how long it took. A panicking

@@ -20,7 +20,7 @@ import (
 // header appended), so the fuzzer also explores what happens after verification. Properties:
 // it never panics, always answers one of the documented codes with a JSON body, and never
 // relays an event unless the signature is valid for the configured secret, the path is this
-// clinic's and the event is a test-mode event of stripe-go's API version. Seeds live in
+// clinic's and the event is a test-mode event with an id (of any API version). Seeds live in
 // testdata/fuzz/FuzzHandler and run with every `go test`.
 func FuzzHandler(f *testing.F) {
 	f.Add([]byte(`{}`), "", false, testClinic)
@@ -66,7 +66,7 @@ func FuzzHandler(f *testing.F) {
 			t.Fatalf("accepted an invalid signature (%v), header %q", err, header)
 		}
 		var ev stripe.Event
-		if err := json.Unmarshal(body, &ev); err != nil || ev.Livemode || ev.APIVersion != stripe.APIVersion || ev.ID == "" {
+		if err := json.Unmarshal(body, &ev); err != nil || ev.Livemode || ev.ID == "" {
 			t.Fatalf("accepted an unusable event (err %v): %q", err, body)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math/bits"
 	"net/http"
 	"time"
 
@@ -67,7 +68,22 @@ func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
 		r.reject(w, rej)
 		return
 	}
-	r.process(w, req, ev)
+	r.process(w, req, ev, r.isReplay(req, body, ev))
+}
+
+// isReplay reports whether a verified delivery carries a valid replay marker. A marker that does
+// not verify is ignored (logged, never an error): the delivery is still validly signed by
+// Stripe's scheme, so it gets the treatment of any Stripe delivery, dedup included.
+func (r *Receiver) isReplay(req *http.Request, body []byte, ev stripe.Event) bool {
+	header := req.Header.Get(ReplaySignatureHeader)
+	if header == "" {
+		return false
+	}
+	if verifyReplay(header, body, r.secrets.snapshot(), time.Now()) {
+		return true
+	}
+	r.log.Info("Replay marker did not verify; treated as an ordinary delivery", "eventID", ev.ID)
+	return false
 }
 
 // readBody reads the capped raw body: the signature covers the exact bytes, so nothing may
@@ -101,18 +117,18 @@ func (r *Receiver) reject(w http.ResponseWriter, rej *rejection) {
 	writeJSON(w, http.StatusBadRequest, "rejected", rej.message)
 }
 
-// process relays a verified event once per replica. A concurrent delivery of the same id waits
-// for the first one's outcome instead of relaying in parallel.
-func (r *Receiver) process(w http.ResponseWriter, req *http.Request, ev stripe.Event) {
+// process relays a verified event once per replica, or again when it is a replay. A concurrent
+// delivery of the same id waits for the first one's outcome instead of relaying in parallel.
+func (r *Receiver) process(w http.ResponseWriter, req *http.Request, ev stripe.Event, replay bool) {
 	typ := typeLabel(string(ev.Type))
-	log := r.log.WithValues("eventID", ev.ID, "eventType", typ)
+	log := r.log.WithValues("eventID", ev.ID, "eventType", typ, "replay", replay)
 	if len(r.targets) == 0 {
 		log.Info("Verified event acknowledged without relay")
 		r.metrics.events.WithLabelValues(typ, resultAcknowledged).Inc()
 		writeJSON(w, http.StatusOK, resultAcknowledged, "verified; no system of record configured")
 		return
 	}
-	state, f := r.dedup.begin(ev.ID)
+	state, f := r.dedup.begin(ev.ID, replay)
 	ok := true
 	switch state {
 	case claimSeen:
@@ -124,8 +140,8 @@ func (r *Receiver) process(w http.ResponseWriter, req *http.Request, ev stripe.E
 	case claimLeader:
 		// Detached from the request: a relay that started finishes (bounded by the forward
 		// timeout) so its outcome is recorded for the waiting duplicates and the dedup set.
-		ok = r.relay(context.WithoutCancel(req.Context()), log, ev)
-		r.dedup.finish(ev.ID, f, ok)
+		accepted := r.relay(context.WithoutCancel(req.Context()), log, ev, f.skip)
+		ok = r.dedup.finish(ev.ID, f, accepted)
 		if ok {
 			r.metrics.events.WithLabelValues(typ, resultRelayed).Inc()
 			writeJSON(w, http.StatusOK, resultRelayed, "accepted by every system of record")
@@ -143,16 +159,17 @@ func (r *Receiver) process(w http.ResponseWriter, req *http.Request, ev stripe.E
 	writeJSON(w, http.StatusOK, resultDuplicate, "already relayed")
 }
 
-// relay hands ev to every target and logs each failure with a redacted reason.
-func (r *Receiver) relay(ctx context.Context, log logr.Logger, ev stripe.Event) bool {
+// relay hands ev to every target not in skip (those accepted an earlier delivery), logs each
+// failure with a redacted reason, and returns the targets that accepted it.
+func (r *Receiver) relay(ctx context.Context, log logr.Logger, ev stripe.Event, skip targetSet) targetSet {
 	start := time.Now()
-	errs := r.relayAll(ctx, relay.Event{ClinicID: r.cfg.ClinicID, Stripe: ev})
+	accepted, errs := r.relayAll(ctx, relay.Event{ClinicID: r.cfg.ClinicID, Stripe: ev}, skip)
 	for _, te := range errs {
 		log.Error(errors.New(redact(te.err, r.secrets.snapshot())), "Relay to system of record failed", "target", te.target)
 	}
-	if len(errs) > 0 {
-		return false
+	if len(errs) == 0 {
+		log.Info("Event relayed", "targets", len(r.targets), "alreadyAccepted", bits.OnesCount64(uint64(skip)),
+			"duration", time.Since(start).String())
 	}
-	log.Info("Event relayed", "targets", len(r.targets), "duration", time.Since(start).String())
-	return true
+	return accepted
 }

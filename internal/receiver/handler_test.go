@@ -104,10 +104,15 @@ func TestWebhookHandler(t *testing.T) {
 			sig:      func(b []byte) string { return sign(b, secretOld, now) },
 			wantCode: http.StatusBadRequest, wantState: "rejected", wantCause: causeLivemode, wantMsg: "livemode",
 		},
-		"API version mismatch": {
+		"older API version is relayed": {
 			body:     eventBody(t, "evt_old", "charge.succeeded", false, "2020-08-27"),
 			sig:      func(b []byte) string { return sign(b, secretOld, now) },
-			wantCode: http.StatusBadRequest, wantState: "rejected", wantCause: causeAPIVersion, wantMsg: stripe.APIVersion,
+			wantCode: http.StatusOK, wantState: resultRelayed, wantRelay: 1,
+		},
+		"newer API version is relayed": {
+			body:     eventBody(t, "evt_new", "charge.succeeded", false, "2024-06-20"),
+			sig:      func(b []byte) string { return sign(b, secretOld, now) },
+			wantCode: http.StatusOK, wantState: resultRelayed, wantRelay: 1,
 		},
 		"other clinic": {
 			path: TestWebhookPathPrefix + "clinic-b", sig: func(b []byte) string { return sign(b, secretOld, now) },

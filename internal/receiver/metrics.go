@@ -46,7 +46,7 @@ func newMetrics(reg prometheus.Registerer, targets []string) (*metrics, error) {
 		}, []string{"type", "result"}),
 		signatureFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stripe_receiver_signature_failures_total",
-			Help: "Deliveries rejected with 400 by cause (missing_header, invalid_header, bad_signature, stale, future, api_version, malformed, livemode).",
+			Help: "Deliveries rejected with 400 by cause (missing_header, invalid_header, bad_signature, stale, future, malformed, livemode).",
 		}, []string{"cause"}),
 		relayDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "stripe_receiver_relay_duration_seconds",

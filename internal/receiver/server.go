@@ -74,6 +74,9 @@ func New(cfg Config, targets []relay.Target, log logr.Logger, reg *prometheus.Re
 		}
 		names = append(names, t.Name())
 	}
+	if len(targets) > maxTargets {
+		return nil, fmt.Errorf("invalid receiver configuration: %d relay targets, at most %d", len(targets), maxTargets)
+	}
 	m, err := newMetrics(reg, names)
 	if err != nil {
 		return nil, err
@@ -87,7 +90,7 @@ func New(cfg Config, targets []relay.Target, log logr.Logger, reg *prometheus.Re
 		metrics:  m,
 		gatherer: reg,
 		secrets:  newSecretStore(cfg.SigningSecretFile, cfg.SecretCheckInterval, log, m),
-		dedup:    newDedup(cfg.DedupCapacity),
+		dedup:    newDedup(cfg.DedupCapacity, len(targets)),
 	}
 	r.secrets.forceReload()
 	return r, nil

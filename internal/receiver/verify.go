@@ -23,14 +23,13 @@ const (
 	causeBadSignature  cause = "bad_signature"  // no v1 matches any loaded secret
 	causeStale         cause = "stale"          // t= older than the tolerance
 	causeFuture        cause = "future"         // t= further ahead than the tolerance
-	causeAPIVersion    cause = "api_version"    // signed event rendered at another API version
 	causeMalformed     cause = "malformed"      // signed body is not a usable Stripe event
 	causeLivemode      cause = "livemode"       // signed event's livemode contradicts the mode
 )
 
 func allCauses() []cause {
 	return []cause{causeMissingHeader, causeInvalidHeader, causeBadSignature, causeStale,
-		causeFuture, causeAPIVersion, causeMalformed, causeLivemode}
+		causeFuture, causeMalformed, causeLivemode}
 }
 
 // rejection is a 400 answer: its cause for metrics and a message safe to send and log (it never
@@ -55,11 +54,17 @@ func (r *rejection) signed(id, typ string) *rejection {
 
 // verifyEvent checks header against each secret with stripe-go and returns the parsed event.
 // stripe-go checks the tolerance only for the past, so the future bound is checked here.
+//
+// Events of every API version are accepted: Stripe renders a listed (replayed) event in the
+// version in force when it was created, whatever the endpoint's or the client's version, so a
+// pinned-version check would refuse every replay of an older account. The signature covers the
+// raw body either way; the relays read only fields whose meaning they know across versions and
+// pass the event's api_version on.
 func verifyEvent(payload []byte, header string, secrets []string, now time.Time) (stripe.Event, *rejection) {
 	if rej := precheckHeader(header, now); rej != nil {
 		return stripe.Event{}, rej
 	}
-	opts := webhook.ConstructEventOptions{Tolerance: SignatureTolerance}
+	opts := webhook.ConstructEventOptions{Tolerance: SignatureTolerance, IgnoreAPIVersionMismatch: true}
 	err := webhook.ErrNoValidSignature // the answer when no secret is loaded
 	for _, secret := range secrets {
 		var ev stripe.Event
@@ -114,8 +119,8 @@ func precheckHeader(header string, now time.Time) *rejection {
 	return nil
 }
 
-// classify maps stripe-go's errors to causes. stripe-go's JSON and API version errors are plain
-// strings, but both mean the signature was valid, so the body can be inspected to tell them apart.
+// classify maps stripe-go's errors to causes. Any other error is stripe-go's plain-string JSON
+// error, which means the signature was valid: the body's id and type are then trusted labels.
 func classify(err error, payload []byte) *rejection {
 	switch {
 	case errors.Is(err, webhook.ErrNotSigned):
@@ -128,15 +133,10 @@ func classify(err error, payload []byte) *rejection {
 		return reject(causeStale, "Stripe-Signature timestamp is older than %s", SignatureTolerance)
 	}
 	var probe struct {
-		ID         string `json:"id"`
-		Type       string `json:"type"`
-		APIVersion string `json:"api_version"`
+		ID   string `json:"id"`
+		Type string `json:"type"`
 	}
-	if json.Unmarshal(payload, &probe) == nil && probe.APIVersion != stripe.APIVersion {
-		return reject(causeAPIVersion,
-			"event API version %q differs from the receiver's %q: set the webhook endpoint's api_version to %s",
-			probe.APIVersion, stripe.APIVersion, stripe.APIVersion).signed(probe.ID, probe.Type)
-	}
+	_ = json.Unmarshal(payload, &probe) // best effort: labels only
 	return reject(causeMalformed, "malformed event JSON").signed(probe.ID, probe.Type)
 }
 

@@ -13,7 +13,10 @@ import (
 )
 
 // RawEvent is one event from the account's event log, with its JSON exactly as Stripe rendered
-// it (in the API version this client pins), so it can be re-delivered byte for byte.
+// it, so it can be re-delivered byte for byte. Stripe renders a listed event in the API version
+// in force on the account when the event was created, not in this client's pinned version (the
+// Stripe-Version header does not apply) nor the endpoint's: replays mix versions, and the
+// receiver relays every version.
 type RawEvent struct {
 	ID      string
 	Type    string

@@ -79,7 +79,8 @@ type eventRequestJSON struct {
 }
 
 // render shapes ev for the wire with the given api_version; webhooks use the
-// endpoint's version, the API the version the event was created with.
+// endpoint's version, API reads (GET /v1/events, /v1/events/{id}) the version the
+// event was created with, whatever the request's Stripe-Version header says, like Stripe.
 func (ev *eventRec) render(apiVersion string) eventJSON {
 	return eventJSON{
 		ID:              ev.id,
@@ -98,6 +99,20 @@ func (ev *eventRec) render(apiVersion string) eventJSON {
 // subscribes to eventType or "*". It returns after delivery unless the server
 // was built WithAsyncDelivery.
 func (s *Server) TriggerEvent(account string, livemode bool, eventType string, object map[string]any) (string, error) {
+	return s.TriggerEventVersion(account, livemode, eventType, "", object)
+}
+
+// TriggerEventVersion is TriggerEvent for an event created while the account's API version
+// was apiVersion ("" means the server's default): the event log renders it in that version
+// forever, as Stripe does, while webhooks use each endpoint's version. The object is stored
+// as given, so a test passes the shape of that version.
+func (s *Server) TriggerEventVersion(account string, livemode bool, eventType, apiVersion string, object map[string]any) (string, error) {
+	if apiVersion == "" {
+		apiVersion = s.cfg.apiVersion
+	}
+	if !validVersion(apiVersion) {
+		return "", fmt.Errorf("stripefake: invalid API version %q", apiVersion)
+	}
 	if object == nil {
 		object = map[string]any{}
 	}
@@ -122,7 +137,7 @@ func (s *Server) TriggerEvent(account string, livemode bool, eventType string, o
 	ms := s.modeStateFor(sc)
 	s.pruneEvents(ms, now)
 	ev := &eventRec{
-		seq: s.nextSeq(), id: "evt_" + randomID(24), sc: sc, apiVersion: s.cfg.apiVersion,
+		seq: s.nextSeq(), id: "evt_" + randomID(24), sc: sc, apiVersion: apiVersion,
 		created: now.Unix(), typ: eventType, object: raw, delivered: map[string]bool{},
 	}
 	for _, e := range ms.endpoints {
@@ -164,7 +179,7 @@ func (s *Server) getEvent(rq *request) (any, *apiError) {
 	if ev == nil || ev.sc != rq.scope || ev.created < rq.now.Add(-eventRetention).Unix() {
 		return nil, errNoSuch(http.StatusNotFound, "event", rq.id, "id")
 	}
-	return ev.render(rq.renderVersion(ev.apiVersion)), nil
+	return ev.render(ev.apiVersion), nil
 }
 
 func (s *Server) listEvents(rq *request) (any, *apiError) {
@@ -200,7 +215,7 @@ func (s *Server) listEvents(rq *request) (any, *apiError) {
 	page, more := paginate(matched, func(ev *eventRec) int64 { return ev.seq }, lr, cursorSeq)
 	data := make([]eventJSON, 0, len(page))
 	for _, ev := range page {
-		data = append(data, ev.render(rq.renderVersion(ev.apiVersion)))
+		data = append(data, ev.render(ev.apiVersion))
 	}
 	return listJSON[eventJSON]{Object: "list", URL: PathEvents, HasMore: more, Data: data}, nil
 }
@@ -298,13 +313,4 @@ func createdMatches(bounds map[string]int64, created int64) bool {
 		}
 	}
 	return true
-}
-
-// renderVersion is the API version an event is rendered in for an API read: like Stripe, the
-// request's Stripe-Version header when it names a valid version, else the event's own.
-func (rq *request) renderVersion(eventVersion string) string {
-	if rq.version != "" && validVersion(rq.version) {
-		return rq.version
-	}
-	return eventVersion
 }

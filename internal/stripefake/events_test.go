@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -281,13 +282,13 @@ func TestEventsList(t *testing.T) {
 			}
 		})
 	}
-	// An API read renders the event in the request's Stripe-Version (stripe-go sends its pinned one), like Stripe.
-
+	// An API read renders the event in the version it was created in, not the request's
+	// Stripe-Version (stripe-go sends its pinned one), like Stripe.
 	ev, err := c.ev.Get(ids[2], nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev.Type != "customer.created" || ev.Object != "event" || ev.APIVersion != stripe.APIVersion ||
+	if ev.Type != "customer.created" || ev.Object != "event" || ev.APIVersion != DefaultAPIVersion ||
 		ev.Created != start.Add(2*time.Hour).Unix() || ev.Data.Object["object"] != "customer" || ev.PendingWebhooks != 0 {
 		t.Errorf("event = %+v", ev)
 	}
@@ -301,6 +302,39 @@ func TestEventsList(t *testing.T) {
 	}
 	_, err = c.ev.Get(ids[0], nil)
 	wantStripeError(t, err, http.StatusNotFound, stripe.ErrorTypeInvalidRequest, stripe.ErrorCodeResourceMissing, "No such event")
+}
+
+// TestEventsKeepTheirAPIVersion: each event is listed in the API version of its creation,
+// whatever the Stripe-Version header, while a webhook uses the endpoint's version.
+func TestEventsKeepTheirAPIVersion(t *testing.T) {
+	s, baseURL := startFake(t)
+	key, acct := addKey(s, "sk_test_", KeyOptions{})
+	c := clientsFor(baseURL, key)
+	want := map[string]string{}
+	for _, v := range []string{"2020-08-27", "2024-06-20", ""} {
+		id, err := s.TriggerEventVersion(acct, false, "charge.succeeded", v, map[string]any{"object": "charge"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == "" {
+			v = DefaultAPIVersion
+		}
+		want[id] = v
+	}
+	it := c.ev.List(&stripe.EventListParams{})
+	got := map[string]string{}
+	for it.Next() {
+		got[it.Event().ID] = it.Event().APIVersion
+	}
+	if err := it.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("listed versions = %v, want %v", got, want)
+	}
+	if _, err := s.TriggerEventVersion(acct, false, "charge.succeeded", "latest", nil); err == nil {
+		t.Error("an invalid API version was accepted")
+	}
 }
 
 func TestTriggerEventErrors(t *testing.T) {

@@ -31,6 +31,7 @@ func (t *Target) mapCustomer(ev eventFacts, raw json.RawMessage) ([]write, error
 	clinic := ev.clinic
 	account := &Account{
 		ResourceType: "Account",
+		Extension:    ev.apiVersion,
 		Identifier:   []Identifier{key},
 		Status:       accountStatusActive,
 		Name:         c.Name,

@@ -32,6 +32,13 @@ type CodeableConcept struct {
 	Text   string   `json:"text,omitempty"`
 }
 
+// Extension is a FHIR extension with a string value: here, the Stripe API version the event
+// came in (ExtensionStripeAPIVersion).
+type Extension struct {
+	URL         string `json:"url"`
+	ValueString string `json:"valueString"`
+}
+
 // Money is a FHIR Money. Value is a json.Number so the decimal built exactly from Stripe's
 // integer minor units reaches the wire as written ("19.99", "1.234"), never via a float64.
 type Money struct {
@@ -42,6 +49,7 @@ type Money struct {
 // PaymentNotice is a FHIR R4 PaymentNotice: notice that a payment happened.
 type PaymentNotice struct {
 	ResourceType  string                   `json:"resourceType"`
+	Extension     []Extension              `json:"extension,omitempty"`
 	Contained     []*PaymentReconciliation `json:"contained,omitempty"`
 	Identifier    []Identifier             `json:"identifier,omitempty"`
 	Status        string                   `json:"status"`
@@ -59,6 +67,7 @@ type PaymentNotice struct {
 // how it is allocated to what it pays for.
 type PaymentReconciliation struct {
 	ResourceType      string               `json:"resourceType"`
+	Extension         []Extension          `json:"extension,omitempty"`
 	ID                string               `json:"id,omitempty"`
 	Identifier        []Identifier         `json:"identifier,omitempty"`
 	Status            string               `json:"status"`
@@ -84,6 +93,7 @@ type ReconciliationItem struct {
 // Account is a FHIR R4 Account: here, the billing account a Stripe customer is.
 type Account struct {
 	ResourceType string       `json:"resourceType"`
+	Extension    []Extension  `json:"extension,omitempty"`
 	Identifier   []Identifier `json:"identifier,omitempty"`
 	Status       string       `json:"status"`
 	Name         string       `json:"name,omitempty"`

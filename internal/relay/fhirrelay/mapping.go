@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	stripe "github.com/stripe/stripe-go/v76"
@@ -28,6 +29,8 @@ type eventFacts struct {
 	created, date string
 	// clinic is the clinic's Organization, referenced logically by clinic id.
 	clinic Reference
+	// apiVersion is the extension naming the event's Stripe API version; nil when it has none.
+	apiVersion []Extension
 }
 
 // mapEvent maps a Stripe event to the writes that record it; none for events that record no
@@ -39,6 +42,9 @@ func (t *Target) mapEvent(ev relay.Event) ([]write, error) {
 		return nil, err
 	}
 	raw := ev.Stripe.Data.Raw
+	if err := checkPaymentLinks(ev.Stripe); err != nil {
+		return nil, err
+	}
 	switch ev.Stripe.Type {
 	case stripe.EventTypePaymentIntentSucceeded:
 		return t.mapPaymentIntentSucceeded(facts, raw)
@@ -55,6 +61,27 @@ func (t *Target) mapEvent(ev relay.Event) ([]write, error) {
 		// failed attempt; other types are not part of the mapping. See docs/fhir-mapping.md.
 		return nil, nil
 	}
+}
+
+// paymentLinksRemoved is the first Stripe API version (2025-03-31.basil) without the
+// PaymentIntent↔Invoice and Charge↔Invoice fields that decide which event writes a payment.
+const paymentLinksRemoved = "2025-03-31"
+
+// checkPaymentLinks refuses payment events rendered in a version without those links: mapped
+// anyway, an invoice's payment would be written twice (once per PaymentIntent, once per
+// Invoice), and a wrong total is worse than a named failure. Live deliveries use the endpoint's
+// pinned version; only replays of such accounts meet this.
+func checkPaymentLinks(ev stripe.Event) error {
+	switch ev.Type {
+	case stripe.EventTypePaymentIntentSucceeded, stripe.EventTypeChargeSucceeded, stripe.EventTypeInvoicePaymentSucceeded:
+	default:
+		return nil
+	}
+	if v := ev.APIVersion; len(v) >= len(paymentLinksRemoved) && v[:len(paymentLinksRemoved)] >= paymentLinksRemoved {
+		return fmt.Errorf("%s in Stripe API version %s: versions from %s lack the invoice links that keep a payment from being written twice; not mapped",
+			ev.Type, v, paymentLinksRemoved)
+	}
+	return nil
 }
 
 func newEventFacts(ev relay.Event) (eventFacts, error) {
@@ -77,7 +104,18 @@ func newEventFacts(ev relay.Event) (eventFacts, error) {
 			Type:       "Organization",
 			Identifier: &Identifier{System: SystemClinicID, Value: ev.ClinicID},
 		},
+		apiVersion: apiVersionExtension(ev.Stripe.APIVersion),
 	}, nil
+}
+
+// apiVersionExtension names the Stripe API version the event came in, so the clinic can tell
+// which shape a record was mapped from; nil when the event has none (FHIR strings are never
+// empty). An extension, not meta.tag: tags are codes FHIR validators look up in a value set.
+func apiVersionExtension(version string) []Extension {
+	if strings.TrimSpace(version) == "" {
+		return nil
+	}
+	return []Extension{{URL: ExtensionStripeAPIVersion, ValueString: version}}
 }
 
 // decodeObject decodes data.object into a stripe-go type, which also resolves expandable

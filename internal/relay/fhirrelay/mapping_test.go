@@ -67,6 +67,55 @@ func refund(amount, allocated string) *wantWrite {
 	}
 }
 
+// olderPaymentIntent renders the payment_intent.succeeded fixture as API version 2020-08-27 did:
+// the charges list instead of latest_charge (a replay comes in the version of its creation).
+func olderPaymentIntent(e, o map[string]any) {
+	e["api_version"] = "2020-08-27"
+	delete(o, "latest_charge")
+	o["charges"] = map[string]any{"object": "list", "has_more": false, "data": []any{
+		map[string]any{"id": "ch_failedFirstAttempt", "object": "charge", "status": "failed", "amount": 12550},
+		map[string]any{"id": piChKey.Value, "object": "charge", "status": "succeeded", "amount": 12550},
+	}}
+}
+
+// TestMapEventNamesAPIVersion: every resource names the Stripe API version its event came in.
+func TestMapEventNamesAPIVersion(t *testing.T) {
+	target := newTestTarget(t, Config{})
+	for _, fixture := range []string{"payment_intent.succeeded", "charge.refunded", "customer.created"} {
+		for _, version := range []string{"2020-08-27", "2024-06-20"} {
+			writes, err := target.mapEvent(loadEvent(t, fixture, func(e, _ map[string]any) { e["api_version"] = version }))
+			if err != nil || len(writes) != 1 {
+				t.Fatalf("%s at %s: %v (%d writes)", fixture, version, err, len(writes))
+			}
+			var res struct{ Extension []Extension }
+			if err := json.Unmarshal([]byte(mustJSON(t, writes[0].resource)), &res); err != nil {
+				t.Fatal(err)
+			}
+			want := []Extension{{URL: ExtensionStripeAPIVersion, ValueString: version}}
+			if !reflect.DeepEqual(res.Extension, want) {
+				t.Errorf("%s at %s: extension = %+v, want %+v", fixture, version, res.Extension, want)
+			}
+		}
+	}
+}
+
+// TestMapEventRefusesVersionsWithoutInvoiceLinks: from 2025-03-31.basil a PaymentIntent no
+// longer names its invoice, so the one-notice-per-payment rule cannot hold; payment events in
+// such versions fail with a named error instead of writing an invoice's payment twice.
+func TestMapEventRefusesVersionsWithoutInvoiceLinks(t *testing.T) {
+	target := newTestTarget(t, Config{})
+	for _, fixture := range []string{"payment_intent.succeeded", "invoice.payment_succeeded", "charge.succeeded"} {
+		ev := loadEvent(t, fixture, func(e, _ map[string]any) { e["api_version"] = "2025-03-31.basil" })
+		if _, err := target.mapEvent(ev); err == nil || !strings.Contains(err.Error(), "2025-03-31.basil") {
+			t.Errorf("%s at 2025-03-31.basil: err = %v, want a named refusal", fixture, err)
+		}
+	}
+	ev := loadEvent(t, "customer.created", func(e, _ map[string]any) { e["api_version"] = "2025-03-31.basil" })
+	if writes, err := target.mapEvent(ev); err != nil || len(writes) != 1 {
+		t.Errorf("customer.created at 2025-03-31.basil: %v (%d writes), want mapped", err, len(writes))
+	}
+}
+
 func mappingCases() []mappingCase {
 	customKeys := Config{PatientMetadataKey: "fhir_patient", ClaimMetadataKey: "fhir_claim", InvoiceMetadataKey: "fhir_invoice"}
 	legacyCharge := func(_, o map[string]any) { o["payment_intent"] = nil }
@@ -95,6 +144,10 @@ func mappingCases() []mappingCase {
 	return []mappingCase{
 		{name: "payment_intent.succeeded", fixture: "payment_intent.succeeded",
 			want: piNotice("Claim/claim-2002", "Invoice/inv-3003")},
+		{name: "payment_intent.succeeded at 2020-08-27 (charges list, no latest_charge)", fixture: "payment_intent.succeeded",
+			patch: olderPaymentIntent, want: piNotice("Claim/claim-2002", "Invoice/inv-3003")},
+		{name: "payment_intent.succeeded at 2024-06-20", fixture: "payment_intent.succeeded",
+			patch: func(e, _ map[string]any) { e["api_version"] = "2024-06-20" }, want: piNotice("Claim/claim-2002", "Invoice/inv-3003")},
 		{name: "payment_intent.succeeded without metadata", fixture: "payment_intent.succeeded",
 			patch: setMetadata(map[string]any{}), want: piNotice("", "")},
 		{name: "payment_intent.succeeded custom metadata keys", fixture: "payment_intent.succeeded", cfg: customKeys,

@@ -59,11 +59,38 @@ func (t *Target) mapPaymentIntentSucceeded(ev eventFacts, raw json.RawMessage) (
 	if amount == 0 {
 		amount = pi.Amount
 	}
-	p, err := newPayment(pi.ID, chargeID(pi.LatestCharge), "", amount, string(pi.Currency), pi.Metadata)
+	chID := chargeID(pi.LatestCharge)
+	if chID == "" {
+		chID = legacyChargeID(raw)
+	}
+	p, err := newPayment(pi.ID, chID, "", amount, string(pi.Currency), pi.Metadata)
 	if err != nil {
 		return nil, err
 	}
 	return t.paymentNotice(ev, p)
+}
+
+// legacyChargeID reads the succeeded charge from the charges list that PaymentIntents carry in
+// API versions before 2022-11-15 (a replay renders an event in the version of its creation),
+// where latest_charge does not exist; "" when there is none.
+func legacyChargeID(raw json.RawMessage) string {
+	var pi struct {
+		Charges *struct {
+			Data []struct {
+				ID     string `json:"id"`
+				Status string `json:"status"`
+			} `json:"data"`
+		} `json:"charges"`
+	}
+	if json.Unmarshal(raw, &pi) != nil || pi.Charges == nil {
+		return ""
+	}
+	for _, ch := range pi.Charges.Data {
+		if ch.Status == "succeeded" {
+			return ch.ID
+		}
+	}
+	return ""
 }
 
 // mapChargeSucceeded writes only legacy charges: a charge with a PaymentIntent or an invoice
@@ -135,6 +162,7 @@ func (t *Target) paymentNotice(ev eventFacts, p payment) ([]write, error) {
 	clinic := ev.clinic
 	notice := &PaymentNotice{
 		ResourceType: "PaymentNotice",
+		Extension:    ev.apiVersion,
 		Contained:    []*PaymentReconciliation{recon},
 		Identifier:   p.ids,
 		Status:       fmStatusActive,

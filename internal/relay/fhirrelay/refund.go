@@ -44,6 +44,7 @@ func (t *Target) mapChargeRefunded(ev eventFacts, raw json.RawMessage, previous 
 	clinic := ev.clinic
 	recon := &PaymentReconciliation{
 		ResourceType:  "PaymentReconciliation",
+		Extension:     ev.apiVersion,
 		Identifier:    []Identifier{key},
 		Status:        fmStatusActive,
 		Created:       ev.created,

@@ -20,6 +20,10 @@ const (
 	// SystemClinicID holds the clinic ids the operator assigns; the clinic's Organization is
 	// referenced logically through it because its server id is not known here.
 	SystemClinicID = "https://clinicpay.dev/clinic-id"
+	// ExtensionStripeAPIVersion is the URL of the extension on each written resource naming the
+	// Stripe API version its event was rendered in ("2023-10-16"): a replayed event comes in
+	// the version of its creation, so records may be mapped from different shapes.
+	ExtensionStripeAPIVersion = "https://clinicpay.dev/fhir/StructureDefinition/stripe-api-version"
 )
 
 // FHIR code systems and codes the mapping uses.

@@ -23,13 +23,17 @@
 //	  "created":  1700000000,                 // event creation, Unix seconds
 //	  "livemode": false,                      // false for Test, true for Live
 //	  "clinicID": "clinic-a",                 // the clinic the receiver serves
+//	  "apiVersion": "2023-10-16",             // Stripe API version the event was rendered in
 //	  "object": {                             // a subset of the event's data.object
 //	    "id": "pi_…", "object": "payment_intent", "amount": 1234, "amountDecimal": "12.34",
 //	    "currency": "usd", "status": "succeeded", "customer": "cus_…", "metadata": {"patient_id": "p-1"}
 //	  }
 //	}
 //
-// The top-level fields are always present. Inside "object", a field is copied only when the
+// The top-level fields are always present ("apiVersion" is "" only for events older than
+// Stripe's api_version field). A replayed event comes in the API version in force when it was
+// created, which may be older or newer than the one live deliveries use; the "object" fields
+// below mean the same in every version, so only their presence varies. Inside "object", a field is copied only when the
 // Stripe object has it with the expected JSON type, so absent fields are omitted, never null:
 //
 //	id, object, currency, status    strings, every object that has them

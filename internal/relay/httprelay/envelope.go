@@ -18,7 +18,10 @@ type Envelope struct {
 	Created  int64  `json:"created"`
 	Livemode bool   `json:"livemode"`
 	ClinicID string `json:"clinicID"`
-	Object   Object `json:"object"`
+	// APIVersion is the Stripe API version the event was rendered in: a replayed event keeps
+	// the version of its creation, so clinics reading more than the envelope can tell shapes apart.
+	APIVersion string `json:"apiVersion"`
+	Object     Object `json:"object"`
 }
 
 // Object is the subset of the event's data.object a clinic needs. Pointer fields distinguish
@@ -55,7 +58,8 @@ type Object struct {
 // Only an event built without stripe-go (Data.Object nil) has its raw object decoded here.
 func NewEnvelope(ev relay.Event) (Envelope, error) {
 	s := ev.Stripe
-	env := Envelope{ID: s.ID, Type: string(s.Type), Created: s.Created, Livemode: s.Livemode, ClinicID: ev.ClinicID}
+	env := Envelope{ID: s.ID, Type: string(s.Type), Created: s.Created, Livemode: s.Livemode, ClinicID: ev.ClinicID,
+		APIVersion: s.APIVersion}
 	if s.Data == nil || len(s.Data.Raw) == 0 {
 		return env, errors.New("event has no data.object")
 	}

@@ -142,3 +142,34 @@ func TestEnvelopeFromRawOnly(t *testing.T) {
 		t.Error("a data.object that is not an object produced an envelope")
 	}
 }
+
+// TestEnvelopeAcrossAPIVersions: a replayed event comes in the API version of its creation. The
+// envelope names that version and maps the same amounts from an older shape (2020-08-27: the
+// PaymentIntent embeds its charges list, no latest_charge) and a newer one.
+func TestEnvelopeAcrossAPIVersions(t *testing.T) {
+	for version, object := range map[string]string{
+		"2020-08-27": `{"id":"pi_1","object":"payment_intent","amount":1234,"amount_received":1234,"currency":"usd",
+			"charges":{"object":"list","data":[{"id":"ch_1","object":"charge","amount":1234,"paid":true}],"has_more":false},
+			"metadata":{"patient_id":"p-1"}}`,
+		"2024-06-20": `{"id":"pi_1","object":"payment_intent","amount":1234,"amount_received":1234,"currency":"usd",
+			"latest_charge":"ch_1","metadata":{"patient_id":"p-1"}}`,
+	} {
+		t.Run(version, func(t *testing.T) {
+			raw := `{"id":"evt_1","object":"event","type":"payment_intent.succeeded","created":1700000000,"livemode":false,` +
+				`"api_version":"` + version + `","data":{"object":` + object + `}}`
+			var ev stripe.Event
+			if err := json.Unmarshal([]byte(raw), &ev); err != nil {
+				t.Fatal(err)
+			}
+			env, err := NewEnvelope(relay.Event{ClinicID: "clinic-a", Stripe: ev})
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := env.Object
+			if env.APIVersion != version || o.Amount == nil || *o.Amount != 1234 || o.AmountReceived == nil ||
+				*o.AmountReceived != 1234 || o.AmountDecimal != "12.34" || o.Metadata["patient_id"] != "p-1" {
+				t.Errorf("envelope = %+v, object %+v", env, o)
+			}
+		})
+	}
+}

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	stripe "github.com/stripe/stripe-go/v76"
 )
 
 // clinic records requests and answers with status.
@@ -91,7 +93,7 @@ func TestDeliverSignedEnvelope(t *testing.T) {
 	if err := VerifySignature(h.Get(SignatureHeader), body, []byte("s3cret\n"), 0, now); err == nil {
 		t.Error("the trailing newline was part of the key")
 	}
-	want := `{"id":"evt_1","type":"payment_intent.succeeded","created":1700000000,"livemode":false,"clinicID":"clinic-a",` +
+	want := `{"id":"evt_1","type":"payment_intent.succeeded","created":1700000000,"livemode":false,"clinicID":"clinic-a","apiVersion":"` + stripe.APIVersion + `",` +
 		`"object":{"id":"pi_1","object":"payment_intent","amount":1234,"amountDecimal":"12.34","currency":"usd"}}`
 	if string(body) != want {
 		t.Errorf("body\n got %s\nwant %s", body, want)
