@@ -69,6 +69,7 @@ func (r *Receiver) deliverOne(ctx context.Context, t relay.Target, ev relay.Even
 			err = fmt.Errorf("target panicked: %v", p)
 		}
 		r.metrics.relayDuration.WithLabelValues(t.Name()).Observe(time.Since(start).Seconds())
+		r.metrics.recordRelay(t.Name(), err, time.Now())
 	}()
 	if err := t.Deliver(ctx, ev); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && ctx.Err() != nil {

@@ -3,6 +3,8 @@ package receiver
 import (
 	"fmt"
 	"regexp"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -36,6 +38,12 @@ type metrics struct {
 	relayDuration     *prometheus.HistogramVec
 	duplicates        prometheus.Counter
 	secretReloads     prometheus.Counter
+	// relays counts each target's answers; failingSince is when its current run of failures began
+	// (0 while it accepts), so an alert can fire long before Stripe stops retrying.
+	relays       *prometheus.CounterVec
+	failingSince *prometheus.GaugeVec
+	mu           sync.Mutex
+	failing      map[string]bool
 }
 
 func newMetrics(reg prometheus.Registerer, targets []string) (*metrics, error) {
@@ -61,8 +69,17 @@ func newMetrics(reg prometheus.Registerer, targets []string) (*metrics, error) {
 			Name: "stripe_receiver_signing_secret_reloads_total",
 			Help: "Times a changed signing secret file was loaded (the first load included).",
 		}),
+		relays: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_receiver_relays_total",
+			Help: "Answers of each system of record (target: http, fhir) by result (accepted, failed).",
+		}, []string{"target", "result"}),
+		failingSince: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "stripe_receiver_relay_failing_since_timestamp_seconds",
+			Help: "Unix time at which the target's current run of failed relays began; 0 while it accepts.",
+		}, []string{"target"}),
+		failing: map[string]bool{},
 	}
-	for _, c := range []prometheus.Collector{m.events, m.signatureFailures, m.relayDuration, m.duplicates, m.secretReloads} {
+	for _, c := range []prometheus.Collector{m.events, m.signatureFailures, m.relayDuration, m.duplicates, m.secretReloads, m.relays, m.failingSince} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering receiver metrics: %w", err)
 		}
@@ -73,8 +90,34 @@ func newMetrics(reg prometheus.Registerer, targets []string) (*metrics, error) {
 	}
 	for _, t := range targets {
 		m.relayDuration.WithLabelValues(t)
+		m.relays.WithLabelValues(t, relayAccepted)
+		m.relays.WithLabelValues(t, relayFailed)
+		m.failingSince.WithLabelValues(t).Set(0)
 	}
 	return m, nil
+}
+
+// Results of one relay to one target, the result label of stripe_receiver_relays_total.
+const (
+	relayAccepted = "accepted"
+	relayFailed   = "failed"
+)
+
+// recordRelay counts a target's answer and keeps the start of its current run of failures.
+func (m *metrics) recordRelay(target string, err error, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err == nil {
+		m.relays.WithLabelValues(target, relayAccepted).Inc()
+		m.failing[target] = false
+		m.failingSince.WithLabelValues(target).Set(0)
+		return
+	}
+	m.relays.WithLabelValues(target, relayFailed).Inc()
+	if !m.failing[target] {
+		m.failing[target] = true
+		m.failingSince.WithLabelValues(target).Set(float64(now.Unix()))
+	}
 }
 
 // typeLabel bounds the cardinality of the type label.

@@ -364,7 +364,9 @@ func TestReferencesResolve(t *testing.T) {
 				checkNetworkPolicy(t, obj, manager, podLabels, metricsPort)
 			}
 			for _, obj := range r.ofKind("ServiceMonitor") {
-				checkServiceMonitor(t, r, obj)
+				if !isReceiverMonitor(obj) {
+					checkServiceMonitor(t, r, obj)
+				}
 			}
 		})
 	}
@@ -767,6 +769,9 @@ func TestChartValuesReachTheManager(t *testing.T) {
 				}
 			}
 			for _, monitor := range r.ofKind("ServiceMonitor") {
+				if isReceiverMonitor(monitor) {
+					continue
+				}
 				for key, value := range v.ServiceMonitor.Labels {
 					if got := monitor.GetLabels()[key]; got != value {
 						t.Errorf("%s: label %s=%q, want %q", describe(monitor), key, got, value)

@@ -84,13 +84,17 @@ type chartValues struct {
 	ImagePullSecrets []struct {
 		Name string `json:"name"`
 	} `json:"imagePullSecrets"`
-	ReplicaCount            int32                       `json:"replicaCount"`
-	LeaderElection          bool                        `json:"leaderElection"`
-	LogLevel                string                      `json:"logLevel"`
-	StripeAPIURL            string                      `json:"stripeAPIURL"`
-	StripeCallTimeout       string                      `json:"stripeCallTimeout"`
-	ResyncPeriod            string                      `json:"resyncPeriod"`
-	TransientFailureGrace   string                      `json:"transientFailureGrace"`
+	ReplicaCount          int32  `json:"replicaCount"`
+	LeaderElection        bool   `json:"leaderElection"`
+	LogLevel              string `json:"logLevel"`
+	StripeAPIURL          string `json:"stripeAPIURL"`
+	StripeCallTimeout     string `json:"stripeCallTimeout"`
+	ResyncPeriod          string `json:"resyncPeriod"`
+	TransientFailureGrace string `json:"transientFailureGrace"`
+	ReceiverMonitoring    struct {
+		Enabled bool              `json:"enabled"`
+		Labels  map[string]string `json:"labels"`
+	} `json:"receiverMonitoring"`
 	MaxConcurrentReconciles int                         `json:"maxConcurrentReconciles"`
 	WebhookBaseURL          string                      `json:"webhookBaseURL"`
 	ReceiverImage           string                      `json:"receiverImage"`
@@ -165,7 +169,7 @@ var renderAll = sync.OnceValues(func() ([]rendering, error) {
 	chartAll.watchNamespaces = chartAll.values.WatchNamespaces
 	chartAll.wantKinds = map[string]int{
 		"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
-		"Role": 3, "RoleBinding": 3, "Service": 1, "Deployment": 1, "NetworkPolicy": 1, "ServiceMonitor": 1,
+		"Role": 3, "RoleBinding": 3, "Service": 1, "Deployment": 1, "NetworkPolicy": 1, "ServiceMonitor": 2, "PrometheusRule": 1,
 	}
 	return []rendering{kustomized, namespaced, chartDefaults, chartAll}, nil
 })
