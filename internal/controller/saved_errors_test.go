@@ -1,15 +1,21 @@
 package controller
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	stripe "github.com/stripe/stripe-go/v76"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 	"github.com/clinicpay/stripe-operator/internal/stripefake"
 )
 
@@ -171,5 +177,84 @@ func TestSavedCreateErrorAfterCommitReplacesOnce(t *testing.T) {
 	}
 	if most, ids := w.seen(); most > 2 || len(ids) != 2 || ids[1] != eps[0].ID {
 		t.Errorf("seen %d endpoints at once, %v in all; want the committed one, then its one replacement (%s)", most, ids, eps[0].ID)
+	}
+}
+
+// Many passes at once (a second manager in a leader hand-over) that all meet the saved 500 agree
+// on one fresh attempt: the counter moves once and one endpoint is ever created.
+func TestSavedCreateErrorConcurrentPassesAgree(t *testing.T) {
+	ns := newNamespace(t)
+	const name = "clinic-saved500-cc"
+	k := newTestKeys(t, "test")
+	failFirstCreate(k, false)
+	w := watchEndpoints(t, k)
+	mustCreate(t, credentialsSecret(ns, name+"-keys", k), integration(ns, name, uniqueClinic(name, ns), v1.ModeTest, name+"-keys"))
+
+	second := &StripeIntegrationReconciler{
+		Client: k8sClient, SecretReader: k8sClient, Recorder: events.NewFakeRecorder(1000),
+		Stripe: stripeClients, WebhookBaseURL: testWebhookURL, ResyncPeriod: testResync,
+	}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 5 {
+				_, _ = second.Reconcile(context.Background(), ctrl.Request{NamespacedName: types.NamespacedName{Namespace: ns, Name: name}})
+			}
+		})
+	}
+	wg.Wait()
+	if n := fake.CallsTo(k.secret, http.MethodPost, stripefake.PathWebhookEndpoints); n < 2 {
+		t.Errorf("%d creates reached Stripe; the test did not exercise the saved 500", n)
+	}
+	si := waitCondition(t, ns, name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
+	if got := si.Annotations[v1.AnnotationCreateAttempt]; got != "1" {
+		t.Errorf("create attempt = %q, want 1: the passes moved past the failed attempt once", got)
+	}
+	if most, ids := w.seen(); most != 1 || len(ids) != 1 || ids[0] != si.Status.WebhookEndpointID {
+		t.Errorf("seen %d endpoints at once, %v in all; want only %s", most, ids, si.Status.WebhookEndpointID)
+	}
+}
+
+// Moving past a failed attempt is compare-and-set: a pass moves the counter only from the number
+// that failed, and only if the object is still as it read it, so passes that read the object at
+// different times (or concurrently) never skip a number nor go back to a spent one.
+func TestSpendAttemptIsCompareAndSet(t *testing.T) {
+	ns := newNamespace(t)
+	const name = "clinic-spend-cas"
+	// No credentials Secret: the manager reports KeysValid=False and never writes the counter.
+	mustCreate(t, integration(ns, name, uniqueClinic(name, ns), v1.ModeTest, "missing"))
+	waitCondition(t, ns, name, v1.ConditionKeysValid, metav1.ConditionFalse, v1.ReasonSecretNotFound, waitShort)
+	r := &StripeIntegrationReconciler{Client: k8sClient}
+	answered := fmt.Errorf("create webhook endpoint: %w", &stripe.Error{HTTPStatusCode: http.StatusInternalServerError, Type: stripe.ErrorTypeAPI})
+	spend := func(si *v1.StripeIntegration, failed int) string {
+		r.spendAttemptOn5xx(context.Background(), si, failed, answered)
+		return getSI(t, ns, name).Annotations[v1.AnnotationCreateAttempt]
+	}
+
+	var stale *v1.StripeIntegration
+	eventually(t, waitShort, "attempt 0 spent", func() (bool, string) {
+		stale = getSI(t, ns, name)
+		got := spend(stale.DeepCopy(), 0)
+		return got == "1", fmt.Sprintf("create attempt %q (empty: a write raced this one)", got)
+	})
+	if got := spend(getSI(t, ns, name), 0); got != "1" {
+		t.Errorf("a pass that read attempt 1 and saw attempt 0 fail moved the counter to %q, want it left at 1", got)
+	}
+	if got := spend(getSI(t, ns, name), 1); got != "2" {
+		t.Fatalf("spending attempt 1 gave %q, want 2", got)
+	}
+	if got := spend(stale, 0); got != "2" {
+		t.Errorf("a pass holding the object from before both moves set the counter to %q, want it left at 2", got)
+	}
+	// No answer from Stripe (a timeout, a proxy's page) says nothing of what the key saved.
+	for _, lost := range []error{
+		fmt.Errorf("create webhook endpoint: %w", &stripeclient.Error{Kind: stripeclient.KindUnavailable, Err: context.DeadlineExceeded}),
+		fmt.Errorf("create webhook endpoint: %w", &stripeclient.Error{Kind: stripeclient.KindUnavailable, HTTPStatus: http.StatusBadGateway,
+			Message: "Stripe answered HTTP 502 with a body that is not a Stripe response"}),
+	} {
+		r.spendAttemptOn5xx(context.Background(), getSI(t, ns, name), 2, lost)
+		if got := getSI(t, ns, name).Annotations[v1.AnnotationCreateAttempt]; got != "2" {
+			t.Errorf("after %v the counter is %q, want it left at 2", lost, got)
+		}
 	}
 }
