@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 
+	stripe "github.com/stripe/stripe-go/v76"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -154,6 +156,7 @@ func (r *StripeIntegrationReconciler) createEndpoint(ctx context.Context, p *end
 	logf.FromContext(ctx).Info("Creating Stripe webhook endpoint", "url", p.desired.URL, "attempt", attempt)
 	ep, secret, err := p.sc.CreateWebhookEndpoint(ctx, p.desired, idempotencyKey(string(p.si.UID), attempt))
 	if err != nil {
+		r.spendAttemptOn5xx(ctx, p.si, attempt, err)
 		return ep, err
 	}
 	if err := r.writeSigningSecret(ctx, p.si, ep.ID, secret); err != nil {
@@ -204,6 +207,7 @@ func (r *StripeIntegrationReconciler) recoverSecret(ctx context.Context, p *endp
 			return ep, err
 		}
 	default:
+		r.spendAttemptOn5xx(ctx, p.si, attempt, err)
 		return keeper, err
 	}
 	if err := r.deleteOwned(ctx, p.sc, keeper.ID); err != nil {
@@ -260,6 +264,41 @@ func (r *StripeIntegrationReconciler) attemptFor(ctx context.Context, si *paymen
 		return 0, fmt.Errorf("recording create attempt %d: %w", n+1, err)
 	}
 	return n + 1, nil
+}
+
+// spendAttemptOn5xx moves the create attempt past one whose create Stripe answered with a 5xx.
+// Stripe saves a create's answer once execution began, 500s included, and replays it for 24 h
+// (https://docs.stripe.com/error-low-level#idempotency), so retrying that key cannot connect the
+// clinic for a day. Moving on cannot make a second endpoint, because the fresh key is used only
+// after the next pass's list (the probe), taken after this answer:
+//   - Stripe answered, so no execution under the old key is still running (a concurrent one gets
+//     409), and whatever it did is in that list;
+//   - nothing of ours listed: the old key created nothing (a 500 before commit, or a 5xx before
+//     execution, saved nowhere), and the fresh key makes the only endpoint;
+//   - ours listed without its secret (Stripe committed, then answered 500): no replay of the old
+//     key will ever return the secret, so recoverSecret replays the fresh key, which replaces it.
+//
+// A lost answer (timeout, dropped connection, a proxy's page) is no 5xx from Stripe: the key
+// keeps whatever Stripe saved, and replaying it returns the endpoint with its secret. The move
+// is recorded with the optimistic lock and only from the failed number, so concurrent passes
+// agree on one fresh key; a failed write leaves the old number for the next pass to retry.
+func (r *StripeIntegrationReconciler) spendAttemptOn5xx(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, attempt int, err error) {
+	var answered *stripe.Error
+	if !errors.As(err, &answered) || answered.HTTPStatusCode < http.StatusInternalServerError || createAttempt(si) != attempt {
+		return
+	}
+	log := logf.FromContext(ctx)
+	log.Info("Stripe answered the create with a server error, which it keeps for its key; moving to a fresh attempt",
+		"attempt", attempt, "httpStatus", answered.HTTPStatusCode)
+	orig := si.DeepCopy()
+	if si.Annotations == nil {
+		si.Annotations = map[string]string{}
+	}
+	si.Annotations[paymentsv1alpha1.AnnotationCreateAttempt] = strconv.Itoa(attempt + 1)
+	if perr := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); perr != nil {
+		si.Annotations = orig.Annotations
+		log.Info("Recording the fresh create attempt failed; the next pass retries", "attempt", attempt+1, "error", perr.Error())
+	}
 }
 
 // endpointErrorCondition maps a Stripe error from the webhook phase to WebhookEndpointReady.

@@ -49,6 +49,8 @@ const maxAdminBody = 1 << 20
 //	                              "latency": "2s", "code", "message", "probability": 0.2,
 //	                              "retryAfter": "1s", "afterExecute": true}: see Fault.
 //	DELETE /_fake/faults          removes every fault.
+//	POST   /_fake/idempotency-keys/expire {"idempotencyKey": "…"} or {"all": true}: forgets saved
+//	                              answers as if their 24 h had passed. Answers {"expired": n}.
 //	GET    /_fake/calls           {"total": n}, or {"key": n} for ?key=sk_…: Stripe API calls counted.
 //
 // Listing, disabling and deleting endpoints need no admin API: use the real
@@ -102,6 +104,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 	case path == "faults" && r.Method == http.MethodDelete:
 		s.ClearFaults()
 		out = map[string]string{"result": "all faults removed"}
+	case path == "idempotency-keys/expire" && r.Method == http.MethodPost:
+		out, err = s.adminExpireIdempotency(r)
 	case path == "calls" && r.Method == http.MethodGet:
 		if key := r.URL.Query().Get("key"); key != "" {
 			out = map[string]int{"key": s.Calls(key)}
@@ -229,6 +233,23 @@ func (s *Server) adminKey(r *http.Request, revoke bool) (any, error) {
 	}
 	s.ExpireKey(req.Key)
 	return map[string]string{"result": "key expired"}, nil
+}
+
+func (s *Server) adminExpireIdempotency(r *http.Request) (any, error) {
+	var req struct {
+		IdempotencyKey string `json:"idempotencyKey"`
+		All            bool   `json:"all"`
+	}
+	if err := decodeAdmin(r, &req); err != nil {
+		return nil, err
+	}
+	switch {
+	case req.All && req.IdempotencyKey == "":
+		return map[string]int{"expired": s.ExpireAllIdempotencyKeys()}, nil
+	case !req.All && req.IdempotencyKey != "":
+		return map[string]int{"expired": s.ExpireIdempotencyKey(req.IdempotencyKey)}, nil
+	}
+	return nil, badf(http.StatusBadRequest, `give either "idempotencyKey" (one key) or "all": true (every key)`)
 }
 
 type faultRequest struct {

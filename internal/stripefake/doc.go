@@ -42,7 +42,10 @@ limitations under the License.
 //     with 403 secret_key_required as Stripe does today. Error messages mask
 //     keys like Stripe: the last 4 characters stay visible, 6 for rk_ keys.
 //   - Idempotency keys scoped per account and mode, replayed for 24 hours of
-//     fake time.
+//     fake time. As on Stripe, the first answer is saved once execution began,
+//     500s included (an injected 5xx on an idempotent POST counts as one), and
+//     validation 400s, 401/403 and 429s are not; [Server.ExpireIdempotencyKey]
+//     and [Server.ExpireAllIdempotencyKeys] prune keys early.
 //   - Fault injection ([Server.InjectFault]), optional token-bucket rate limits
 //     and call counters for assertions.
 //   - Events created with [Server.TriggerEvent] and delivered to matching

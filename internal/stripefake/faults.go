@@ -50,8 +50,15 @@ type Fault struct {
 	Latency time.Duration
 	// AfterExecute runs the request normally first and then holds its answer
 	// for Latency: the call takes effect even if the client gives up or dies
-	// meanwhile (a lost response, as when a connection drops mid-answer).
-	// Ignored when Status is set.
+	// meanwhile (a lost response, as when a connection drops mid-answer). With
+	// Status set, the call takes effect and is answered with that error, as
+	// when Stripe fails after committing.
+	//
+	// Stripe saves an idempotent POST's answer once execution began, 500s
+	// included (see savedStatus): a 5xx Status on a POST with an
+	// Idempotency-Key, and any AfterExecute answer, is saved under the key and
+	// replayed for 24 h. Other statuses (429, 4xx) are answered before
+	// execution and saved nowhere.
 	AfterExecute bool
 	// Probability makes the fault fire on that fraction of matching calls
 	// (drawn per call from the server's seeded source, see WithFaultSeed);
@@ -61,6 +68,13 @@ type Fault struct {
 	// RetryAfter sets a Retry-After header (whole seconds) on the error
 	// answer, as Stripe may on 429 and 503.
 	RetryAfter time.Duration
+}
+
+// injection is a failure injected into one request's execution: it answers
+// instead of the handler, or after it with afterRun.
+type injection struct {
+	err      *apiError
+	afterRun bool
 }
 
 type faultEntry struct {
@@ -129,7 +143,7 @@ func (s *Server) beginCall(rq *request) *firedFault {
 			s.faults = slices.Delete(s.faults, i, i+1)
 		}
 	}
-	fired := &firedFault{latency: fe.f.Latency, afterExecute: fe.f.AfterExecute && fe.f.Status == 0, retryAfter: fe.f.RetryAfter}
+	fired := &firedFault{latency: fe.f.Latency, afterExecute: fe.f.AfterExecute, retryAfter: fe.f.RetryAfter}
 	if fe.f.Status != 0 {
 		fired.err = errForStatus(fe.f.Status, rq.rawKey, account)
 		if fe.f.Code != "" {

@@ -97,13 +97,21 @@ func (st *idempotencyStore) put(k idemKey, e *idemEntry, now time.Time) {
 	}
 }
 
+// savedStatus reports whether Stripe saves an answer under its Idempotency-Key. Stripe saves the
+// status and body of the first request for a key once execution began, 500s included, and
+// replays them for at least 24 h; requests that fail validation (400) or never began (401, 403,
+// 429, a concurrent request) save nothing, so a corrected retry may reuse the key.
+// https://docs.stripe.com/api/idempotent_requests, https://docs.stripe.com/error-low-level#idempotency
+func savedStatus(status int) bool {
+	return status < http.StatusMultipleChoices || status >= http.StatusInternalServerError
+}
+
 // executeIdempotent replays a stored response for a reused key, rejects a
 // reuse on another endpoint or with other parameters, and otherwise runs the
-// request and stores its result. Stripe does not store requests that fail
-// validation, so a corrected retry may reuse the key; the fake stores only
-// successes, which its deterministic handlers make equivalent. Callers hold
-// s.mu.
-func (s *Server) executeIdempotent(rq *request) result {
+// request (with any injected execution failure) and stores its result as
+// savedStatus says. A replay executes nothing, so an injected failure cannot
+// replace it. Callers hold s.mu.
+func (s *Server) executeIdempotent(rq *request, inj *injection) result {
 	k := idemKey{sc: rq.scope, key: rq.idemKey}
 	endpoint := rq.method + " " + rq.path
 	params := rq.params.Encode() // sorted by key, so order-insensitive
@@ -116,12 +124,41 @@ func (s *Server) executeIdempotent(rq *request) result {
 		}
 		return result{status: e.status, body: e.body, reqID: e.reqID, replayed: true}
 	}
-	res := s.run(rq)
-	if res.status < http.StatusMultipleChoices {
+	res := s.run(rq, inj)
+	if savedStatus(res.status) {
 		s.idem.put(k, &idemEntry{
 			endpoint: endpoint, params: params, status: res.status,
 			body: res.body, reqID: rq.reqID, at: rq.now,
 		}, rq.now)
 	}
 	return res
+}
+
+// forget drops the saved answers whose key matches, as Stripe's pruning after
+// 24 h does, and returns how many it dropped. The FIFO queue skips them later.
+func (st *idempotencyStore) forget(match func(idemKey) bool) int {
+	n := 0
+	for k := range st.entries {
+		if match(k) {
+			delete(st.entries, k)
+			n++
+		}
+	}
+	return n
+}
+
+// ExpireIdempotencyKey forgets the saved answer for an Idempotency-Key in
+// every account and mode, as if its 24 hours had passed, so the next request
+// with it executes again. It returns how many saved answers it dropped.
+func (s *Server) ExpireIdempotencyKey(key string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idem.forget(func(k idemKey) bool { return k.key == key })
+}
+
+// ExpireAllIdempotencyKeys forgets every saved answer, as if a day had passed.
+func (s *Server) ExpireAllIdempotencyKeys() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.idem.forget(func(idemKey) bool { return true })
 }

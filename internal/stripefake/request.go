@@ -64,6 +64,12 @@ type request struct {
 	scope scope
 }
 
+// idempotent reports whether Stripe's idempotency layer handles the request:
+// a POST carrying an Idempotency-Key.
+func (rq *request) idempotent() bool {
+	return rq.method == http.MethodPost && rq.idemKey != ""
+}
+
 // template is the path template the call is counted under.
 func (rq *request) template() string {
 	if rq.route != nil {

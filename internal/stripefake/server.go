@@ -150,37 +150,45 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rq, parseErr := s.parseRequest(r)
-	if f := s.beginCall(rq); f != nil && f.afterExecute && parseErr == nil {
-		res := s.execute(rq)
+	f := s.beginCall(rq)
+	switch {
+	case f == nil:
+	case f.afterExecute && parseErr == nil:
+		res := s.execute(rq, &injection{err: f.err, afterRun: true})
+		res.retryAfter = f.retryAfter
 		if s.sleep(r.Context(), f.latency) {
 			s.write(w, rq, res)
 		}
 		return // else the client is gone; the call took effect all the same
-	} else if f != nil {
-		if !s.sleep(r.Context(), f.latency) {
-			if r.Context().Err() == nil {
-				// Closing: answer like an overloaded API rather than with an
-				// empty 200, which clients would misread.
-				s.write(w, rq, errorResult(errServer(http.StatusServiceUnavailable)))
-			}
-			return // otherwise the client went away; nobody reads an answer
+	case !s.sleep(r.Context(), f.latency):
+		if r.Context().Err() == nil {
+			// Closing: answer like an overloaded API rather than with an
+			// empty 200, which clients would misread.
+			s.write(w, rq, errorResult(errServer(http.StatusServiceUnavailable)))
 		}
-		if f.err != nil {
-			res := errorResult(f.err)
-			res.retryAfter = f.retryAfter
-			s.write(w, rq, res)
-			return
-		}
+		return // otherwise the client went away; nobody reads an answer
+	case f.err != nil && parseErr == nil && f.err.status >= http.StatusInternalServerError && rq.idempotent():
+		// A 5xx on an idempotent POST is a failure of the execution, which Stripe saves.
+		res := s.execute(rq, &injection{err: f.err})
+		res.retryAfter = f.retryAfter
+		s.write(w, rq, res)
+		return
+	case f.err != nil:
+		res := errorResult(f.err)
+		res.retryAfter = f.retryAfter
+		s.write(w, rq, res)
+		return
 	}
 	if parseErr != nil {
 		s.write(w, rq, errorResult(parseErr))
 		return
 	}
-	s.write(w, rq, s.execute(rq))
+	s.write(w, rq, s.execute(rq, nil))
 }
 
-// execute authenticates and runs one request under the state lock.
-func (s *Server) execute(rq *request) result {
+// execute authenticates and runs one request under the state lock; inj, when
+// set, is a failure injected into the execution.
+func (s *Server) execute(rq *request, inj *injection) result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rq.now = s.cfg.now()
@@ -202,15 +210,22 @@ func (s *Server) execute(rq *request) result {
 	if !s.allowRate(rq.scope) {
 		return errorResult(errRateLimit())
 	}
-	if rq.method == http.MethodPost && rq.idemKey != "" {
-		return s.executeIdempotent(rq)
+	if rq.idempotent() {
+		return s.executeIdempotent(rq, inj)
 	}
-	return s.run(rq)
+	return s.run(rq, inj)
 }
 
-// run calls the route handler and renders its answer.
-func (s *Server) run(rq *request) result {
+// run calls the route handler and renders its answer. An injected failure
+// answers instead of the handler, or after it (its effects stay) with afterRun.
+func (s *Server) run(rq *request, inj *injection) result {
+	if inj != nil && inj.err != nil && !inj.afterRun {
+		return errorResult(inj.err)
+	}
 	v, aerr := rq.route.handle(rq)
+	if inj != nil && inj.err != nil {
+		return errorResult(inj.err)
+	}
 	if aerr != nil {
 		return errorResult(aerr)
 	}
