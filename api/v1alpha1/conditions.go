@@ -135,7 +135,8 @@ const (
 const (
 	// AnnotationCreateAttempt counts deliberate endpoint creations; with the object's UID it forms
 	// the Idempotency-Key, so a retried create (after a crash or a lost response) never makes a
-	// second endpoint, and a deliberate re-creation gets a fresh key.
+	// second endpoint, and a deliberate re-creation gets a fresh key. A create that Stripe answered
+	// with a 5xx also moves it on, since Stripe replays that saved answer for the key for 24 h.
 	AnnotationCreateAttempt = "payments.clinicpay.dev/webhook-create-attempt"
 	// AnnotationReplacedEndpoint names the lost or replaced endpoint the current attempt number
 	// was taken for, so that every reconcile that sees the same loss uses the same key.

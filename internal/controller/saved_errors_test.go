@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	stripe "github.com/stripe/stripe-go/v76"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -225,7 +224,8 @@ func TestSpendAttemptIsCompareAndSet(t *testing.T) {
 	mustCreate(t, integration(ns, name, uniqueClinic(name, ns), v1.ModeTest, "missing"))
 	waitCondition(t, ns, name, v1.ConditionKeysValid, metav1.ConditionFalse, v1.ReasonSecretNotFound, waitShort)
 	r := &StripeIntegrationReconciler{Client: k8sClient}
-	answered := fmt.Errorf("create webhook endpoint: %w", &stripe.Error{HTTPStatusCode: http.StatusInternalServerError, Type: stripe.ErrorTypeAPI})
+	answered := fmt.Errorf("create webhook endpoint: %w", &stripeclient.Error{Kind: stripeclient.KindUnavailable,
+		HTTPStatus: http.StatusInternalServerError, Answered: true})
 	spend := func(si *v1.StripeIntegration, failed int) string {
 		r.spendAttemptOn5xx(context.Background(), si, failed, answered)
 		return getSI(t, ns, name).Annotations[v1.AnnotationCreateAttempt]

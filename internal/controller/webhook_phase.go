@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	stripe "github.com/stripe/stripe-go/v76"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -283,13 +282,13 @@ func (r *StripeIntegrationReconciler) attemptFor(ctx context.Context, si *paymen
 // is recorded with the optimistic lock and only from the failed number, so concurrent passes
 // agree on one fresh key; a failed write leaves the old number for the next pass to retry.
 func (r *StripeIntegrationReconciler) spendAttemptOn5xx(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, attempt int, err error) {
-	var answered *stripe.Error
-	if !errors.As(err, &answered) || answered.HTTPStatusCode < http.StatusInternalServerError || createAttempt(si) != attempt {
+	var answered *stripeclient.Error
+	if !errors.As(err, &answered) || !answered.Answered || answered.HTTPStatus < http.StatusInternalServerError || createAttempt(si) != attempt {
 		return
 	}
 	log := logf.FromContext(ctx)
 	log.Info("Stripe answered the create with a server error, which it keeps for its key; moving to a fresh attempt",
-		"attempt", attempt, "httpStatus", answered.HTTPStatusCode)
+		"attempt", attempt, "httpStatus", answered.HTTPStatus)
 	orig := si.DeepCopy()
 	if si.Annotations == nil {
 		si.Annotations = map[string]string{}

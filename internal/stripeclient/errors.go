@@ -69,7 +69,10 @@ type Error struct {
 	// Permission is the missing permission (rak_…) of a KindPermissionDenied, when Stripe named it.
 	Permission string
 	Message    string
-	Err        error
+	// Answered: Stripe itself answered with an error body (not a timeout, a dropped connection or
+	// a proxy's page). Stripe saves such an answer under the request's Idempotency-Key.
+	Answered bool
+	Err      error
 }
 
 // Error renders kind, status, code, param and message, redacted.
@@ -160,6 +163,7 @@ func fromStripeError(se *stripe.Error) *Error {
 		Code:       string(se.Code),
 		Param:      se.Param,
 		Message:    Redact(se.Msg),
+		Answered:   true,
 		Err:        redactedStripeError(se),
 	}
 	if e.Message == "" {

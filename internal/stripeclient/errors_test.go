@@ -105,3 +105,24 @@ func TestErrorString(t *testing.T) {
 		t.Error("nil *Error is transient")
 	}
 }
+
+// TestClassifyAnswered: only an error body from Stripe itself counts as answered (Stripe saves it
+// under the Idempotency-Key); a timeout, a dropped connection or a proxy's page does not.
+func TestClassifyAnswered(t *testing.T) {
+	cases := map[string]struct {
+		err  error
+		want bool
+	}{
+		"stripe 500":     {&stripe.Error{HTTPStatusCode: 500, Type: stripe.ErrorTypeAPI, Msg: "boom"}, true},
+		"stripe 400":     {&stripe.Error{HTTPStatusCode: 400, Type: stripe.ErrorTypeInvalidRequest}, true},
+		"timeout":        {context.DeadlineExceeded, false},
+		"proxy 502 page": {errors.New("Couldn't deserialize JSON (response status: 502, body sample: '<html>'): invalid character"), false},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			if got := Classify(tc.err).Answered; got != tc.want {
+				t.Errorf("Classify(%v).Answered = %t, want %t", tc.err, got, tc.want)
+			}
+		})
+	}
+}
