@@ -302,11 +302,14 @@ type StripeIntegrationStatus struct {
 	KeyFingerprint string `json:"keyFingerprint,omitempty"`
 }
 
-// ReplayPhase is the outcome of a replay request.
-// +kubebuilder:validation:Enum=Succeeded;Failed
+// ReplayPhase is the state of a replay request.
+// +kubebuilder:validation:Enum=Running;Succeeded;Failed
 type ReplayPhase string
 
 const (
+	// ReplayRunning: the replay goes on in bounded chunks across reconcile passes; resumeAfter
+	// says how far it got, so a restarted operator continues there.
+	ReplayRunning ReplayPhase = "Running"
 	// ReplaySucceeded: every listed event was accepted by the receiver.
 	ReplaySucceeded ReplayPhase = "Succeeded"
 	// ReplayFailed: the request was invalid, the events could not be listed, or some deliveries failed.
@@ -319,23 +322,39 @@ type ReplayStatus struct {
 	// +required
 	Since string `json:"since"`
 
-	// phase is the outcome.
+	// phase is Running until every event of the range was handed to the receiver, then the
+	// outcome.
 	// +required
 	Phase ReplayPhase `json:"phase"`
 
-	// delivered counts events the receiver accepted (duplicates are accepted and dropped there).
+	// delivered counts events the receiver accepted so far (duplicates are accepted and dropped there).
 	// +optional
 	Delivered int32 `json:"delivered,omitempty"`
 
-	// failed counts events the receiver did not accept.
+	// failed counts events the receiver did not accept so far.
 	// +optional
 	Failed int32 `json:"failed,omitempty"`
 
-	// message explains the outcome.
+	// until is the end of the replayed range, fixed when the replay starts: events created from
+	// then on are Stripe's own deliveries.
+	// +optional
+	Until *metav1.Time `json:"until,omitempty"`
+
+	// resumeAfter is the replay's cursor while it runs: every event created before it was
+	// handed to the receiver (delivered or counted failed); the next pass lists from there.
+	// +optional
+	ResumeAfter *metav1.Time `json:"resumeAfter,omitempty"`
+
+	// oldestFailed is the creation time of the oldest event the receiver did not accept: a new
+	// request from this time re-sends it.
+	// +optional
+	OldestFailed *metav1.Time `json:"oldestFailed,omitempty"`
+
+	// message gives the progress while the replay runs, then explains the outcome.
 	// +optional
 	Message string `json:"message,omitempty"`
 
-	// completionTime is when the replay finished.
+	// completionTime is when the replay finished; unset while it runs.
 	// +optional
 	CompletionTime *metav1.Time `json:"completionTime,omitempty"`
 }

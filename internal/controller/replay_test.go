@@ -132,13 +132,13 @@ func startReplayReceiver(t *testing.T, si *v1.StripeIntegration) *httpSink {
 	return hs
 }
 
-// waitReplay waits for the replay status of the request since.
+// waitReplay waits for the outcome of the replay request since.
 func waitReplay(t *testing.T, ns, name, since string) *v1.ReplayStatus {
 	t.Helper()
 	var got *v1.ReplayStatus
 	eventually(t, waitShort, "replay of "+since+" finished", func() (bool, string) {
 		got = getSI(t, ns, name).Status.Replay
-		return got != nil && got.Since == since, fmt.Sprintf("%+v", got)
+		return got != nil && got.Since == since && got.Phase != v1.ReplayRunning, fmt.Sprintf("%+v", got)
 	})
 	return got
 }

@@ -106,6 +106,9 @@ type StripeIntegrationReconciler struct {
 	// failingSince remembers, in memory only, when each integration's current run of transient
 	// Stripe failures began: a restarted manager starts the grace again.
 	failingSince uidMemory[time.Time]
+	// replayWindows remembers, in memory only, the window length each integration's running
+	// replay last listed, so the next pass starts with a window of the right size.
+	replayWindows uidMemory[time.Duration]
 }
 
 // RBAC: reads are get/list/watch (list already discloses what get would); writes are exactly the
@@ -158,6 +161,9 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if obs.err != nil {
 		// Returning the error hands the retry to the workqueue's exponential backoff.
 		return ctrl.Result{}, obs.err
+	}
+	if obs.replayRunning {
+		return ctrl.Result{RequeueAfter: replayPassInterval}, nil
 	}
 	return ctrl.Result{RequeueAfter: jittered(r.resyncPeriod(), rand.Float64())}, nil
 }

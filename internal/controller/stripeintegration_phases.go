@@ -28,6 +28,7 @@ type observation struct {
 	signingSecretName *string
 	manualCleanup     []string // endpoints to add to status.manualCleanup
 	replay            *paymentsv1alpha1.ReplayStatus
+	replayRunning     bool                // a replay goes on: the next pass starts soon
 	stripe            stripeclient.Client // set when Stripe accepted the key in this pass
 	probed            bool
 	reusedView        bool   // the Stripe part came from a fresh stripeView, without calls

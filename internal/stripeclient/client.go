@@ -57,10 +57,10 @@ type Client interface {
 	// DeleteWebhookEndpoint deletes an endpoint; an unknown (or already deleted) id is a
 	// KindNotFound *Error, which callers cleaning up may treat as success.
 	DeleteWebhookEndpoint(ctx context.Context, id string) error
-	// ListEvents returns the account's events created at or after since whose type is in types
-	// (all when empty or "*"), oldest first, at most limit, each with its JSON as Stripe rendered
-	// it. Restricted keys need rak_event_read.
-	ListEvents(ctx context.Context, since time.Time, types []string, limit int) ([]RawEvent, error)
+	// ListEvents returns the account's events of one time window, oldest first, each with its
+	// JSON as Stripe rendered it; a window with more than w.Max events is ErrTooManyEvents.
+	// Restricted keys need rak_event_read. Its pages are paced by Config.EventListRate.
+	ListEvents(ctx context.Context, w EventWindow) ([]RawEvent, error)
 }
 
 // client implements Client over a stripe-go backend of its own.
@@ -68,7 +68,9 @@ type client struct {
 	backend stripe.Backend
 	key     string
 	limiter *rate.Limiter
-	timeout time.Duration
+	// eventLimiter paces event-list pages (replays) per account and mode, within limiter.
+	eventLimiter *rate.Limiter
+	timeout      time.Duration
 }
 
 var _ Client = (*client)(nil)

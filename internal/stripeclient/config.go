@@ -19,6 +19,11 @@ const (
 	// 25 (test) and 100 (live) requests per second, which clinics' own apps share with us.
 	DefaultTestRate rate.Limit = 20
 	DefaultLiveRate rate.Limit = 80
+	// DefaultEventListRate is how many event-list pages (100 events each) per second one
+	// account's replays may request, in either mode: a fifth of Stripe's test-mode limit, a
+	// twentieth of live mode's, so a replay of the whole 30-day log never crowds out the clinic's
+	// own apps or the operator's other calls (which share DefaultTestRate/DefaultLiveRate).
+	DefaultEventListRate rate.Limit = 5
 	// DefaultBurst lets a reconcile make a few calls back to back.
 	DefaultBurst = 5
 	// DefaultMaxNetworkRetries is how often stripe-go retries a request that failed in a way
@@ -46,6 +51,8 @@ type Config struct {
 	// TestRate and LiveRate are the per-account request rates by key mode; Burst is shared.
 	TestRate, LiveRate rate.Limit
 	Burst              int
+	// EventListRate paces event-list pages (replays) per account, within the rate above; burst 1.
+	EventListRate rate.Limit
 	// MaxNetworkRetries is passed to stripe-go; 0 means the default (1), a negative value
 	// disables retries.
 	MaxNetworkRetries int64
@@ -67,6 +74,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LiveRate <= 0 {
 		c.LiveRate = DefaultLiveRate
+	}
+	if c.EventListRate <= 0 {
+		c.EventListRate = DefaultEventListRate
 	}
 	if c.Burst <= 0 {
 		c.Burst = DefaultBurst

@@ -3,6 +3,7 @@ package stripeclient
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -34,21 +35,47 @@ type rawEventPage struct {
 	HasMore bool              `json:"has_more"`
 }
 
-// ListEvents returns the events created at or after since whose type is in types (all types when
-// types is empty or holds "*"), oldest first, at most limit of them. Stripe keeps 30 days.
-func (c *client) ListEvents(ctx context.Context, since time.Time, types []string, limit int) ([]RawEvent, error) {
-	params := &stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{GreaterThanOrEqual: since.Unix()}}
-	if len(types) > 0 && !slices.Contains(types, "*") {
-		if len(types) > maxEventTypesFilter {
+// ErrTooManyEvents is returned by ListEvents when the window holds more events than the caller
+// wants to hold at once: list a shorter window.
+var ErrTooManyEvents = errors.New("the time window holds more events than asked for")
+
+// EventWindow selects events by creation time, [From, To), and type.
+type EventWindow struct {
+	From, To time.Time
+	// Types filters by event type; all types when empty or holding "*".
+	Types []string
+	// Max is how many events the caller holds at once: a window with more stops listing and
+	// returns ErrTooManyEvents. Zero or less means no bound but the page cap.
+	Max int
+}
+
+// ListEvents returns the events created in the window, oldest first. Stripe lists newest first
+// and cannot be asked for the other order, so the whole window is listed (pages of 100 with
+// starting_after, created[gte]=From&created[lt]=To) and reversed. Each page waits for the
+// account's event-list limiter (Config.EventListRate) as well as its request limiter, so
+// listing a long log keeps to a small share of Stripe's per-account rate.
+func (c *client) ListEvents(ctx context.Context, w EventWindow) ([]RawEvent, error) {
+	params := &stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{
+		GreaterThanOrEqual: w.From.Unix(), LesserThan: w.To.Unix()}}
+	if len(w.Types) > 0 && !slices.Contains(w.Types, "*") {
+		if len(w.Types) > maxEventTypesFilter {
 			return nil, &Error{Kind: KindInvalidRequest, Param: "types", Message: fmt.Sprintf("at most %d event types can be listed at once", maxEventTypesFilter)}
 		}
-		params.Types = stripe.StringSlice(types)
+		params.Types = stripe.StringSlice(w.Types)
+	}
+	if !w.To.After(w.From) {
+		return nil, nil
 	}
 	params.Limit = stripe.Int64(listPageSize)
 	var out []RawEvent
-	for page := 0; len(out) < limit; page++ {
+	for page := 0; ; page++ {
 		if page == maxEventPages {
 			return nil, &Error{Kind: KindOther, Message: "Stripe kept returning more event pages; giving up"}
+		}
+		if c.eventLimiter != nil {
+			if err := c.eventLimiter.Wait(ctx); err != nil {
+				return nil, fmt.Errorf("list events: %w", Classify(ctx.Err()))
+			}
 		}
 		var p rawEventPage
 		err := c.do(ctx, func(base stripe.Params) error {
@@ -71,18 +98,18 @@ func (c *client) ListEvents(ctx context.Context, since time.Time, types []string
 			}
 			out = append(out, RawEvent{ID: head.ID, Type: head.Type, Created: head.Created, JSON: slices.Clone([]byte(raw))})
 		}
+		if w.Max > 0 && len(out) > w.Max {
+			return nil, ErrTooManyEvents
+		}
 		if !p.HasMore || len(p.Data) == 0 {
 			break
 		}
 		params.StartingAfter = stripe.String(out[len(out)-1].ID)
 	}
-	if len(out) > limit {
-		out = out[:limit]
-	}
-	// Stripe lists newest first; re-deliver in the order things happened.
+	// Stripe lists newest first; hand them over in the order things happened.
 	slices.Reverse(out)
 	return out, nil
 }
 
-// maxEventPages bounds paging (100 events a page).
+// maxEventPages bounds paging of one window (100 events a page).
 const maxEventPages = 200

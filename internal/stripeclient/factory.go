@@ -21,6 +21,8 @@ type Factory struct {
 	cfg      Config
 	backends *lru[stripe.Backend]
 	limiters *lru[*rate.Limiter]
+	// eventLimiters pace event-list pages per account and mode (Config.EventListRate).
+	eventLimiters *lru[*rate.Limiter]
 }
 
 // NewFactory returns a Factory; zero Config fields take their defaults.
@@ -34,6 +36,8 @@ func newFactory(cfg Config, now func() time.Time, maxEntries int) *Factory {
 		cfg:      cfg.withDefaults(),
 		backends: newLRU[stripe.Backend](maxEntries, cacheIdleTTL, now),
 		limiters: newLRU[*rate.Limiter](maxEntries, cacheIdleTTL, now),
+
+		eventLimiters: newLRU[*rate.Limiter](maxEntries, cacheIdleTTL, now),
 	}
 }
 
@@ -51,7 +55,10 @@ func (f *Factory) For(secretKey string, mode v1alpha1.Mode, limiterKey string) C
 	limiter := f.limiters.getOrCreate(string(mode)+"/"+limiterKey, func() *rate.Limiter {
 		return rate.NewLimiter(f.rateFor(mode), f.cfg.Burst)
 	})
-	return &client{backend: backend, key: secretKey, limiter: limiter, timeout: f.cfg.CallTimeout}
+	eventLimiter := f.eventLimiters.getOrCreate(string(mode)+"/"+limiterKey, func() *rate.Limiter {
+		return rate.NewLimiter(f.cfg.EventListRate, 1)
+	})
+	return &client{backend: backend, key: secretKey, limiter: limiter, eventLimiter: eventLimiter, timeout: f.cfg.CallTimeout}
 }
 
 // newBackend builds a backend of the key's own, logging with the key's prefix and never a body

@@ -97,7 +97,7 @@ func TestLoggerNeverEmitsBodies(t *testing.T) {
 	}
 	log, output := captureLogger()
 	c := testFactory(t, fakeURL, func(c *Config) { c.Logger = log }).For(skTest, v1alpha1.ModeTest, "")
-	events, err := c.ListEvents(context.Background(), time.Now().Add(-time.Hour), nil, 100)
+	events, err := c.ListEvents(context.Background(), EventWindow{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute)})
 	if err != nil || len(events) != 3 || !strings.Contains(string(events[0].JSON), sentinelEmail) {
 		t.Fatalf("ListEvents = %d events, %v; want the 3 sentinel events", len(events), err)
 	}

@@ -49,7 +49,10 @@ limitations under the License.
 //   - Fault injection ([Server.InjectFault]), optional token-bucket rate limits
 //     and call counters for assertions.
 //   - Events created with [Server.TriggerEvent] and delivered to matching
-//     endpoints with a real Stripe-Signature header.
+//     endpoints with a real Stripe-Signature header; past events (an outage's
+//     history, for replays) recorded with [Server.RecordPastEvent]. GET
+//     /v1/events lists newest first by created time and takes Stripe's
+//     created[gt|gte|lt|lte], types[], delivery_success and paging filters.
 //
 // # Delivery model
 //

@@ -145,7 +145,7 @@ func (s *Server) TriggerEventVersion(account string, livemode bool, eventType, a
 			ev.targets = append(ev.targets, e.id)
 		}
 	}
-	ms.events = append(ms.events, ev)
+	insertEvent(ms, ev)
 	s.events[ev.id] = ev
 	jobs, err := s.jobsFor(ev, ev.targets, now)
 	s.mu.Unlock()
@@ -157,6 +157,66 @@ func (s *Server) TriggerEventVersion(account string, livemode bool, eventType, a
 	}
 	s.dispatch(jobs)
 	return ev.id, nil
+}
+
+// RecordPastEvent puts in the account's log an event created at the given (past) time, for
+// tests of outages and replays: it is not delivered, and counts as delivered to every endpoint
+// that subscribes to its type (Stripe delivered it then; the clinic lost it downstream). Lists
+// order it by created time among the other events, as Stripe does. apiVersion "" means the
+// server's default; an event older than the 30-day log is refused.
+func (s *Server) RecordPastEvent(account string, livemode bool, eventType, apiVersion string, created time.Time, object map[string]any) (string, error) {
+	if apiVersion == "" {
+		apiVersion = s.cfg.apiVersion
+	}
+	if !validVersion(apiVersion) {
+		return "", fmt.Errorf("stripefake: invalid API version %q", apiVersion)
+	}
+	if object == nil {
+		object = map[string]any{}
+	}
+	raw, err := json.Marshal(object)
+	if err != nil {
+		return "", fmt.Errorf("stripefake: encode event object: %w", err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.cfg.now()
+	switch {
+	case s.closed:
+		return "", ErrClosed
+	case !s.eventTypes[eventType]:
+		return "", fmt.Errorf("stripefake: unknown event type %q", eventType)
+	case s.accounts[account] == nil:
+		return "", fmt.Errorf("account %q: %w", account, ErrNotFound)
+	case created.After(now) || created.Before(now.Add(-eventRetention)):
+		return "", fmt.Errorf("stripefake: created %s is not within the 30-day event log", created.UTC().Format(time.RFC3339))
+	}
+	sc := scope{account: account, live: livemode}
+	ms := s.modeStateFor(sc)
+	s.pruneEvents(ms, now)
+	ev := &eventRec{
+		seq: s.nextSeq(), id: "evt_" + randomID(24), sc: sc, apiVersion: apiVersion,
+		created: created.Unix(), typ: eventType, object: raw, delivered: map[string]bool{},
+	}
+	for _, e := range ms.endpoints {
+		if e.wants(eventType) {
+			ev.targets = append(ev.targets, e.id)
+			ev.delivered[e.id] = true
+		}
+	}
+	insertEvent(ms, ev)
+	s.events[ev.id] = ev
+	return ev.id, nil
+}
+
+// insertEvent keeps the log ordered by (created, seq), oldest first, whatever order events
+// were recorded in (a past event, or a clock moved back). Callers hold s.mu.
+func insertEvent(ms *modeState, ev *eventRec) {
+	i := len(ms.events)
+	for i > 0 && ms.events[i-1].created > ev.created {
+		i--
+	}
+	ms.events = slices.Insert(ms.events, i, ev)
 }
 
 // pruneEvents drops events older than the retention window from the front of
@@ -195,29 +255,39 @@ func (s *Server) listEvents(rq *request) (any, *apiError) {
 	if aerr != nil {
 		return nil, aerr
 	}
-	var cursorSeq int64
+	// Stripe lists events newest first by created time. The log is ordered by (created, seq),
+	// so an event's position in it is the list order, and the cursor is the position of the
+	// starting_after/ending_before event.
+	ms := s.scopes[rq.scope]
+	var cursorPos int64
 	if param, id := lr.cursorParam(); id != "" {
 		ev := s.events[id]
-		if ev == nil || ev.sc != rq.scope {
+		if ev == nil || ev.sc != rq.scope || ms == nil {
 			return nil, errNoSuch(http.StatusBadRequest, "event", id, param)
 		}
-		cursorSeq = ev.seq
+		cursorPos = int64(slices.Index(ms.events, ev))
 	}
-	var matched []*eventRec
-	if ms := s.scopes[rq.scope]; ms != nil {
+	var matched []rankedEvent
+	if ms != nil {
 		cutoff := rq.now.Add(-eventRetention).Unix()
 		for i := len(ms.events) - 1; i >= 0; i-- {
 			if ev := ms.events[i]; ev.created >= cutoff && f.match(ev) {
-				matched = append(matched, ev)
+				matched = append(matched, rankedEvent{ev: ev, pos: int64(i)})
 			}
 		}
 	}
-	page, more := paginate(matched, func(ev *eventRec) int64 { return ev.seq }, lr, cursorSeq)
+	page, more := paginate(matched, func(r rankedEvent) int64 { return r.pos }, lr, cursorPos)
 	data := make([]eventJSON, 0, len(page))
-	for _, ev := range page {
-		data = append(data, ev.render(ev.apiVersion))
+	for _, r := range page {
+		data = append(data, r.ev.render(r.ev.apiVersion))
 	}
 	return listJSON[eventJSON]{Object: "list", URL: PathEvents, HasMore: more, Data: data}, nil
+}
+
+// rankedEvent is a listed event with its position in the log (the list order).
+type rankedEvent struct {
+	ev  *eventRec
+	pos int64
 }
 
 // eventFilter holds the list filters of GET /v1/events.
@@ -255,7 +325,9 @@ func parseEventFilter(p url.Values) (eventFilter, *apiError) {
 }
 
 // parseCreated decodes created=N and created[gt|gte|lt|lte]=N into operator
-// -> bound, with "eq" for the exact form.
+// -> bound, with "eq" for the exact form. As on Stripe, the bounds combine (a
+// window is created[gte]=from&created[lt]=to) and are Unix seconds; see
+// https://docs.stripe.com/api/events/list (the created filter).
 func parseCreated(p url.Values) (map[string]int64, *apiError) {
 	out := map[string]int64{}
 	for k, vs := range p {

@@ -385,3 +385,42 @@ func TestAsyncDelivery(t *testing.T) {
 		t.Errorf("deliveries = %+v", d)
 	}
 }
+
+// TestRecordPastEventListsByCreated records events out of time order: lists are newest first
+// by created time whatever the recording order, pages follow that order, and a created[gte] +
+// created[lt] window holds exactly the events of [from, to).
+func TestRecordPastEventListsByCreated(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	clock := newFakeClock(now)
+	s, baseURL := startFake(t, WithClock(clock.Now))
+	key, acct := addKey(s, "sk_test_", KeyOptions{})
+	c := clientsFor(baseURL, key)
+
+	live, err := s.TriggerEvent(acct, false, "charge.succeeded", nil) // created now
+	if err != nil {
+		t.Fatal(err)
+	}
+	byHour := map[int]string{}
+	for _, h := range []int{5, 1, 3, 2, 4} { // hours ago, recorded out of order
+		id, err := s.RecordPastEvent(acct, false, "charge.succeeded", "", now.Add(-time.Duration(h)*time.Hour), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byHour[h] = id
+	}
+	want := []string{live, byHour[1], byHour[2], byHour[3], byHour[4], byHour[5]}
+	if got := listEventIDs(t, c, &stripe.EventListParams{ListParams: stripe.ListParams{Limit: stripe.Int64(2)}}); !slices.Equal(got, want) {
+		t.Errorf("paged list = %v, want newest first by created %v", got, want)
+	}
+	window := &stripe.EventListParams{CreatedRange: &stripe.RangeQueryParams{
+		GreaterThanOrEqual: now.Add(-4 * time.Hour).Unix(), LesserThan: now.Add(-time.Hour).Unix()}}
+	if got := listEventIDs(t, c, window); !slices.Equal(got, []string{byHour[2], byHour[3], byHour[4]}) {
+		t.Errorf("window [-4h, -1h) = %v, want the events 2, 3 and 4 hours ago", got)
+	}
+	if _, err := s.RecordPastEvent(acct, false, "charge.succeeded", "", now.Add(-31*24*time.Hour), nil); err == nil {
+		t.Error("an event older than the 30-day log was recorded")
+	}
+	if _, err := s.RecordPastEvent(acct, false, "charge.succeeded", "", now.Add(time.Hour), nil); err == nil {
+		t.Error("an event in the future was recorded")
+	}
+}

@@ -69,6 +69,11 @@ func TestClientCallsMatchStripeAPI(t *testing.T) {
 		t.Error("GetAccount decoded no account id")
 	}
 
+	// A replay's window: created[gte] and created[lt], the endpoint's types, pages of 100.
+	_, err = c.ListEvents(ctx, stripeclient.EventWindow{From: time.Now().Add(-time.Hour), To: time.Now(),
+		Types: operatorEndpoint().EnabledEvents, Max: 1000})
+	mustAccept(t, "ListEvents", err)
+
 	created, _, err := c.CreateWebhookEndpoint(ctx, operatorEndpoint(), operatorIdempotencyKey)
 	// stripe-mock's fixture for a webhook endpoint has no secret, so the client reports
 	// ErrNoSigningSecret after Stripe accepted the request; that is the only error allowed.
