@@ -107,18 +107,9 @@ func (s *Server) TriggerEvent(account string, livemode bool, eventType string, o
 // forever, as Stripe does, while webhooks use each endpoint's version. The object is stored
 // as given, so a test passes the shape of that version.
 func (s *Server) TriggerEventVersion(account string, livemode bool, eventType, apiVersion string, object map[string]any) (string, error) {
-	if apiVersion == "" {
-		apiVersion = s.cfg.apiVersion
-	}
-	if !validVersion(apiVersion) {
-		return "", fmt.Errorf("stripefake: invalid API version %q", apiVersion)
-	}
-	if object == nil {
-		object = map[string]any{}
-	}
-	raw, err := json.Marshal(object)
+	apiVersion, raw, err := s.eventInput(apiVersion, object)
 	if err != nil {
-		return "", fmt.Errorf("stripefake: encode event object: %w", err)
+		return "", err
 	}
 	s.mu.Lock()
 	switch {
@@ -159,24 +150,33 @@ func (s *Server) TriggerEventVersion(account string, livemode bool, eventType, a
 	return ev.id, nil
 }
 
-// RecordPastEvent puts in the account's log an event created at the given (past) time, for
-// tests of outages and replays: it is not delivered, and counts as delivered to every endpoint
-// that subscribes to its type (Stripe delivered it then; the clinic lost it downstream). Lists
-// order it by created time among the other events, as Stripe does. apiVersion "" means the
-// server's default; an event older than the 30-day log is refused.
-func (s *Server) RecordPastEvent(account string, livemode bool, eventType, apiVersion string, created time.Time, object map[string]any) (string, error) {
+// eventInput checks an event's API version ("" means the server's default) and encodes its object.
+func (s *Server) eventInput(apiVersion string, object map[string]any) (string, []byte, error) {
 	if apiVersion == "" {
 		apiVersion = s.cfg.apiVersion
 	}
 	if !validVersion(apiVersion) {
-		return "", fmt.Errorf("stripefake: invalid API version %q", apiVersion)
+		return "", nil, fmt.Errorf("stripefake: invalid API version %q", apiVersion)
 	}
 	if object == nil {
 		object = map[string]any{}
 	}
 	raw, err := json.Marshal(object)
 	if err != nil {
-		return "", fmt.Errorf("stripefake: encode event object: %w", err)
+		return "", nil, fmt.Errorf("stripefake: encode event object: %w", err)
+	}
+	return apiVersion, raw, nil
+}
+
+// RecordPastEvent puts in the account's log an event created at the given (past) time, for
+// tests of outages and replays: it is not delivered, and counts as delivered to every endpoint
+// that subscribes to its type (Stripe delivered it then; the clinic lost it downstream). Lists
+// order it by created time among the other events, as Stripe does. apiVersion "" means the
+// server's default; an event older than the 30-day log is refused.
+func (s *Server) RecordPastEvent(account string, livemode bool, eventType, apiVersion string, created time.Time, object map[string]any) (string, error) {
+	apiVersion, raw, err := s.eventInput(apiVersion, object)
+	if err != nil {
+		return "", err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
