@@ -103,17 +103,6 @@ func main() {
 	}
 }
 
-// splitList splits a comma-separated flag value, dropping blanks; never nil.
-func splitList(v string) []string {
-	out := []string{}
-	for _, s := range strings.Split(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 func run(o options) error {
 	log := ctrl.Log.WithName("setup")
 	// Bad flags stop the manager here, before it connects to anything.

@@ -21,11 +21,7 @@ const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccou
 // nil means every namespace.
 func parseWatchNamespaces(value string) ([]string, error) {
 	var out []string
-	for _, ns := range strings.Split(value, ",") {
-		ns = strings.TrimSpace(ns)
-		if ns == "" {
-			continue
-		}
+	for _, ns := range splitList(value) {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
 			return nil, fmt.Errorf("--watch-namespaces: %q is not a namespace name: %s", ns, strings.Join(errs, "; "))
 		}
@@ -38,6 +34,17 @@ func parseWatchNamespaces(value string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return out, nil
+}
+
+// splitList splits a comma-separated flag value, dropping blanks; never nil.
+func splitList(v string) []string {
+	out := []string{}
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // cacheOptions restricts the manager's cache (and so its watches and the RBAC it needs) to the

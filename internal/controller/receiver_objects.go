@@ -257,10 +257,10 @@ func receiverNetworkPolicy(si *paymentsv1alpha1.StripeIntegration, traffic Recei
 
 // receiverIngress routes exactly the clinic's webhook path to the receiver; nil when not wanted.
 func receiverIngress(si *paymentsv1alpha1.StripeIntegration) *netv1ac.IngressApplyConfiguration {
-	if si.Spec.Webhook == nil || si.Spec.Webhook.Ingress == nil {
+	in := ingressSpec(si)
+	if in == nil {
 		return nil
 	}
-	in := si.Spec.Webhook.Ingress
 	spec := netv1ac.IngressSpec().WithRules(netv1ac.IngressRule().WithHost(in.Host).
 		WithHTTP(netv1ac.HTTPIngressRuleValue().WithPaths(netv1ac.HTTPIngressPath().
 			WithPath(webhookPath(si)).WithPathType(networkingv1.PathTypeExact).

@@ -80,8 +80,7 @@ func (r *StripeIntegrationReconciler) checkReceiverInputs(ctx context.Context, s
 // forwardCredentialAllowed reads only the Secret's metadata (from the metadata cache): the
 // admin's binding annotation and the operator's own label. Its data is never read here.
 func (r *StripeIntegrationReconciler) forwardCredentialAllowed(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, fc forwardCredential) (bool, error) {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	m := secretMetadata()
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: fc.ref.Name}, m); err != nil {
 		if apierrors.IsNotFound(err) {
 			return false, nil
@@ -179,9 +178,12 @@ func (r *StripeIntegrationReconciler) ingressAllowlist() []string {
 }
 
 func ownedByIntegration(refs []metav1.OwnerReference) bool {
-	return slices.ContainsFunc(refs, func(o metav1.OwnerReference) bool {
-		return o.Kind == "StripeIntegration" && o.APIVersion == paymentsv1alpha1.GroupVersion.String()
-	})
+	return slices.ContainsFunc(refs, isIntegrationRef)
+}
+
+// isIntegrationRef tells whether an owner reference points at a StripeIntegration.
+func isIntegrationRef(o metav1.OwnerReference) bool {
+	return o.Kind == "StripeIntegration" && o.APIVersion == paymentsv1alpha1.GroupVersion.String()
 }
 
 func ingressSpec(si *paymentsv1alpha1.StripeIntegration) *paymentsv1alpha1.IngressSpec {

@@ -290,7 +290,7 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context, secret client.Object) []reconcile.Request {
 	var reqs []reconcile.Request
 	for _, o := range secret.GetOwnerReferences() {
-		if o.Kind == "StripeIntegration" && o.APIVersion == paymentsv1alpha1.GroupVersion.String() {
+		if isIntegrationRef(o) {
 			reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: secret.GetNamespace(), Name: o.Name}})
 		}
 	}
