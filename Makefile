@@ -54,7 +54,7 @@ reliability: envtest-bins kustomize helm ## Reliability and security suite at fu
 	@rm -f "$(LOCALBIN)/reliability-figures.tsv"
 	@set +e; start=$$(date +%s); \
 	RELIABILITY_FULL=1 RELIABILITY_REPORT="$(LOCALBIN)/reliability-figures.tsv" KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" \
-		KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test ./internal/reliability/ ./internal/receiver/ ./internal/controller/ ./test/manifests/ -count=1 -timeout 30m -v -run '$(RELIABILITY_RUN)' \
+		KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test ./test/reliability/ ./internal/receiver/ ./internal/controller/ ./test/manifests/ -count=1 -timeout 30m -v -run '$(RELIABILITY_RUN)' \
 		| grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic)|reliability_test|_test.go' ; \
 	status=$${PIPESTATUS[0]}; \
 	go run ./hack/reliability-report -in "$(LOCALBIN)/reliability-figures.tsv" -out docs/reliability.md -took $$(( $$(date +%s) - start ))s; \

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command bench runs stripe-operator's benchmarks (internal/bench) and writes a markdown report:
+// Command bench runs stripe-operator's benchmarks (test/bench) and writes a markdown report:
 //
 //	go run ./hack/bench -out docs/benchmarks.md            # make bench
 //	go run ./hack/bench -quick -out /tmp/bench.md          # make bench BENCH_QUICK=1 (N = 50)
@@ -38,7 +38,7 @@ import (
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/clinicpay/stripe-operator/internal/bench"
+	"github.com/clinicpay/stripe-operator/test/bench"
 )
 
 func main() {

@@ -14,7 +14,7 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
-// Command demo runs stripe-operator locally on 127.0.0.1 (see internal/demo and docs/demo.md).
+// Command demo runs stripe-operator locally on 127.0.0.1 (see test/demo and docs/demo.md).
 //
 //	demo run            the guided demo: start, walk through the steps, clean up (make demo)
 //	demo up [--detach]  start the environment and keep it running; writes .demo/env (make demo-up)
@@ -39,7 +39,7 @@ import (
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
-	"github.com/clinicpay/stripe-operator/internal/demo"
+	"github.com/clinicpay/stripe-operator/test/demo"
 )
 
 const (

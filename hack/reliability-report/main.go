@@ -27,7 +27,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clinicpay/stripe-operator/internal/bench"
+	"github.com/clinicpay/stripe-operator/test/bench"
 )
 
 func main() {

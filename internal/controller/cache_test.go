@@ -23,7 +23,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 
-	"github.com/clinicpay/stripe-operator/internal/testreport"
+	"github.com/clinicpay/stripe-operator/test/testreport"
 )
 
 // TestCacheTransforms: a Secret applied with kubectl carries its data in the last-applied

@@ -24,7 +24,7 @@ import (
 	"github.com/clinicpay/stripe-operator/internal/relay"
 	"github.com/clinicpay/stripe-operator/internal/relay/fhirrelay"
 	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 // httpSink is the clinic's plain HTTP system of record. It can refuse its next requests with 503.

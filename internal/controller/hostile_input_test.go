@@ -26,8 +26,8 @@ import (
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/keys"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
-	"github.com/clinicpay/stripe-operator/internal/testreport"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
+	"github.com/clinicpay/stripe-operator/test/testreport"
 )
 
 // Timing of the "no hot loop" check, derived from the suite's resync period.

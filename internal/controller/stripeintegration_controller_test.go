@@ -16,7 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 const waitShort = 10 * time.Second

@@ -29,7 +29,7 @@ import (
 	"github.com/clinicpay/stripe-operator/internal/logcap"
 	"github.com/clinicpay/stripe-operator/internal/metrics"
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 // The suite runs one real kube-apiserver + etcd, one Stripe fake and one manager for all tests;

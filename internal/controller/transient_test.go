@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 // TestTransientFailuresWithinGraceKeepConnected: a Connected integration whose Stripe calls fail

@@ -11,7 +11,7 @@ import (
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/receiver"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 // keyedIntegration registers fresh keys of mode in the fake and creates them with si.

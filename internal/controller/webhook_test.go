@@ -19,7 +19,7 @@ import (
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 // connected creates keys, Secret and StripeIntegration and waits for the endpoint to be ready.

@@ -51,7 +51,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhook"
 
 	"github.com/clinicpay/stripe-operator/internal/relay"
-	"github.com/clinicpay/stripe-operator/internal/testreport"
+	"github.com/clinicpay/stripe-operator/test/testreport"
 )
 
 // reliabilityFull reports whether the long variants of the reliability tests run.

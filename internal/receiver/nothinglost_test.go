@@ -37,8 +37,8 @@ import (
 
 	"github.com/clinicpay/stripe-operator/internal/relay"
 	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
-	"github.com/clinicpay/stripe-operator/internal/testreport"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
+	"github.com/clinicpay/stripe-operator/test/testreport"
 )
 
 // flakySink is the clinic's system of record for TestNothingLost: while down it answers 503;

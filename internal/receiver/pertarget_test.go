@@ -17,7 +17,7 @@ import (
 	"github.com/clinicpay/stripe-operator/internal/relay"
 	"github.com/clinicpay/stripe-operator/internal/relay/fhirrelay"
 	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 // countingSink counts every POST by Idempotency-Key and always accepts.

@@ -15,7 +15,7 @@
 // signing secret is only ever the second result of CreateWebhookEndpoint: Endpoint has no
 // field for it, and errors and logs redact it like a key.
 //
-// Tests may use the stateful fake in internal/stripefake; production code must not import it.
+// Tests may use the stateful fake in test/stripefake; production code must not import it.
 // The request shapes are checked against Stripe's OpenAPI spec by the stripe-mock contract
 // test in test/contract.
 package stripeclient

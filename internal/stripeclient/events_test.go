@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/clinicpay/stripe-operator/api/v1alpha1"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 func TestListEvents(t *testing.T) {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 // Distinctive fake keys; the masked tail "QQZZ" is what Stripe's 401 would echo.

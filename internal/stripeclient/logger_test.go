@@ -17,7 +17,7 @@ import (
 	stripe "github.com/stripe/stripe-go/v76"
 
 	"github.com/clinicpay/stripe-operator/api/v1alpha1"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 // maxVerbosity is above every V level the operator or its libraries use.

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/clinicpay/stripe-operator/api/v1alpha1"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 func TestCreateWebhookEndpoint(t *testing.T) {

@@ -1,7 +1,7 @@
 // Package contract holds tests that run the operator's real Stripe client against
 // stripe-mock, Stripe's mock of its API built from the OpenAPI spec, to prove that every
 // request the operator makes is one the real API accepts. stripe-mock is stateless: it checks
-// request shapes (paths, parameter names, types and enums), not behaviour; internal/stripefake
+// request shapes (paths, parameter names, types and enums), not behaviour; test/stripefake
 // covers behaviour.
 //
 // Run them with `make test`, which installs stripe-mock (`make stripe-mock`) and passes its

@@ -39,7 +39,7 @@ import (
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/clinicpay/stripe-operator/internal/testreport"
+	"github.com/clinicpay/stripe-operator/test/testreport"
 )
 
 // mustRender returns every rendering (see renderAll), failing the test when one cannot be made.

@@ -15,7 +15,7 @@ limitations under the License.
 */
 
 // Package testenv runs the operator's real manager binary against a test control plane for the
-// benchmarks (internal/bench) and the reliability suite (internal/reliability): start, stop or
+// benchmarks (test/bench) and the reliability suite (test/reliability): start, stop or
 // kill it, and sample its memory. Tests and tools only; production code never imports it.
 package testenv
 

@@ -36,9 +36,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
-	"github.com/clinicpay/stripe-operator/internal/testenv"
-	"github.com/clinicpay/stripe-operator/internal/testreport"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
+	"github.com/clinicpay/stripe-operator/test/testenv"
+	"github.com/clinicpay/stripe-operator/test/testreport"
 )
 
 // size picks the bounded or the full size of a scenario.

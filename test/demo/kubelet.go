@@ -41,7 +41,7 @@ import (
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/controller"
-	"github.com/clinicpay/stripe-operator/internal/testenv"
+	"github.com/clinicpay/stripe-operator/test/testenv"
 )
 
 const (

@@ -45,7 +45,7 @@ import (
 
 	"github.com/clinicpay/stripe-operator/internal/receiver"
 	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
-	"github.com/clinicpay/stripe-operator/internal/testenv"
+	"github.com/clinicpay/stripe-operator/test/testenv"
 )
 
 // ReceiverConfig configures RunReceiver. Zero numeric fields take the defaults named below.

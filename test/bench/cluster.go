@@ -47,8 +47,8 @@ import (
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/keys"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
-	"github.com/clinicpay/stripe-operator/internal/testenv"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
+	"github.com/clinicpay/stripe-operator/test/testenv"
 )
 
 // ClusterConfig sizes one cluster run.

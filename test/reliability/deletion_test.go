@@ -30,8 +30,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
-	"github.com/clinicpay/stripe-operator/internal/stripefake"
-	"github.com/clinicpay/stripe-operator/internal/testreport"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
+	"github.com/clinicpay/stripe-operator/test/testreport"
 )
 
 // removalCase deletes an integration and its credentials Secret in one order, with the manager

@@ -26,7 +26,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/clinicpay/stripe-operator/internal/testenv"
+	"github.com/clinicpay/stripe-operator/test/testenv"
 )
 
 // Report is everything one `make bench` run measured.
@@ -115,7 +115,7 @@ func (r Report) Write(w io.Writer) error {
 	p("- **Machine:** %s", Machine())
 	p("- **Versions:** %s", Versions())
 	p("- **Operator:** the real manager binary (`bin/manager`, built from `./cmd`), as a separate process, against an envtest")
-	p("  control plane and the in-memory Stripe fake (`internal/stripefake`). No kubelet runs: the bench marks receiver")
+	p("  control plane and the in-memory Stripe fake (`test/stripefake`). No kubelet runs: the bench marks receiver")
 	p("  Deployments available itself (its own user, not counted), as the Deployment controller would once pods are ready.")
 	p("- **Writes** are the manager's write requests (create, update, patch, delete) as the apiserver's audit log recorded them")
 	p("  (the manager runs as its own user; the audit policy logs only that user's writes). **Stripe calls** are the fake's")
