@@ -23,6 +23,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/test/envtestbins"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
 	"github.com/clinicpay/stripe-operator/test/testenv"
 )
@@ -137,9 +138,9 @@ func buildManager(t *testing.T) string {
 // startControlPlane starts envtest and returns a direct client and a kubeconfig for the manager.
 func startControlPlane(t *testing.T) (*rest.Config, client.Client, string) {
 	t.Helper()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		assets, _ = filepath.Abs("../bin/k8s/1.37.2-linux-amd64") // Abs of a relative path cannot fail
+	assets, err := envtestbins.Dir()
+	if err != nil {
+		t.Fatal(err)
 	}
 	env := &envtest.Environment{BinaryAssetsDirectory: assets, ErrorIfCRDPathMissing: true,
 		CRDDirectoryPaths: []string{filepath.Join("..", "config", "crd", "bases")}}

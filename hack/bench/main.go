@@ -29,7 +29,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,6 +38,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/clinicpay/stripe-operator/test/bench"
+	"github.com/clinicpay/stripe-operator/test/envtestbins"
 )
 
 func main() {
@@ -60,13 +60,20 @@ func run() error {
 		root       = flag.String("root", ".", "Repository root.")
 		manager    = flag.String("manager", "bin/manager", "The manager binary.")
 		receiver   = flag.String("receiver", "bin/receiver", "The receiver binary.")
-		assets     = flag.String("assets", filepath.Join("bin", "k8s", "1.37.2-linux-"+runtime.GOARCH), "envtest binaries.")
+		assets     = flag.String("assets", "", "envtest binaries (default: $KUBEBUILDER_ASSETS, else what `make envtest-bins` built under bin/k8s).")
 		noReceiver = flag.Bool("skip-receiver", false, "Skip the receiver throughput section.")
 		command    = flag.String("command", "", "How this run was started, for the report (default: the go run command line).")
 		managerEnv = flag.String("manager-env", "", "Comma-separated NAME=value pairs added to the manager's environment, e.g. GOGC=50.")
 		profileDir = flag.String("profile-dir", "", "Write the manager's CPU profile of each cold start (first 20 s) here.")
 	)
 	flag.Parse()
+	if *assets == "" {
+		dir, err := envtestbins.Dir()
+		if err != nil {
+			return err
+		}
+		*assets = dir
+	}
 	abs := func(p string) string {
 		if filepath.IsAbs(p) {
 			return p

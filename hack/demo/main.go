@@ -30,7 +30,6 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -40,13 +39,13 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/clinicpay/stripe-operator/test/demo"
+	"github.com/clinicpay/stripe-operator/test/envtestbins"
 )
 
 const (
 	stateDir     = ".demo"
 	detachWait   = 5 * time.Minute
 	downWait     = 30 * time.Second
-	k8sVersion   = "1.37.2"
 	usageMessage = "usage: demo run|up [--detach]|down [flags]"
 )
 
@@ -84,7 +83,7 @@ func flags(name string, args []string) (demo.Config, bool, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	cfg := demo.Config{Out: os.Stdout}
 	fs.StringVar(&cfg.Root, "root", ".", "Repository root.")
-	fs.StringVar(&cfg.Assets, "assets", filepath.Join("bin", "k8s", k8sVersion+"-linux-"+runtime.GOARCH), "Directory with the envtest etcd and kube-apiserver.")
+	fs.StringVar(&cfg.Assets, "assets", "", "Directory with the envtest etcd and kube-apiserver (default: $KUBEBUILDER_ASSETS, else what `make envtest-bins` built under bin/k8s).")
 	fs.StringVar(&cfg.Manager, "manager", filepath.Join("bin", "manager"), "Operator manager binary.")
 	fs.StringVar(&cfg.Receiver, "receiver", filepath.Join("bin", "receiver"), "Webhook receiver binary.")
 	fs.StringVar(&cfg.Kubectl, "kubectl", os.Getenv("KUBECTL"), "kubectl binary (default: $KUBECTL, else kubectl from PATH).")
@@ -93,6 +92,13 @@ func flags(name string, args []string) (demo.Config, bool, error) {
 	detach := fs.Bool("detach", false, "up: start in the background and return once the environment is ready.")
 	if err := fs.Parse(args); err != nil {
 		return cfg, false, err
+	}
+	if cfg.Assets == "" {
+		dir, err := envtestbins.Dir()
+		if err != nil {
+			return cfg, false, err
+		}
+		cfg.Assets = dir
 	}
 	if cfg.Kubectl == "" {
 		p, err := exec.LookPath("kubectl")

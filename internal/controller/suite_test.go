@@ -29,11 +29,12 @@ import (
 	"github.com/clinicpay/stripe-operator/internal/logcap"
 	"github.com/clinicpay/stripe-operator/internal/metrics"
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
+	"github.com/clinicpay/stripe-operator/test/envtestbins"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
-// The suite runs one real kube-apiserver + etcd, one Stripe fake and one manager for all tests;
-// each test works in its own namespace with its own keys.
+// The suite runs one real kube-apiserver + etcd, one Stripe fake and one manager for all tests
+// that need them (needSuite); each test works in its own namespace with its own keys.
 var (
 	k8sClient   client.Client // direct, uncached: what the test sees is what the apiserver has
 	restConfig  *rest.Config
@@ -63,34 +64,63 @@ const (
 	testReceiverImage = "registry.test/stripe-operator:test"
 )
 
+// TestMain runs the tests; the control plane, the Stripe fake and the manager start only when the
+// first test that needs them calls needSuite (newNamespace does), so the pure table tests of this
+// package run without an apiserver: `go test -run 'TestComputeStatus|TestPickKeeper'` takes
+// milliseconds.
 func TestMain(m *testing.M) {
-	os.Exit(runSuite(m))
-}
-
-func runSuite(m *testing.M) int {
-	if os.Getenv("KUBEBUILDER_ASSETS") == "" {
-		// Running `go test` by hand: point at the binaries hack/envtest-bins.sh builds.
-		if dir, err := filepath.Abs("../../bin/k8s/1.37.2-linux-amd64"); err == nil {
-			if err := os.Setenv("KUBEBUILDER_ASSETS", dir); err != nil {
-				return fail(err)
-			}
-		}
-	}
 	// The highest verbosity, capped as the manager caps it, so that the leak scans see every line
 	// any --zap-log-level would write.
-	log := logcap.Cap(funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: 10}), logcap.MaxVerbosity)
-	logf.SetLogger(log)
+	logf.SetLogger(suiteLog)
+	code := m.Run()
+	if suiteStop != nil {
+		suiteStop()
+	}
+	os.Exit(code)
+}
 
+var (
+	suiteLog  = logcap.Cap(funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: 10}), logcap.MaxVerbosity)
+	suiteOnce sync.Once
+	suiteErr  error
+	suiteStop func()
+)
+
+// needSuite starts the shared envtest control plane, Stripe fake and manager on first use.
+func needSuite(t testing.TB) {
+	t.Helper()
+	suiteOnce.Do(func() { suiteStop, suiteErr = startSuite() })
+	if suiteErr != nil {
+		t.Fatalf("starting the test control plane: %v", suiteErr)
+	}
+}
+
+func startSuite() (stop func(), err error) {
+	var stops []func()
+	stop = func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
+	assets, err := envtestbins.Dir()
+	if err != nil {
+		return nil, err
+	}
 	testEnv := &envtest.Environment{
+		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 	}
 	cfg, err := testEnv.Start()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting envtest (run `make test`, which builds the control plane into bin/): %v\n", err)
-		return 1
+		return nil, fmt.Errorf("starting envtest (run `make test`, which builds the control plane into bin/): %w", err)
 	}
-	defer func() { _ = testEnv.Stop() }()
+	stops = append(stops, func() { _ = testEnv.Stop() })
 	restConfig = cfg
 
 	fake = stripefake.New(stripefake.WithClock(func() time.Time {
@@ -98,32 +128,29 @@ func runSuite(m *testing.M) int {
 	}), stripefake.WithDeliveryRetries(deliveryRetries))
 	stripeURL, err := fake.Start()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "starting Stripe fake: %v\n", err)
-		return 1
+		return nil, fmt.Errorf("starting Stripe fake: %w", err)
 	}
-	defer func() { _ = fake.Close() }()
+	stops = append(stops, func() { _ = fake.Close() })
 
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		return fail(err)
+		return nil, err
 	}
 	if err := paymentsv1alpha1.AddToScheme(scheme); err != nil {
-		return fail(err)
+		return nil, err
 	}
 	k8sClient, err = client.New(cfg, client.Options{Scheme: scheme})
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done, err := startManager(ctx, cfg, scheme, stripeURL, log)
+	done, err := startManager(ctx, cfg, scheme, stripeURL, suiteLog)
 	if err != nil {
-		return fail(err)
+		cancel()
+		return nil, err
 	}
-	code := m.Run()
-	cancel()
-	<-done
-	return code
+	stops = append(stops, func() { cancel(); <-done })
+	return stop, nil
 }
 
 func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme, stripeURL string, log logr.Logger) (<-chan struct{}, error) {
@@ -182,11 +209,6 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 		}
 	}()
 	return done, nil
-}
-
-func fail(err error) int {
-	fmt.Fprintln(os.Stderr, err)
-	return 1
 }
 
 // syncBuffer collects every log line the manager, controller and Stripe client write.

@@ -27,6 +27,8 @@ import (
 
 	"github.com/go-logr/logr"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/clinicpay/stripe-operator/test/envtestbins"
 )
 
 // buildCmd builds one of the operator's commands into dir.
@@ -44,9 +46,9 @@ func buildCmd(t *testing.T, pkg, out string) {
 // uses) so the harness cannot rot: every phase must complete and measure something.
 func TestClusterQuick(t *testing.T) {
 	ctrllog.SetLogger(logr.Discard())
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run the tests with `make test` (it builds the envtest control plane)")
+	assets, err := envtestbins.Dir()
+	if err != nil {
+		t.Fatal(err)
 	}
 	root, err := filepath.Abs("../..")
 	if err != nil {

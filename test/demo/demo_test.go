@@ -36,6 +36,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/test/envtestbins"
 )
 
 // The sample keys the demo applies (config/samples): none may appear in any output or log.
@@ -59,9 +60,9 @@ func buildBinary(t *testing.T, root, pkg, out string) {
 // and checks each step's outcome, that nothing is left running, and that no key leaked.
 func TestDemo(t *testing.T) {
 	ctrllog.SetLogger(logr.Discard()) // envtest logs through controller-runtime's logger
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run the tests with `make test` (it builds the envtest control plane)")
+	assets, err := envtestbins.Dir()
+	if err != nil {
+		t.Fatal(err)
 	}
 	kubectl := os.Getenv("KUBECTL")
 	if kubectl == "" {

@@ -30,6 +30,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/clinicpay/stripe-operator/test/envtestbins"
 )
 
 // fieldOwner is the field manager of every apply the tests make.
@@ -47,11 +49,7 @@ func startControlPlane(t *testing.T) *rest.Config {
 // startEnvironment is startControlPlane that also returns the environment, to add users.
 func startEnvironment(t *testing.T) (*rest.Config, *envtest.Environment) {
 	t.Helper()
-	root, err := repoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	assets, err := envtestAssets(root)
+	assets, err := envtestbins.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -291,22 +290,6 @@ func toolPath(root, env, name, makeTarget string) (string, error) {
 			name, path, err, makeTarget, env)
 	}
 	return path, nil
-}
-
-// envtestAssets is $KUBEBUILDER_ASSETS, else the directory hack/envtest-bins.sh builds, checked
-// for the binaries envtest runs.
-func envtestAssets(root string) (string, error) {
-	dir := os.Getenv("KUBEBUILDER_ASSETS")
-	if dir == "" {
-		dir = filepath.Join(root, "bin", "k8s", "1.37.2-linux-"+runtime.GOARCH)
-	}
-	for _, bin := range []string{"kube-apiserver", "etcd"} {
-		if _, err := os.Stat(filepath.Join(dir, bin)); err != nil {
-			return "", fmt.Errorf("the envtest control plane is not built at %s (%v): run `make envtest-bins` "+
-				"(`make test` does it for you) or set KUBEBUILDER_ASSETS", dir, err)
-		}
-	}
-	return dir, nil
 }
 
 // runTool runs bin with args and returns its standard output; on failure the error carries

@@ -50,6 +50,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/test/envtestbins"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
 	"github.com/clinicpay/stripe-operator/test/testenv"
 )
@@ -108,9 +109,9 @@ type world struct {
 
 func newWorld(t *testing.T, resync time.Duration, fakeOpts ...stripefake.Option) *world {
 	t.Helper()
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Fatal("KUBEBUILDER_ASSETS is not set: run with `make test` or `make reliability` (they build the envtest control plane)")
+	assets, err := envtestbins.Dir()
+	if err != nil {
+		t.Fatal(err)
 	}
 	w := &world{t: t, dir: t.TempDir(), resync: resync, keys: map[types.NamespacedName]string{}, secrets: map[string]bool{}}
 	w.env = &envtest.Environment{
