@@ -90,14 +90,20 @@ func (r *StripeIntegrationReconciler) reuseView(ctx context.Context, si *payment
 	return true
 }
 
-// stripeFacingSpec is the part of the spec a Stripe pass depends on, as a comparable string.
+// stripeFacingSpec is the spec a Stripe pass depends on, as a comparable string: the whole spec
+// except the fields Stripe never sees, which stripeBlind clears. A field added to the spec is
+// therefore in the key until someone decides it is Stripe-blind: forgetting costs a Stripe call,
+// never a stale view (TestStripeFacingSpecCoversEveryField checks both directions).
 func stripeFacingSpec(si *paymentsv1alpha1.StripeIntegration) string {
-	b, _ := json.Marshal(struct { // plain fields always marshal
-		ClinicID    string
-		Mode        paymentsv1alpha1.Mode
-		Credentials paymentsv1alpha1.CredentialsSecretRef
-		Webhook     *paymentsv1alpha1.WebhookSpec
-		Suspend     bool
-	}{si.Spec.ClinicID, si.Spec.Mode, si.Spec.CredentialsSecretRef, si.Spec.Webhook, si.Spec.Suspend})
+	spec := *si.Spec.DeepCopy()
+	stripeBlind(&spec)
+	b, _ := json.Marshal(spec) // the spec is plain data: it always marshals
 	return string(b)
+}
+
+// stripeBlind clears the spec fields no Stripe call reads: the invoice footer (shown to payers by
+// the clinic's system) and the receiver's Deployment settings. Edits to them reuse the view.
+func stripeBlind(spec *paymentsv1alpha1.StripeIntegrationSpec) {
+	spec.InvoiceFooterDisclaimer = ""
+	spec.Receiver = nil
 }
