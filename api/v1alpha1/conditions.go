@@ -24,8 +24,6 @@ const (
 	ReasonKeysNotValid = "KeysNotValid"
 	// ReasonNotAuthenticated: the step was skipped because Authenticated is not True.
 	ReasonNotAuthenticated = "NotAuthenticated"
-	// ReasonNotImplemented: this version of the operator does not manage this part yet.
-	ReasonNotImplemented = "NotImplemented"
 )
 
 // Reasons for the KeysValid condition.
@@ -120,7 +118,6 @@ const (
 // Reasons used only on Events (condition reasons are Events too when a condition changes).
 const (
 	EventEndpointCreated         = "EndpointCreated"
-	EventEndpointAdopted         = "EndpointAdopted"
 	EventEndpointRepaired        = "EndpointRepaired"
 	EventEndpointRecreated       = "EndpointRecreated"
 	EventDuplicateEndpointDelete = "DuplicateEndpointDeleted"

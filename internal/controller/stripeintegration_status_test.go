@@ -29,12 +29,12 @@ func allTrue() []condition {
 	}
 }
 
-func notImplemented() []condition {
+func webhookUnknown() []condition {
 	return []condition{
 		trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"),
 		trueCond(v1.ConditionAuthenticated, v1.ReasonAuthenticated, "ok"),
-		unknown(v1.ConditionWebhookEndpointReady, v1.ReasonNotImplemented, "later"),
-		unknown(v1.ConditionReceiverReady, v1.ReasonNotImplemented, "later"),
+		unknown(v1.ConditionWebhookEndpointReady, v1.ReasonEndpointFailed, "retrying"),
+		unknown(v1.ConditionReceiverReady, v1.ReasonReceiverProgressing, "later"),
 	}
 }
 
@@ -46,7 +46,7 @@ func TestSummarize(t *testing.T) {
 	}{
 		"all true":               {in: allTrue(), wantStatus: metav1.ConditionTrue, wantReason: v1.ReasonConnected},
 		"first failing wins":     {in: []condition{falseCond(v1.ConditionKeysValid, v1.ReasonModeMismatch, "m"), unknown(v1.ConditionAuthenticated, v1.ReasonKeysNotValid, "")}, wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonModeMismatch},
-		"unknown is not true":    {in: notImplemented(), wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonNotImplemented},
+		"unknown is not true":    {in: webhookUnknown(), wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonEndpointFailed},
 		"auth failure":           {in: []condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, ""), falseCond(v1.ConditionAuthenticated, v1.ReasonInvalidKey, "")}, wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonInvalidKey},
 		"secret unreadable":      {in: []condition{unknown(v1.ConditionKeysValid, v1.ReasonSecretReadFailed, "")}, wantStatus: metav1.ConditionUnknown, wantReason: v1.ReasonSecretReadFailed},
 		"receiver last to block": {in: append(allTrue()[:3], falseCond(v1.ConditionReceiverReady, "Unavailable", "")), wantStatus: metav1.ConditionFalse, wantReason: "Unavailable"},
@@ -63,7 +63,7 @@ func TestSummarize(t *testing.T) {
 
 func TestComputeStatus(t *testing.T) {
 	connectedAt := computeStatus(v1.StripeIntegrationStatus{}, 1, statusInput{
-		Conditions: notImplemented(), Mode: v1.ModeTest, Fingerprint: ptr.To("sha256:aa"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true,
+		Conditions: webhookUnknown(), Mode: v1.ModeTest, Fingerprint: ptr.To("sha256:aa"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true,
 	}, t0)
 
 	cases := map[string]struct {
@@ -74,7 +74,7 @@ func TestComputeStatus(t *testing.T) {
 	}{
 		"first pass fills everything": {
 			prev: v1.StripeIntegrationStatus{}, gen: 1,
-			in: statusInput{Conditions: notImplemented(), Mode: v1.ModeTest, Fingerprint: ptr.To("sha256:aa"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true},
+			in: statusInput{Conditions: webhookUnknown(), Mode: v1.ModeTest, Fingerprint: ptr.To("sha256:aa"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true},
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if len(got.Conditions) != 5 || got.ObservedGeneration != 1 || got.AccountID != "acct_1" || got.KeyFingerprint != "sha256:aa" {
 					t.Errorf("got %+v", got)
@@ -86,7 +86,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"unchanged resync is identical": {
 			prev: connectedAt, gen: 1,
-			in: statusInput{Conditions: notImplemented(), Mode: v1.ModeTest, Probed: true, Succeeded: true},
+			in: statusInput{Conditions: webhookUnknown(), Mode: v1.ModeTest, Probed: true, Succeeded: true},
 			check: func(t *testing.T, prev, got v1.StripeIntegrationStatus) {
 				if !equality.Semantic.DeepEqual(prev, got) {
 					t.Errorf("steady state changed status:\nprev %+v\ngot  %+v", prev, got)
@@ -123,7 +123,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"new keys move lastProbeTime even with the same outcome": {
 			prev: connectedAt, gen: 1,
-			in: statusInput{Conditions: notImplemented(), Fingerprint: ptr.To("sha256:bb"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true},
+			in: statusInput{Conditions: webhookUnknown(), Fingerprint: ptr.To("sha256:bb"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true},
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if got.KeyFingerprint != "sha256:bb" || !got.LastProbeTime.Time.Equal(t1) {
 					t.Errorf("fingerprint %s lastProbeTime %v", got.KeyFingerprint, got.LastProbeTime)
@@ -160,7 +160,7 @@ func TestConditionTransitions(t *testing.T) {
 	next := []metav1.Condition{
 		{Type: v1.ConditionKeysValid, Status: metav1.ConditionTrue, Reason: v1.ReasonKeysValid},
 		{Type: v1.ConditionAuthenticated, Status: metav1.ConditionFalse, Reason: v1.ReasonInvalidKey, Message: "revoked"},
-		{Type: v1.ConditionWebhookEndpointReady, Status: metav1.ConditionUnknown, Reason: v1.ReasonNotImplemented},
+		{Type: v1.ConditionWebhookEndpointReady, Status: metav1.ConditionUnknown, Reason: v1.ReasonEndpointFailed},
 	}
 	got := conditionTransitions(prev, next)
 	if len(got) != 1 || got[0].eventType != "Warning" || got[0].reason != v1.ReasonInvalidKey {
