@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the envtest control plane (etcd, kube-apiserver) from the Go module proxy,
-# because setup-envtest's downloads need the internet. Idempotent: exits at once
+# because setup-envtest's downloads need the internet. With --node it also builds what a
+# one-node cluster needs (kubelet, kube-controller-manager, kube-scheduler, kube-proxy) for
+# `make e2e`. Idempotent: exits at once
 # when the binaries are present. Output layout matches setup-envtest:
 #   bin/k8s/<K8S_VERSION>-linux-<arch>/{etcd,kube-apiserver,kubectl}
 set -euo pipefail
@@ -40,17 +42,21 @@ build_etcd() {
   mv "${OUT}/etcd.tmp" "${OUT}/etcd"
 }
 
-build_apiserver() {
-  [[ -x "${OUT}/kube-apiserver" ]] && return 0
-  log "building kube-apiserver v${K8S_VERSION} (first run only; several minutes)"
-  local dir="${WORK}/apiserver"
+# build_k8s builds the named k8s.io/kubernetes commands (kube-apiserver; with --node also kubelet,
+# kube-controller-manager, kube-scheduler, kube-proxy) that are not in OUT yet, in one go build.
+build_k8s() {
+  local missing=()
+  for c in "$@"; do [[ -x "${OUT}/${c}" ]] || missing+=("${c}"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  log "building ${missing[*]} v${K8S_VERSION} (first run only; several minutes)"
+  local dir="${WORK}/k8s"
   rm -rf "${dir}" && mkdir -p "${dir}"
   local kmod
   kmod="$(go mod download -json "k8s.io/kubernetes@v${K8S_VERSION}" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')"
   [[ -f "${kmod}" ]] || { log "cannot find go.mod of k8s.io/kubernetes@v${K8S_VERSION}"; exit 1; }
   local staging_version="v0.${K8S_VERSION#1.}"
   {
-    echo "module envtest.local/apiserver"
+    echo "module envtest.local/k8s"
     echo
     echo "go 1.26"
     echo
@@ -62,24 +68,27 @@ build_apiserver() {
       | while read -r m; do echo "replace ${m} => ${m} ${staging_version}"; done
   } > "${dir}/go.mod"
   log "$(grep -c '^replace' "${dir}/go.mod") staging modules replaced with ${staging_version}"
-  cat > "${dir}/tools.go" <<'GO'
-//go:build tools
-
-package tools
-
-import _ "k8s.io/kubernetes/cmd/kube-apiserver"
-GO
+  {
+    printf '//go:build tools\n\npackage tools\n\nimport (\n'
+    for c in "${missing[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "${c}"; done
+    printf ')\n'
+  } > "${dir}/tools.go"
   (
     cd "${dir}"
     quiet go mod tidy
+    # Without the version ldflags the binaries report v0.0.0-master, which kubelet and the
+    # apiserver's version checks refuse.
     local ld=""
     for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
       ld+=" -X ${p}.gitVersion=v${K8S_VERSION} -X ${p}.gitMajor=${K8S_VERSION%%.*}"
       ld+=" -X ${p}.gitMinor=$(echo "${K8S_VERSION}" | cut -d. -f2)"
     done
-    quiet go build -trimpath -ldflags "-s -w${ld}" -o "${OUT}/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+    local pkgs=()
+    for c in "${missing[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/${c}"); done
+    mkdir -p "${dir}/out"
+    quiet go build -trimpath -ldflags "-s -w${ld}" -o "${dir}/out/" "${pkgs[@]}"
   )
-  mv "${OUT}/kube-apiserver.tmp" "${OUT}/kube-apiserver"
+  for c in "${missing[@]}"; do mv "${dir}/out/${c}" "${OUT}/${c}"; done
 }
 
 link_kubectl() {
@@ -90,7 +99,12 @@ link_kubectl() {
 mkdir -p "${OUT}"
 : >"${BUILD_LOG}"
 build_etcd
-build_apiserver
+if [[ "${1:-}" == "--node" ]]; then
+  # What `make e2e` runs on top of the control plane: a real node and the controllers.
+  build_k8s kube-apiserver kubelet kube-controller-manager kube-scheduler kube-proxy
+else
+  build_k8s kube-apiserver
+fi
 link_kubectl
 rm -rf "${WORK}"
 echo "${OUT}"
