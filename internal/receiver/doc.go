@@ -20,7 +20,7 @@
 //	503  no signing secret loaded yet, or a target did not accept the event (Stripe retries)
 //	200  relayed to every target, acknowledged (no target configured), or a duplicate of an
 //	     event already relayed by this replica (a replay the operator marked with a valid
-//	     ReplaySignatureHeader is relayed again instead; an invalid marker is ignored)
+//	     sigheader.ReplayHeader is relayed again instead; an invalid marker is ignored)
 //
 // Bodies are {"status":"…","message":"…"} and never contain secrets or payloads.
 //

@@ -13,6 +13,7 @@ import (
 	stripe "github.com/stripe/stripe-go/v76"
 
 	"github.com/clinicpay/stripe-operator/internal/relay"
+	"github.com/clinicpay/stripe-operator/internal/sigheader"
 )
 
 // response is the short JSON body of every webhook answer.
@@ -75,11 +76,11 @@ func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
 // not verify is ignored (logged, never an error): the delivery is still validly signed by
 // Stripe's scheme, so it gets the treatment of any Stripe delivery, dedup included.
 func (r *Receiver) isReplay(req *http.Request, body []byte, ev stripe.Event) bool {
-	header := req.Header.Get(ReplaySignatureHeader)
+	header := req.Header.Get(sigheader.ReplayHeader)
 	if header == "" {
 		return false
 	}
-	if verifyReplay(header, body, r.secrets.snapshot(), time.Now()) {
+	if sigheader.VerifyReplay(header, body, r.secrets.snapshot(), SignatureTolerance, time.Now()) {
 		return true
 	}
 	r.log.Info("Replay marker did not verify; treated as an ordinary delivery", "eventID", ev.ID)
