@@ -27,7 +27,9 @@
 // The signing secret file may hold several secrets, one per line, while a secret is rolled; a
 // signature from any of them is accepted. The file is stat'ed at most once per
 // Config.SecretCheckInterval and re-read when its inode, size or mtime changed (the kubelet
-// swaps a symlink), and once more, immediately, when no loaded secret verifies a delivery.
+// swaps a symlink), and once more, immediately, when no loaded secret verifies a delivery. A
+// file that vanished, grew too large or holds no secret keeps the secrets in use (package
+// secretfile has the policy, shared with the relays' key and token files).
 //
 // Metrics (registered on the registry passed to New): stripe_receiver_events_total{type,result},
 // stripe_receiver_signature_failures_total{cause}, stripe_receiver_relay_duration_seconds{target},
