@@ -80,7 +80,7 @@ func serve(ctx context.Context, o options, log logr.Logger) error {
 	if err != nil {
 		return err
 	}
-	targets, err := buildTargets(o)
+	targets, err := buildTargets(o, log)
 	if err != nil {
 		return err
 	}
@@ -178,8 +178,8 @@ func (o options) validate(extra []string) error {
 }
 
 // buildTargets creates the configured systems of record; none is valid (events are verified
-// and acknowledged only).
-func buildTargets(o options) ([]relay.Target, error) {
+// and acknowledged only). log reports their key and token files.
+func buildTargets(o options, log logr.Logger) ([]relay.Target, error) {
 	var targets []relay.Target
 	if o.httpTargetURL != "" {
 		t, err := httprelay.New(httprelay.Config{
@@ -187,6 +187,7 @@ func buildTargets(o options) ([]relay.Target, error) {
 			SigningKeyFile: o.httpSigningKeyFile,
 			Timeout:        o.forwardTimeout,
 			HTTPClient:     newHTTPClient(),
+			Log:            log.WithValues("target", "http"),
 		})
 		if err != nil {
 			return nil, err
@@ -194,7 +195,7 @@ func buildTargets(o options) ([]relay.Target, error) {
 		targets = append(targets, t)
 	}
 	if o.fhirBaseURL != "" {
-		t, err := fhirTarget(o)
+		t, err := fhirTarget(o, log.WithValues("target", "fhir"))
 		if err != nil {
 			return nil, err
 		}
@@ -204,7 +205,7 @@ func buildTargets(o options) ([]relay.Target, error) {
 }
 
 // fhirTarget wires the FHIR R4 system of record (internal/relay/fhirrelay).
-func fhirTarget(o options) (relay.Target, error) {
+func fhirTarget(o options, log logr.Logger) (relay.Target, error) {
 	t, err := fhirrelay.New(fhirrelay.Config{
 		BaseURL:            o.fhirBaseURL,
 		TokenFile:          o.fhirTokenFile,
@@ -213,6 +214,7 @@ func fhirTarget(o options) (relay.Target, error) {
 		InvoiceMetadataKey: o.fhirInvoiceKey,
 		Timeout:            o.forwardTimeout,
 		HTTPClient:         newHTTPClient(),
+		Log:                log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("fhir target: %w", err)

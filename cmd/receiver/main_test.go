@@ -104,7 +104,7 @@ func TestServeUntilCancelled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	targets, err := buildTargets(o)
+	targets, err := buildTargets(o, logr.Discard())
 	if err != nil || len(targets) != 2 || targets[0].Name() != "http" || targets[1].Name() != "fhir" {
 		t.Fatalf("targets = %v, %v", targets, err)
 	}

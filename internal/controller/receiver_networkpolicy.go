@@ -127,11 +127,6 @@ func urlPort(raw string) int32 {
 		}
 		return int32(n)
 	}
-	switch u.Scheme {
-	case "https":
-		return 443
-	case "http":
-		return 80
-	}
-	return 0
+	n, _ := strconv.ParseInt(defaultPort(u.Scheme), 10, 32) // 0 for other schemes
+	return int32(n)
 }

@@ -117,7 +117,7 @@ func forwardTargetAllowed(annotation, target string) bool {
 	}
 	for _, p := range strings.FieldsFunc(annotation, func(r rune) bool { return r == ',' || r == ' ' || r == '\n' || r == '\t' }) {
 		prefix, ok := parseTarget(p)
-		if !ok || prefix.scheme != t.scheme || prefix.host != t.host || prefix.port != t.port {
+		if !ok || prefix.origin != t.origin {
 			continue
 		}
 		if prefix.path == "" || t.path == prefix.path || strings.HasPrefix(t.path, prefix.path+"/") {
@@ -127,21 +127,20 @@ func forwardTargetAllowed(annotation, target string) bool {
 	return false
 }
 
-type target struct{ scheme, host, port, path string }
+// target is a forward URL reduced to what the allowlist compares: where it connects and its path.
+type target struct {
+	origin
+	path string
+}
 
 func parseTarget(raw string) (target, bool) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Opaque != "" || u.User != nil || u.Fragment != "" || u.RawQuery != "" || u.Hostname() == "" {
 		return target{}, false
 	}
-	t := target{scheme: strings.ToLower(u.Scheme), host: strings.ToLower(u.Hostname()), port: u.Port()}
-	switch {
-	case t.scheme != "http" && t.scheme != "https":
+	t := target{origin: urlOrigin(u)}
+	if t.scheme != "http" && t.scheme != "https" {
 		return target{}, false
-	case t.port == "" && t.scheme == "https":
-		t.port = "443"
-	case t.port == "":
-		t.port = "80"
 	}
 	// Compare escaped paths so "%2F" can never pass for a segment boundary; ".." segments are
 	// refused outright rather than resolved.

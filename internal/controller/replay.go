@@ -17,8 +17,7 @@ import (
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
-	"github.com/clinicpay/stripe-operator/internal/receiver"
-	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
+	"github.com/clinicpay/stripe-operator/internal/sigheader"
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 )
 
@@ -51,7 +50,7 @@ func DefaultReceiverURL(si *paymentsv1alpha1.StripeIntegration) string {
 // reconcileReplay runs a replay request once the integration is connected: it lists the clinic's
 // events from Stripe and re-delivers them to the receiver, signed like Stripe signs them, so the
 // receiver's verification and the downstream idempotency apply unchanged, and marked as a replay
-// (receiver.ReplaySignatureHeader) so the receiver's dedup memory does not swallow them.
+// (sigheader.ReplayHeader) so the receiver's dedup memory does not swallow them.
 //
 // Every event created from the requested time (at most 30 days back, Stripe's log) until the
 // replay started is delivered once, oldest first. Stripe lists newest first only, so the range
@@ -285,10 +284,10 @@ func (r *StripeIntegrationReconciler) deliverOne(ctx context.Context, hc *http.C
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	// Stripe's scheme, which the clinic-facing signature reuses: t=<unix>,v1=HMAC("<t>.<body>").
 	now := r.now()
-	req.Header.Set("Stripe-Signature", httprelay.Sign([]byte(secret), now, ev.JSON))
+	req.Header.Set("Stripe-Signature", sigheader.Sign([]byte(secret), now, ev.JSON))
 	// The replay marker makes the receiver relay again an event it already relayed: the clinic
 	// asked for a re-send, and the systems of record deduplicate on the event id themselves.
-	req.Header.Set(receiver.ReplaySignatureHeader, receiver.SignReplay(secret, now, ev.JSON))
+	req.Header.Set(sigheader.ReplayHeader, sigheader.SignReplay(secret, now, ev.JSON))
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("posting to receiver: %w", err)

@@ -17,7 +17,7 @@ import (
 	"k8s.io/client-go/util/retry"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
-	"github.com/clinicpay/stripe-operator/internal/receiver"
+	"github.com/clinicpay/stripe-operator/internal/sigheader"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
@@ -43,7 +43,7 @@ func (s *orderedSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ID      string `json:"id"`
 		Created int64  `json:"created"`
 	}
-	if err != nil || r.Header.Get(receiver.ReplaySignatureHeader) == "" || json.Unmarshal(body, &head) != nil {
+	if err != nil || r.Header.Get(sigheader.ReplayHeader) == "" || json.Unmarshal(body, &head) != nil {
 		s.rejected++
 		http.Error(w, "rejected", http.StatusBadRequest)
 		return

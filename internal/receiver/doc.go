@@ -20,14 +20,16 @@
 //	503  no signing secret loaded yet, or a target did not accept the event (Stripe retries)
 //	200  relayed to every target, acknowledged (no target configured), or a duplicate of an
 //	     event already relayed by this replica (a replay the operator marked with a valid
-//	     ReplaySignatureHeader is relayed again instead; an invalid marker is ignored)
+//	     sigheader.ReplayHeader is relayed again instead; an invalid marker is ignored)
 //
 // Bodies are {"status":"…","message":"…"} and never contain secrets or payloads.
 //
 // The signing secret file may hold several secrets, one per line, while a secret is rolled; a
 // signature from any of them is accepted. The file is stat'ed at most once per
 // Config.SecretCheckInterval and re-read when its inode, size or mtime changed (the kubelet
-// swaps a symlink), and once more, immediately, when no loaded secret verifies a delivery.
+// swaps a symlink), and once more, immediately, when no loaded secret verifies a delivery. A
+// file that vanished, grew too large or holds no secret keeps the secrets in use (package
+// secretfile has the policy, shared with the relays' key and token files).
 //
 // Metrics (registered on the registry passed to New): stripe_receiver_events_total{type,result},
 // stripe_receiver_signature_failures_total{cause}, stripe_receiver_relay_duration_seconds{target},

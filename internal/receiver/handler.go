@@ -13,6 +13,7 @@ import (
 	stripe "github.com/stripe/stripe-go/v76"
 
 	"github.com/clinicpay/stripe-operator/internal/relay"
+	"github.com/clinicpay/stripe-operator/internal/sigheader"
 )
 
 // response is the short JSON body of every webhook answer.
@@ -47,9 +48,9 @@ func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
 	if !ok {
 		return
 	}
-	secrets := r.secrets.current()
-	if len(secrets) == 0 && r.secrets.forceReload() {
-		secrets = r.secrets.snapshot()
+	secrets := r.secrets.Current()
+	if len(secrets) == 0 && reloaded(r.secrets) {
+		secrets = r.secrets.Value()
 	}
 	if len(secrets) == 0 {
 		r.metrics.events.WithLabelValues(typeUnknown, resultFailed).Inc()
@@ -57,9 +58,9 @@ func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	ev, rej := verifyEvent(body, req.Header.Get("Stripe-Signature"), secrets, time.Now())
-	if rej != nil && rej.cause == causeBadSignature && r.secrets.forceReload() {
+	if rej != nil && rej.cause == causeBadSignature && reloaded(r.secrets) {
 		// The secret may have been rolled a moment ago: try once more with the new file.
-		ev, rej = verifyEvent(body, req.Header.Get("Stripe-Signature"), r.secrets.snapshot(), time.Now())
+		ev, rej = verifyEvent(body, req.Header.Get("Stripe-Signature"), r.secrets.Value(), time.Now())
 	}
 	if rej == nil {
 		rej = checkMode(ev, r.cfg.Mode)
@@ -75,11 +76,11 @@ func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
 // not verify is ignored (logged, never an error): the delivery is still validly signed by
 // Stripe's scheme, so it gets the treatment of any Stripe delivery, dedup included.
 func (r *Receiver) isReplay(req *http.Request, body []byte, ev stripe.Event) bool {
-	header := req.Header.Get(ReplaySignatureHeader)
+	header := req.Header.Get(sigheader.ReplayHeader)
 	if header == "" {
 		return false
 	}
-	if verifyReplay(header, body, r.secrets.snapshot(), time.Now()) {
+	if sigheader.VerifyReplay(header, body, r.secrets.Value(), SignatureTolerance, time.Now()) {
 		return true
 	}
 	r.log.Info("Replay marker did not verify; treated as an ordinary delivery", "eventID", ev.ID)
@@ -165,7 +166,7 @@ func (r *Receiver) relay(ctx context.Context, log logr.Logger, ev stripe.Event, 
 	start := time.Now()
 	accepted, errs := r.relayAll(ctx, relay.Event{ClinicID: r.cfg.ClinicID, Stripe: ev}, skip)
 	for _, te := range errs {
-		log.Error(errors.New(redact(te.err, r.secrets.snapshot())), "Relay to system of record failed", "target", te.target)
+		log.Error(errors.New(redact(te.err, r.secrets.Value())), "Relay to system of record failed", "target", te.target)
 	}
 	if len(errs) == 0 {
 		log.Info("Event relayed", "targets", len(r.targets), "alreadyAccepted", bits.OnesCount64(uint64(skip)),

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/clinicpay/stripe-operator/internal/relay"
+	"github.com/clinicpay/stripe-operator/internal/sigheader"
 )
 
 // deliver POSTs body over real HTTP with a Stripe signature and, when set, a replay marker.
@@ -20,7 +21,7 @@ func deliver(t *testing.T, url string, body []byte, replayMarker string) (int, s
 	}
 	req.Header.Set("Stripe-Signature", sign(body, secretOld, time.Now()))
 	if replayMarker != "" {
-		req.Header.Set(ReplaySignatureHeader, replayMarker)
+		req.Header.Set(sigheader.ReplayHeader, replayMarker)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -52,9 +53,9 @@ func TestReplayIsRelayedAgain(t *testing.T) {
 		t.Fatalf("Stripe's second delivery = %d %s, want duplicate", code, status)
 	}
 	for name, marker := range map[string]string{
-		"forged with another secret": SignReplay(secretUnknown, now, body),
-		"over another body":          SignReplay(secretOld, now, goodBody(t, "evt_other")),
-		"stale":                      SignReplay(secretOld, now.Add(-SignatureTolerance-time.Minute), body),
+		"forged with another secret": sigheader.SignReplay(secretUnknown, now, body),
+		"over another body":          sigheader.SignReplay(secretOld, now, goodBody(t, "evt_other")),
+		"stale":                      sigheader.SignReplay(secretOld, now.Add(-SignatureTolerance-time.Minute), body),
 		"a copied Stripe-Signature":  sign(body, secretOld, now),
 		"garbage":                    "t=x,v1=zz",
 	} {
@@ -66,7 +67,7 @@ func TestReplayIsRelayedAgain(t *testing.T) {
 		t.Fatalf("target called %d times before the replay, want 1", n)
 	}
 
-	if code, status := deliver(t, url, body, SignReplay(secretOld, time.Now(), body)); code != http.StatusOK || status != resultRelayed {
+	if code, status := deliver(t, url, body, sigheader.SignReplay(secretOld, time.Now(), body)); code != http.StatusOK || status != resultRelayed {
 		t.Fatalf("replay = %d %s, want 200 relayed", code, status)
 	}
 	calls := target.calls()

@@ -108,7 +108,7 @@ func TestSecretPickedUpPeriodically(t *testing.T) {
 	// An in-place rewrite (no symlink) is noticed too, without any failing delivery.
 	time.Sleep(10 * time.Millisecond) // a distinct mtime on coarse-grained file systems
 	writeFile(t, path, secretOld+"\n"+secretNew+"\n")
-	eventually(t, "the rolled secrets", func() bool { return len(f.r.secrets.current()) == 2 })
+	eventually(t, "the rolled secrets", func() bool { return len(f.r.secrets.Current()) == 2 })
 }
 
 func TestSecretFileProblemsKeepPreviousSecret(t *testing.T) {
@@ -122,7 +122,7 @@ func TestSecretFileProblemsKeepPreviousSecret(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			f := newFixture(t, secretOld, nil, func(c *Config) { c.SecretCheckInterval = time.Nanosecond })
 			breakIt(f.secretFile)
-			if got := f.r.secrets.current(); !slices.Equal(got, []string{secretOld}) || !f.r.Ready() {
+			if got := f.r.secrets.Current(); !slices.Equal(got, []string{secretOld}) || !f.r.Ready() {
 				t.Errorf("secrets after the file was %s: %d loaded, ready=%v", name, len(got), f.r.Ready())
 			}
 			if !contains(f.logs.String(), "Cannot load signing secret") {
@@ -149,13 +149,13 @@ func TestParseSecrets(t *testing.T) {
 func TestSecretCheckThrottled(t *testing.T) {
 	f := newFixture(t, secretOld, nil, func(c *Config) { c.SecretCheckInterval = time.Hour })
 	writeFile(t, f.secretFile, secretNew)
-	if got := f.r.secrets.current(); !slices.Equal(got, []string{secretOld}) {
+	if got := f.r.secrets.Current(); !slices.Equal(got, []string{secretOld}) {
 		t.Errorf("the file was re-read within the interval: %d secrets", len(got))
 	}
-	if !f.r.secrets.forceReload() || !slices.Equal(f.r.secrets.snapshot(), []string{secretNew}) {
+	if !reloaded(f.r.secrets) || !slices.Equal(f.r.secrets.Value(), []string{secretNew}) {
 		t.Error("forced reload did not pick up the new secret")
 	}
-	if f.r.secrets.forceReload() {
+	if reloaded(f.r.secrets) {
 		t.Error("a forced reload of an unchanged file reported a change")
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/clinicpay/stripe-operator/internal/relay"
+	"github.com/clinicpay/stripe-operator/internal/secretfile"
 )
 
 // Webhook path prefixes, followed by the clinic ID: one per mode, so that a clinic's Test and Live
@@ -50,7 +51,7 @@ type Receiver struct {
 	log      logr.Logger
 	metrics  *metrics
 	gatherer prometheus.Gatherer
-	secrets  *secretStore
+	secrets  *secretfile.File[[]string]
 	dedup    *dedup
 	// draining turns /readyz to 503 once shutdown starts, so Services stop sending traffic.
 	draining atomic.Bool
@@ -92,7 +93,7 @@ func New(cfg Config, targets []relay.Target, log logr.Logger, reg *prometheus.Re
 		secrets:  newSecretStore(cfg.SigningSecretFile, cfg.SecretCheckInterval, log, m),
 		dedup:    newDedup(cfg.DedupCapacity, len(targets)),
 	}
-	r.secrets.forceReload()
+	_, _ = r.secrets.Reload() // a missing file is logged; /readyz says 503 until it appears
 	return r, nil
 }
 
@@ -123,7 +124,7 @@ func (r *Receiver) OpsHandler() http.Handler {
 
 // Ready reports whether a non-empty signing secret is loaded, checking the file if due.
 func (r *Receiver) Ready() bool {
-	return len(r.secrets.current()) > 0
+	return len(r.secrets.Current()) > 0
 }
 
 // Run listens on the configured addresses and serves until ctx ends, then shuts down gracefully.

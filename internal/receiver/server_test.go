@@ -33,7 +33,7 @@ func TestOpsEndpoints(t *testing.T) {
 		t.Errorf("readyz before the secret = %d, want 503", c)
 	}
 	writeFile(t, f.secretFile, secretOld+"\n")
-	f.r.secrets.forceReload()
+	_, _ = f.r.secrets.Reload()
 	if c, _ := get("/readyz"); c != http.StatusOK {
 		t.Errorf("readyz after the secret = %d, want 200", c)
 	}

@@ -44,7 +44,7 @@ import (
 	stripe "github.com/stripe/stripe-go/v76"
 
 	"github.com/clinicpay/stripe-operator/internal/receiver"
-	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
+	"github.com/clinicpay/stripe-operator/internal/sigheader"
 	"github.com/clinicpay/stripe-operator/test/testenv"
 )
 
@@ -314,7 +314,7 @@ func newEventPool(n int) (*eventPool, error) {
 func (p *eventPool) stamp(run int, now time.Time) {
 	for i, body := range p.bodies {
 		copy(body[p.idOffset:], eventID(run, 0, int64(i)))
-		p.sigs[i] = httprelay.Sign(p.key, now, body)
+		p.sigs[i] = sigheader.Sign(p.key, now, body)
 	}
 	p.signedAt = now
 }
@@ -330,8 +330,7 @@ func (p *eventPool) event(run int, k int64, now time.Time) ([]byte, string) {
 	}
 	body := slices.Clone(p.bodies[slot])
 	copy(body[p.idOffset:], eventID(run, pass, slot))
-	// httprelay's Clinicpay-Signature has Stripe's format: t=<unix>,v1=hex(HMAC-SHA256(key, "t.body")).
-	return body, httprelay.Sign(p.key, now, body)
+	return body, sigheader.Sign(p.key, now, body)
 }
 
 func (p *eventPool) avgSize() int {

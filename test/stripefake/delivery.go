@@ -19,17 +19,15 @@ package stripefake
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
+
+	"github.com/clinicpay/stripe-operator/internal/sigheader"
 )
 
 // Delivery is one webhook delivery attempt.
@@ -106,14 +104,9 @@ func renderJob(ev *eventRec, e *endpoint, now time.Time) (deliveryJob, error) {
 	}, nil
 }
 
-// signature builds the Stripe-Signature header: t=<unix>,v1=<hex HMAC-SHA256
-// of "<t>.<body>" keyed with the whsec_ secret>.
+// signature builds the Stripe-Signature header, keyed with the whsec_ secret.
 func signature(t time.Time, body []byte, secret string) string {
-	ts := strconv.FormatInt(t.Unix(), 10)
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write([]byte(ts + "."))
-	mac.Write(body)
-	return "t=" + ts + ",v1=" + hex.EncodeToString(mac.Sum(nil))
+	return sigheader.Sign([]byte(secret), t, body)
 }
 
 // dispatch sends a batch (prepared by jobsFor) concurrently, inline or in the

@@ -42,10 +42,7 @@ func (t *Target) conditionalCreate(ctx context.Context, w write) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", w.resourceType, err)
 	}
-	token, err := t.token.get()
-	if err != nil {
-		return err
-	}
+	token := t.token.get()
 	ctx, cancel := context.WithTimeout(ctx, t.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, t.base+"/"+w.resourceType, bytes.NewReader(body))

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr/funcr"
+
 	"github.com/clinicpay/stripe-operator/internal/relay"
 )
 
@@ -297,20 +299,34 @@ func TestDeliverTokenRotation(t *testing.T) {
 	eq(t, "after the second", deliver(), "Bearer token-two")
 }
 
-func TestDeliverTokenFileGoneIsAnError(t *testing.T) {
+// A token file that vanishes (or empties) keeps the last good token, as every secret file does
+// (package secretfile): the kubelet's swap never shows that state, and the FHIR server, not a
+// broken mount, decides whether the token is still good. The error is logged, once.
+func TestDeliverTokenFileGoneKeepsLastToken(t *testing.T) {
 	f := newFakeFHIR(t, testToken)
 	path := writeToken(t, testToken)
-	target := newDeliverTarget(t, f, Config{TokenFile: path})
+	var logs strings.Builder
+	target := newDeliverTarget(t, f, Config{TokenFile: path, Log: funcr.New(func(prefix, args string) {
+		logs.WriteString(args + "\n")
+	}, funcr.Options{})})
 	now := time.Now()
 	target.token.now = func() time.Time { return now }
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	now = now.Add(2 * time.Second)
-	err := target.Deliver(context.Background(), loadEvent(t, "payment_intent.succeeded", nil))
-	if err == nil || !strings.Contains(err.Error(), "token file") {
-		t.Fatalf("Deliver = %v, want a token file error", err)
+	for range 2 {
+		now = now.Add(2 * time.Second)
+		if err := target.Deliver(context.Background(), loadEvent(t, "payment_intent.succeeded", nil)); err != nil {
+			t.Fatalf("Deliver = %v, want the last good token used", err)
+		}
 	}
-	assertNoToken(t, err)
-	eq(t, "requests", len(f.requestLog()), 0)
+	reqs := f.requestLog()
+	eq(t, "requests", len(reqs), 2)
+	eq(t, "Authorization", reqs[1].header.Get("Authorization"), "Bearer "+testToken)
+	if n := strings.Count(logs.String(), "Cannot load FHIR token"); n != 1 || !strings.Contains(logs.String(), "token file") {
+		t.Errorf("the vanished file was logged %d times, want once:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), testToken[:16]) {
+		t.Errorf("logs leak the token:\n%s", logs.String())
+	}
 }

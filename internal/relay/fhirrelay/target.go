@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/clinicpay/stripe-operator/internal/relay"
 )
 
@@ -23,9 +25,10 @@ const (
 type Config struct {
 	// BaseURL is the FHIR R4 REST base, e.g. https://fhir.clinic.example/r4.
 	BaseURL string
-	// TokenFile holds the bearer token (a trailing newline is trimmed). It is re-read at most
-	// once per second, so a rotated Secret takes effect without a restart. Empty means no
-	// Authorization header.
+	// TokenFile holds the bearer token (a trailing newline is trimmed). It is checked at most
+	// once per second, so a rotated Secret takes effect without a restart; a file that vanishes
+	// or empties keeps the last good token (package secretfile). Empty means no Authorization
+	// header.
 	TokenFile string
 	// PatientMetadataKey, ClaimMetadataKey and InvoiceMetadataKey name the Stripe metadata
 	// keys whose values are FHIR Patient, Claim and Invoice ids; defaults "patient_id",
@@ -36,6 +39,8 @@ type Config struct {
 	// HTTPClient sends the requests; default a client with Go's default transport. Redirects
 	// are never followed, whatever the client says (see New).
 	HTTPClient *http.Client
+	// Log reports loads of TokenFile and errors reading it; the zero Logger discards.
+	Log logr.Logger
 }
 
 // Target writes Stripe events to a FHIR R4 server. It implements relay.Target and is safe
@@ -64,12 +69,12 @@ func New(cfg Config) (*Target, error) {
 		base:    base,
 		keys:    newMetadataKeys(cfg),
 		timeout: cfg.Timeout,
-		token:   newTokenSource(cfg.TokenFile),
+		token:   newTokenSource(cfg.TokenFile, cfg.Log),
 	}
 	if t.timeout == 0 {
 		t.timeout = DefaultTimeout
 	}
-	if _, err := t.token.get(); err != nil {
+	if err := t.token.load(); err != nil {
 		return nil, err
 	}
 	// A shallow copy shares the caller's transport without changing the caller's client.

@@ -3,55 +3,69 @@ package fhirrelay
 import (
 	"errors"
 	"fmt"
-	"os"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/clinicpay/stripe-operator/internal/secretfile"
 )
 
-// tokenRefresh is how long a token read from the file is used before the file is read
-// again: rotation takes effect within a second, and a busy receiver reads the file at most
-// once a second.
-const tokenRefresh = time.Second
-
-// tokenSource serves the bearer token from a file that may be rotated in place (a mounted
-// Secret is swapped atomically by the kubelet). The file is re-read rather than stat'ed for
-// changes: it is tiny, and an mtime with one-second granularity can miss a quick rotation.
+// tokenSource serves the bearer token from a mounted Secret file with secretfile's rotation
+// policy: a rotated token is used within a second, and a file that vanished or became empty
+// keeps the last good token (the FHIR server, not a half-updated file, decides whether it is
+// still good) and is logged once.
 type tokenSource struct {
-	path string
-	now  func() time.Time
-
-	mu     sync.Mutex
-	token  string
-	readAt time.Time
+	file *secretfile.File[string] // nil: no token file, no Authorization header
+	// now is the clock of the one-second refresh; tests move it.
+	now func() time.Time
 }
 
-func newTokenSource(path string) *tokenSource {
-	return &tokenSource{path: path, now: time.Now}
+func newTokenSource(path string, log logr.Logger) *tokenSource {
+	s := &tokenSource{now: time.Now}
+	if path == "" {
+		return s
+	}
+	s.file = secretfile.New(path, secretfile.Options[string]{
+		Name:  "token file",
+		Parse: parseToken,
+		Now:   func() time.Time { return s.now() },
+		OnLoad: func(string) {
+			log.Info("FHIR token loaded", "path", path)
+		},
+		OnError: func(err error, kept bool) {
+			log.Error(err, "Cannot load FHIR token; keeping the previous one", "path", path, "loaded", kept)
+		},
+	})
+	return s
 }
 
-// get returns the current token, "" when no token file is configured. Errors name the file,
-// never its content.
-func (s *tokenSource) get() (string, error) {
-	if s.path == "" {
-		return "", nil
+// load reads the token file once; New fails on its error, so a missing or empty token fails
+// at startup rather than on the first payment.
+func (s *tokenSource) load() error {
+	if s.file == nil {
+		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now := s.now()
-	if s.token != "" && now.Sub(s.readAt) < tokenRefresh && !now.Before(s.readAt) {
-		return s.token, nil
+	if _, err := s.file.Reload(); err != nil {
+		return fmt.Errorf("fhir: %w", err)
 	}
-	raw, err := os.ReadFile(s.path)
-	if err != nil {
-		return "", fmt.Errorf("fhir: read token file: %w", err)
+	return nil
+}
+
+// get returns the current token, "" when no token file is configured.
+func (s *tokenSource) get() string {
+	if s.file == nil {
+		return ""
 	}
-	// Secrets written by hand usually end in a newline; nothing else about the token is
-	// touched.
+	return s.file.Current()
+}
+
+// parseToken trims the line ending that Secrets written by hand usually have; nothing else
+// about the token is touched. Errors name the file, never its content.
+func parseToken(raw []byte) (string, error) {
 	token := strings.TrimRight(string(raw), "\r\n")
 	if token == "" {
-		return "", errors.New("fhir: token file " + s.path + " is empty")
+		return "", errors.New("token file is empty")
 	}
-	s.token, s.readAt = token, now
 	return token, nil
 }

@@ -10,7 +10,10 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/go-logr/logr"
+
 	"github.com/clinicpay/stripe-operator/internal/relay"
+	"github.com/clinicpay/stripe-operator/internal/secretfile"
 )
 
 // Config configures the HTTP target.
@@ -28,6 +31,8 @@ type Config struct {
 	Now func() time.Time
 	// KeyCheckInterval is the minimum time between stats of SigningKeyFile; zero means 1 s.
 	KeyCheckInterval time.Duration
+	// Log reports loads of SigningKeyFile and errors reading it; the zero Logger discards.
+	Log logr.Logger
 }
 
 // Target POSTs signed envelopes to a clinic's URL. It implements relay.Target.
@@ -37,7 +42,7 @@ type Target struct {
 	timeout time.Duration
 	client  *http.Client
 	now     func() time.Time
-	key     *keyFile // nil: unsigned
+	key     *secretfile.File[[]byte] // nil: unsigned
 }
 
 var _ relay.Target = &Target{}
@@ -71,11 +76,7 @@ func New(cfg Config) (*Target, error) {
 	client.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 	t.client = client
 	if cfg.SigningKeyFile != "" {
-		interval := cfg.KeyCheckInterval
-		if interval <= 0 {
-			interval = time.Second
-		}
-		if t.key, err = newKeyFile(cfg.SigningKeyFile, interval, t.now); err != nil {
+		if t.key, err = newKeyFile(cfg.SigningKeyFile, cfg.KeyCheckInterval, t.now, cfg.Log); err != nil {
 			return nil, fmt.Errorf("http target: %w", err)
 		}
 	}
@@ -119,7 +120,7 @@ func (t *Target) Deliver(ctx context.Context, ev relay.Event) error {
 	req.Header.Set("Idempotency-Key", env.ID)
 	req.Header.Set("User-Agent", "clinicpay-stripe-receiver")
 	if t.key != nil {
-		req.Header.Set(SignatureHeader, Sign(t.key.current(), t.now(), body))
+		req.Header.Set(SignatureHeader, Sign(t.key.Current(), t.now(), body))
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
