@@ -131,31 +131,3 @@ func (r *StripeIntegrationReconciler) deleteStaleIngress(ctx context.Context, si
 	}
 	return nil
 }
-
-// receiverCondition is pure: ReceiverReady from the Deployment's status.
-func receiverCondition(dep *appsv1.Deployment, want int32) condition {
-	const ct = paymentsv1alpha1.ConditionReceiverReady
-	if want == 0 {
-		return falseCond(ct, paymentsv1alpha1.ReasonReceiverScaledToZero,
-			"spec.receiver.replicas is 0: no receiver runs, Stripe's deliveries fail and are retried for up to 3 days")
-	}
-	st := dep.Status
-	available := false
-	for _, c := range st.Conditions {
-		if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
-			available = true
-		}
-	}
-	switch {
-	case st.ObservedGeneration < dep.Generation:
-		return falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing, "receiver Deployment change not yet observed by its controller")
-	case !available || st.AvailableReplicas < 1:
-		return falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing,
-			fmt.Sprintf("receiver Deployment %s not available yet (%d/%d replicas available)", dep.Name, st.AvailableReplicas, want))
-	case st.UpdatedReplicas < want:
-		return falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing,
-			fmt.Sprintf("receiver Deployment %s rolling out (%d/%d replicas updated)", dep.Name, st.UpdatedReplicas, want))
-	}
-	return trueCond(ct, paymentsv1alpha1.ReasonReceiverAvailable,
-		fmt.Sprintf("receiver Deployment %s available (%d/%d replicas)", dep.Name, st.AvailableReplicas, want))
-}

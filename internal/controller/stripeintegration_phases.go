@@ -205,10 +205,10 @@ func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1a
 
 	endpoints, err := pr.client.ListWebhookEndpoints(ctx)
 	obs.probed = true
-	reason, message := stripeclient.AuthReason(err)
+	obs.authenticated = authCondition(err)
+	reason := obs.authenticated.Reason
 	r.recordProbe(si, res.Secret.Mode, reason)
 	if err != nil {
-		obs.authenticated = falseCond(paymentsv1alpha1.ConditionAuthenticated, reason, message)
 		if isTransient(err) {
 			obs.err = fmt.Errorf("probing Stripe: %w", err)
 			obs.authenticated.Transient = stripeTransient(err)
@@ -217,7 +217,6 @@ func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1a
 		return pr
 	}
 	pr.ok, pr.endpoints = true, endpoints
-	obs.authenticated = trueCond(paymentsv1alpha1.ConditionAuthenticated, reason, message)
 	if pr.fingerprint == si.Status.KeyFingerprint {
 		return pr
 	}
@@ -261,29 +260,9 @@ func stripeTransient(err error) bool {
 	return errors.As(err, &se) && se.Transient()
 }
 
-func keysCondition(res keys.Result) condition {
-	if res.OK() {
-		return trueCond(paymentsv1alpha1.ConditionKeysValid, paymentsv1alpha1.ReasonKeysValid,
-			fmt.Sprintf("publishable and %s key are well-formed %s keys", res.Secret.Kind, res.Secret.Mode))
-	}
-	return falseCond(paymentsv1alpha1.ConditionKeysValid, res.Reason, res.Message)
-}
-
 func orDefault(v, def string) string {
 	if v == "" {
 		return def
 	}
 	return v
-}
-
-func trueCond(t, reason, msg string) condition {
-	return condition{Type: t, Status: metav1.ConditionTrue, Reason: reason, Message: msg}
-}
-
-func falseCond(t, reason, msg string) condition {
-	return condition{Type: t, Status: metav1.ConditionFalse, Reason: reason, Message: msg}
-}
-
-func unknown(t, reason, msg string) condition {
-	return condition{Type: t, Status: metav1.ConditionUnknown, Reason: reason, Message: msg}
 }

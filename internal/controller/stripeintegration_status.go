@@ -16,17 +16,6 @@ import (
 // maxManualCleanup bounds status.manualCleanup (the CRD allows 16 items).
 const maxManualCleanup = 16
 
-// condition is a condition without bookkeeping (times, generation), as the phases produce it.
-type condition struct {
-	Type    string
-	Status  metav1.ConditionStatus
-	Reason  string
-	Message string
-	// Transient marks an outcome of a transient Stripe failure (429, 5xx, timeout), or a check
-	// skipped because of one: within the grace it does not overturn a True condition.
-	Transient bool
-}
-
 // statusInput is everything computeStatus needs; it holds no clients and no clock.
 type statusInput struct {
 	// Conditions in dependency order: KeysValid, Authenticated, WebhookEndpointReady, ReceiverReady.
