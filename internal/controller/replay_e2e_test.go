@@ -27,11 +27,9 @@ import (
 
 // rawSink is a system of record that deduplicates nothing: it counts every write it accepts
 // per key (the HTTP envelope's event id, or the FHIR conditional-create identifier) and keeps
-// the Stripe API version the write carried. It answers 503 while down, and wipe forgets
-// everything (the clinic lost its data).
+// the Stripe API version the write carried. wipe forgets everything (the clinic lost its data).
 type rawSink struct {
 	mu       sync.Mutex
-	down     bool
 	count    map[string]int
 	version  map[string]string
 	bad      []string // requests it could not read
@@ -51,10 +49,6 @@ func (s *rawSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.bad = append(s.bad, err.Error())
 		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
-	}
-	if s.down {
-		http.Error(w, "down", http.StatusServiceUnavailable)
 		return
 	}
 	s.count[key]++
