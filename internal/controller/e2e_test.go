@@ -199,6 +199,12 @@ func paymentIntent(i int) map[string]any {
 // startReceiver runs the receiver as cmd/receiver wires it, on the given listeners.
 func startReceiver(t *testing.T, si *v1.StripeIntegration, secretFile, httpURL, fhirURL string, webhookLn, opsLn net.Listener) {
 	t.Helper()
+	startReceiverLogging(t, si, secretFile, httpURL, fhirURL, webhookLn, opsLn, logr.Discard())
+}
+
+// startReceiverLogging is startReceiver with the receiver's log going to log.
+func startReceiverLogging(t *testing.T, si *v1.StripeIntegration, secretFile, httpURL, fhirURL string, webhookLn, opsLn net.Listener, log logr.Logger) {
+	t.Helper()
 	ht, err := httprelay.New(httprelay.Config{URL: httpURL, Timeout: 5 * time.Second})
 	must(t, err)
 	ft, err := fhirrelay.New(fhirrelay.Config{BaseURL: fhirURL, Timeout: 5 * time.Second})
@@ -208,7 +214,7 @@ func startReceiver(t *testing.T, si *v1.StripeIntegration, secretFile, httpURL, 
 	rcv, err := receiver.New(receiver.Config{
 		ClinicID: si.Spec.ClinicID, Mode: mode, SigningSecretFile: secretFile,
 		WebhookBindAddress: webhookLn.Addr().String(), OpsBindAddress: opsLn.Addr().String(),
-	}, []relay.Target{ht, ft}, logr.Discard(), prometheus.NewRegistry())
+	}, []relay.Target{ht, ft}, log, prometheus.NewRegistry())
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -56,10 +56,11 @@ const (
 	claimFollower                   // being relayed by another request: wait for its outcome
 )
 
-// begin claims id for relaying, or reports that it was relayed or is being relayed. A replay
-// (the operator's deliberate re-send) is relayed to every target even when seen; it still joins
-// a relay in flight.
-func (d *dedup) begin(id string, replay bool) (claimState, *flight) {
+// begin claims id for relaying to the targets that have not accepted it and to those in force
+// (a replay, the operator's deliberate re-send, forces every target), or reports that every
+// target needed holds it, or that it is being relayed: a delivery, replay or not, joins a relay
+// in flight rather than relaying alongside it.
+func (d *dedup) begin(id string, force targetSet) (claimState, *flight) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var accepted targetSet
@@ -67,16 +68,14 @@ func (d *dedup) begin(id string, replay bool) (claimState, *flight) {
 		d.order.MoveToFront(el)
 		accepted = el.Value.(*seenEntry).accepted
 	}
-	if accepted == d.all && !replay {
+	skip := accepted &^ force
+	if skip == d.all {
 		return claimSeen, nil
 	}
 	if f, ok := d.inflight[id]; ok {
 		return claimFollower, f
 	}
-	f := &flight{done: make(chan struct{})}
-	if !replay {
-		f.skip = accepted
-	}
+	f := &flight{done: make(chan struct{}), skip: skip}
 	d.inflight[id] = f
 	return claimLeader, f
 }

@@ -167,7 +167,7 @@ func TestPanickingTargetIsAFailure(t *testing.T) {
 func TestDedupEvictsOldest(t *testing.T) {
 	d := newDedup(2, 1)
 	for _, id := range []string{"a", "b", "c"} {
-		st, f := d.begin(id, false)
+		st, f := d.begin(id, 0)
 		if st != claimLeader {
 			t.Fatalf("begin(%s) = %v", id, st)
 		}
@@ -176,19 +176,19 @@ func TestDedupEvictsOldest(t *testing.T) {
 	if d.len() != 2 {
 		t.Errorf("len = %d, want 2", d.len())
 	}
-	if st, _ := d.begin("c", false); st != claimSeen {
+	if st, _ := d.begin("c", 0); st != claimSeen {
 		t.Errorf("c: %v, want seen", st)
 	}
-	if st, f := d.begin("a", false); st != claimLeader {
+	if st, f := d.begin("a", 0); st != claimLeader {
 		t.Errorf("a: %v, want leader (evicted)", st)
 	} else {
 		d.finish("a", f, 0)
 	}
-	st, f := d.begin("x", false)
+	st, f := d.begin("x", 0)
 	if st != claimLeader {
 		t.Fatal(st)
 	}
-	if st2, f2 := d.begin("x", false); st2 != claimFollower || f2 != f {
+	if st2, f2 := d.begin("x", 0); st2 != claimFollower || f2 != f {
 		t.Errorf("second begin(x) = %v", st2)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -213,24 +213,24 @@ func (e errString) Error() string { return string(e) }
 // skips the targets that accepted; a replay skips none.
 func TestDedupRemembersPerTarget(t *testing.T) {
 	d := newDedup(10, 2)
-	st, f := d.begin("e", false)
+	st, f := d.begin("e", 0)
 	if st != claimLeader || f.skip != 0 {
 		t.Fatalf("first begin = %v skip %b", st, f.skip)
 	}
 	if d.finish("e", f, 0b01) {
 		t.Error("finish reported success with one of two targets")
 	}
-	st, f = d.begin("e", false)
+	st, f = d.begin("e", 0)
 	if st != claimLeader || f.skip != 0b01 {
 		t.Fatalf("retry begin = %v skip %b, want leader skipping target 0", st, f.skip)
 	}
 	if !d.finish("e", f, 0b10) {
 		t.Error("finish did not report success once both targets accepted")
 	}
-	if st, _ := d.begin("e", false); st != claimSeen {
+	if st, _ := d.begin("e", 0); st != claimSeen {
 		t.Errorf("after both accepted: %v, want seen", st)
 	}
-	st, f = d.begin("e", true)
+	st, f = d.begin("e", d.all)
 	if st != claimLeader || f.skip != 0 {
 		t.Errorf("replay begin = %v skip %b, want leader skipping nothing", st, f.skip)
 	}

@@ -119,7 +119,9 @@ func (r *Receiver) reject(w http.ResponseWriter, rej *rejection) {
 }
 
 // process relays a verified event once per replica, or again when it is a replay. A concurrent
-// delivery of the same id waits for the first one's outcome instead of relaying in parallel.
+// delivery of the same id waits for the first one's outcome instead of relaying in parallel; a
+// replay that waited on a relay which left out targets (Stripe's retry goes only to the ones
+// that failed) then relays to those, so a replay reaches every target.
 func (r *Receiver) process(w http.ResponseWriter, req *http.Request, ev stripe.Event, replay bool) {
 	typ := typeLabel(string(ev.Type))
 	log := r.log.WithValues("eventID", ev.ID, "eventType", typ, "replay", replay)
@@ -129,21 +131,34 @@ func (r *Receiver) process(w http.ResponseWriter, req *http.Request, ev stripe.E
 		writeJSON(w, http.StatusOK, resultAcknowledged, "verified; no system of record configured")
 		return
 	}
-	state, f := r.dedup.begin(ev.ID, replay)
+	var force targetSet // the targets this delivery must reach even if they accepted the event
+	if replay {
+		force = r.dedup.all
+	}
 	ok := true
-	switch state {
-	case claimSeen:
-	case claimFollower:
-		var done bool
-		if ok, done = f.wait(req.Context()); !done {
-			return // Stripe hung up; it will deliver again
-		}
-	case claimLeader:
-		// Detached from the request: a relay that started finishes (bounded by the forward
-		// timeout) so its outcome is recorded for the waiting duplicates and the dedup set.
-		accepted := r.relay(context.WithoutCancel(req.Context()), log, ev, f.skip)
-		ok = r.dedup.finish(ev.ID, f, accepted)
-		if ok {
+claim:
+	for {
+		state, f := r.dedup.begin(ev.ID, force)
+		switch state {
+		case claimSeen:
+			break claim
+		case claimFollower:
+			var done bool
+			if ok, done = f.wait(req.Context()); !done {
+				return // the sender hung up; it will deliver again
+			}
+			if !ok || force&f.skip == 0 {
+				break claim
+			}
+			force &= f.skip // the relay it joined left these out
+		case claimLeader:
+			// Detached from the request: a relay that started finishes (bounded by the forward
+			// timeout) so its outcome is recorded for the waiting duplicates and the dedup set.
+			accepted := r.relay(context.WithoutCancel(req.Context()), log, ev, f.skip)
+			if !r.dedup.finish(ev.ID, f, accepted) {
+				ok = false
+				break claim
+			}
 			r.metrics.events.WithLabelValues(typ, resultRelayed).Inc()
 			writeJSON(w, http.StatusOK, resultRelayed, "accepted by every system of record")
 			return

@@ -3,8 +3,10 @@ package receiver
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -80,5 +82,82 @@ func TestReplayIsRelayedAgain(t *testing.T) {
 	}
 	if n := f.r.dedup.len(); n != 1 {
 		t.Errorf("dedup holds %d ids, want 1", n)
+	}
+}
+
+// replayDuring starts a Stripe delivery of body (no marker) whose relay holds at gate, then a
+// replay of it once that relay is in flight, and returns both answers after gate opens.
+func replayDuring(t *testing.T, url string, body []byte, gate chan struct{}, inFlight func() bool) (stripeCode, replayCode int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	wg.Go(func() { stripeCode, _ = deliver(t, url, body, "") })
+	eventually(t, "Stripe's delivery to be relayed", inFlight)
+	wg.Go(func() { replayCode, _ = deliver(t, url, body, SignReplay(secretOld, time.Now(), body)) })
+	time.Sleep(100 * time.Millisecond) // the replay reaches dedup and waits on the relay in flight
+	close(gate)
+	wg.Wait()
+	return stripeCode, replayCode
+}
+
+// A replay that arrives while Stripe's delivery of the same event is being relayed waits for that
+// relay and takes its outcome, success or failure, instead of relaying a second time alongside it.
+func TestReplayJoinsRelayInFlight(t *testing.T) {
+	for _, fails := range []bool{false, true} {
+		t.Run(fmt.Sprintf("relay fails %v", fails), func(t *testing.T) {
+			gate := make(chan struct{})
+			target := &fakeTarget{name: "http", gate: gate}
+			if fails {
+				target.fail = func(int) error { return errDown }
+			}
+			f := newFixture(t, secretOld+"\n", []relay.Target{target})
+			srv := httptest.NewServer(f.r.WebhookHandler())
+			t.Cleanup(srv.Close)
+			stripeCode, replayCode := replayDuring(t, srv.URL+testPath, goodBody(t, "evt_in_flight"), gate,
+				func() bool { return len(target.calls()) == 1 })
+			want := http.StatusOK
+			if fails {
+				want = http.StatusServiceUnavailable
+			}
+			if stripeCode != want || replayCode != want {
+				t.Errorf("Stripe's delivery answered %d, the replay %d; want both %d", stripeCode, replayCode, want)
+			}
+			if n := len(target.calls()); n != 1 {
+				t.Errorf("target called %d times, want 1: the replay joins the relay in flight", n)
+			}
+		})
+	}
+}
+
+// Stripe's retry relays only to the targets that failed before. A replay joining it must still
+// reach the others (the clinic asked for a re-send because a system of record lost data): after
+// the retry's relay ends, the replay relays to the targets the retry left out, and only to them.
+func TestReplayJoiningARetryReachesTheTargetsItSkips(t *testing.T) {
+	httpT := &fakeTarget{name: "http"}
+	fhirT := &fakeTarget{name: "fhir", fail: func(call int) error {
+		if call == 0 {
+			return errDown
+		}
+		return nil
+	}}
+	f := newFixture(t, secretOld+"\n", []relay.Target{httpT, fhirT})
+	srv := httptest.NewServer(f.r.WebhookHandler())
+	t.Cleanup(srv.Close)
+	url, body := srv.URL+testPath, goodBody(t, "evt_partial")
+	if code, status := deliver(t, url, body, ""); code != http.StatusServiceUnavailable {
+		t.Fatalf("first delivery (FHIR down) = %d %s, want 503", code, status)
+	}
+	gate := make(chan struct{})
+	fhirT.mu.Lock()
+	fhirT.gate = gate
+	fhirT.mu.Unlock()
+	stripeCode, replayCode := replayDuring(t, url, body, gate, func() bool { return len(fhirT.calls()) == 2 })
+	if stripeCode != http.StatusOK || replayCode != http.StatusOK {
+		t.Errorf("Stripe's retry answered %d, the replay %d; want both 200", stripeCode, replayCode)
+	}
+	if n := len(httpT.calls()); n != 2 {
+		t.Errorf("HTTP target called %d times, want 2 (the first delivery and the replay)", n)
+	}
+	if n := len(fhirT.calls()); n != 2 {
+		t.Errorf("FHIR target called %d times, want 2 (the failed delivery and the retry the replay joined)", n)
 	}
 }
