@@ -92,7 +92,7 @@ func replayDuring(t *testing.T, url string, body []byte, gate chan struct{}, inF
 	var wg sync.WaitGroup
 	wg.Go(func() { stripeCode, _ = deliver(t, url, body, "") })
 	eventually(t, "Stripe's delivery to be relayed", inFlight)
-	wg.Go(func() { replayCode, _ = deliver(t, url, body, SignReplay(secretOld, time.Now(), body)) })
+	wg.Go(func() { replayCode, _ = deliver(t, url, body, sigheader.SignReplay(secretOld, time.Now(), body)) })
 	time.Sleep(100 * time.Millisecond) // the replay reaches dedup and waits on the relay in flight
 	close(gate)
 	wg.Wait()
