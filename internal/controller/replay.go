@@ -3,8 +3,10 @@ package controller
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"sync"
@@ -296,7 +298,19 @@ func (r *StripeIntegrationReconciler) deliverOne(ctx context.Context, hc *http.C
 	if resp.StatusCode/100 != 2 {
 		return fmt.Errorf("receiver answered HTTP %d", resp.StatusCode)
 	}
-	return nil
+	var answer struct {
+		Status string `json:"status"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 4<<10)).Decode(&answer); err != nil {
+		return fmt.Errorf("receiver answered HTTP %d without its JSON status: %w", resp.StatusCode, err)
+	}
+	switch answer.Status {
+	case sigheader.ReplayStatusRelayed, sigheader.ReplayStatusAcknowledged:
+		return nil
+	default:
+		return fmt.Errorf("receiver answered %q, not %q: it did not take the replay marker (clocks more than %s apart, or a receiver older than the operator)",
+			answer.Status, sigheader.ReplayStatusRelayed, sigheader.DefaultTolerance)
+	}
 }
 
 func (r *StripeIntegrationReconciler) receiverURL(si *paymentsv1alpha1.StripeIntegration) string {

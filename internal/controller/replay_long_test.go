@@ -51,6 +51,7 @@ func (s *orderedSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.ids = append(s.ids, head.ID)
 	s.created = append(s.created, head.Created)
 	s.times[head.ID]++
+	answerRelayed(w)
 }
 
 // startOrderedSink points the clinic's replays at a new orderedSink.

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -18,6 +19,8 @@ import (
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/receiver"
+	"github.com/clinicpay/stripe-operator/internal/sigheader"
+	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 )
 
 // verifyingSink stands in for the receiver where only the signature matters: it accepts what
@@ -42,6 +45,13 @@ func (s *verifyingSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.received[ev.ID] = string(ev.Type)
+	answerRelayed(w)
+}
+
+// answerRelayed answers a replayed delivery as the receiver does when its systems of record took it.
+func answerRelayed(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, `{"status":"`+sigheader.ReplayStatusRelayed+`","message":"accepted by every system of record"}`)
 }
 
 // replayEvent is one event the test puts in the clinic's Stripe event log.
@@ -165,4 +175,39 @@ func annotate(t *testing.T, si *v1.StripeIntegration, since string) {
 	}
 	fresh.Annotations[v1.AnnotationReplaySince] = since
 	must(t, k8sClient.Update(context.Background(), fresh))
+}
+
+// TestReplayCountsOnlyWhatTheReceiverRelayed: a receiver that answers a replay with "duplicate"
+// (it did not take the replay marker: clocks apart, or an old receiver) relayed nothing, so the
+// event counts as failed, not delivered; so do answers that are not the receiver's JSON.
+func TestReplayCountsOnlyWhatTheReceiverRelayed(t *testing.T) {
+	cases := map[string]struct {
+		code    int
+		body    string
+		wantErr string
+	}{
+		"relayed":      {code: 200, body: `{"status":"relayed","message":"ok"}`},
+		"acknowledged": {code: 200, body: `{"status":"acknowledged","message":"no system of record"}`},
+		"duplicate":    {code: 200, body: `{"status":"duplicate","message":"already relayed"}`, wantErr: "did not take the replay marker"},
+		"not JSON":     {code: 200, body: `ok`, wantErr: "without its JSON status"},
+		"empty":        {code: 204, wantErr: "without its JSON status"},
+		"failed":       {code: 503, body: `{"status":"failed"}`, wantErr: "HTTP 503"},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				w.WriteHeader(tc.code)
+				_, _ = io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			r := &StripeIntegrationReconciler{}
+			err := r.deliverOne(context.Background(), srv.Client(), srv.URL, "whsec_test", stripeclient.RawEvent{ID: "evt_1", JSON: []byte(`{"id":"evt_1"}`)})
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("deliverOne: %v, want delivered", err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Fatalf("deliverOne: %v, want an error containing %q", err, tc.wantErr)
+			}
+		})
+	}
 }

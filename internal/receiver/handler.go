@@ -169,6 +169,13 @@ claim:
 		writeJSON(w, http.StatusServiceUnavailable, resultFailed, "a system of record did not accept the event; retry later")
 		return
 	}
+	if replay {
+		// A replay that joined a relay in flight, which reached every target it had to: the
+		// event went through during this request, and the operator counts it as delivered.
+		r.metrics.events.WithLabelValues(typ, resultRelayed).Inc()
+		writeJSON(w, http.StatusOK, resultRelayed, "accepted by every system of record")
+		return
+	}
 	log.V(1).Info("Duplicate event not relayed again")
 	r.metrics.duplicates.Inc()
 	r.metrics.events.WithLabelValues(typ, resultDuplicate).Inc()

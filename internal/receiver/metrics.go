@@ -6,13 +6,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clinicpay/stripe-operator/internal/sigheader"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Results of one delivery, the result label of stripe_receiver_events_total.
 const (
-	resultRelayed      = "relayed"
-	resultAcknowledged = "acknowledged"
+	resultRelayed      = sigheader.ReplayStatusRelayed // the operator's replay reads these two
+	resultAcknowledged = sigheader.ReplayStatusAcknowledged
 	resultDuplicate    = "duplicate"
 	resultRejected     = "rejected"
 	resultFailed       = "failed"

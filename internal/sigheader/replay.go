@@ -27,3 +27,13 @@ func VerifyReplay(header string, body []byte, secrets []string, tolerance time.D
 	}
 	return Replay.Verify(header, body, tolerance, now, keys...) == nil
 }
+
+// The receiver answers every delivery with {"status": ..., "message": ...}. To a replay, only
+// these two statuses say the event went through: relayed to every system of record, or verified
+// with none configured. Any other 2xx ("duplicate") means the receiver did not take the marker
+// (clocks further apart than the tolerance, or a receiver that predates replays), and the
+// operator counts the event as not delivered rather than report a replay that did nothing.
+const (
+	ReplayStatusRelayed      = "relayed"
+	ReplayStatusAcknowledged = "acknowledged"
+)
