@@ -298,3 +298,30 @@ func TestDeletionWhileRetiringDeletesBoth(t *testing.T) {
 		t.Errorf("deletion event %q does not name the retiring endpoint %s", ev.note, old)
 	}
 }
+
+// TestKeyChangeWhileRetiringCleansBoth: keys moved to another account while a replaced endpoint
+// retires; both endpoints in the previous account are removed with the previous key.
+func TestKeyChangeWhileRetiringCleansBoth(t *testing.T) {
+	ns := newNamespace(t)
+	k, si := connected(t, ns, "clinic-retmv")
+	old := si.Status.WebhookEndpointID
+	_, err := fake.TriggerEvent(fake.AccountForKey(k.secret), false, "payment_intent.succeeded", paymentIntent(0))
+	must(t, err)
+	must(t, fake.UpdateEndpoint(old, func(e *stripe.WebhookEndpoint) { e.APIVersion = "2020-08-27" }))
+	eventually(t, waitShort, "old endpoint retiring beside its successor", func() (bool, string) {
+		s := signingSecret(t, si)
+		return len(accountEndpoints(k)) == 2 && s.Annotations[v1.AnnotationRetiringEndpointID] == old &&
+				getSI(t, ns, "clinic-retmv").Status.WebhookEndpointID != old,
+			fmt.Sprintf("%d endpoints, %v", len(accountEndpoints(k)), s.Annotations)
+	})
+	next := newTestKeys(t, "test")
+	fake.AddKey(next.secret, stripefake.KeyOptions{})
+	updateKeys(t, ns, "clinic-retmv-keys", next)
+	eventually(t, waitShort, "previous account emptied, one endpoint in the new one", func() (bool, string) {
+		return len(accountEndpoints(k)) == 0 && len(accountEndpoints(next)) == 1,
+			fmt.Sprintf("previous %d, new %d", len(accountEndpoints(k)), len(accountEndpoints(next)))
+	})
+	if lines := secretLines(signingSecret(t, si)); len(lines) != 1 {
+		t.Errorf("%d secrets stored after the move, want 1", len(lines))
+	}
+}

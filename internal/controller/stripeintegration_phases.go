@@ -31,6 +31,7 @@ type observation struct {
 	replayRunning     bool                // a replay goes on: the next pass starts soon
 	followUp          bool                // an endpoint retires or a gap waits: next pass within followUpInterval
 	endpointCreated   int64               // when Stripe created the current endpoint (Unix), 0 unknown
+	retiringUnlisted  string              // a retiring endpoint the key's account did not list (another account's?)
 	stripe            stripeclient.Client // set when Stripe accepted the key in this pass
 	probed            bool
 	reusedView        bool   // the Stripe part came from a fresh stripeView, without calls

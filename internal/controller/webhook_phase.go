@@ -31,6 +31,9 @@ type endpointPass struct {
 	retiredNow bool
 	// followUp asks for the next pass within followUpInterval (a retirement still waits).
 	followUp bool
+	// retiringUnlisted: the retiring endpoint was not in this account's list; after a key change
+	// to another account it is removed there like the previous current endpoint.
+	retiringUnlisted string
 	// notes are appended to the WebhookEndpointReady message: what a replacement did or waits for.
 	notes []string
 }
@@ -78,6 +81,7 @@ func (r *StripeIntegrationReconciler) reconcileEndpoint(ctx context.Context, si 
 	}
 	obs.endpointID, obs.webhookURL, obs.signingSecretName = &keeper.ID, &keeper.URL, &p.stored.name
 	obs.followUp = obs.followUp || p.followUp
+	obs.retiringUnlisted = p.retiringUnlisted
 	obs.endpointCreated = keeper.Created
 	if gapPending(si) {
 		p.notes = append(p.notes, "re-delivering through the replay path the events the replaced endpoint could not deliver")
@@ -124,6 +128,8 @@ func (r *StripeIntegrationReconciler) ensureEndpoint(ctx context.Context, p *end
 		keep := retiringEndpoint{}
 		if retiring != "" && slices.ContainsFunc(p.listed, func(e stripeclient.Endpoint) bool { return e.ID == retiring }) {
 			keep = p.stored.retiring
+		} else if retiring != "" {
+			p.retiringUnlisted = retiring // perhaps in the previous account: see cleanupPreviousAccount
 		}
 		ep, err := r.createEndpoint(ctx, p, p.si.Status.WebhookEndpointID, keep)
 		if err != nil {
@@ -315,6 +321,7 @@ func (r *StripeIntegrationReconciler) retire(ctx context.Context, p *endpointPas
 	switch {
 	case !listed:
 		why = "it is gone from the account"
+		p.retiringUnlisted = ret.id
 	case !r.now().Before(ret.since.Add(window)):
 		why = fmt.Sprintf("Stripe's retry window (%s) has passed since it was replaced", window)
 	default:
