@@ -325,3 +325,32 @@ func TestKeyChangeWhileRetiringCleansBoth(t *testing.T) {
 		t.Errorf("%d secrets stored after the move, want 1", len(lines))
 	}
 }
+
+// TestRetiringEndpointGoesAfterRetryWindow: while Stripe still lists undelivered events (the
+// endpoint's URL never answers), the retiring endpoint stays, but no longer than Stripe's retry
+// window after the replacement (24 h in test mode; the test backdates the record).
+func TestRetiringEndpointGoesAfterRetryWindow(t *testing.T) {
+	ns := newNamespace(t)
+	k, si := connected(t, ns, "clinic-retwin")
+	old := si.Status.WebhookEndpointID
+	_, err := fake.TriggerEvent(fake.AccountForKey(k.secret), false, "payment_intent.succeeded", paymentIntent(0))
+	must(t, err)
+	must(t, fake.UpdateEndpoint(old, func(e *stripe.WebhookEndpoint) { e.APIVersion = "2020-08-27" }))
+	eventually(t, waitShort, "old endpoint retiring", func() (bool, string) {
+		return signingSecret(t, si).Annotations[v1.AnnotationRetiringEndpointID] == old, ""
+	})
+	time.Sleep(3 * testResync)
+	if n := len(accountEndpoints(k)); n != 2 {
+		t.Fatalf("%d endpoints while an event is undelivered, want the retiring one kept", n)
+	}
+	s := signingSecret(t, si)
+	s.Annotations[v1.AnnotationRetiringSince] = time.Now().Add(-testRetryWindow - time.Minute).UTC().Format(time.RFC3339)
+	must(t, k8sClient.Update(context.Background(), s))
+	ev := waitEvent(t, ns, "clinic-retwin", v1.EventRetiredEndpointDeleted)
+	if !strings.Contains(ev.note, old) || !strings.Contains(ev.note, "retry window") {
+		t.Errorf("event %q does not say the window passed for %s", ev.note, old)
+	}
+	eventually(t, waitShort, "one endpoint, one secret", func() (bool, string) {
+		return len(accountEndpoints(k)) == 1 && len(secretLines(signingSecret(t, si))) == 1, fmt.Sprint(len(accountEndpoints(k)))
+	})
+}

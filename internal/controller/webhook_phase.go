@@ -155,7 +155,6 @@ func (r *StripeIntegrationReconciler) ensureEndpoint(ctx context.Context, p *end
 		}
 		r.event(p.si, corev1.EventTypeWarning, paymentsv1alpha1.EventEndpointRecreated,
 			"endpoint %s had API version %s; replaced by %s on %s (the version can only change by re-creating)", old.ID, old.APIVersion, keeper.ID, p.desired.APIVersion)
-		others = slices.DeleteFunc(others, func(e stripeclient.Endpoint) bool { return e.ID == old.ID })
 	case p.stored.endpointID != keeper.ID:
 		if keeper, err = r.recoverSecret(ctx, p, keeper); err != nil {
 			return keeper, err
