@@ -126,6 +126,16 @@ const (
 	EventOldEndpointRemoved      = "OldEndpointRemoved"
 	EventManualRemovalRequired   = "ManualRemovalRequired"
 	EventReplayCompleted         = "ReplayCompleted"
+	// EventEndpointRetiring: a replaced endpoint is kept, with its secret still accepted, until
+	// Stripe has no pending deliveries for it; EventRetiredEndpointDeleted when it goes.
+	EventEndpointRetiring       = "EndpointRetiring"
+	EventRetiredEndpointDeleted = "RetiredEndpointDeleted"
+	// EventEndpointReplacedAtLimit: the successor could not be created at Stripe's 16-endpoint
+	// cap, so the old endpoint was deleted first and the gap is re-delivered.
+	EventEndpointReplacedAtLimit = "EndpointReplacedAtLimit"
+	// EventGapRedelivered: the events a replacement could not hand over were re-delivered
+	// through the replay path.
+	EventGapRedelivered = "GapRedelivered"
 )
 
 // Annotations the operator keeps on a StripeIntegration.
@@ -148,6 +158,20 @@ const (
 	AnnotationReplaySince = "payments.clinicpay.dev/replay-since"
 	// AnnotationWebhookEndpointID on the signing Secret names the endpoint whose secret it holds.
 	AnnotationWebhookEndpointID = "payments.clinicpay.dev/webhook-endpoint-id"
+	// AnnotationRetiringEndpointID on the signing Secret names a replaced endpoint that is kept
+	// until Stripe has no pending deliveries for it; its secret is the Secret's second line, so
+	// the receiver still accepts its retries. AnnotationRetiringSince is when it was replaced
+	// (RFC 3339); it is deleted at the latest once Stripe's retry window has passed since then.
+	AnnotationRetiringEndpointID = "payments.clinicpay.dev/retiring-endpoint-id"
+	AnnotationRetiringSince      = "payments.clinicpay.dev/retiring-since"
+	// AnnotationRedeliverUndeliveredSince, kept by the operator on a StripeIntegration after a
+	// replacement that could not keep the old endpoint (its secret was lost, or Stripe's endpoint
+	// cap forced deleting it first), asks for the events created since then that Stripe has not
+	// delivered to every endpoint to be re-delivered through the replay path with the new secret.
+	// AnnotationRedeliverAllSince asks the same for every event created since then (the time the
+	// old endpoint was deleted before its successor existed). Both go once re-delivered.
+	AnnotationRedeliverUndeliveredSince = "payments.clinicpay.dev/redeliver-undelivered-since"
+	AnnotationRedeliverAllSince         = "payments.clinicpay.dev/redeliver-all-since"
 	// AnnotationForwardTo, set by an admin on a Secret, binds it as a forward credential to the
 	// targets it may be sent to: whitespace-separated URL prefixes (scheme://host[:port][/path]).
 	// A Secret without it is never mounted into a receiver.

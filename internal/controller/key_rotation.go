@@ -59,8 +59,16 @@ func (r *StripeIntegrationReconciler) rememberKey(uid types.UID, fingerprint str
 // endpoint is not visible with the new key, the key belongs to another account: the endpoint there
 // is removed with the previous key if it still works, else reported for manual removal. It never
 // blocks the integration.
+// A retiring endpoint that the new key did not list (obs.retiringUnlisted) is handled the same way.
 func (r *StripeIntegrationReconciler) cleanupPreviousAccount(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, pr probeResult, obs *observation) {
-	oldID, oldAccount := si.Status.WebhookEndpointID, si.Status.AccountID
+	r.cleanupPreviousEndpoint(ctx, si, pr, obs, si.Status.WebhookEndpointID)
+	if obs.retiringUnlisted != "" && obs.retiringUnlisted != si.Status.WebhookEndpointID {
+		r.cleanupPreviousEndpoint(ctx, si, pr, obs, obs.retiringUnlisted)
+	}
+}
+
+func (r *StripeIntegrationReconciler) cleanupPreviousEndpoint(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, pr probeResult, obs *observation, oldID string) {
+	oldAccount := si.Status.AccountID
 	if oldID == "" || slices.ContainsFunc(pr.endpoints, func(e stripeclient.Endpoint) bool { return e.ID == oldID }) {
 		return
 	}

@@ -76,7 +76,7 @@ func TestChildNamesAreValid(t *testing.T) {
 			if err := r.applyReceiver(ctx, si, signingSecretName(si.Name)); err != nil {
 				t.Errorf("receiver objects for %q refused: %v", name, err)
 			}
-			if err := r.writeSigningSecret(ctx, si, "we_123", "whsec_test"); err != nil {
+			if err := r.writeSigningSecret(ctx, si, "we_123", "whsec_test", retiringEndpoint{}); err != nil {
 				t.Errorf("signing Secret for %q refused: %v", name, err)
 			}
 			if errs := validation.IsDNS1035Label(receiverName(si)); len(errs) > 0 {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -18,7 +20,10 @@ import (
 type storedSecret struct {
 	name       string
 	endpointID string // the endpoint whose secret it holds; "" when absent or empty
-	value      string // the whsec_ itself, for signing replays; never logged
+	value      string // the whsec_ itself (the first line), for signing replays; never logged
+	// retiring is a replaced endpoint kept until Stripe has nothing left to deliver to it; its
+	// secret is the Secret's second line, which the receiver accepts as well.
+	retiring retiringEndpoint
 	// foreign: a Secret this integration does not control has the name; it is never taken over.
 	foreign bool
 }
@@ -47,14 +52,41 @@ func (r *StripeIntegrationReconciler) readSigningSecret(ctx context.Context, si 
 		return st, nil
 	}
 	st.endpointID = s.Annotations[paymentsv1alpha1.AnnotationWebhookEndpointID]
-	st.value = string(s.Data[paymentsv1alpha1.SigningSecretKey])
+	lines := strings.Fields(string(s.Data[paymentsv1alpha1.SigningSecretKey]))
+	if len(lines) == 0 {
+		return storedSecret{name: st.name}, nil
+	}
+	st.value = lines[0]
+	if id := s.Annotations[paymentsv1alpha1.AnnotationRetiringEndpointID]; id != "" && len(lines) > 1 {
+		since, err := time.Parse(time.RFC3339, s.Annotations[paymentsv1alpha1.AnnotationRetiringSince])
+		if err != nil {
+			since = time.Time{} // unreadable: the retry window counts as passed
+		}
+		st.retiring = retiringEndpoint{id: id, since: since, secret: lines[1]}
+	}
 	return st, nil
+}
+
+// retiringEndpoint is a replaced endpoint kept alive so Stripe's pending retries still arrive.
+type retiringEndpoint struct {
+	id     string
+	since  time.Time
+	secret string // never logged
 }
 
 // writeSigningSecret stores the endpoint's whsec_ in a Secret owned by the StripeIntegration, so it
 // goes with the object. It runs right after Stripe returns the secret, before anything else.
-func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, endpointID, secret string) error {
+// A retiring endpoint (id set) is recorded in annotations and its secret kept on the second line,
+// which the receiver accepts too (it verifies against every line).
+func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, endpointID, secret string, retiring retiringEndpoint) error {
 	name := signingSecretName(si.Name)
+	annotations := map[string]string{paymentsv1alpha1.AnnotationWebhookEndpointID: endpointID}
+	data := []byte(secret)
+	if retiring.id != "" {
+		annotations[paymentsv1alpha1.AnnotationRetiringEndpointID] = retiring.id
+		annotations[paymentsv1alpha1.AnnotationRetiringSince] = retiring.since.UTC().Format(time.RFC3339)
+		data = []byte(secret + "\n" + retiring.secret + "\n")
+	}
 	want := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: si.Namespace,
@@ -63,11 +95,11 @@ func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si
 				"app.kubernetes.io/managed-by":       managedByValue,
 				"payments.clinicpay.dev/integration": labelValue(si.Name), // at most 63 characters
 			},
-			Annotations:     map[string]string{paymentsv1alpha1.AnnotationWebhookEndpointID: endpointID},
+			Annotations:     annotations,
 			OwnerReferences: []metav1.OwnerReference{ownerRef(si)},
 		},
 		Type: corev1.SecretTypeOpaque,
-		Data: map[string][]byte{paymentsv1alpha1.SigningSecretKey: []byte(secret)},
+		Data: map[string][]byte{paymentsv1alpha1.SigningSecretKey: data},
 	}
 	existing := &corev1.Secret{}
 	err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: name}, existing)

@@ -81,8 +81,12 @@ func (r *StripeIntegrationReconciler) reuseView(ctx context.Context, si *payment
 	if _, replay := si.Annotations[paymentsv1alpha1.AnnotationReplaySince]; replay {
 		return false // a replay needs a Stripe client, and its retries must reach Stripe
 	}
-	if stored, err := r.readSigningSecret(ctx, si); err != nil || stored.endpointID != v.endpointID || stored.value == "" {
-		return false
+	if gapPending(si) {
+		return false // a replacement's re-delivery needs a Stripe client
+	}
+	if stored, err := r.readSigningSecret(ctx, si); err != nil || stored.endpointID != v.endpointID || stored.value == "" ||
+		stored.retiring.id != "" {
+		return false // a retiring endpoint is checked on Stripe every pass
 	}
 	obs.authenticated, obs.webhook = v.authenticated, v.webhook
 	fp := v.fingerprint

@@ -165,7 +165,11 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if obs.replayRunning {
 		return ctrl.Result{RequeueAfter: replayPassInterval}, nil
 	}
-	return ctrl.Result{RequeueAfter: jittered(r.resyncPeriod(), rand.Float64())}, nil
+	next := jittered(r.resyncPeriod(), rand.Float64())
+	if obs.followUp {
+		next = min(next, followUpInterval)
+	}
+	return ctrl.Result{RequeueAfter: next}, nil
 }
 
 // jittered spreads d by ±resyncJitter: u in [0, 1) maps linearly onto [d-10 %, d+10 %). A

@@ -29,6 +29,9 @@ type observation struct {
 	manualCleanup     []string // endpoints to add to status.manualCleanup
 	replay            *paymentsv1alpha1.ReplayStatus
 	replayRunning     bool                // a replay goes on: the next pass starts soon
+	followUp          bool                // an endpoint retires or a gap waits: next pass within followUpInterval
+	endpointCreated   int64               // when Stripe created the current endpoint (Unix), 0 unknown
+	retiringUnlisted  string              // a retiring endpoint the key's account did not list (another account's?)
 	stripe            stripeclient.Client // set when Stripe accepted the key in this pass
 	probed            bool
 	reusedView        bool   // the Stripe part came from a fresh stripeView, without calls
@@ -61,6 +64,9 @@ func (r *StripeIntegrationReconciler) observe(ctx context.Context, si *paymentsv
 	r.reconcileReceiver(ctx, si, &obs)
 	if obs.stripe != nil && obs.webhook.Status == metav1.ConditionTrue && obs.receiver.Status == metav1.ConditionTrue {
 		r.reconcileReplay(ctx, si, obs.stripe, &obs)
+		r.reconcileGapRedelivery(ctx, si, obs.stripe, &obs)
+	} else if gapPending(si) {
+		obs.followUp = true
 	}
 	switch {
 	case obs.stripe != nil:

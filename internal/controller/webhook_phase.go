@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -26,6 +27,15 @@ type endpointPass struct {
 	listed  []stripeclient.Endpoint
 	stored  storedSecret
 	rotated bool // the signing secret changed deliberately in this pass
+	// retiredNow: an endpoint started retiring in this pass; its check waits for the next one.
+	retiredNow bool
+	// followUp asks for the next pass within followUpInterval (a retirement still waits).
+	followUp bool
+	// retiringUnlisted: the retiring endpoint was not in this account's list; after a key change
+	// to another account it is removed there like the previous current endpoint.
+	retiringUnlisted string
+	// notes are appended to the WebhookEndpointReady message: what a replacement did or waits for.
+	notes []string
 }
 
 // reconcileEndpoint makes Stripe hold exactly one endpoint tagged with this object, shaped as the
@@ -70,13 +80,23 @@ func (r *StripeIntegrationReconciler) reconcileEndpoint(ctx context.Context, si 
 		return
 	}
 	obs.endpointID, obs.webhookURL, obs.signingSecretName = &keeper.ID, &keeper.URL, &p.stored.name
+	obs.followUp = obs.followUp || p.followUp
+	obs.retiringUnlisted = p.retiringUnlisted
+	obs.endpointCreated = keeper.Created
+	if gapPending(si) {
+		p.notes = append(p.notes, "re-delivering through the replay path the events the replaced endpoint could not deliver")
+	}
+	suffix := ""
+	if len(p.notes) > 0 {
+		suffix = "; " + strings.Join(p.notes, "; ")
+	}
 	if p.rotated || rotationStillNews(si, keeper.ID) {
 		obs.webhook = trueCond(ct, paymentsv1alpha1.ReasonSigningSecretRotated,
-			fmt.Sprintf("endpoint %s re-created with a new signing secret (the stored one was lost; Stripe shows it only once)", keeper.ID))
+			fmt.Sprintf("endpoint %s re-created with a new signing secret (the stored one was lost; Stripe shows it only once)%s", keeper.ID, suffix))
 		return
 	}
 	obs.webhook = trueCond(ct, paymentsv1alpha1.ReasonEndpointReady,
-		fmt.Sprintf("endpoint %s delivers %d event types to %s", keeper.ID, len(keeper.EnabledEvents), keeper.URL))
+		fmt.Sprintf("endpoint %s delivers %d event types to %s%s", keeper.ID, len(keeper.EnabledEvents), keeper.URL, suffix))
 }
 
 func signingSecretConflictCondition(si *paymentsv1alpha1.StripeIntegration) condition {
@@ -96,11 +116,22 @@ func rotationStillNews(si *paymentsv1alpha1.StripeIntegration, endpointID string
 // ensureEndpoint finds (or creates) the one endpoint to keep, makes sure its secret is stored,
 // repairs drift and removes duplicates. It returns the endpoint as Stripe now holds it.
 func (r *StripeIntegrationReconciler) ensureEndpoint(ctx context.Context, p *endpointPass) (stripeclient.Endpoint, error) {
-	owned := slices.DeleteFunc(slices.Clone(p.listed), func(e stripeclient.Endpoint) bool { return !ownedBy(e, string(p.si.UID)) })
+	// A retiring endpoint is neither a keeper candidate nor a duplicate: retire() handles it.
+	retiring := p.stored.retiring.id
+	owned := slices.DeleteFunc(slices.Clone(p.listed), func(e stripeclient.Endpoint) bool {
+		return !ownedBy(e, string(p.si.UID)) || (retiring != "" && e.ID == retiring)
+	})
 	if len(owned) == 0 {
 		// Nothing of ours in this account: first creation, or the recorded endpoint was deleted in
-		// the dashboard, or the key now belongs to another account.
-		ep, err := r.createEndpoint(ctx, p, p.si.Status.WebhookEndpointID)
+		// the dashboard, or the key now belongs to another account. A retiring endpoint still
+		// listed keeps its place in the new Secret.
+		keep := retiringEndpoint{}
+		if retiring != "" && slices.ContainsFunc(p.listed, func(e stripeclient.Endpoint) bool { return e.ID == retiring }) {
+			keep = p.stored.retiring
+		} else if retiring != "" {
+			p.retiringUnlisted = retiring // perhaps in the previous account: see cleanupPreviousAccount
+		}
+		ep, err := r.createEndpoint(ctx, p, p.si.Status.WebhookEndpointID, keep)
 		if err != nil {
 			return ep, err
 		}
@@ -132,8 +163,11 @@ func (r *StripeIntegrationReconciler) ensureEndpoint(ctx context.Context, p *end
 	if keeper, err = r.repairDrift(ctx, p, keeper); err != nil {
 		return keeper, err
 	}
+	if err := r.retire(ctx, p, keeper); err != nil {
+		return keeper, err
+	}
 	for _, dup := range others {
-		if dup.ID == keeper.ID {
+		if dup.ID == keeper.ID || dup.ID == p.stored.retiring.id {
 			continue
 		}
 		if err := r.deleteOwned(ctx, p.sc, dup.ID); err != nil {
@@ -146,8 +180,8 @@ func (r *StripeIntegrationReconciler) ensureEndpoint(ctx context.Context, p *end
 }
 
 // createEndpoint creates the endpoint under the attempt key for replacing lost ("" for the first
-// one) and stores its secret before anything else.
-func (r *StripeIntegrationReconciler) createEndpoint(ctx context.Context, p *endpointPass, lost string) (stripeclient.Endpoint, error) {
+// one) and stores its secret before anything else, with the retiring endpoint's (if any) after it.
+func (r *StripeIntegrationReconciler) createEndpoint(ctx context.Context, p *endpointPass, lost string, retiring retiringEndpoint) (stripeclient.Endpoint, error) {
 	attempt, err := r.attemptFor(ctx, p.si, lost)
 	if err != nil {
 		return stripeclient.Endpoint{}, err
@@ -158,25 +192,162 @@ func (r *StripeIntegrationReconciler) createEndpoint(ctx context.Context, p *end
 		r.spendAttemptOn5xx(ctx, p.si, attempt, err)
 		return ep, err
 	}
-	if err := r.writeSigningSecret(ctx, p.si, ep.ID, secret); err != nil {
+	return ep, r.storeSecret(ctx, p, ep.ID, secret, retiring)
+}
+
+// storeSecret writes the signing Secret and keeps the pass's view of it in step.
+func (r *StripeIntegrationReconciler) storeSecret(ctx context.Context, p *endpointPass, endpointID, secret string, retiring retiringEndpoint) error {
+	if err := r.writeSigningSecret(ctx, p.si, endpointID, secret, retiring); err != nil {
+		return err
+	}
+	p.stored.endpointID, p.stored.value, p.stored.retiring = endpointID, secret, retiring
+	return nil
+}
+
+// replaceEndpoint creates a successor under a fresh attempt key. Make-before-break: when old's
+// secret is the stored one, the Secret gets the successor's secret first and old's after it (the
+// receiver accepts both), and old is kept, retiring, so that Stripe's retries of what it failed
+// to deliver still arrive; retire() deletes it once Stripe has nothing pending. Stripe stops
+// retrying a deleted endpoint (https://docs.stripe.com/webhooks#retries), so deleting it at once
+// would lose those events. When old's secret is not known its deliveries cannot be verified
+// anyway: it is deleted at once and the undelivered events are re-delivered through the replay
+// path (gap_redelivery.go). At Stripe's 16-endpoint cap the successor cannot exist beside old:
+// see replaceAtLimit.
+func (r *StripeIntegrationReconciler) replaceEndpoint(ctx context.Context, p *endpointPass, old stripeclient.Endpoint) (stripeclient.Endpoint, error) {
+	known := p.stored.endpointID == old.ID && p.stored.value != ""
+	retiring := retiringEndpoint{}
+	if known {
+		if prev := p.stored.retiring; prev.id != "" && prev.id != old.ID {
+			// Replaced again while its predecessor still retires: never three live endpoints.
+			// The older one goes now; what it still had pending is re-delivered.
+			if err := r.requestRedelivery(ctx, p.si, prev.since.Add(-retryWindow(p.si)), time.Time{}); err != nil {
+				return old, err
+			}
+			if err := r.deleteOwned(ctx, p.sc, prev.id); err != nil {
+				return old, err
+			}
+			r.event(p.si, corev1.EventTypeNormal, paymentsv1alpha1.EventRetiredEndpointDeleted,
+				"deleted retiring endpoint %s early: %s is replaced in turn; its undelivered events are re-delivered through the replay path", prev.id, old.ID)
+			p.stored.retiring = retiringEndpoint{}
+		}
+		retiring = retiringEndpoint{id: old.ID, since: r.now().Truncate(time.Second), secret: p.stored.value}
+	}
+	ep, err := r.createEndpoint(ctx, p, old.ID, retiring)
+	if isLimitReached(err) {
+		return r.replaceAtLimit(ctx, p, old)
+	}
+	if err != nil || ep.ID == old.ID {
 		return ep, err
 	}
-	p.stored.endpointID = ep.ID
+	if !known {
+		return ep, r.breakOld(ctx, p, old.ID)
+	}
+	p.retiredNow, p.followUp = true, true
+	window := retryWindow(p.si)
+	p.notes = append(p.notes, retiringNote(old.ID, retiring.since, window))
+	r.event(p.si, corev1.EventTypeNormal, paymentsv1alpha1.EventEndpointRetiring,
+		"endpoint %s is kept, its signing secret still accepted, until Stripe has no pending deliveries for it (at the latest until %s, Stripe's retry window after the replacement by %s)",
+		old.ID, retiring.since.Add(window).UTC().Format(time.RFC3339), ep.ID)
 	return ep, nil
 }
 
-// replaceEndpoint creates a successor under a fresh attempt key, stores its secret, then deletes old.
-func (r *StripeIntegrationReconciler) replaceEndpoint(ctx context.Context, p *endpointPass, old stripeclient.Endpoint) (stripeclient.Endpoint, error) {
-	ep, err := r.createEndpoint(ctx, p, old.ID)
+func retiringNote(id string, since time.Time, window time.Duration) string {
+	return fmt.Sprintf("replaced endpoint %s is kept until Stripe has no pending deliveries for it (at the latest until %s)",
+		id, since.Add(window).UTC().Format(time.RFC3339))
+}
+
+// breakOld deletes an endpoint replaced without its secret, after asking for the events Stripe
+// has not delivered within its retry window to be re-delivered with the new secret: the request
+// is recorded first, so a crash between the two cannot lose the gap.
+func (r *StripeIntegrationReconciler) breakOld(ctx context.Context, p *endpointPass, old string) error {
+	if err := r.requestRedelivery(ctx, p.si, r.now().Add(-retryWindow(p.si)), time.Time{}); err != nil {
+		return err
+	}
+	return r.deleteOwned(ctx, p.sc, old)
+}
+
+// replaceAtLimit replaces old when the account is at Stripe's endpoint cap (16), where creating
+// the successor first fails for as long as old exists: break-before-make. It records the
+// re-delivery of what old had pending and of every event created from now on (until the
+// successor exists Stripe delivers them nowhere), deletes old, then creates the successor. The
+// replay path re-delivers both once the receiver holds the new secret; the systems of record
+// deduplicate by event id, so events the successor also gets do no harm.
+func (r *StripeIntegrationReconciler) replaceAtLimit(ctx context.Context, p *endpointPass, old stripeclient.Endpoint) (stripeclient.Endpoint, error) {
+	deleted := r.now().Truncate(time.Second)
+	if err := r.requestRedelivery(ctx, p.si, deleted.Add(-retryWindow(p.si)), deleted); err != nil {
+		return old, err
+	}
+	logf.FromContext(ctx).Info("Account at Stripe's endpoint cap: deleting the endpoint before creating its successor", "endpoint", old.ID)
+	if err := r.deleteOwned(ctx, p.sc, old.ID); err != nil {
+		return old, err
+	}
+	if p.stored.retiring.id == old.ID {
+		p.stored.retiring = retiringEndpoint{}
+	}
+	ep, err := r.createEndpoint(ctx, p, old.ID, retiringEndpoint{})
 	if err != nil {
 		return ep, err
 	}
-	if ep.ID != old.ID {
-		if err := r.deleteOwned(ctx, p.sc, old.ID); err != nil {
-			return ep, err
+	p.notes = append(p.notes, fmt.Sprintf(
+		"the account was at Stripe's 16-endpoint cap, so %s was deleted before %s could be created (break-before-make)", old.ID, ep.ID))
+	r.event(p.si, corev1.EventTypeWarning, paymentsv1alpha1.EventEndpointReplacedAtLimit,
+		"the account is at Stripe's 16-endpoint cap: deleted endpoint %s before creating %s; the events it had pending and those created since %s are re-delivered through the replay path",
+		old.ID, ep.ID, deleted.UTC().Format(time.RFC3339))
+	return ep, nil
+}
+
+func isLimitReached(err error) bool {
+	var se *stripeclient.Error
+	return errors.As(err, &se) && se.Kind == stripeclient.KindLimitReached
+}
+
+// retire deletes the retiring endpoint once Stripe has no pending deliveries left for it, or
+// at the latest once Stripe's retry window has passed since it was replaced, and then drops its
+// secret from the Secret. Whether deliveries are pending costs one call, GET /v1/events?
+// delivery_success=false&created[gte]=<replacement minus the retry window>&limit=1: Stripe
+// lists there the events "still pending or [that] have failed all delivery attempts to a webhook
+// endpoint" (https://docs.stripe.com/api/events/list), for any endpoint of the account, so the
+// check is conservative; events the endpoint never got are not in the window's past. The check
+// runs on the passes after the replacement, at least every followUpInterval.
+func (r *StripeIntegrationReconciler) retire(ctx context.Context, p *endpointPass, keeper stripeclient.Endpoint) error {
+	ret := p.stored.retiring
+	if ret.id == "" || p.retiredNow {
+		return nil
+	}
+	listed := slices.ContainsFunc(p.listed, func(e stripeclient.Endpoint) bool { return e.ID == ret.id && ownedBy(e, string(p.si.UID)) })
+	window := retryWindow(p.si)
+	var why string
+	switch {
+	case !listed:
+		why = "it is gone from the account"
+		p.retiringUnlisted = ret.id
+	case !r.now().Before(ret.since.Add(window)):
+		why = fmt.Sprintf("Stripe's retry window (%s) has passed since it was replaced", window)
+	default:
+		pending, err := p.sc.HasUndeliveredEvents(ctx, ret.since.Add(-window), p.desired.EnabledEvents)
+		if err != nil {
+			// Not fatal to the endpoint: the window bounds the wait whatever the check says.
+			logf.FromContext(ctx).Info("Checking for pending deliveries failed; keeping the retiring endpoint",
+				"endpoint", ret.id, "reason", stripeclient.Redact(err.Error()))
+		}
+		if err != nil || pending {
+			p.followUp = true
+			p.notes = append(p.notes, retiringNote(ret.id, ret.since, window))
+			return nil
+		}
+		why = "Stripe has no pending deliveries left"
+	}
+	if listed {
+		if err := r.deleteOwned(ctx, p.sc, ret.id); err != nil {
+			return err
 		}
 	}
-	return ep, nil
+	if err := r.storeSecret(ctx, p, keeper.ID, p.stored.value, retiringEndpoint{}); err != nil {
+		return err
+	}
+	r.event(p.si, corev1.EventTypeNormal, paymentsv1alpha1.EventRetiredEndpointDeleted,
+		"deleted retiring endpoint %s (replaced by %s): %s; its signing secret is no longer accepted", ret.id, keeper.ID, why)
+	return nil
 }
 
 // recoverSecret gets the signing secret of an endpoint whose secret is not stored. Replaying the
@@ -188,28 +359,35 @@ func (r *StripeIntegrationReconciler) recoverSecret(ctx context.Context, p *endp
 	var se *stripeclient.Error
 	switch {
 	case err == nil && ep.ID == keeper.ID:
-		if err := r.writeSigningSecret(ctx, p.si, ep.ID, secret); err != nil {
+		if err := r.storeSecret(ctx, p, ep.ID, secret, p.stored.retiring); err != nil {
 			return keeper, err
 		}
-		p.stored.endpointID = ep.ID
 		r.event(p.si, corev1.EventTypeNormal, paymentsv1alpha1.EventSigningSecretRecovered,
 			"stored the signing secret of endpoint %s (recovered by replaying its create)", ep.ID)
 		return keeper, nil
 	case err == nil:
 		// The key was no longer known to Stripe, so the replay made a new endpoint: keep that one.
-		if err := r.writeSigningSecret(ctx, p.si, ep.ID, secret); err != nil {
+		if err := r.storeSecret(ctx, p, ep.ID, secret, retiringEndpoint{}); err != nil {
 			return ep, err
 		}
-		p.stored.endpointID = ep.ID
 	case errors.As(err, &se) && se.Kind == stripeclient.KindIdempotencyConflict:
-		if ep, err = r.createEndpoint(ctx, p, keeper.ID); err != nil {
+		ep, err = r.createEndpoint(ctx, p, keeper.ID, retiringEndpoint{})
+		if isLimitReached(err) {
+			return r.replaceAtLimit(ctx, p, keeper)
+		}
+		if err != nil {
 			return ep, err
 		}
+	case isLimitReached(err):
+		// The replayed key made nothing and a new endpoint does not fit beside the old one.
+		return r.replaceAtLimit(ctx, p, keeper)
 	default:
 		r.spendAttemptOn5xx(ctx, p.si, attempt, err)
 		return keeper, err
 	}
-	if err := r.deleteOwned(ctx, p.sc, keeper.ID); err != nil {
+	// The old endpoint's secret is lost, so its retries could not be verified: delete it now and
+	// re-deliver what Stripe has not delivered through the replay path, with the new secret.
+	if err := r.breakOld(ctx, p, keeper.ID); err != nil {
 		return ep, err
 	}
 	p.rotated = true

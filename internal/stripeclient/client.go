@@ -61,6 +61,9 @@ type Client interface {
 	// JSON as Stripe rendered it; a window with more than w.Max events is ErrTooManyEvents.
 	// Restricted keys need rak_event_read. Its pages are paced by Config.EventListRate.
 	ListEvents(ctx context.Context, w EventWindow) ([]RawEvent, error)
+	// HasUndeliveredEvents reports, in one request, whether any event of the given types created
+	// since then is still pending or failed delivery to some endpoint (delivery_success=false).
+	HasUndeliveredEvents(ctx context.Context, since time.Time, types []string) (bool, error)
 }
 
 // client implements Client over a stripe-go backend of its own.

@@ -47,6 +47,10 @@ type EventWindow struct {
 	// Max is how many events the caller holds at once: a window with more stops listing and
 	// returns ErrTooManyEvents. Zero or less means no bound but the page cap.
 	Max int
+	// Undelivered lists only events Stripe has not delivered to every endpoint
+	// (delivery_success=false: "events which are still pending or have failed all delivery
+	// attempts to a webhook endpoint", https://docs.stripe.com/api/events/list).
+	Undelivered bool
 }
 
 // ListEvents returns the events created in the window, oldest first. Stripe lists newest first
@@ -62,6 +66,9 @@ func (c *client) ListEvents(ctx context.Context, w EventWindow) ([]RawEvent, err
 			return nil, &Error{Kind: KindInvalidRequest, Param: "types", Message: fmt.Sprintf("at most %d event types can be listed at once", maxEventTypesFilter)}
 		}
 		params.Types = stripe.StringSlice(w.Types)
+	}
+	if w.Undelivered {
+		params.DeliverySuccess = stripe.Bool(false)
 	}
 	if !w.To.After(w.From) {
 		return nil, nil
@@ -109,6 +116,38 @@ func (c *client) ListEvents(ctx context.Context, w EventWindow) ([]RawEvent, err
 	// Stripe lists newest first; hand them over in the order things happened.
 	slices.Reverse(out)
 	return out, nil
+}
+
+// HasUndeliveredEvents reports whether the account holds an event created at or after since,
+// of one of types (all types when empty, holding "*" or more than Stripe's filter takes), that
+// Stripe has not delivered to every endpoint: GET /v1/events?delivery_success=false&created[gte]=
+// &limit=1, a single request. Stripe returns with delivery_success=false "events which are still
+// pending or have failed all delivery attempts to a webhook endpoint"
+// (https://docs.stripe.com/api/events/list); the answer does not say which endpoint.
+func (c *client) HasUndeliveredEvents(ctx context.Context, since time.Time, types []string) (bool, error) {
+	params := &stripe.EventListParams{
+		CreatedRange:    &stripe.RangeQueryParams{GreaterThanOrEqual: since.Unix()},
+		DeliverySuccess: stripe.Bool(false),
+	}
+	params.Limit = stripe.Int64(1)
+	if len(types) > 0 && len(types) <= maxEventTypesFilter && !slices.Contains(types, "*") {
+		params.Types = stripe.StringSlice(types)
+	}
+	if c.eventLimiter != nil {
+		if err := c.eventLimiter.Wait(ctx); err != nil {
+			return false, fmt.Errorf("list undelivered events: %w", Classify(ctx.Err()))
+		}
+	}
+	var p rawEventPage
+	err := c.do(ctx, func(base stripe.Params) error {
+		query := &form.Values{}
+		form.AppendTo(query, params)
+		return c.backend.CallRaw(http.MethodGet, "/v1/events", c.key, query, &base, &p)
+	})
+	if err != nil {
+		return false, fmt.Errorf("list undelivered events: %w", err)
+	}
+	return len(p.Data) > 0, nil
 }
 
 // maxEventPages bounds paging of one window (100 events a page).

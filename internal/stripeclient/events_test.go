@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,5 +119,55 @@ func TestListEventsNeedsPermission(t *testing.T) {
 	var se *Error
 	if !errors.As(err, &se) || se.Kind != KindPermissionDenied || se.Permission != stripefake.PermEventRead {
 		t.Fatalf("err = %v, want PermissionDenied naming %s", err, stripefake.PermEventRead)
+	}
+}
+
+// TestUndeliveredEvents: delivery_success=false finds the events an endpoint has not acknowledged
+// (https://docs.stripe.com/api/events/list), in one request for HasUndeliveredEvents, and no more
+// once they are delivered.
+func TestUndeliveredEvents(t *testing.T) {
+	fake, url := newFake(t)
+	key := "sk_test_eventsUndelivered000000"
+	acct := fake.AddKey(key, stripefake.KeyOptions{})
+	var down atomic.Bool
+	down.Store(true)
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	t.Cleanup(sink.Close)
+	c := NewFactory(Config{BaseURL: url}).For(key, v1alpha1.ModeTest, "")
+	if _, _, err := c.CreateWebhookEndpoint(context.Background(), EndpointSpec{URL: sink.URL, EnabledEvents: []string{"charge.succeeded"}}, "undelivered-1"); err != nil {
+		t.Fatal(err)
+	}
+	undelivered, err := fake.TriggerEvent(acct, false, "charge.succeeded", map[string]any{"id": "ch_1", "object": "charge"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now().Add(-time.Hour)
+	calls := fake.Calls(key)
+	if pending, err := c.HasUndeliveredEvents(context.Background(), since, []string{"charge.succeeded"}); err != nil || !pending {
+		t.Fatalf("pending = %t, %v; want true", pending, err)
+	}
+	if n := fake.Calls(key) - calls; n != 1 {
+		t.Errorf("HasUndeliveredEvents made %d calls, want 1", n)
+	}
+	if pending, err := c.HasUndeliveredEvents(context.Background(), since, []string{"customer.created"}); err != nil || pending {
+		t.Errorf("other types: pending = %t, %v; want false", pending, err)
+	}
+	got, err := c.ListEvents(context.Background(), EventWindow{From: since, To: time.Now().Add(time.Minute), Undelivered: true})
+	if err != nil || len(got) != 1 || got[0].ID != undelivered {
+		t.Fatalf("undelivered list = %d events, %v", len(got), err)
+	}
+	down.Store(false)
+	if err := fake.Redeliver(undelivered); err != nil {
+		t.Fatal(err)
+	}
+	if pending, err := c.HasUndeliveredEvents(context.Background(), since, nil); err != nil || pending {
+		t.Errorf("after delivery: pending = %t, %v; want false", pending, err)
+	}
+	if got, err := c.ListEvents(context.Background(), EventWindow{From: since, To: time.Now().Add(time.Minute), Undelivered: true}); err != nil || len(got) != 0 {
+		t.Errorf("after delivery: %d undelivered, %v", len(got), err)
 	}
 }
