@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"errors"
 	"fmt"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -105,4 +106,43 @@ func receiverCondition(dep *appsv1.Deployment, want int32) condition {
 	}
 	return trueCond(ct, paymentsv1alpha1.ReasonReceiverAvailable,
 		fmt.Sprintf("receiver Deployment %s available (%d/%d replicas)", dep.Name, st.AvailableReplicas, want))
+}
+
+func signingSecretConflictCondition(si *paymentsv1alpha1.StripeIntegration) condition {
+	return falseCond(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSigningSecretNameConflict, fmt.Sprintf(
+		"Secret %q exists but was not created by the operator for this StripeIntegration; it is left untouched and no endpoint is registered until it is renamed or removed",
+		signingSecretName(si.Name)))
+}
+
+// endpointErrorCondition maps a Stripe error from the webhook phase to WebhookEndpointReady.
+func endpointErrorCondition(err error) condition {
+	const ct = paymentsv1alpha1.ConditionWebhookEndpointReady
+	var se *stripeclient.Error
+	if !errors.As(err, &se) {
+		return unknown(ct, paymentsv1alpha1.ReasonEndpointFailed, "updating cluster objects failed; retrying: "+stripeclient.Redact(err.Error()))
+	}
+	switch se.Kind {
+	case stripeclient.KindLimitReached:
+		return falseCond(ct, paymentsv1alpha1.ReasonEndpointLimitReached,
+			"the Stripe account already has the maximum number of webhook endpoints (16); delete unused ones in the dashboard: "+se.Message)
+	case stripeclient.KindInvalidRequest:
+		msg := "Stripe rejected the endpoint: " + se.Message
+		if se.Param != "" {
+			msg += " (parameter " + se.Param + ")"
+		}
+		return falseCond(ct, paymentsv1alpha1.ReasonInvalidWebhookConfig, msg)
+	case stripeclient.KindPermissionDenied:
+		perm := se.Permission
+		if perm == "" {
+			perm = "rak_webhook_write"
+		}
+		return falseCond(ct, paymentsv1alpha1.ReasonPermissionDenied,
+			fmt.Sprintf("the restricted key lacks %s; grant it in the Stripe dashboard or use another key", perm))
+	case stripeclient.KindRateLimited:
+		return falseCond(ct, paymentsv1alpha1.ReasonRateLimited, "Stripe rate limit reached; retrying with backoff")
+	case stripeclient.KindUnavailable:
+		return falseCond(ct, paymentsv1alpha1.ReasonStripeUnavailable, "Stripe unavailable; retrying with backoff: "+se.Message)
+	default:
+		return falseCond(ct, paymentsv1alpha1.ReasonEndpointFailed, se.Message)
+	}
 }

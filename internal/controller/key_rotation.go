@@ -105,7 +105,7 @@ func (r *StripeIntegrationReconciler) cleanupPreviousEndpoint(ctx context.Contex
 }
 
 func (r *StripeIntegrationReconciler) reportManualCleanup(si *paymentsv1alpha1.StripeIntegration, obs *observation, where, why string) {
-	obs.manualCleanup = append(obs.manualCleanup, where)
+	obs.ManualCleanup = append(obs.ManualCleanup, where)
 	r.event(si, corev1.EventTypeWarning, paymentsv1alpha1.EventManualRemovalRequired,
 		"keys now belong to another Stripe account; remove the previous account's endpoint %s in the Stripe dashboard (%s)", where, why)
 }

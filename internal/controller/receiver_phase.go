@@ -30,11 +30,11 @@ const fieldOwner = client.FieldOwner("stripe-operator")
 func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, obs *observation) {
 	const ct = paymentsv1alpha1.ConditionReceiverReady
 	secretName := si.Status.SigningSecretName
-	if obs.signingSecretName != nil {
-		secretName = *obs.signingSecretName
+	if obs.SigningSecretName != nil {
+		secretName = *obs.SigningSecretName
 	}
 	if secretName == "" {
-		obs.receiver = unknown(ct, paymentsv1alpha1.ReasonWaitingForSigningSecret,
+		obs.Receiver = unknown(ct, paymentsv1alpha1.ReasonWaitingForSigningSecret,
 			"the receiver is deployed once the webhook endpoint and its signing secret exist")
 		return
 	}
@@ -46,11 +46,11 @@ func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si 
 			}
 		}
 		// What runs stays as it was: an editor's change never reaches the receiver unchecked.
-		obs.receiver = cond
+		obs.Receiver = cond
 		return
 	}
 	if err := r.applyReceiver(ctx, si, secretName); err != nil {
-		obs.receiver = unknown(ct, paymentsv1alpha1.ReasonReceiverApplyFailed, "applying receiver objects failed; retrying: "+err.Error())
+		obs.Receiver = unknown(ct, paymentsv1alpha1.ReasonReceiverApplyFailed, "applying receiver objects failed; retrying: "+err.Error())
 		if obs.err == nil {
 			obs.err = err
 		}
@@ -59,10 +59,10 @@ func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si 
 	dep := &appsv1.Deployment{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: receiverName(si)}, dep); err != nil {
 		// Just applied; the cache catches up and the Deployment's own event brings us back.
-		obs.receiver = falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing, "receiver Deployment created; waiting for it to become available")
+		obs.Receiver = falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing, "receiver Deployment created; waiting for it to become available")
 		return
 	}
-	obs.receiver = receiverCondition(dep, receiverReplicas(si))
+	obs.Receiver = receiverCondition(dep, receiverReplicas(si))
 }
 
 func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, secretName string) error {

@@ -131,7 +131,7 @@ func (r *StripeIntegrationReconciler) reconcileReplay(ctx context.Context, si *p
 	switch {
 	case listErr != nil && isTransient(listErr):
 		st.Message = progress + "; listing Stripe events failed, retrying: " + stripeclient.Redact(listErr.Error())
-		obs.replay, obs.err = &st, fmt.Errorf("listing events for replay: %w", listErr)
+		obs.Replay, obs.err = &st, fmt.Errorf("listing events for replay: %w", listErr)
 		return
 	case listErr != nil:
 		failed(st, fmt.Sprintf("listing Stripe events failed: %s; %s (set the annotation to a new value to retry)",
@@ -139,7 +139,7 @@ func (r *StripeIntegrationReconciler) reconcileReplay(ctx context.Context, si *p
 		return
 	case st.ResumeAfter.Before(st.Until):
 		st.Message = progress
-		obs.replay, obs.replayRunning = &st, true
+		obs.Replay, obs.replayRunning = &st, true
 		return
 	}
 	progress = fmt.Sprintf("%d events re-delivered to the receiver, oldest first, created from %s until the replay started (%s)%s",
@@ -162,7 +162,7 @@ func (r *StripeIntegrationReconciler) finishReplay(si *paymentsv1alpha1.StripeIn
 	r.replayWindows.forget(si.UID)
 	ts := metav1.NewTime(now.Truncate(time.Second))
 	st.CompletionTime = &ts
-	obs.replay = &st
+	obs.Replay = &st
 	et := corev1.EventTypeNormal
 	if st.Phase == paymentsv1alpha1.ReplayFailed {
 		et = corev1.EventTypeWarning

@@ -58,23 +58,23 @@ func (r *StripeIntegrationReconciler) viewAge() time.Duration {
 
 // recordView keeps what a Stripe pass saw, if it fully succeeded.
 func (r *StripeIntegrationReconciler) recordView(si *paymentsv1alpha1.StripeIntegration, obs *observation) {
-	if obs.err != nil || obs.keyFingerprint == "" || obs.endpointID == nil ||
-		obs.authenticated.Status != metav1.ConditionTrue || obs.webhook.Status != metav1.ConditionTrue {
+	if obs.err != nil || obs.KeyFingerprint == "" || obs.EndpointID == nil ||
+		obs.Authenticated.Status != metav1.ConditionTrue || obs.Webhook.Status != metav1.ConditionTrue {
 		r.stripeViews.forget(si.UID)
 		return
 	}
 	r.stripeViews.set(si.UID, stripeView{
-		at: r.now(), stripeSpec: stripeFacingSpec(si), fingerprint: obs.keyFingerprint, annotations: maps.Clone(si.Annotations),
-		endpointID: *obs.endpointID, authenticated: obs.authenticated, webhook: obs.webhook,
-		accountID: obs.accountID, endpointIDPtr: obs.endpointID, webhookURL: obs.webhookURL, signing: obs.signingSecretName,
+		at: r.now(), stripeSpec: stripeFacingSpec(si), fingerprint: obs.KeyFingerprint, annotations: maps.Clone(si.Annotations),
+		endpointID: *obs.EndpointID, authenticated: obs.Authenticated, webhook: obs.Webhook,
+		accountID: obs.AccountID, endpointIDPtr: obs.EndpointID, webhookURL: obs.WebhookURL, signing: obs.SigningSecretName,
 	})
 }
 
 // reuseView fills the Stripe part of obs from a fresh view and reports whether it did. Only when
 // everything else allows it does it read the signing Secret: a lost or replaced one needs Stripe.
-func (r *StripeIntegrationReconciler) reuseView(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, fingerprint string, obs *observation) bool {
+func (r *StripeIntegrationReconciler) reuseView(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, obs *observation) bool {
 	v, ok := r.stripeViews.get(si.UID)
-	if !ok || r.now().Sub(v.at) >= r.viewAge() || v.stripeSpec != stripeFacingSpec(si) || v.fingerprint != fingerprint ||
+	if !ok || r.now().Sub(v.at) >= r.viewAge() || v.stripeSpec != stripeFacingSpec(si) || v.fingerprint != obs.KeyFingerprint ||
 		!maps.Equal(v.annotations, si.Annotations) {
 		return false
 	}
@@ -88,9 +88,9 @@ func (r *StripeIntegrationReconciler) reuseView(ctx context.Context, si *payment
 		stored.retiring.id != "" {
 		return false // a retiring endpoint is checked on Stripe every pass
 	}
-	obs.authenticated, obs.webhook = v.authenticated, v.webhook
-	fp := v.fingerprint
-	obs.fingerprint, obs.accountID, obs.endpointID, obs.webhookURL, obs.signingSecretName = &fp, v.accountID, v.endpointIDPtr, v.webhookURL, v.signing
+	obs.Authenticated, obs.Webhook = v.authenticated, v.webhook
+	obs.KeysAccepted = true // the view was recorded for these keys (fingerprint checked above)
+	obs.AccountID, obs.EndpointID, obs.WebhookURL, obs.SigningSecretName = v.accountID, v.endpointIDPtr, v.webhookURL, v.signing
 	return true
 }
 

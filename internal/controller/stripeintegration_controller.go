@@ -146,8 +146,9 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 			return ctrl.Result{}, fmt.Errorf("adding finalizer: %w", err)
 		}
 	}
-	obs := r.observe(ctx, si)
-	in := obs.statusInput()
+	obs := r.reconcilePhases(ctx, si)
+	in := obs.statusInput
+	in.Succeeded = obs.err == nil
 	in.FailingSince, in.Grace = r.trackTransient(si, obs.err), r.TransientFailureGrace
 	newStatus := computeStatus(si.Status, si.Generation, in, r.now())
 	if err := r.writeStatus(ctx, si, newStatus); err != nil {

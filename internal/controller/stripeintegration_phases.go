@@ -16,53 +16,31 @@ import (
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 )
 
-// observation is what one reconcile pass learned; computeStatus turns it into status.
+// observation is what one reconcile pass learned: the statusInput that computeStatus turns into
+// status, and what the rest of the pass needs besides.
 type observation struct {
-	keysValid, authenticated, webhook, receiver condition
+	statusInput
 
-	mode              paymentsv1alpha1.Mode
-	fingerprint       *string // nil keeps the stored value
-	accountID         *string // nil keeps the stored value
-	endpointID        *string
-	webhookURL        *string
-	signingSecretName *string
-	manualCleanup     []string // endpoints to add to status.manualCleanup
-	replay            *paymentsv1alpha1.ReplayStatus
-	replayRunning     bool                // a replay goes on: the next pass starts soon
-	followUp          bool                // an endpoint retires or a gap waits: next pass within followUpInterval
-	endpointCreated   int64               // when Stripe created the current endpoint (Unix), 0 unknown
-	retiringUnlisted  string              // a retiring endpoint the key's account did not list (another account's?)
-	stripe            stripeclient.Client // set when Stripe accepted the key in this pass
-	probed            bool
-	reusedView        bool   // the Stripe part came from a fresh stripeView, without calls
-	keyFingerprint    string // of the keys this pass used, once they passed the key policy
+	replayRunning    bool                // a replay goes on: the next pass starts soon
+	followUp         bool                // an endpoint retires or a gap waits: next pass within followUpInterval
+	endpointCreated  int64               // when Stripe created the current endpoint (Unix), 0 unknown
+	retiringUnlisted string              // a retiring endpoint the key's account did not list (another account's?)
+	stripe           stripeclient.Client // set when Stripe accepted the key in this pass
+	reusedView       bool                // the Stripe part came from a fresh stripeView, without calls
 	// err is a transient failure: status is still written, then the pass is retried with backoff.
 	err error
 }
 
-func (o observation) statusInput() statusInput {
-	return statusInput{
-		Conditions:        []condition{o.keysValid, o.authenticated, o.webhook, o.receiver},
-		Mode:              o.mode,
-		Fingerprint:       o.fingerprint,
-		AccountID:         o.accountID,
-		EndpointID:        o.endpointID,
-		WebhookURL:        o.webhookURL,
-		SigningSecretName: o.signingSecretName,
-		ManualCleanup:     o.manualCleanup,
-		Replay:            o.replay,
-		Probed:            o.probed,
-		Succeeded:         o.err == nil,
-	}
-}
-
-// observe runs the phases in order; a phase that cannot run leaves the later ones an honest reason.
-func (r *StripeIntegrationReconciler) observe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) observation {
-	obs := r.observeStripe(ctx, si)
+// reconcilePhases runs the phases in order and returns what they found. They act, not only look:
+// the webhook phase creates, repairs and deletes Stripe endpoints, the receiver phase applies the
+// receiver objects, replay re-sends events. A phase that cannot run leaves the later ones an honest
+// reason.
+func (r *StripeIntegrationReconciler) reconcilePhases(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) observation {
+	obs := r.reconcileStripe(ctx, si)
 	// The receiver needs no Stripe call: it is kept running whatever Stripe or the keys say, as
 	// long as a signing secret exists.
 	r.reconcileReceiver(ctx, si, &obs)
-	if obs.stripe != nil && obs.webhook.Status == metav1.ConditionTrue && obs.receiver.Status == metav1.ConditionTrue {
+	if obs.stripe != nil && obs.Webhook.Status == metav1.ConditionTrue && obs.Receiver.Status == metav1.ConditionTrue {
 		r.reconcileReplay(ctx, si, obs.stripe, &obs)
 		r.reconcileGapRedelivery(ctx, si, obs.stripe, &obs)
 	} else if gapPending(si) {
@@ -77,25 +55,25 @@ func (r *StripeIntegrationReconciler) observe(ctx context.Context, si *paymentsv
 	return obs
 }
 
-// observeStripe runs the key, probe and webhook endpoint phases.
-func (r *StripeIntegrationReconciler) observeStripe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) observation {
+// reconcileStripe runs the key, probe and webhook endpoint phases.
+func (r *StripeIntegrationReconciler) reconcileStripe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) observation {
 	var obs observation
 	res, err := r.checkKeys(ctx, si)
 	if err != nil {
-		obs.keysValid = unknown(paymentsv1alpha1.ConditionKeysValid, paymentsv1alpha1.ReasonSecretReadFailed,
+		obs.KeysValid = unknown(paymentsv1alpha1.ConditionKeysValid, paymentsv1alpha1.ReasonSecretReadFailed,
 			"reading the credentials Secret failed; retrying with backoff")
-		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonKeysNotValid,
+		obs.Authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonKeysNotValid,
 			"not probed: the keys could not be read")
-		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonKeysNotValid,
+		obs.Webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonKeysNotValid,
 			"not checked: the keys could not be read")
 		obs.err = err
 		return obs
 	}
-	obs.keysValid = keysCondition(res)
+	obs.KeysValid = keysCondition(res)
 	if !res.OK() {
-		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonKeysNotValid,
+		obs.Authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonKeysNotValid,
 			"not probed: fix the keys first (see KeysValid)")
-		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonKeysNotValid,
+		obs.Webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonKeysNotValid,
 			"not checked: fix the keys first (see KeysValid)")
 		return obs
 	}
@@ -104,34 +82,34 @@ func (r *StripeIntegrationReconciler) observeStripe(ctx context.Context, si *pay
 	if err := r.protectCredentials(ctx, si); err != nil {
 		return credentialsUnprotected(obs, err)
 	}
-	obs.mode = res.Secret.Mode
-	obs.keyFingerprint = keys.Fingerprint(res.Publishable.Value, res.Secret.Value)
+	obs.Mode = res.Secret.Mode
+	obs.KeyFingerprint = keys.Fingerprint(res.Publishable.Value, res.Secret.Value)
 	if si.Spec.Suspend {
 		const msg = "spec.suspend is true: no Stripe calls are made and the endpoint is left as it is"
-		obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonSuspended, msg)
-		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSuspended, msg)
+		obs.Authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonSuspended, msg)
+		obs.Webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSuspended, msg)
 		return obs
 	}
-	if r.reuseView(ctx, si, obs.keyFingerprint, &obs) {
+	if r.reuseView(ctx, si, &obs) {
 		obs.reusedView = true
 		return obs
 	}
 	pr := r.probe(ctx, si, res, &obs)
 	if !pr.ok {
-		obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonNotAuthenticated,
+		obs.Webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonNotAuthenticated,
 			"not checked: Stripe did not accept the key (see Authenticated)")
-		if obs.authenticated.Transient {
-			obs.webhook.Message = "not checked: the Stripe probe failed (see Authenticated)"
-			obs.webhook.Transient = true
+		if obs.Authenticated.Transient {
+			obs.Webhook.Message = "not checked: the Stripe probe failed (see Authenticated)"
+			obs.Webhook.Transient = true
 		}
 		return obs
 	}
 	obs.stripe = pr.client
 	r.reconcileEndpoint(ctx, si, pr.client, pr.endpoints, &obs)
-	if obs.webhook.Status != metav1.ConditionTrue && stripeTransient(obs.err) {
-		obs.webhook.Transient = true
+	if obs.Webhook.Status != metav1.ConditionTrue && stripeTransient(obs.err) {
+		obs.Webhook.Transient = true
 	}
-	if pr.keysChanged && obs.webhook.Status == metav1.ConditionTrue {
+	if pr.keysChanged && obs.Webhook.Status == metav1.ConditionTrue {
 		r.cleanupPreviousAccount(ctx, si, pr, &obs)
 	}
 	if obs.err == nil {
@@ -145,10 +123,10 @@ func (r *StripeIntegrationReconciler) observeStripe(ctx context.Context, si *pay
 // patch failed (retried with backoff).
 func credentialsUnprotected(obs observation, err error) observation {
 	const notProbed = "not probed: the credentials Secret is not protected against deletion yet"
-	obs.authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonKeysNotValid, notProbed)
-	obs.webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonKeysNotValid, notProbed)
+	obs.Authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonKeysNotValid, notProbed)
+	obs.Webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonKeysNotValid, notProbed)
 	if errors.Is(err, errCredentialsTerminating) {
-		obs.keysValid = falseCond(paymentsv1alpha1.ConditionKeysValid, paymentsv1alpha1.ReasonSecretTerminating,
+		obs.KeysValid = falseCond(paymentsv1alpha1.ConditionKeysValid, paymentsv1alpha1.ReasonSecretTerminating,
 			"the credentials Secret is being deleted; no Stripe call is made with keys that could not remove the endpoint later")
 		return obs
 	}
@@ -201,7 +179,7 @@ type probeResult struct {
 // changed.
 func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, res keys.Result, obs *observation) probeResult {
 	log := logf.FromContext(ctx)
-	pr := probeResult{fingerprint: keys.Fingerprint(res.Publishable.Value, res.Secret.Value)}
+	pr := probeResult{fingerprint: obs.KeyFingerprint}
 	pr.keysChanged = si.Status.KeyFingerprint != "" && pr.fingerprint != si.Status.KeyFingerprint
 	limiterKey := si.Status.AccountID
 	if pr.fingerprint != si.Status.KeyFingerprint {
@@ -210,14 +188,14 @@ func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1a
 	pr.client = r.Stripe.For(res.Secret.Value, res.Secret.Mode, limiterKey)
 
 	endpoints, err := pr.client.ListWebhookEndpoints(ctx)
-	obs.probed = true
-	obs.authenticated = authCondition(err)
-	reason := obs.authenticated.Reason
+	obs.Probed = true
+	obs.Authenticated = authCondition(err)
+	reason := obs.Authenticated.Reason
 	r.recordProbe(si, res.Secret.Mode, reason)
 	if err != nil {
 		if isTransient(err) {
 			obs.err = fmt.Errorf("probing Stripe: %w", err)
-			obs.authenticated.Transient = stripeTransient(err)
+			obs.Authenticated.Transient = stripeTransient(err)
 		}
 		log.Info("Stripe probe failed", "reason", reason)
 		return pr
@@ -229,7 +207,7 @@ func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1a
 	acct, err := pr.client.GetAccount(ctx)
 	switch {
 	case err == nil:
-		obs.accountID, pr.newAccount = &acct.ID, acct.ID
+		obs.AccountID, pr.newAccount = &acct.ID, acct.ID
 	case isTransient(err):
 		// Keep the stored fingerprint so the next pass looks the account up again.
 		obs.err = fmt.Errorf("reading Stripe account: %w", err)
@@ -237,9 +215,9 @@ func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1a
 	default:
 		// Restricted keys often may not read /v1/account; the account id then stays unknown.
 		empty := ""
-		obs.accountID = &empty
+		obs.AccountID = &empty
 	}
-	obs.fingerprint = &pr.fingerprint
+	obs.KeysAccepted = true
 	return pr
 }
 

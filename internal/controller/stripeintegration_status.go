@@ -16,13 +16,18 @@ import (
 // maxManualCleanup bounds status.manualCleanup (the CRD allows 16 items).
 const maxManualCleanup = 16
 
-// statusInput is everything computeStatus needs; it holds no clients and no clock.
+// statusInput is what one reconcile pass found, as computeStatus needs it: no clients, no clock.
+// The pass fills it in place, as the statusInput embedded in its observation.
 type statusInput struct {
-	// Conditions in dependency order: KeysValid, Authenticated, WebhookEndpointReady, ReceiverReady.
-	Conditions  []condition
-	Mode        paymentsv1alpha1.Mode
-	Fingerprint *string // nil keeps the stored value
-	AccountID   *string // nil keeps the stored value
+	// The four conditions, in dependency order; a zero one (no Type) was not evaluated.
+	KeysValid, Authenticated, Webhook, Receiver condition
+	Mode                                        paymentsv1alpha1.Mode
+	// KeyFingerprint is of the keys this pass used, once they passed the key policy ("" before).
+	// KeysAccepted: Stripe accepted those keys in this pass (or a fresh view says it did), so
+	// status records KeyFingerprint; otherwise the stored fingerprint stays.
+	KeyFingerprint string
+	KeysAccepted   bool
+	AccountID      *string // nil keeps the stored value
 	// EndpointID, WebhookURL and SigningSecretName describe the endpoint; nil keeps the stored value.
 	EndpointID        *string
 	WebhookURL        *string
@@ -37,6 +42,17 @@ type statusInput struct {
 	// pass had none. Grace is how long such a run leaves True conditions True (0: not at all).
 	FailingSince time.Time
 	Grace        time.Duration
+}
+
+// conditions returns the evaluated conditions in dependency order.
+func (in statusInput) conditions() []condition {
+	out := make([]condition, 0, 4)
+	for _, c := range []condition{in.KeysValid, in.Authenticated, in.Webhook, in.Receiver} {
+		if c.Type != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // computeStatus is pure: given the stored status, the object's generation, what the pass observed
@@ -60,7 +76,9 @@ func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int
 		next.Mode = in.Mode
 	}
 	setIfObserved(&next.AccountID, in.AccountID)
-	setIfObserved(&next.KeyFingerprint, in.Fingerprint)
+	if in.KeysAccepted && in.KeyFingerprint != "" {
+		next.KeyFingerprint = in.KeyFingerprint
+	}
 	setIfObserved(&next.WebhookEndpointID, in.EndpointID)
 	setIfObserved(&next.WebhookURL, in.WebhookURL)
 	setIfObserved(&next.SigningSecretName, in.SigningSecretName)
@@ -87,9 +105,9 @@ func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int
 // when. It reports whether it kept any.
 func withinGrace(prev []metav1.Condition, in statusInput, now time.Time) ([]condition, bool) {
 	if in.Grace <= 0 || in.FailingSince.IsZero() || !now.Before(in.FailingSince.Add(in.Grace)) {
-		return in.Conditions, false
+		return in.conditions(), false
 	}
-	out := slices.Clone(in.Conditions)
+	out := in.conditions()
 	graced := false
 	for i, c := range out {
 		p := meta.FindStatusCondition(prev, c.Type)

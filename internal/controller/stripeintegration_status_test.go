@@ -62,9 +62,9 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestComputeStatus(t *testing.T) {
-	connectedAt := computeStatus(v1.StripeIntegrationStatus{}, 1, statusInput{
-		Conditions: webhookUnknown(), Mode: v1.ModeTest, Fingerprint: ptr.To("sha256:aa"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true,
-	}, t0)
+	connectedAt := computeStatus(v1.StripeIntegrationStatus{}, 1, inputOf(webhookUnknown(), statusInput{
+		Mode: v1.ModeTest, KeyFingerprint: "sha256:aa", KeysAccepted: true, AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true,
+	}), t0)
 
 	cases := map[string]struct {
 		prev  v1.StripeIntegrationStatus
@@ -74,7 +74,7 @@ func TestComputeStatus(t *testing.T) {
 	}{
 		"first pass fills everything": {
 			prev: v1.StripeIntegrationStatus{}, gen: 1,
-			in: statusInput{Conditions: webhookUnknown(), Mode: v1.ModeTest, Fingerprint: ptr.To("sha256:aa"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true},
+			in: inputOf(webhookUnknown(), statusInput{Mode: v1.ModeTest, KeyFingerprint: "sha256:aa", KeysAccepted: true, AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true}),
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if len(got.Conditions) != 5 || got.ObservedGeneration != 1 || got.AccountID != "acct_1" || got.KeyFingerprint != "sha256:aa" {
 					t.Errorf("got %+v", got)
@@ -86,7 +86,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"unchanged resync is identical": {
 			prev: connectedAt, gen: 1,
-			in: statusInput{Conditions: webhookUnknown(), Mode: v1.ModeTest, Probed: true, Succeeded: true},
+			in: inputOf(webhookUnknown(), statusInput{Mode: v1.ModeTest, Probed: true, Succeeded: true}),
 			check: func(t *testing.T, prev, got v1.StripeIntegrationStatus) {
 				if !equality.Semantic.DeepEqual(prev, got) {
 					t.Errorf("steady state changed status:\nprev %+v\ngot  %+v", prev, got)
@@ -95,7 +95,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"probe outcome change moves lastProbeTime and transition time": {
 			prev: connectedAt, gen: 1,
-			in: statusInput{Conditions: []condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"), falseCond(v1.ConditionAuthenticated, v1.ReasonInvalidKey, "revoked")}, Probed: true, Succeeded: true},
+			in: inputOf([]condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"), falseCond(v1.ConditionAuthenticated, v1.ReasonInvalidKey, "revoked")}, statusInput{Probed: true, Succeeded: true}),
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if !got.LastProbeTime.Time.Equal(t1) {
 					t.Errorf("lastProbeTime = %v, want %v", got.LastProbeTime, t1)
@@ -111,7 +111,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"transient failure keeps observedGeneration": {
 			prev: connectedAt, gen: 2,
-			in: statusInput{Conditions: []condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"), falseCond(v1.ConditionAuthenticated, v1.ReasonRateLimited, "429")}, Probed: true, Succeeded: false},
+			in: inputOf([]condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"), falseCond(v1.ConditionAuthenticated, v1.ReasonRateLimited, "429")}, statusInput{Probed: true, Succeeded: false}),
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if got.ObservedGeneration != 1 {
 					t.Errorf("observedGeneration = %d, want 1", got.ObservedGeneration)
@@ -123,7 +123,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"new keys move lastProbeTime even with the same outcome": {
 			prev: connectedAt, gen: 1,
-			in: statusInput{Conditions: webhookUnknown(), Fingerprint: ptr.To("sha256:bb"), AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true},
+			in: inputOf(webhookUnknown(), statusInput{KeyFingerprint: "sha256:bb", KeysAccepted: true, AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true}),
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if got.KeyFingerprint != "sha256:bb" || !got.LastProbeTime.Time.Equal(t1) {
 					t.Errorf("fingerprint %s lastProbeTime %v", got.KeyFingerprint, got.LastProbeTime)
@@ -132,7 +132,7 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"no probe keeps lastProbeTime": {
 			prev: connectedAt, gen: 1,
-			in: statusInput{Conditions: []condition{falseCond(v1.ConditionKeysValid, v1.ReasonModeMismatch, "m"), unknown(v1.ConditionAuthenticated, v1.ReasonKeysNotValid, "")}, Succeeded: true},
+			in: inputOf([]condition{falseCond(v1.ConditionKeysValid, v1.ReasonModeMismatch, "m"), unknown(v1.ConditionAuthenticated, v1.ReasonKeysNotValid, "")}, statusInput{Succeeded: true}),
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if !got.LastProbeTime.Time.Equal(t0) {
 					t.Errorf("lastProbeTime moved without a probe: %v", got.LastProbeTime)
@@ -218,7 +218,7 @@ func TestStatusEventFoldsOneWrite(t *testing.T) {
 // permanent failures, the failure is reported as before.
 func TestComputeStatusGrace(t *testing.T) {
 	const grace = 15 * time.Minute
-	connected := computeStatus(v1.StripeIntegrationStatus{}, 1, statusInput{Conditions: allTrue(), Probed: true, Succeeded: true}, t0)
+	connected := computeStatus(v1.StripeIntegrationStatus{}, 1, inputOf(allTrue(), statusInput{Probed: true, Succeeded: true}), t0)
 	rateLimited := func() []condition {
 		c := allTrue()
 		c[1] = falseCond(v1.ConditionAuthenticated, v1.ReasonRateLimited, "Stripe rate-limited the probe")
@@ -234,7 +234,7 @@ func TestComputeStatusGrace(t *testing.T) {
 		return c
 	}
 	since := t1.Add(-time.Minute)
-	inGrace := computeStatus(connected, 1, statusInput{Conditions: rateLimited(), Probed: true, FailingSince: since, Grace: grace}, t1)
+	inGrace := computeStatus(connected, 1, inputOf(rateLimited(), statusInput{Probed: true, FailingSince: since, Grace: grace}), t1)
 
 	cases := map[string]struct {
 		prev       v1.StripeIntegrationStatus
@@ -246,41 +246,41 @@ func TestComputeStatusGrace(t *testing.T) {
 		wantPrefix string // of the Authenticated message
 	}{
 		"first failure within the grace stays Connected": {
-			prev: connected, in: statusInput{Conditions: rateLimited(), Probed: true, FailingSince: since, Grace: grace}, now: t1,
+			prev: connected, in: inputOf(rateLimited(), statusInput{Probed: true, FailingSince: since, Grace: grace}), now: t1,
 			wantAuth: "True/Authenticated", wantConn: "True/Connected", wantPrefix: "Stripe calls failing since " + since.Format(time.RFC3339) + " (RateLimited: ",
 		},
 		"endpoint failure alone is graced too": {
-			prev: connected, in: statusInput{Conditions: func() []condition {
+			prev: connected, in: inputOf(func() []condition {
 				c := allTrue()
 				c[2] = falseCond(v1.ConditionWebhookEndpointReady, v1.ReasonStripeUnavailable, "503")
 				c[2].Transient = true
 				return c
-			}(), Probed: true, FailingSince: since, Grace: grace}, now: t1,
+			}(), statusInput{Probed: true, FailingSince: since, Grace: grace}), now: t1,
 			wantAuth: "True/Authenticated", wantConn: "True/Connected", wantPrefix: "ok",
 		},
 		"zero grace reports at once": {
-			prev: connected, in: statusInput{Conditions: rateLimited(), Probed: true, FailingSince: since}, now: t1,
+			prev: connected, in: inputOf(rateLimited(), statusInput{Probed: true, FailingSince: since}), now: t1,
 			wantAuth: "False/RateLimited", wantConn: "False/RateLimited", wantEvent: "Warning", wantPrefix: "Stripe rate-limited",
 		},
 		"past the grace reports": {
-			prev: inGrace, in: statusInput{Conditions: unavailable(), Probed: true, FailingSince: t1.Add(-grace), Grace: grace}, now: t1,
+			prev: inGrace, in: inputOf(unavailable(), statusInput{Probed: true, FailingSince: t1.Add(-grace), Grace: grace}), now: t1,
 			wantAuth: "False/StripeUnavailable", wantConn: "False/StripeUnavailable", wantEvent: "Warning", wantPrefix: "Stripe is unavailable",
 		},
 		"permanent failure is never graced": {
-			prev: connected, in: statusInput{Conditions: func() []condition {
+			prev: connected, in: inputOf(func() []condition {
 				c := rateLimited()
 				c[1] = falseCond(v1.ConditionAuthenticated, v1.ReasonInvalidKey, "revoked")
 				c[2].Transient = false
 				return c
-			}(), Probed: true, FailingSince: since, Grace: grace}, now: t1,
+			}(), statusInput{Probed: true, FailingSince: since, Grace: grace}), now: t1,
 			wantAuth: "False/InvalidKey", wantConn: "False/InvalidKey", wantEvent: "Warning", wantPrefix: "revoked",
 		},
 		"never True before: nothing to keep": {
-			prev: v1.StripeIntegrationStatus{}, in: statusInput{Conditions: rateLimited(), Probed: true, FailingSince: since, Grace: grace}, now: t1,
+			prev: v1.StripeIntegrationStatus{}, in: inputOf(rateLimited(), statusInput{Probed: true, FailingSince: since, Grace: grace}), now: t1,
 			wantAuth: "False/RateLimited", wantConn: "False/RateLimited", wantEvent: "Warning", wantPrefix: "Stripe rate-limited",
 		},
 		"recovery restores the messages without an Event": {
-			prev: inGrace, in: statusInput{Conditions: allTrue(), Probed: true, Succeeded: true, Grace: grace}, now: t1.Add(time.Minute),
+			prev: inGrace, in: inputOf(allTrue(), statusInput{Probed: true, Succeeded: true, Grace: grace}), now: t1.Add(time.Minute),
 			wantAuth: "True/Authenticated", wantConn: "True/Connected", wantPrefix: "ok",
 		},
 	}
@@ -316,9 +316,28 @@ func TestComputeStatusGrace(t *testing.T) {
 		t.Errorf("Connected message does not show the failing calls: %+v", inGrace.Conditions)
 	}
 	for _, in := range [][]condition{rateLimited(), unavailable()} {
-		next := computeStatus(inGrace, 1, statusInput{Conditions: in, Probed: true, FailingSince: since, Grace: grace}, t1.Add(10*time.Minute))
+		next := computeStatus(inGrace, 1, inputOf(in, statusInput{Probed: true, FailingSince: since, Grace: grace}), t1.Add(10*time.Minute))
 		if !equality.Semantic.DeepEqual(inGrace, next) {
 			t.Errorf("a later pass within the grace changed status:\nprev %+v\ngot  %+v", inGrace, next)
 		}
 	}
+}
+
+// inputOf returns in with the conditions cs set by their type.
+func inputOf(cs []condition, in statusInput) statusInput {
+	for _, c := range cs {
+		switch c.Type {
+		case v1.ConditionKeysValid:
+			in.KeysValid = c
+		case v1.ConditionAuthenticated:
+			in.Authenticated = c
+		case v1.ConditionWebhookEndpointReady:
+			in.Webhook = c
+		case v1.ConditionReceiverReady:
+			in.Receiver = c
+		default:
+			panic("inputOf: unknown condition type " + c.Type)
+		}
+	}
+	return in
 }

@@ -106,7 +106,7 @@ func (r *StripeIntegrationReconciler) urlConflict(ctx context.Context, si *payme
 	const ct = paymentsv1alpha1.ConditionWebhookEndpointReady
 	var list paymentsv1alpha1.StripeIntegrationList
 	if err := r.Client.List(ctx, &list, client.MatchingFields{webhookURLIndex: r.webhookURLKey(si)}); err != nil {
-		obs.webhook = unknown(ct, paymentsv1alpha1.ReasonEndpointFailed, "checking the webhook URL against other StripeIntegrations failed; retrying")
+		obs.Webhook = unknown(ct, paymentsv1alpha1.ReasonEndpointFailed, "checking the webhook URL against other StripeIntegrations failed; retrying")
 		obs.err = fmt.Errorf("listing StripeIntegrations sharing the webhook URL: %w", err)
 		return true
 	}
@@ -123,7 +123,7 @@ func (r *StripeIntegrationReconciler) urlConflict(ctx context.Context, si *payme
 	if owner.Namespace == si.Namespace {
 		who = fmt.Sprintf("the older StripeIntegration %q in this namespace", owner.Name)
 	}
-	obs.webhook = falseCond(ct, paymentsv1alpha1.ReasonWebhookURLConflict, fmt.Sprintf(
+	obs.Webhook = falseCond(ct, paymentsv1alpha1.ReasonWebhookURLConflict, fmt.Sprintf(
 		"%s already registers the webhook URL %s; nothing is registered for this one until it has a URL of its own (spec.webhook.url or spec.webhook.baseURL)",
 		who, want))
 	return true

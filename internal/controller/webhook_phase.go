@@ -44,7 +44,7 @@ func (r *StripeIntegrationReconciler) reconcileEndpoint(ctx context.Context, si 
 	const ct = paymentsv1alpha1.ConditionWebhookEndpointReady
 	desired := desiredEndpoint(si, r.WebhookBaseURL, stripeclient.APIVersion)
 	if desired.URL == "" {
-		obs.webhook = falseCond(ct, paymentsv1alpha1.ReasonNoWebhookURL,
+		obs.Webhook = falseCond(ct, paymentsv1alpha1.ReasonNoWebhookURL,
 			"no webhook URL: set spec.webhook.baseURL or spec.webhook.url, or start the operator with --webhook-base-url")
 		return
 	}
@@ -53,33 +53,33 @@ func (r *StripeIntegrationReconciler) reconcileEndpoint(ctx context.Context, si 
 	}
 	stored, err := r.readSigningSecret(ctx, si)
 	if err != nil {
-		obs.webhook = unknown(ct, paymentsv1alpha1.ReasonEndpointFailed, "reading the signing Secret failed; retrying")
+		obs.Webhook = unknown(ct, paymentsv1alpha1.ReasonEndpointFailed, "reading the signing Secret failed; retrying")
 		obs.err = err
 		return
 	}
 	if stored.foreign {
-		obs.webhook = signingSecretConflictCondition(si)
+		obs.Webhook = signingSecretConflictCondition(si)
 		return
 	}
 	p := &endpointPass{si: si, sc: sc, desired: desired, listed: listed, stored: stored}
 	keeper, err := r.ensureEndpoint(ctx, p)
 	if errors.Is(err, errSigningSecretConflict) {
-		obs.webhook = signingSecretConflictCondition(si)
+		obs.Webhook = signingSecretConflictCondition(si)
 		return
 	}
 	if err != nil {
-		obs.webhook = endpointErrorCondition(err)
+		obs.Webhook = endpointErrorCondition(err)
 		if isTransient(err) {
 			obs.err = err
 		}
 		return
 	}
 	if keeper.Livemode != (si.Spec.Mode == paymentsv1alpha1.ModeLive) {
-		obs.webhook = falseCond(ct, paymentsv1alpha1.ReasonEndpointModeMismatch,
+		obs.Webhook = falseCond(ct, paymentsv1alpha1.ReasonEndpointModeMismatch,
 			fmt.Sprintf("endpoint %s has livemode=%t but spec.mode is %s", keeper.ID, keeper.Livemode, si.Spec.Mode))
 		return
 	}
-	obs.endpointID, obs.webhookURL, obs.signingSecretName = &keeper.ID, &keeper.URL, &p.stored.name
+	obs.EndpointID, obs.WebhookURL, obs.SigningSecretName = &keeper.ID, &keeper.URL, &p.stored.name
 	obs.followUp = obs.followUp || p.followUp
 	obs.retiringUnlisted = p.retiringUnlisted
 	obs.endpointCreated = keeper.Created
@@ -91,18 +91,12 @@ func (r *StripeIntegrationReconciler) reconcileEndpoint(ctx context.Context, si 
 		suffix = "; " + strings.Join(p.notes, "; ")
 	}
 	if p.rotated || rotationStillNews(si, keeper.ID) {
-		obs.webhook = trueCond(ct, paymentsv1alpha1.ReasonSigningSecretRotated,
+		obs.Webhook = trueCond(ct, paymentsv1alpha1.ReasonSigningSecretRotated,
 			fmt.Sprintf("endpoint %s re-created with a new signing secret (the stored one was lost; Stripe shows it only once)%s", keeper.ID, suffix))
 		return
 	}
-	obs.webhook = trueCond(ct, paymentsv1alpha1.ReasonEndpointReady,
+	obs.Webhook = trueCond(ct, paymentsv1alpha1.ReasonEndpointReady,
 		fmt.Sprintf("endpoint %s delivers %d event types to %s%s", keeper.ID, len(keeper.EnabledEvents), keeper.URL, suffix))
-}
-
-func signingSecretConflictCondition(si *paymentsv1alpha1.StripeIntegration) condition {
-	return falseCond(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSigningSecretNameConflict, fmt.Sprintf(
-		"Secret %q exists but was not created by the operator for this StripeIntegration; it is left untouched and no endpoint is registered until it is renamed or removed",
-		signingSecretName(si.Name)))
 }
 
 // rotationStillNews keeps a rotation visible in the condition until the spec changes or the
@@ -475,39 +469,6 @@ func (r *StripeIntegrationReconciler) spendAttemptOn5xx(ctx context.Context, si 
 	if perr := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); perr != nil {
 		si.Annotations = orig.Annotations
 		log.Info("Recording the fresh create attempt failed; the next pass retries", "attempt", attempt+1, "error", perr.Error())
-	}
-}
-
-// endpointErrorCondition maps a Stripe error from the webhook phase to WebhookEndpointReady.
-func endpointErrorCondition(err error) condition {
-	const ct = paymentsv1alpha1.ConditionWebhookEndpointReady
-	var se *stripeclient.Error
-	if !errors.As(err, &se) {
-		return unknown(ct, paymentsv1alpha1.ReasonEndpointFailed, "updating cluster objects failed; retrying: "+stripeclient.Redact(err.Error()))
-	}
-	switch se.Kind {
-	case stripeclient.KindLimitReached:
-		return falseCond(ct, paymentsv1alpha1.ReasonEndpointLimitReached,
-			"the Stripe account already has the maximum number of webhook endpoints (16); delete unused ones in the dashboard: "+se.Message)
-	case stripeclient.KindInvalidRequest:
-		msg := "Stripe rejected the endpoint: " + se.Message
-		if se.Param != "" {
-			msg += " (parameter " + se.Param + ")"
-		}
-		return falseCond(ct, paymentsv1alpha1.ReasonInvalidWebhookConfig, msg)
-	case stripeclient.KindPermissionDenied:
-		perm := se.Permission
-		if perm == "" {
-			perm = "rak_webhook_write"
-		}
-		return falseCond(ct, paymentsv1alpha1.ReasonPermissionDenied,
-			fmt.Sprintf("the restricted key lacks %s; grant it in the Stripe dashboard or use another key", perm))
-	case stripeclient.KindRateLimited:
-		return falseCond(ct, paymentsv1alpha1.ReasonRateLimited, "Stripe rate limit reached; retrying with backoff")
-	case stripeclient.KindUnavailable:
-		return falseCond(ct, paymentsv1alpha1.ReasonStripeUnavailable, "Stripe unavailable; retrying with backoff: "+se.Message)
-	default:
-		return falseCond(ct, paymentsv1alpha1.ReasonEndpointFailed, se.Message)
 	}
 }
 
