@@ -128,6 +128,15 @@ func waitCondition(t *testing.T, ns, name, condType string, status metav1.Condit
 	return si
 }
 
+// conditionOrNone is the named condition, or a zero one (empty status) before the first status
+// write: for polls, where a missing condition means "not yet", not a failure.
+func conditionOrNone(si *paymentsv1alpha1.StripeIntegration, condType string) metav1.Condition {
+	if c := meta.FindStatusCondition(si.Status.Conditions, condType); c != nil {
+		return *c
+	}
+	return metav1.Condition{Type: condType}
+}
+
 func getCondition(t *testing.T, si *paymentsv1alpha1.StripeIntegration, condType string) metav1.Condition {
 	t.Helper()
 	c := meta.FindStatusCondition(si.Status.Conditions, condType)
