@@ -158,7 +158,7 @@ func up(args []string) error {
 	}
 	_ = os.Remove(envFile) // stale from a killed run
 	if detach {
-		return upDetached(cfg, envFile, pidFile)
+		return upDetached(cfg, envFile)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -192,7 +192,7 @@ More in docs/demo.md. Stop it with: make demo-down
 
 // upDetached starts `demo up` in its own session with output to .demo/demo.log and returns once
 // it wrote the env file, or with its log when it failed.
-func upDetached(cfg demo.Config, envFile, pidFile string) error {
+func upDetached(cfg demo.Config, envFile string) error {
 	logPath := filepath.Join(filepath.Dir(envFile), "demo.log")
 	lf, err := os.Create(logPath)
 	if err != nil {

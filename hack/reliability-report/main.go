@@ -85,7 +85,7 @@ func run(in, out string, took time.Duration) error {
 	p("  stored one; each deleted integration gone with no endpoint left; no API key or signing secret in any manager log, Event,")
 	p("  StripeIntegration or metric (sentinel keys); receivers mount only their own Secrets and no service-account token.")
 	p("")
-	var tests []string
+	tests := make([]string, 0, len(byTest))
 	for t := range byTest {
 		tests = append(tests, t)
 	}

@@ -98,7 +98,7 @@ func (r *StripeIntegrationReconciler) deleteEndpoints(ctx context.Context, si *p
 	if err != nil {
 		return nil, err
 	}
-	var deleted []string
+	deleted := make([]string, 0, len(listed))
 	for _, ep := range listed {
 		if !ownedBy(ep, string(si.UID)) {
 			continue

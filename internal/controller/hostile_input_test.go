@@ -840,7 +840,7 @@ func drainFault(t *testing.T, key string, max int) {
 }
 
 func condSummary(si *v1.StripeIntegration) string {
-	var s []string
+	s := make([]string, 0, len(si.Status.Conditions))
 	for _, c := range si.Status.Conditions {
 		s = append(s, fmt.Sprintf("%s=%s/%s@%d", c.Type, c.Status, c.Reason, c.ObservedGeneration))
 	}
@@ -980,7 +980,7 @@ func (w *writeCounter) String() string {
 	if len(w.byKind) == 0 {
 		return "none"
 	}
-	var s []string
+	s := make([]string, 0, len(w.byKind))
 	for k, n := range w.byKind {
 		s = append(s, fmt.Sprintf("%s %d", k, n))
 	}

@@ -37,7 +37,7 @@ type portProto struct {
 }
 
 func rulePorts(ports []networkingv1.NetworkPolicyPort) []portProto {
-	var out []portProto
+	out := make([]portProto, 0, len(ports))
 	for _, p := range ports {
 		out = append(out, portProto{*p.Protocol, p.Port.IntVal})
 	}

@@ -137,8 +137,8 @@ func receiverVolumes(si *paymentsv1alpha1.StripeIntegration, signingSecret strin
 	if fwd.FHIR != nil && fwd.FHIR.TokenSecretRef != nil {
 		mounts = append(mounts, mount{"fhir-token", fwd.FHIR.TokenSecretRef.Name, fwd.FHIR.TokenSecretRef.Key, "token", fhirTokenMountDir})
 	}
-	var vols []*corev1ac.VolumeApplyConfiguration
-	var vms []*corev1ac.VolumeMountApplyConfiguration
+	vols := make([]*corev1ac.VolumeApplyConfiguration, 0, len(mounts))
+	vms := make([]*corev1ac.VolumeMountApplyConfiguration, 0, len(mounts))
 	for _, m := range mounts {
 		vols = append(vols, corev1ac.Volume().WithName(m.name).WithSecret(corev1ac.SecretVolumeSource().
 			WithSecretName(m.secret).WithDefaultMode(0o440).

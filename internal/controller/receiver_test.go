@@ -119,7 +119,7 @@ func TestReceiverObjects(t *testing.T) {
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources = %+v", c.Resources)
 	}
-	var secretsMounted []string
+	secretsMounted := make([]string, 0, len(pod.Volumes))
 	for _, v := range pod.Volumes {
 		secretsMounted = append(secretsMounted, v.Secret.SecretName)
 	}

@@ -57,9 +57,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// Let the failing ones go through a few retries and the good one through a resync.
 	time.Sleep(testResync + 500*time.Millisecond)
 
-	var haystacks []string
+	events := listEvents(t, ns)
+	haystacks := make([]string, 0, 1+2*len(events)+len(plants))
 	haystacks = append(haystacks, logs.String())
-	for _, e := range listEvents(t, ns) {
+	for _, e := range events {
 		haystacks = append(haystacks, e.Note, e.Reason)
 	}
 	for _, p := range plants {
@@ -71,8 +72,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	all := strings.Join(haystacks, "\n")
 	// The signing secret Stripe returned for the good plant's endpoint must not leak either.
-	var whsecs []string
-	for _, ep := range fake.Endpoints(fake.AccountForKey(good.secret), false) {
+	endpoints := fake.Endpoints(fake.AccountForKey(good.secret), false)
+	whsecs := make([]string, 0, len(endpoints))
+	for _, ep := range endpoints {
 		whsecs = append(whsecs, ep.Secret)
 	}
 	if len(whsecs) != 1 {

@@ -73,7 +73,7 @@ func TestPrinterColumns(t *testing.T) {
 	if err := json.Unmarshal(raw, &table); err != nil {
 		t.Fatal(err)
 	}
-	var names []string
+	names := make([]string, 0, len(table.ColumnDefinitions))
 	for _, c := range table.ColumnDefinitions {
 		names = append(names, c.Name)
 	}
@@ -298,7 +298,7 @@ func listEvents(t *testing.T, ns string) []eventsv1.Event {
 }
 
 func fmtKeys(m map[string]bool) string {
-	var s []string
+	s := make([]string, 0, len(m))
 	for k := range m {
 		s = append(s, k)
 	}

@@ -186,7 +186,7 @@ var inProgress = map[string]bool{
 // conditionTransitions lists condition changes (status or reason) into True or False. Unknown is
 // bookkeeping ("not checked yet") and is not announced.
 func conditionTransitions(prev, next []metav1.Condition) []transition {
-	var out []transition
+	out := make([]transition, 0, len(next))
 	for _, n := range next {
 		if n.Status == metav1.ConditionUnknown {
 			continue

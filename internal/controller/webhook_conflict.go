@@ -87,7 +87,7 @@ func (r *StripeIntegrationReconciler) integrationsSharingURL(ctx context.Context
 		logf.FromContext(ctx).Error(err, "Listing StripeIntegrations sharing a webhook URL")
 		return nil
 	}
-	var reqs []reconcile.Request
+	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for i := range list.Items {
 		other := &list.Items[i]
 		if other.UID == si.UID {

@@ -76,7 +76,7 @@ func TestAlertRulesUseRealMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var registered []string
+	registered := make([]string, 0, len(families))
 	for _, mf := range families {
 		registered = append(registered, mf.GetName())
 	}

@@ -713,7 +713,7 @@ func loadFuzzSeeds(t *testing.T) []fuzzInput {
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no FuzzHandler seed corpus (err %v)", err)
 	}
-	var seeds []fuzzInput
+	seeds := make([]fuzzInput, 0, len(paths))
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {

@@ -20,7 +20,7 @@ func TestListEvents(t *testing.T) {
 	key := "sk_test_eventsListing0000000000"
 	acct := fake.AddKey(key, stripefake.KeyOptions{})
 	types := []string{"charge.succeeded", "payment_intent.succeeded", "customer.created"}
-	var ids []string
+	ids := make([]string, 0, 250)
 	for i := range 250 {
 		id, err := fake.TriggerEvent(acct, false, types[i%3], map[string]any{"id": "obj_" + string(rune('a'+i%26)), "object": "charge"})
 		if err != nil {
@@ -98,7 +98,7 @@ func TestListEventsWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
+	ids := make([]string, 0, len(got))
 	for _, ev := range got {
 		ids = append(ids, ev.ID)
 	}

@@ -323,7 +323,7 @@ func writeSecretFiles(dir string, sec *corev1.Secret, items []corev1.KeyToPath) 
 	for _, it := range items {
 		val, ok := sec.Data[it.Key]
 		if !ok {
-			return fmt.Errorf("Secret %s has no key %q", sec.Name, it.Key)
+			return fmt.Errorf("no key %q in Secret %s", it.Key, sec.Name)
 		}
 		dst := filepath.Join(dir, filepath.Clean("/" + it.Path)[1:])
 		tmp := dst + ".tmp"

@@ -345,7 +345,7 @@ func (w *world) rememberSigningSecrets(keys []types.NamespacedName) {
 func (w *world) scanForLeaks(ctx context.Context, metricsFrom *testenv.Manager) (places, needles int) {
 	w.t.Helper()
 	w.mu.Lock()
-	var secrets []string
+	secrets := make([]string, 0, len(w.keys))
 	for _, k := range w.keys {
 		secrets = append(secrets, k)
 	}

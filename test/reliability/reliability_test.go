@@ -65,7 +65,7 @@ func TestStripeFaults(t *testing.T) {
 	w.fake.InjectFault(stripefake.Fault{Latency: 1500 * time.Millisecond, Probability: 1.0 / 16})
 	mgr := w.startManager(false)
 
-	var keys []types.NamespacedName
+	keys := make([]types.NamespacedName, 0, n)
 	for range n {
 		keys = append(keys, w.createIntegration(ctx))
 	}
@@ -216,7 +216,7 @@ func TestLeaderFailover(t *testing.T) {
 		l, err := leader()
 		return err == nil && l != nil, fmt.Sprint(err)
 	})
-	var keys []types.NamespacedName
+	keys := make([]types.NamespacedName, 0, n/2)
 	for range n / 2 {
 		keys = append(keys, w.createIntegration(ctx))
 	}
