@@ -83,11 +83,13 @@ func flags(name string, args []string) (demo.Config, bool, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	cfg := demo.Config{Out: os.Stdout}
 	fs.StringVar(&cfg.Root, "root", ".", "Repository root.")
-	fs.StringVar(&cfg.Assets, "assets", "", "Directory with the envtest etcd and kube-apiserver (default: $KUBEBUILDER_ASSETS, else what `make envtest-bins` built under bin/k8s).")
+	fs.StringVar(&cfg.Assets, "assets", "",
+		"Directory with the envtest etcd and kube-apiserver (default: $KUBEBUILDER_ASSETS, else what `make envtest-bins` built under bin/k8s).")
 	fs.StringVar(&cfg.Manager, "manager", filepath.Join("bin", "manager"), "Operator manager binary.")
 	fs.StringVar(&cfg.Receiver, "receiver", filepath.Join("bin", "receiver"), "Webhook receiver binary.")
 	fs.StringVar(&cfg.Kubectl, "kubectl", os.Getenv("KUBECTL"), "kubectl binary (default: $KUBECTL, else kubectl from PATH).")
-	fs.StringVar(&cfg.WorkDir, "workdir", "", "Directory for the kubeconfig, logs and mounted Secrets (default: a temporary directory for run, .demo for up).")
+	fs.StringVar(&cfg.WorkDir, "workdir", "",
+		"Directory for the kubeconfig, logs and mounted Secrets (default: a temporary directory for run, .demo for up).")
 	fs.DurationVar(&cfg.ResyncPeriod, "resync-period", 20*time.Second, "The operator's --resync-period.")
 	detach := fs.Bool("detach", false, "up: start in the background and return once the environment is ready.")
 	if err := fs.Parse(args); err != nil {

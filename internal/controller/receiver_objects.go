@@ -125,7 +125,8 @@ func forwardSpec(si *paymentsv1alpha1.StripeIntegration) paymentsv1alpha1.Forwar
 }
 
 // receiverVolumes mounts the signing secret and the forward credentials, each a single key.
-func receiverVolumes(si *paymentsv1alpha1.StripeIntegration, signingSecret string) ([]*corev1ac.VolumeApplyConfiguration, []*corev1ac.VolumeMountApplyConfiguration) {
+func receiverVolumes(si *paymentsv1alpha1.StripeIntegration, signingSecret string) ([]*corev1ac.VolumeApplyConfiguration,
+	[]*corev1ac.VolumeMountApplyConfiguration) {
 	type mount struct {
 		name, secret, key, path, dir string
 	}

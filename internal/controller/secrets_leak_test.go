@@ -34,9 +34,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 	padded := testKeys{publishable: "pk_test_" + sentinel("pE"), secret: " sk_test_" + sentinel("sE") + " "}
 	swapped := testKeys{publishable: "sk_test_" + sentinel("pF"), secret: "pk_test_" + sentinel("sF")}
 	plants := []plant{
-		{name: "leak-good", keys: good, mode: v1.ModeTest, setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{}) }, cond: v1.ConditionWebhookEndpointReady, reason: v1.ReasonEndpointReady, status: metav1.ConditionTrue},
-		{name: "leak-revoked", keys: revoked, mode: v1.ModeTest, setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{}); fake.RevokeKey(k.secret) }, cond: v1.ConditionAuthenticated, reason: v1.ReasonInvalidKey},
-		{name: "leak-restricted", keys: restricted, mode: v1.ModeTest, setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{Permissions: []string{}}) }, cond: v1.ConditionAuthenticated, reason: v1.ReasonPermissionDenied},
+		{name: "leak-good", keys: good, mode: v1.ModeTest,
+			setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{}) },
+			cond:  v1.ConditionWebhookEndpointReady, reason: v1.ReasonEndpointReady, status: metav1.ConditionTrue},
+		{name: "leak-revoked", keys: revoked, mode: v1.ModeTest,
+			setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{}); fake.RevokeKey(k.secret) },
+			cond:  v1.ConditionAuthenticated, reason: v1.ReasonInvalidKey},
+		{name: "leak-restricted", keys: restricted, mode: v1.ModeTest,
+			setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{Permissions: []string{}}) },
+			cond:  v1.ConditionAuthenticated, reason: v1.ReasonPermissionDenied},
 		{name: "leak-mode", keys: wrongMode, mode: v1.ModeLive, cond: v1.ConditionKeysValid, reason: v1.ReasonModeMismatch},
 		{name: "leak-padded", keys: padded, mode: v1.ModeTest, cond: v1.ConditionKeysValid, reason: v1.ReasonKeyWhitespace},
 		{name: "leak-swapped", keys: swapped, mode: v1.ModeTest, cond: v1.ConditionKeysValid, reason: v1.ReasonWrongKeyType},

@@ -180,7 +180,8 @@ func jittered(d time.Duration, u float64) time.Duration {
 }
 
 // writeStatus patches status when it differs from what is stored and announces condition changes.
-func (r *StripeIntegrationReconciler) writeStatus(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, newStatus paymentsv1alpha1.StripeIntegrationStatus) error {
+func (r *StripeIntegrationReconciler) writeStatus(ctx context.Context, si *paymentsv1alpha1.StripeIntegration,
+	newStatus paymentsv1alpha1.StripeIntegrationStatus) error {
 	if equality.Semantic.DeepEqual(si.Status, newStatus) {
 		return nil
 	}

@@ -85,7 +85,8 @@ func TestPrinterColumns(t *testing.T) {
 	}
 	cells := table.Rows[0].Cells
 	endpoint, _ := cells[5].(string)
-	if cells[1] != "clinic-p" || cells[2] != "Test" || cells[3] != "False" || cells[4] != v1.ReasonReceiverProgressing || !strings.HasPrefix(endpoint, "we_") {
+	if cells[1] != "clinic-p" || cells[2] != "Test" || cells[3] != "False" || cells[4] != v1.ReasonReceiverProgressing ||
+		!strings.HasPrefix(endpoint, "we_") {
 		t.Errorf("row = %v", cells)
 	}
 }

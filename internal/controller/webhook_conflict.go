@@ -124,7 +124,8 @@ func (r *StripeIntegrationReconciler) urlConflict(ctx context.Context, si *payme
 		who = fmt.Sprintf("the older StripeIntegration %q in this namespace", owner.Name)
 	}
 	obs.Webhook = falseCond(ct, paymentsv1alpha1.ReasonWebhookURLConflict, fmt.Sprintf(
-		"%s already registers the webhook URL %s; nothing is registered for this one until it has a URL of its own (spec.webhook.url or spec.webhook.baseURL)",
+		"%s already registers the webhook URL %s; nothing is registered for this one until it has a URL of its own (spec.webhook.url or "+
+			"spec.webhook.baseURL)",
 		who, want))
 	return true
 }

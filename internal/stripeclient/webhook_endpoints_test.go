@@ -372,7 +372,8 @@ func TestSigningSecretNeverLeaks(t *testing.T) {
 		t.Errorf("want the create logged as a call, without its response body:\n%s", out)
 	}
 	body := strings.TrimPrefix(secret, "whsec_")
-	for _, s := range append([]string{out, ep.ID + ep.Description + ep.URL + strings.Join(slices.Collect(maps.Values(ep.Metadata)), "")}, errorStrings(errs)...) {
+	for _, s := range append([]string{out, ep.ID + ep.Description + ep.URL + strings.Join(slices.Collect(maps.Values(ep.Metadata)), "")},
+		errorStrings(errs)...) {
 		if strings.Contains(s, body) {
 			t.Errorf("signing secret leaked into: %s", s)
 		}

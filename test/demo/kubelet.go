@@ -490,7 +490,8 @@ func equalStatus(a, b appsv1.DeploymentStatus) bool {
 // that integration is gone, as the garbage collector does in a cluster.
 func (k *kubelet) collectGarbage(ctx context.Context) error {
 	sel := client.MatchingLabels{controller.LabelManagedBy: managedByValue}
-	lists := []client.ObjectList{&appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.SecretList{}, &networkingv1.NetworkPolicyList{}, &networkingv1.IngressList{}}
+	lists := []client.ObjectList{&appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.SecretList{}, &networkingv1.NetworkPolicyList{},
+		&networkingv1.IngressList{}}
 	for _, l := range lists {
 		if err := k.c.List(ctx, l, sel); err != nil {
 			return fmt.Errorf("list %T: %w", l, err)

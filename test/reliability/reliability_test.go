@@ -98,7 +98,8 @@ func TestStripeFaults(t *testing.T) {
 
 	perIntegration := float64(calls) / float64(n)
 	testreport.Report(t, "%d integrations, %d deleted, under %d injected faults in %d Stripe calls (%.0f%%): all Connected after %s; "+
-		"%d endpoints in Stripe for %d live integrations (0 duplicates, 0 leaks); %.1f Stripe calls per integration; leak scan: %d places × %d secrets, 0 hits",
+		"%d endpoints in Stripe for %d live integrations (0 duplicates, 0 leaks); %.1f Stripe calls per integration; leak scan: %d places × %d secrets, "+
+		"0 hits",
 		n, len(deleted), fired, calls, 100*float64(fired)/float64(max(calls, 1)), connectedIn.Round(time.Second),
 		endpoints, len(live), perIntegration, places, needles)
 	if fired == 0 {
