@@ -70,28 +70,49 @@ func main() {
 		debug.SetGCPercent(defaultGCPercent)
 	}
 	var o options
-	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0", "Address the metrics endpoint binds to, e.g. :8443 (https) or :8080 (http); 0 disables it.")
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
+		"Address the metrics endpoint binds to, e.g. :8443 (https) or :8080 (http); 0 disables it.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address the health probe endpoint binds to.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Enable leader election so that only one manager is active.")
-	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "", "Namespace of the leader election lease; defaults to the manager's own namespace in a cluster (required outside one).")
+	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "",
+		"Namespace of the leader election lease; defaults to the manager's own namespace in a cluster (required outside one).")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS behind Kubernetes authn/authz.")
 	flag.BoolVar(&o.enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: CVE-2023-44487/39325).")
 	flag.StringVar(&o.stripeAPIURL, "stripe-api-url", "https://api.stripe.com", "Base URL of the Stripe API (a fake or stripe-mock in tests).")
 	flag.DurationVar(&o.stripeCallTimeout, "stripe-call-timeout", 10*time.Second, "Timeout of one Stripe API call.")
 	flag.DurationVar(&o.resyncPeriod, "resync-period", 10*time.Minute, "Base period between Stripe probes of an unchanged integration (jittered ±10%).")
-	flag.StringVar(&o.webhookBaseURL, "webhook-base-url", "", "Public base URL of the receivers; endpoints become <base>/stripe/webhook/<clinicID> (Live) or <base>/stripe/webhook-test/<clinicID> (Test) unless spec.webhook says otherwise.")
+	flag.StringVar(&o.webhookBaseURL, "webhook-base-url", "",
+		"Public base URL of the receivers; endpoints become <base>/stripe/webhook/<clinicID> (Live) or <base>/stripe/webhook-test/<clinicID> (Test) "+
+			"unless spec.webhook says otherwise.")
 	flag.StringVar(&o.ingressAllowlist, "ingress-annotation-allowlist", strings.Join(controller.DefaultIngressAnnotationAllowlist, ","),
 		"Comma-separated annotation keys (a trailing * allows a prefix) that spec.webhook.ingress.annotations may set; an empty value allows none.")
-	flag.StringVar(&o.receiverImage, "receiver-image", "ghcr.io/clinicpay/stripe-operator:"+version, "Image of the per-clinic webhook receivers (runs /receiver); defaults to the operator's own image.")
-	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 32, "StripeIntegrations reconciled in parallel (passes mostly wait on the apiserver and Stripe; see docs/benchmarks.md).")
-	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0", "Address of the net/http/pprof endpoint, e.g. 127.0.0.1:6060; 0 disables it. Keep it on loopback.")
-	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "", "Comma-separated namespaces whose StripeIntegrations the manager reconciles (and the only ones it caches); empty watches all. Pair it with a namespace-scoped install (config/namespaced, or the chart's watchNamespaces).")
-	flag.StringVar(&o.webhookFromNamespaces, "receiver-webhook-from-namespaces", "", "Label selector of the namespaces whose pods (see --receiver-webhook-from-pods) may reach the receivers' webhook port, e.g. kubernetes.io/metadata.name=ingress-nginx. With --receiver-webhook-from-pods also empty, any source may (the default: the operator cannot guess your ingress controller).")
-	flag.StringVar(&o.webhookFromPods, "receiver-webhook-from-pods", "", "Label selector of the pods (in the namespaces of --receiver-webhook-from-namespaces, or in any namespace when that is empty) that may reach the receivers' webhook port, e.g. app.kubernetes.io/name=ingress-nginx.")
-	flag.StringVar(&o.metricsFromNamespaces, "receiver-metrics-from-namespaces", controller.DefaultMetricsFromNamespaces, "Label selector of the namespaces whose pods may scrape the receivers' metrics port.")
-	flag.StringVar(&o.metricsFromPods, "receiver-metrics-from-pods", "", "Label selector of the pods, in the namespaces of --receiver-metrics-from-namespaces, that may scrape the receivers' metrics port; empty admits every pod there.")
-	flag.StringVar(&o.managerPodSelector, "manager-pod-selector", "", "Label selector of the manager's own pods, which re-deliver replays to the receivers' webhook port when that port is restricted; empty admits every pod of the manager's namespace.")
-	flag.DurationVar(&o.transientGrace, "transient-failure-grace", defaultTransientGrace, "How long transient Stripe failures (429, 5xx, timeouts) of a connected integration leave it Connected, without a Warning Event, before they are reported; 0 reports the first one.")
+	flag.StringVar(&o.receiverImage, "receiver-image", "ghcr.io/clinicpay/stripe-operator:"+version,
+		"Image of the per-clinic webhook receivers (runs /receiver); defaults to the operator's own image.")
+	flag.IntVar(&o.maxConcurrent, "max-concurrent-reconciles", 32,
+		"StripeIntegrations reconciled in parallel (passes mostly wait on the apiserver and Stripe; see docs/benchmarks.md).")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "0",
+		"Address of the net/http/pprof endpoint, e.g. 127.0.0.1:6060; 0 disables it. Keep it on loopback.")
+	flag.StringVar(&o.watchNamespaces, "watch-namespaces", "",
+		"Comma-separated namespaces whose StripeIntegrations the manager reconciles (and the only ones it caches); empty watches all. Pair it with a "+
+			"namespace-scoped install (config/namespaced, or the chart's watchNamespaces).")
+	flag.StringVar(&o.webhookFromNamespaces, "receiver-webhook-from-namespaces", "",
+		"Label selector of the namespaces whose pods (see --receiver-webhook-from-pods) may reach the receivers' webhook port, e.g. "+
+			"kubernetes.io/metadata.name=ingress-nginx. With --receiver-webhook-from-pods also empty, any source may (the default: the operator cannot "+
+			"guess your ingress controller).")
+	flag.StringVar(&o.webhookFromPods, "receiver-webhook-from-pods", "",
+		"Label selector of the pods (in the namespaces of --receiver-webhook-from-namespaces, or in any namespace when that is empty) that may reach "+
+			"the receivers' webhook port, e.g. app.kubernetes.io/name=ingress-nginx.")
+	flag.StringVar(&o.metricsFromNamespaces, "receiver-metrics-from-namespaces", controller.DefaultMetricsFromNamespaces,
+		"Label selector of the namespaces whose pods may scrape the receivers' metrics port.")
+	flag.StringVar(&o.metricsFromPods, "receiver-metrics-from-pods", "",
+		"Label selector of the pods, in the namespaces of --receiver-metrics-from-namespaces, that may scrape the receivers' metrics port; empty admits "+
+			"every pod there.")
+	flag.StringVar(&o.managerPodSelector, "manager-pod-selector", "",
+		"Label selector of the manager's own pods, which re-deliver replays to the receivers' webhook port when that port is restricted; empty admits "+
+			"every pod of the manager's namespace.")
+	flag.DurationVar(&o.transientGrace, "transient-failure-grace", defaultTransientGrace,
+		"How long transient Stripe failures (429, 5xx, timeouts) of a connected integration leave it Connected, without a Warning Event, before they "+
+			"are reported; 0 reports the first one.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -190,6 +211,7 @@ func run(o options) error {
 	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
 		return fmt.Errorf("adding ready check: %w", err)
 	}
-	log.Info("Starting manager", "stripeAPIURL", o.stripeAPIURL, "resyncPeriod", o.resyncPeriod, "watchNamespaces", o.watchNamespaces, "transientFailureGrace", o.transientGrace)
+	log.Info("Starting manager", "stripeAPIURL", o.stripeAPIURL, "resyncPeriod", o.resyncPeriod, "watchNamespaces", o.watchNamespaces,
+		"transientFailureGrace", o.transientGrace)
 	return mgr.Start(ctx)
 }

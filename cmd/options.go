@@ -76,7 +76,8 @@ func receiverTraffic(o options, managerNamespace string) (controller.ReceiverTra
 	} {
 		sel, err := parseSelector(f.value)
 		if err != nil {
-			return controller.ReceiverTraffic{}, fmt.Errorf("--%s=%q is not a label selector (e.g. app.kubernetes.io/name=ingress-nginx): %w", f.flag, f.value, err)
+			return controller.ReceiverTraffic{}, fmt.Errorf("--%s=%q is not a label selector (e.g. app.kubernetes.io/name=ingress-nginx): %w", f.flag,
+				f.value, err)
 		}
 		*f.into = sel
 	}

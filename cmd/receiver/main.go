@@ -113,7 +113,9 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("receiver", flag.ContinueOnError)
 	fs.SetOutput(output)
-	fs.StringVar(&o.clinicID, "clinic-id", "", "Clinic served; Stripe posts to /stripe/webhook/<clinic-id> in Live mode and /stripe/webhook-test/<clinic-id> in Test mode (which also serves the former /stripe/webhook/<clinic-id> while endpoints move). Required.")
+	fs.StringVar(&o.clinicID, "clinic-id", "",
+		"Clinic served; Stripe posts to /stripe/webhook/<clinic-id> in Live mode and /stripe/webhook-test/<clinic-id> in Test mode (which also serves "+
+			"the former /stripe/webhook/<clinic-id> while endpoints move). Required.")
 	fs.StringVar(&o.mode, "mode", "", "Stripe mode of accepted events: Test or Live. Required.")
 	fs.StringVar(&o.signingSecretFile, "signing-secret-file", "/var/run/stripe-webhook/signingSecret",
 		"File holding the endpoint's whsec_ signing secret (several lines while a secret is rolled); re-read when it changes.")
@@ -123,7 +125,8 @@ func parseFlags(args []string, output io.Writer) (options, error) {
 	fs.IntVar(&o.dedupCapacity, "dedup-capacity", receiver.DefaultDedupCapacity, "Relayed event ids remembered per replica to drop duplicates.")
 	fs.DurationVar(&o.forwardTimeout, "forward-timeout", receiver.DefaultForwardTimeout, "Timeout of one system of record's delivery.")
 	fs.StringVar(&o.httpTargetURL, "http-target-url", "", "Clinic HTTP endpoint receiving signed JSON envelopes; empty disables the HTTP target.")
-	fs.StringVar(&o.httpSigningKeyFile, "http-signing-key-file", "", "File holding the HMAC key for the Clinicpay-Signature header; empty sends no signature.")
+	fs.StringVar(&o.httpSigningKeyFile, "http-signing-key-file", "",
+		"File holding the HMAC key for the Clinicpay-Signature header; empty sends no signature.")
 	fs.StringVar(&o.fhirBaseURL, "fhir-base-url", "", "FHIR R4 base URL of the clinic; empty disables the FHIR target.")
 	fs.StringVar(&o.fhirTokenFile, "fhir-token-file", "", "File holding the FHIR server's bearer token; empty sends none.")
 	fs.StringVar(&o.fhirPatientKey, "fhir-patient-metadata-key", "patient_id", "Stripe metadata key holding the FHIR Patient id.")

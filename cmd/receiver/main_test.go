@@ -76,7 +76,8 @@ func TestRunExitCodes(t *testing.T) {
 		t.Errorf("bad flags: exit %d, output %q", code, out.String())
 	}
 	out.Reset()
-	if code := run([]string{"--help"}, &out); code != 0 || !strings.Contains(out.String(), "--fhir-base-url") && !strings.Contains(out.String(), "-fhir-base-url") {
+	if code := run([]string{"--help"}, &out); code != 0 || !strings.Contains(out.String(), "--fhir-base-url") &&
+		!strings.Contains(out.String(), "-fhir-base-url") {
 		t.Errorf("--help: exit %d, output %q", code, out.String())
 	}
 	out.Reset()

@@ -113,7 +113,7 @@ func run() error {
 		fmt.Fprintf(os.Stderr, "bench: cluster run with N = %d\n", cfg.N)
 		res, err := bench.RunCluster(ctx, cfg)
 		if err != nil {
-			return fmt.Errorf("N = %d: %w", cfg.N, err)
+			return fmt.Errorf("cluster run with N = %d: %w", cfg.N, err)
 		}
 		rep.Clusters = append(rep.Clusters, res)
 	}

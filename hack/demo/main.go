@@ -83,11 +83,13 @@ func flags(name string, args []string) (demo.Config, bool, error) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	cfg := demo.Config{Out: os.Stdout}
 	fs.StringVar(&cfg.Root, "root", ".", "Repository root.")
-	fs.StringVar(&cfg.Assets, "assets", "", "Directory with the envtest etcd and kube-apiserver (default: $KUBEBUILDER_ASSETS, else what `make envtest-bins` built under bin/k8s).")
+	fs.StringVar(&cfg.Assets, "assets", "",
+		"Directory with the envtest etcd and kube-apiserver (default: $KUBEBUILDER_ASSETS, else what `make envtest-bins` built under bin/k8s).")
 	fs.StringVar(&cfg.Manager, "manager", filepath.Join("bin", "manager"), "Operator manager binary.")
 	fs.StringVar(&cfg.Receiver, "receiver", filepath.Join("bin", "receiver"), "Webhook receiver binary.")
 	fs.StringVar(&cfg.Kubectl, "kubectl", os.Getenv("KUBECTL"), "kubectl binary (default: $KUBECTL, else kubectl from PATH).")
-	fs.StringVar(&cfg.WorkDir, "workdir", "", "Directory for the kubeconfig, logs and mounted Secrets (default: a temporary directory for run, .demo for up).")
+	fs.StringVar(&cfg.WorkDir, "workdir", "",
+		"Directory for the kubeconfig, logs and mounted Secrets (default: a temporary directory for run, .demo for up).")
 	fs.DurationVar(&cfg.ResyncPeriod, "resync-period", 20*time.Second, "The operator's --resync-period.")
 	detach := fs.Bool("detach", false, "up: start in the background and return once the environment is ready.")
 	if err := fs.Parse(args); err != nil {
@@ -158,7 +160,7 @@ func up(args []string) error {
 	}
 	_ = os.Remove(envFile) // stale from a killed run
 	if detach {
-		return upDetached(cfg, envFile, pidFile)
+		return upDetached(cfg, envFile)
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -192,7 +194,7 @@ More in docs/demo.md. Stop it with: make demo-down
 
 // upDetached starts `demo up` in its own session with output to .demo/demo.log and returns once
 // it wrote the env file, or with its log when it failed.
-func upDetached(cfg demo.Config, envFile, pidFile string) error {
+func upDetached(cfg demo.Config, envFile string) error {
 	logPath := filepath.Join(filepath.Dir(envFile), "demo.log")
 	lf, err := os.Create(logPath)
 	if err != nil {

@@ -65,5 +65,7 @@ func TestCacheTransforms(t *testing.T) {
 	if out, err := trimForCache(toolscache.DeletedFinalStateUnknown{Key: "ns/x"}); err != nil || out == nil {
 		t.Errorf("tombstone: %v %v", out, err)
 	}
-	testreport.Report(t, "the manager's cache drops kubectl's last-applied annotation (a kubectl-applied Secret's data in clear text) and managedFields from Secret metadata")
+	testreport.Report(t,
+		"the manager's cache drops kubectl's last-applied annotation (a kubectl-applied Secret's data in clear text) "+
+			"and managedFields from Secret metadata")
 }

@@ -60,7 +60,8 @@ func authCondition(err error) condition {
 	}
 	switch e.Kind {
 	case stripeclient.KindInvalidKey:
-		return falseCond(ct, paymentsv1alpha1.ReasonInvalidKey, "Stripe rejected the secret key as invalid, revoked or expired; put a current key in the Secret")
+		return falseCond(ct, paymentsv1alpha1.ReasonInvalidKey,
+			"Stripe rejected the secret key as invalid, revoked or expired; put a current key in the Secret")
 	case stripeclient.KindPermissionDenied:
 		if e.Permission != "" {
 			return falseCond(ct, paymentsv1alpha1.ReasonPermissionDenied, fmt.Sprintf(
@@ -110,7 +111,8 @@ func receiverCondition(dep *appsv1.Deployment, want int32) condition {
 
 func signingSecretConflictCondition(si *paymentsv1alpha1.StripeIntegration) condition {
 	return falseCond(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSigningSecretNameConflict, fmt.Sprintf(
-		"Secret %q exists but was not created by the operator for this StripeIntegration; it is left untouched and no endpoint is registered until it is renamed or removed",
+		"Secret %q exists but was not created by the operator for this StripeIntegration; it is left untouched and no endpoint is registered until it "+
+			"is renamed or removed",
 		signingSecretName(si.Name)))
 }
 

@@ -37,7 +37,8 @@ func TestAuthCondition(t *testing.T) {
 		},
 		"permission named": {
 			err: fmt.Errorf("list webhook endpoints: %w", &stripe.Error{HTTPStatusCode: 403,
-				Msg: "The provided key 'rk_test_***" + condMaskedTail + "' does not have the required permissions for this endpoint on account 'acct_1'. Having the 'rak_webhook_read' permission would allow this request to continue."}),
+				Msg: "The provided key 'rk_test_***" + condMaskedTail + "' does not have the required permissions for this endpoint on account 'acct_1'. " +
+					"Having the 'rak_webhook_read' permission would allow this request to continue."}),
 			wantReason:  v1alpha1.ReasonPermissionDenied,
 			wantMessage: "the restricted key lacks rak_webhook_read; grant it in the Stripe dashboard or use another key",
 		},

@@ -63,7 +63,8 @@ func (r *StripeIntegrationReconciler) protectCredentials(ctx context.Context, si
 
 // credentialsMetadata reads the credentials Secret's metadata from the cache, confirming a miss
 // with the apiserver (the cache may not have seen a Secret created just before). Nil: no Secret.
-func (r *StripeIntegrationReconciler) credentialsMetadata(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) (*metav1.PartialObjectMetadata, error) {
+func (r *StripeIntegrationReconciler) credentialsMetadata(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) (
+	*metav1.PartialObjectMetadata, error) {
 	key := types.NamespacedName{Namespace: si.Namespace, Name: si.Spec.CredentialsSecretRef.Name}
 	if key.Name == "" {
 		return nil, nil

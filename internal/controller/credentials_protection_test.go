@@ -177,7 +177,8 @@ func TestUnreferencedSecretsAreNotProtected(t *testing.T) {
 		return slices.Equal(f, []string{"example.com/keep"}), fmt.Sprintf("finalizers %v", f)
 	})
 	// By now the integration's passes and the Secret events of all three have been handled.
-	if got := getSecret(t, ns, "unused-keys"); !slices.Equal(got.Finalizers, []string{"example.com/keep"}) || got.ResourceVersion != unused.ResourceVersion {
+	if got := getSecret(t, ns, "unused-keys"); !slices.Equal(got.Finalizers, []string{"example.com/keep"}) ||
+		got.ResourceVersion != unused.ResourceVersion {
 		t.Errorf("an unreferenced Secret was written: finalizers %v, resourceVersion %s → %s", got.Finalizers, unused.ResourceVersion, got.ResourceVersion)
 	}
 }

@@ -60,7 +60,8 @@ func (r *StripeIntegrationReconciler) reconcileDelete(ctx context.Context, si *p
 		r.event(si, corev1.EventTypeWarning, paymentsv1alpha1.EventManualRemovalRequired,
 			"could not remove webhook endpoint(s) %s after %d attempts (%s); remove them in the Stripe dashboard", left, attempts, reason)
 	} else if len(deleted) > 0 {
-		r.event(si, corev1.EventTypeNormal, paymentsv1alpha1.EventEndpointDeleted, "deleted webhook endpoint(s) %s from Stripe", strings.Join(deleted, ", "))
+		r.event(si, corev1.EventTypeNormal, paymentsv1alpha1.EventEndpointDeleted, "deleted webhook endpoint(s) %s from Stripe",
+			strings.Join(deleted, ", "))
 	}
 	if len(si.Status.ManualCleanup) > 0 {
 		r.event(si, corev1.EventTypeWarning, paymentsv1alpha1.EventManualRemovalRequired,
@@ -98,7 +99,7 @@ func (r *StripeIntegrationReconciler) deleteEndpoints(ctx context.Context, si *p
 	if err != nil {
 		return nil, err
 	}
-	var deleted []string
+	deleted := make([]string, 0, len(listed))
 	for _, ep := range listed {
 		if !ownedBy(ep, string(si.UID)) {
 			continue

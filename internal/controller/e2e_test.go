@@ -203,7 +203,8 @@ func startReceiver(t *testing.T, si *v1.StripeIntegration, secretFile, httpURL, 
 }
 
 // startReceiverLogging is startReceiver with the receiver's log going to log.
-func startReceiverLogging(t *testing.T, si *v1.StripeIntegration, secretFile, httpURL, fhirURL string, webhookLn, opsLn net.Listener, log logr.Logger) {
+func startReceiverLogging(t *testing.T, si *v1.StripeIntegration, secretFile, httpURL, fhirURL string, webhookLn, opsLn net.Listener,
+	log logr.Logger) {
 	t.Helper()
 	ht, err := httprelay.New(httprelay.Config{URL: httpURL, Timeout: 5 * time.Second})
 	must(t, err)

@@ -180,7 +180,8 @@ func TestEditorCannotReachSecrets(t *testing.T) {
 	got := &corev1.Secret{}
 	must(t, k8sClient.Get(ctx, client.ObjectKeyFromObject(dbPassword), got))
 	if got.ResourceVersion != dbPassword.ResourceVersion || len(got.Finalizers) != 0 {
-		t.Errorf("the unrelated Secret was written: finalizers %v, resourceVersion %s → %s", got.Finalizers, dbPassword.ResourceVersion, got.ResourceVersion)
+		t.Errorf("the unrelated Secret was written: finalizers %v, resourceVersion %s → %s", got.Finalizers, dbPassword.ResourceVersion,
+			got.ResourceVersion)
 	}
 }
 

@@ -47,7 +47,8 @@ func gapPending(si *paymentsv1alpha1.StripeIntegration) bool {
 // requestRedelivery records on the object, before the old endpoint is deleted, that the events
 // Stripe has not delivered since undelivered (and, unless zero, every event since all) are to be
 // re-delivered through the replay path. An earlier request still pending keeps the earlier time.
-func (r *StripeIntegrationReconciler) requestRedelivery(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, undelivered, all time.Time) error {
+func (r *StripeIntegrationReconciler) requestRedelivery(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, undelivered,
+	all time.Time) error {
 	orig := si.DeepCopy()
 	if si.Annotations == nil {
 		si.Annotations = map[string]string{}
@@ -80,7 +81,8 @@ func (r *StripeIntegrationReconciler) requestRedelivery(ctx context.Context, si 
 // and the receiver are ready; while the receiver refuses some (it may not hold the new secret
 // yet: the kubelet updates mounted Secrets with a delay) it is retried every followUpInterval,
 // for gapGiveUp. Each pass costs one or two event lists.
-func (r *StripeIntegrationReconciler) reconcileGapRedelivery(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, sc stripeclient.Client, obs *observation) {
+func (r *StripeIntegrationReconciler) reconcileGapRedelivery(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, sc stripeclient.Client,
+	obs *observation) {
 	if !gapPending(si) {
 		return
 	}

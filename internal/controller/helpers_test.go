@@ -114,7 +114,8 @@ func getSI(t *testing.T, ns, name string) *paymentsv1alpha1.StripeIntegration {
 }
 
 // waitCondition waits until the named condition has the status and reason and returns the object.
-func waitCondition(t *testing.T, ns, name, condType string, status metav1.ConditionStatus, reason string, timeout time.Duration) *paymentsv1alpha1.StripeIntegration {
+func waitCondition(t *testing.T, ns, name, condType string, status metav1.ConditionStatus, reason string,
+	timeout time.Duration) *paymentsv1alpha1.StripeIntegration {
 	t.Helper()
 	var si *paymentsv1alpha1.StripeIntegration
 	eventually(t, timeout, fmt.Sprintf("%s=%s/%s", condType, status, reason), func() (bool, string) {

@@ -689,7 +689,8 @@ func duplicateClinicIDsCheck(t *testing.T, e *hostileEnv) {
 	if len(eps) != 1 || eps[0].Metadata[tagUID] != string(a.UID) || a.Status.WebhookEndpointID != eps[0].ID || b.Status.WebhookEndpointID != "" {
 		t.Errorf("%d endpoints; status %q and %q", len(eps), a.Status.WebhookEndpointID, b.Status.WebhookEndpointID)
 	}
-	if c := getCondition(t, b, v1.ConditionWebhookEndpointReady); !strings.Contains(c.Message, `"si"`) || !strings.Contains(c.Message, a.Status.WebhookURL) {
+	if c := getCondition(t, b, v1.ConditionWebhookEndpointReady); !strings.Contains(c.Message, `"si"`) ||
+		!strings.Contains(c.Message, a.Status.WebhookURL) {
 		t.Errorf("conflict message %q does not name %q and the URL", c.Message, a.Name)
 	}
 }
@@ -796,7 +797,8 @@ func specEditStorm(t *testing.T, e *hostileEnv) error {
 	// The footer is not something Stripe sees: passes for those generations reuse the last Stripe
 	// view, so Stripe is probed at most about once per view age (testResync/2) plus the resyncs.
 	if limit := 2 + int(3*convergeTime.Seconds()/testResync.Seconds()+0.5)*2; totalCalls > limit {
-		t.Errorf("%d Stripe calls for %d footer edits in %s, want ≤ %d (a probe per edit would be a Stripe call storm)", totalCalls, edits, convergeTime, limit)
+		t.Errorf("%d Stripe calls for %d footer edits in %s, want ≤ %d (a probe per edit would be a Stripe call storm)", totalCalls, edits, convergeTime,
+			limit)
 	}
 	return nil
 }
@@ -840,7 +842,7 @@ func drainFault(t *testing.T, key string, max int) {
 }
 
 func condSummary(si *v1.StripeIntegration) string {
-	var s []string
+	s := make([]string, 0, len(si.Status.Conditions))
 	for _, c := range si.Status.Conditions {
 		s = append(s, fmt.Sprintf("%s=%s/%s@%d", c.Type, c.Status, c.Reason, c.ObservedGeneration))
 	}
@@ -980,7 +982,7 @@ func (w *writeCounter) String() string {
 	if len(w.byKind) == 0 {
 		return "none"
 	}
-	var s []string
+	s := make([]string, 0, len(w.byKind))
 	for k, n := range w.byKind {
 		s = append(s, fmt.Sprintf("%s %d", k, n))
 	}

@@ -60,14 +60,16 @@ func (r *StripeIntegrationReconciler) rememberKey(uid types.UID, fingerprint str
 // is removed with the previous key if it still works, else reported for manual removal. It never
 // blocks the integration.
 // A retiring endpoint that the new key did not list (obs.retiringUnlisted) is handled the same way.
-func (r *StripeIntegrationReconciler) cleanupPreviousAccount(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, pr probeResult, obs *observation) {
+func (r *StripeIntegrationReconciler) cleanupPreviousAccount(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, pr probeResult,
+	obs *observation) {
 	r.cleanupPreviousEndpoint(ctx, si, pr, obs, si.Status.WebhookEndpointID)
 	if obs.retiringUnlisted != "" && obs.retiringUnlisted != si.Status.WebhookEndpointID {
 		r.cleanupPreviousEndpoint(ctx, si, pr, obs, obs.retiringUnlisted)
 	}
 }
 
-func (r *StripeIntegrationReconciler) cleanupPreviousEndpoint(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, pr probeResult, obs *observation, oldID string) {
+func (r *StripeIntegrationReconciler) cleanupPreviousEndpoint(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, pr probeResult,
+	obs *observation, oldID string) {
 	oldAccount := si.Status.AccountID
 	if oldID == "" || slices.ContainsFunc(pr.endpoints, func(e stripeclient.Endpoint) bool { return e.ID == oldID }) {
 		return

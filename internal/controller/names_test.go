@@ -154,7 +154,7 @@ func TestDottedNameReachesReceiverReady(t *testing.T) {
 				t.Errorf("signing Secret label = %q", got)
 			}
 			markAvailable(t, ns, rn)
-			si = waitCondition(t, ns, name, v1.ConditionReceiverReady, metav1.ConditionTrue, v1.ReasonReceiverAvailable, waitShort)
+			waitCondition(t, ns, name, v1.ConditionReceiverReady, metav1.ConditionTrue, v1.ReasonReceiverAvailable, waitShort)
 			waitCondition(t, ns, name, v1.ConditionConnected, metav1.ConditionTrue, v1.ReasonConnected, waitShort)
 		})
 	}

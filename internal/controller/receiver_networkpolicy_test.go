@@ -37,7 +37,7 @@ type portProto struct {
 }
 
 func rulePorts(ports []networkingv1.NetworkPolicyPort) []portProto {
-	var out []portProto
+	out := make([]portProto, 0, len(ports))
 	for _, p := range ports {
 		out = append(out, portProto{*p.Protocol, p.Port.IntVal})
 	}
@@ -56,7 +56,8 @@ func TestReceiverNetworkPolicy(t *testing.T) {
 	ingressNS := nsSelector(corev1.LabelMetadataName, "ingress-nginx")
 	ingressPods := nsSelector("app.kubernetes.io/name", "ingress-nginx")
 	managerPods := nsSelector("control-plane", "controller-manager")
-	managerPeer := networkingv1.NetworkPolicyPeer{NamespaceSelector: nsSelector(corev1.LabelMetadataName, "stripe-operator-system"), PodSelector: managerPods}
+	managerPeer := networkingv1.NetworkPolicyPeer{NamespaceSelector: nsSelector(corev1.LabelMetadataName, "stripe-operator-system"),
+		PodSelector: managerPods}
 	defaultMetrics := []networkingv1.NetworkPolicyPeer{{NamespaceSelector: nsSelector("metrics", "enabled")}}
 	dns := []portProto{{corev1.ProtocolUDP, 53}, {corev1.ProtocolTCP, 53}}
 	forward := func(httpURL, fhirURL string) func(*v1.StripeIntegration) {
@@ -89,18 +90,21 @@ func TestReceiverNetworkPolicy(t *testing.T) {
 			egress:      [][]portProto{dns},
 		},
 		"ingress pods in any namespace, the whole operator namespace": {
-			traffic:     ReceiverTraffic{WebhookFromPods: ingressPods, ManagerNamespace: "ops"},
-			webhookFrom: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}, PodSelector: ingressPods}, {NamespaceSelector: nsSelector(corev1.LabelMetadataName, "ops")}},
+			traffic: ReceiverTraffic{WebhookFromPods: ingressPods, ManagerNamespace: "ops"},
+			webhookFrom: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}, PodSelector: ingressPods},
+				{NamespaceSelector: nsSelector(corev1.LabelMetadataName, "ops")}},
 			metricsFrom: defaultMetrics,
 			egress:      [][]portProto{dns},
 		},
 		"monitoring source with expressions": {
 			traffic: ReceiverTraffic{
-				MetricsFromNamespaces: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn, Values: []string{"obs", "sre"}}}},
-				MetricsFromPods:       nsSelector("app", "prometheus")},
+				MetricsFromNamespaces: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team",
+					Operator: metav1.LabelSelectorOpIn, Values: []string{"obs", "sre"}}}},
+				MetricsFromPods: nsSelector("app", "prometheus")},
 			metricsFrom: []networkingv1.NetworkPolicyPeer{{
-				NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn, Values: []string{"obs", "sre"}}}},
-				PodSelector:       nsSelector("app", "prometheus")}},
+				NamespaceSelector: &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: metav1.LabelSelectorOpIn,
+					Values: []string{"obs", "sre"}}}},
+				PodSelector: nsSelector("app", "prometheus")}},
 			egress: [][]portProto{dns},
 		},
 		"forward targets on default ports": {
@@ -163,7 +167,8 @@ func TestReceiverNetworkPolicy(t *testing.T) {
 			// The apiserver validates it, and what it stores extracts back to the same apply
 			// configuration, so applyIfChanged sends nothing on a resync.
 			// (Apply fills its argument in from the answer: each call gets a fresh one.)
-			if err := k8sClient.Apply(context.Background(), receiverNetworkPolicy(si, tc.traffic), client.ForceOwnership, client.DryRunAll, fieldOwner); err != nil {
+			if err := k8sClient.Apply(context.Background(), receiverNetworkPolicy(si, tc.traffic), client.ForceOwnership, client.DryRunAll,
+				fieldOwner); err != nil {
 				t.Fatalf("the apiserver refuses the policy: %v", err)
 			}
 			if err := k8sClient.Apply(context.Background(), receiverNetworkPolicy(si, tc.traffic), client.ForceOwnership, fieldOwner); err != nil {

@@ -125,7 +125,8 @@ func forwardSpec(si *paymentsv1alpha1.StripeIntegration) paymentsv1alpha1.Forwar
 }
 
 // receiverVolumes mounts the signing secret and the forward credentials, each a single key.
-func receiverVolumes(si *paymentsv1alpha1.StripeIntegration, signingSecret string) ([]*corev1ac.VolumeApplyConfiguration, []*corev1ac.VolumeMountApplyConfiguration) {
+func receiverVolumes(si *paymentsv1alpha1.StripeIntegration, signingSecret string) ([]*corev1ac.VolumeApplyConfiguration,
+	[]*corev1ac.VolumeMountApplyConfiguration) {
 	type mount struct {
 		name, secret, key, path, dir string
 	}
@@ -137,8 +138,8 @@ func receiverVolumes(si *paymentsv1alpha1.StripeIntegration, signingSecret strin
 	if fwd.FHIR != nil && fwd.FHIR.TokenSecretRef != nil {
 		mounts = append(mounts, mount{"fhir-token", fwd.FHIR.TokenSecretRef.Name, fwd.FHIR.TokenSecretRef.Key, "token", fhirTokenMountDir})
 	}
-	var vols []*corev1ac.VolumeApplyConfiguration
-	var vms []*corev1ac.VolumeMountApplyConfiguration
+	vols := make([]*corev1ac.VolumeApplyConfiguration, 0, len(mounts))
+	vms := make([]*corev1ac.VolumeMountApplyConfiguration, 0, len(mounts))
 	for _, m := range mounts {
 		vols = append(vols, corev1ac.Volume().WithName(m.name).WithSecret(corev1ac.SecretVolumeSource().
 			WithSecretName(m.secret).WithDefaultMode(0o440).

@@ -81,9 +81,10 @@ func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *pay
 	}); err != nil {
 		return fmt.Errorf("applying receiver Service: %w", err)
 	}
-	if err := applyIfChanged(ctx, r.Client, key, &networkingv1.NetworkPolicy{}, receiverNetworkPolicy(si, r.ReceiverTraffic), func(o *networkingv1.NetworkPolicy) (any, error) {
-		return netv1ac.ExtractNetworkPolicy(o, string(fieldOwner))
-	}); err != nil {
+	if err := applyIfChanged(ctx, r.Client, key, &networkingv1.NetworkPolicy{}, receiverNetworkPolicy(si, r.ReceiverTraffic),
+		func(o *networkingv1.NetworkPolicy) (any, error) {
+			return netv1ac.ExtractNetworkPolicy(o, string(fieldOwner))
+		}); err != nil {
 		return fmt.Errorf("applying receiver NetworkPolicy: %w", err)
 	}
 	if ing := receiverIngress(si); ing != nil {

@@ -57,7 +57,8 @@ func (r *StripeIntegrationReconciler) checkReceiverInputs(ctx context.Context, s
 	if in := ingressSpec(si); in != nil {
 		if bad := disallowedAnnotations(in.Annotations, r.ingressAllowlist()); len(bad) > 0 {
 			return falseCond(ct, paymentsv1alpha1.ReasonIngressAnnotationNotAllowed, fmt.Sprintf(
-				"spec.webhook.ingress.annotations %s not allowed by the operator's --ingress-annotation-allowlist; nothing of this spec is applied until they are removed",
+				"spec.webhook.ingress.annotations %s not allowed by the operator's --ingress-annotation-allowlist; nothing of this spec is applied until they "+
+					"are removed",
 				strings.Join(bad, ", "))), false, nil
 		}
 	}
@@ -70,7 +71,8 @@ func (r *StripeIntegrationReconciler) checkReceiverInputs(ctx context.Context, s
 			// One message whether the Secret is missing, unbound or forbidden: status must not
 			// tell an editor which Secrets exist.
 			return falseCond(ct, paymentsv1alpha1.ReasonForwardCredentialNotAllowed, fmt.Sprintf(
-				"%s: Secret %q is not bound to %s as a forward credential; an admin binds it with the annotation %s: <URL prefix> on the Secret (Stripe credentials and signing secrets can never be bound); nothing of this spec is applied until then",
+				"%s: Secret %q is not bound to %s as a forward credential; an admin binds it with the annotation %s: <URL prefix> on the Secret (Stripe "+
+					"credentials and signing secrets can never be bound); nothing of this spec is applied until then",
 				fc.field, fc.ref.Name, fc.target, paymentsv1alpha1.AnnotationForwardTo)), false, nil
 		}
 	}
@@ -79,7 +81,8 @@ func (r *StripeIntegrationReconciler) checkReceiverInputs(ctx context.Context, s
 
 // forwardCredentialAllowed reads only the Secret's metadata (from the metadata cache): the
 // admin's binding annotation and the operator's own label. Its data is never read here.
-func (r *StripeIntegrationReconciler) forwardCredentialAllowed(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, fc forwardCredential) (bool, error) {
+func (r *StripeIntegrationReconciler) forwardCredentialAllowed(ctx context.Context, si *paymentsv1alpha1.StripeIntegration,
+	fc forwardCredential) (bool, error) {
 	m := secretMetadata()
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: fc.ref.Name}, m); err != nil {
 		if apierrors.IsNotFound(err) {

@@ -47,10 +47,12 @@ func TestDisallowedAnnotations(t *testing.T) {
 		allowlist   []string
 		want        []string
 	}{
-		"none":             {nil, DefaultIngressAnnotationAllowlist, nil},
-		"default allowed":  {map[string]string{"cert-manager.io/cluster-issuer": "le"}, DefaultIngressAnnotationAllowlist, nil},
-		"snippet refused":  {map[string]string{"nginx.ingress.kubernetes.io/server-snippet": "x", "cert-manager.io/issuer": "y"}, DefaultIngressAnnotationAllowlist, []string{"nginx.ingress.kubernetes.io/server-snippet"}},
-		"auth refused":     {map[string]string{"nginx.ingress.kubernetes.io/auth-url": "x", "nginx.ingress.kubernetes.io/configuration-snippet": "y"}, DefaultIngressAnnotationAllowlist, []string{"nginx.ingress.kubernetes.io/auth-url", "nginx.ingress.kubernetes.io/configuration-snippet"}},
+		"none":            {nil, DefaultIngressAnnotationAllowlist, nil},
+		"default allowed": {map[string]string{"cert-manager.io/cluster-issuer": "le"}, DefaultIngressAnnotationAllowlist, nil},
+		"snippet refused": {map[string]string{"nginx.ingress.kubernetes.io/server-snippet": "x", "cert-manager.io/issuer": "y"},
+			DefaultIngressAnnotationAllowlist, []string{"nginx.ingress.kubernetes.io/server-snippet"}},
+		"auth refused": {map[string]string{"nginx.ingress.kubernetes.io/auth-url": "x", "nginx.ingress.kubernetes.io/configuration-snippet": "y"},
+			DefaultIngressAnnotationAllowlist, []string{"nginx.ingress.kubernetes.io/auth-url", "nginx.ingress.kubernetes.io/configuration-snippet"}},
 		"prefix allowlist": {map[string]string{"cert-manager.io/duration": "1h"}, []string{"cert-manager.io/*"}, nil},
 		"prefix is exact":  {map[string]string{"cert-manager.io.evil/x": "1"}, []string{"cert-manager.io/*"}, []string{"cert-manager.io.evil/x"}},
 		"empty allowlist":  {map[string]string{"cert-manager.io/issuer": "y"}, []string{}, []string{"cert-manager.io/issuer"}},

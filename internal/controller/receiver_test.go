@@ -119,7 +119,7 @@ func TestReceiverObjects(t *testing.T) {
 	if c.Resources.Requests.Cpu().IsZero() || c.Resources.Limits.Memory().IsZero() {
 		t.Errorf("resources = %+v", c.Resources)
 	}
-	var secretsMounted []string
+	secretsMounted := make([]string, 0, len(pod.Volumes))
 	for _, v := range pod.Volumes {
 		secretsMounted = append(secretsMounted, v.Secret.SecretName)
 	}
@@ -135,7 +135,8 @@ func TestReceiverObjects(t *testing.T) {
 	np := &networkingv1.NetworkPolicy{}
 	getObj(t, ns, name, np)
 	// Webhook and metrics rules, egress to DNS and the forward targets (TestReceiverNetworkPolicy).
-	if len(np.Spec.Ingress) != 2 || len(np.Spec.Egress) != 2 || !slices.Equal(np.Spec.PolicyTypes, []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}) {
+	if len(np.Spec.Ingress) != 2 || len(np.Spec.Egress) != 2 || !slices.Equal(np.Spec.PolicyTypes,
+		[]networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}) {
 		t.Errorf("network policy = %+v", np.Spec)
 	}
 	ing := &networkingv1.Ingress{}

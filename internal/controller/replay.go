@@ -66,7 +66,8 @@ func DefaultReceiverURL(si *paymentsv1alpha1.StripeIntegration) string {
 // Rate: event-list pages wait for the account's event-list limiter (stripeclient
 // DefaultEventListRate, 5 pages a second per account and mode) besides the account's request
 // limiter, so a replay uses at most a fifth of Stripe's test-mode limit, a twentieth of live's.
-func (r *StripeIntegrationReconciler) reconcileReplay(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, sc stripeclient.Client, obs *observation) {
+func (r *StripeIntegrationReconciler) reconcileReplay(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, sc stripeclient.Client,
+	obs *observation) {
 	req := si.Annotations[paymentsv1alpha1.AnnotationReplaySince]
 	prev := si.Status.Replay
 	if req == "" || (prev != nil && prev.Since == req && prev.Phase != paymentsv1alpha1.ReplayRunning) {
@@ -80,7 +81,8 @@ func (r *StripeIntegrationReconciler) reconcileReplay(ctx context.Context, si *p
 	since, err := time.Parse(time.RFC3339, req)
 	switch {
 	case err != nil:
-		failed(paymentsv1alpha1.ReplayStatus{Since: req}, fmt.Sprintf("%s is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z)", paymentsv1alpha1.AnnotationReplaySince))
+		failed(paymentsv1alpha1.ReplayStatus{Since: req}, fmt.Sprintf("%s is not an RFC 3339 time (e.g. 2026-11-01T00:00:00Z)",
+			paymentsv1alpha1.AnnotationReplaySince))
 		return
 	case since.After(now):
 		failed(paymentsv1alpha1.ReplayStatus{Since: req}, "the requested time is in the future")
@@ -158,7 +160,8 @@ func (r *StripeIntegrationReconciler) reconcileReplay(ctx context.Context, si *p
 }
 
 // finishReplay records a replay's outcome and announces it.
-func (r *StripeIntegrationReconciler) finishReplay(si *paymentsv1alpha1.StripeIntegration, obs *observation, st paymentsv1alpha1.ReplayStatus, now time.Time) {
+func (r *StripeIntegrationReconciler) finishReplay(si *paymentsv1alpha1.StripeIntegration, obs *observation, st paymentsv1alpha1.ReplayStatus,
+	now time.Time) {
 	r.replayWindows.forget(si.UID)
 	ts := metav1.NewTime(now.Truncate(time.Second))
 	st.CompletionTime = &ts
@@ -173,7 +176,8 @@ func (r *StripeIntegrationReconciler) finishReplay(si *paymentsv1alpha1.StripeIn
 // replayPass walks windows forward from st.ResumeAfter towards st.Until, delivering each
 // window's events oldest first, until about replayPassEvents were handed over; it moves the
 // cursor and the counts in st past every window it delivered, and returns a listing error.
-func (r *StripeIntegrationReconciler) replayPass(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, sc stripeclient.Client, secret string, types []string, st *paymentsv1alpha1.ReplayStatus) error {
+func (r *StripeIntegrationReconciler) replayPass(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, sc stripeclient.Client, secret string,
+	types []string, st *paymentsv1alpha1.ReplayStatus) error {
 	ctx, cancel := context.WithTimeout(ctx, replayDeadline)
 	defer cancel()
 	window, ok := r.replayWindows.get(si.UID)
@@ -222,7 +226,8 @@ func (r *StripeIntegrationReconciler) replayPass(ctx context.Context, si *paymen
 // given (oldest first): the events of one created second in parallel, the seconds one after
 // another. It returns how many the receiver accepted and refused, and when the oldest refused
 // one was created.
-func (r *StripeIntegrationReconciler) redeliver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, secret string, events []stripeclient.RawEvent) (int, int, time.Time) {
+func (r *StripeIntegrationReconciler) redeliver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, secret string,
+	events []stripeclient.RawEvent) (int, int, time.Time) {
 	url := r.receiverURL(si)
 	hc := r.ReplayHTTPClient
 	if hc == nil {
@@ -308,7 +313,8 @@ func (r *StripeIntegrationReconciler) deliverOne(ctx context.Context, hc *http.C
 	case sigheader.ReplayStatusRelayed, sigheader.ReplayStatusAcknowledged:
 		return nil
 	default:
-		return fmt.Errorf("receiver answered %q, not %q: it did not take the replay marker (clocks more than %s apart, or a receiver older than the operator)",
+		return fmt.Errorf(
+			"receiver answered %q, not %q: it did not take the replay marker (clocks more than %s apart, or a receiver older than the operator)",
 			answer.Status, sigheader.ReplayStatusRelayed, sigheader.DefaultTolerance)
 	}
 }

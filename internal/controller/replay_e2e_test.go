@@ -234,7 +234,7 @@ func TestReplayEndToEndBringsBackEverything(t *testing.T) {
 	// 10,000 events Stripe delivered long ago: four created in each second, every 20 s over
 	// the last 14 hours (the replay lists about 700 an hour-long window).
 	start := time.Now().Add(-14 * time.Hour).Truncate(time.Second)
-	var pastIDs []string
+	pastIDs := make([]string, 0, 10000)
 	for i := range 10000 {
 		v := versions[i%3]
 		id, err := fake.RecordPastEvent(acct, false, "payment_intent.succeeded", v,

@@ -34,9 +34,15 @@ func TestSecretsNeverLeak(t *testing.T) {
 	padded := testKeys{publishable: "pk_test_" + sentinel("pE"), secret: " sk_test_" + sentinel("sE") + " "}
 	swapped := testKeys{publishable: "sk_test_" + sentinel("pF"), secret: "pk_test_" + sentinel("sF")}
 	plants := []plant{
-		{name: "leak-good", keys: good, mode: v1.ModeTest, setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{}) }, cond: v1.ConditionWebhookEndpointReady, reason: v1.ReasonEndpointReady, status: metav1.ConditionTrue},
-		{name: "leak-revoked", keys: revoked, mode: v1.ModeTest, setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{}); fake.RevokeKey(k.secret) }, cond: v1.ConditionAuthenticated, reason: v1.ReasonInvalidKey},
-		{name: "leak-restricted", keys: restricted, mode: v1.ModeTest, setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{Permissions: []string{}}) }, cond: v1.ConditionAuthenticated, reason: v1.ReasonPermissionDenied},
+		{name: "leak-good", keys: good, mode: v1.ModeTest,
+			setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{}) },
+			cond:  v1.ConditionWebhookEndpointReady, reason: v1.ReasonEndpointReady, status: metav1.ConditionTrue},
+		{name: "leak-revoked", keys: revoked, mode: v1.ModeTest,
+			setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{}); fake.RevokeKey(k.secret) },
+			cond:  v1.ConditionAuthenticated, reason: v1.ReasonInvalidKey},
+		{name: "leak-restricted", keys: restricted, mode: v1.ModeTest,
+			setup: func(k testKeys) { fake.AddKey(k.secret, stripefake.KeyOptions{Permissions: []string{}}) },
+			cond:  v1.ConditionAuthenticated, reason: v1.ReasonPermissionDenied},
 		{name: "leak-mode", keys: wrongMode, mode: v1.ModeLive, cond: v1.ConditionKeysValid, reason: v1.ReasonModeMismatch},
 		{name: "leak-padded", keys: padded, mode: v1.ModeTest, cond: v1.ConditionKeysValid, reason: v1.ReasonKeyWhitespace},
 		{name: "leak-swapped", keys: swapped, mode: v1.ModeTest, cond: v1.ConditionKeysValid, reason: v1.ReasonWrongKeyType},
@@ -57,9 +63,10 @@ func TestSecretsNeverLeak(t *testing.T) {
 	// Let the failing ones go through a few retries and the good one through a resync.
 	time.Sleep(testResync + 500*time.Millisecond)
 
-	var haystacks []string
+	events := listEvents(t, ns)
+	haystacks := make([]string, 0, 1+2*len(events)+len(plants))
 	haystacks = append(haystacks, logs.String())
-	for _, e := range listEvents(t, ns) {
+	for _, e := range events {
 		haystacks = append(haystacks, e.Note, e.Reason)
 	}
 	for _, p := range plants {
@@ -71,8 +78,9 @@ func TestSecretsNeverLeak(t *testing.T) {
 	}
 	all := strings.Join(haystacks, "\n")
 	// The signing secret Stripe returned for the good plant's endpoint must not leak either.
-	var whsecs []string
-	for _, ep := range fake.Endpoints(fake.AccountForKey(good.secret), false) {
+	endpoints := fake.Endpoints(fake.AccountForKey(good.secret), false)
+	whsecs := make([]string, 0, len(endpoints))
+	for _, ep := range endpoints {
 		whsecs = append(whsecs, ep.Secret)
 	}
 	if len(whsecs) != 1 {

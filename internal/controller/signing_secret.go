@@ -78,7 +78,8 @@ type retiringEndpoint struct {
 // goes with the object. It runs right after Stripe returns the secret, before anything else.
 // A retiring endpoint (id set) is recorded in annotations and its secret kept on the second line,
 // which the receiver accepts too (it verifies against every line).
-func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, endpointID, secret string, retiring retiringEndpoint) error {
+func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, endpointID, secret string,
+	retiring retiringEndpoint) error {
 	name := signingSecretName(si.Name)
 	annotations := map[string]string{paymentsv1alpha1.AnnotationWebhookEndpointID: endpointID}
 	data := []byte(secret)

@@ -5,7 +5,6 @@ package controller
 import (
 	"context"
 	"fmt"
-	"k8s.io/apimachinery/pkg/api/meta"
 	"maps"
 	"math/rand/v2"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -180,7 +180,8 @@ func jittered(d time.Duration, u float64) time.Duration {
 }
 
 // writeStatus patches status when it differs from what is stored and announces condition changes.
-func (r *StripeIntegrationReconciler) writeStatus(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, newStatus paymentsv1alpha1.StripeIntegrationStatus) error {
+func (r *StripeIntegrationReconciler) writeStatus(ctx context.Context, si *paymentsv1alpha1.StripeIntegration,
+	newStatus paymentsv1alpha1.StripeIntegrationStatus) error {
 	if equality.Semantic.DeepEqual(si.Status, newStatus) {
 		return nil
 	}

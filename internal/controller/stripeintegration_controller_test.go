@@ -73,7 +73,7 @@ func TestPrinterColumns(t *testing.T) {
 	if err := json.Unmarshal(raw, &table); err != nil {
 		t.Fatal(err)
 	}
-	var names []string
+	names := make([]string, 0, len(table.ColumnDefinitions))
 	for _, c := range table.ColumnDefinitions {
 		names = append(names, c.Name)
 	}
@@ -85,7 +85,8 @@ func TestPrinterColumns(t *testing.T) {
 	}
 	cells := table.Rows[0].Cells
 	endpoint, _ := cells[5].(string)
-	if cells[1] != "clinic-p" || cells[2] != "Test" || cells[3] != "False" || cells[4] != v1.ReasonReceiverProgressing || !strings.HasPrefix(endpoint, "we_") {
+	if cells[1] != "clinic-p" || cells[2] != "Test" || cells[3] != "False" || cells[4] != v1.ReasonReceiverProgressing ||
+		!strings.HasPrefix(endpoint, "we_") {
 		t.Errorf("row = %v", cells)
 	}
 }
@@ -298,7 +299,7 @@ func listEvents(t *testing.T, ns string) []eventsv1.Event {
 }
 
 func fmtKeys(m map[string]bool) string {
-	var s []string
+	s := make([]string, 0, len(m))
 	for k := range m {
 		s = append(s, k)
 	}

@@ -177,7 +177,8 @@ type probeResult struct {
 // probe proves the key against Stripe by listing webhook endpoints, which restricted keys can
 // usually do (and which the webhook phase needs anyway), and looks up the account id when the keys
 // changed.
-func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, res keys.Result, obs *observation) probeResult {
+func (r *StripeIntegrationReconciler) probe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, res keys.Result,
+	obs *observation) probeResult {
 	log := logf.FromContext(ctx)
 	pr := probeResult{fingerprint: obs.KeyFingerprint}
 	pr.keysChanged = si.Status.KeyFingerprint != "" && pr.fingerprint != si.Status.KeyFingerprint

@@ -58,13 +58,15 @@ func (in statusInput) conditions() []condition {
 // computeStatus is pure: given the stored status, the object's generation, what the pass observed
 // and the time, it returns the new status. An unchanged observation yields an identical status, so
 // a resync that finds everything as it was writes nothing.
-func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int64, in statusInput, now time.Time) paymentsv1alpha1.StripeIntegrationStatus {
+func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int64, in statusInput,
+	now time.Time) paymentsv1alpha1.StripeIntegrationStatus {
 	next := *prev.DeepCopy()
 	ts := metav1.NewTime(now.Truncate(time.Second))
 	conds, graced := withinGrace(prev.Conditions, in, now)
 	summary := summarize(conds)
 	if graced && summary.Status == metav1.ConditionTrue {
-		summary.Message += "; " + failingPrefix(in.FailingSince) + fmt.Sprintf(", within the %s grace (see Authenticated and WebhookEndpointReady)", in.Grace)
+		summary.Message += "; " + failingPrefix(in.FailingSince) + fmt.Sprintf(", within the %s grace (see Authenticated and WebhookEndpointReady)",
+			in.Grace)
 	}
 	for _, c := range append(conds, summary) {
 		meta.SetStatusCondition(&next.Conditions, metav1.Condition{
@@ -186,7 +188,7 @@ var inProgress = map[string]bool{
 // conditionTransitions lists condition changes (status or reason) into True or False. Unknown is
 // bookkeeping ("not checked yet") and is not announced.
 func conditionTransitions(prev, next []metav1.Condition) []transition {
-	var out []transition
+	out := make([]transition, 0, len(next))
 	for _, n := range next {
 		if n.Status == metav1.ConditionUnknown {
 			continue

@@ -44,12 +44,16 @@ func TestSummarize(t *testing.T) {
 		wantStatus metav1.ConditionStatus
 		wantReason string
 	}{
-		"all true":               {in: allTrue(), wantStatus: metav1.ConditionTrue, wantReason: v1.ReasonConnected},
-		"first failing wins":     {in: []condition{falseCond(v1.ConditionKeysValid, v1.ReasonModeMismatch, "m"), unknown(v1.ConditionAuthenticated, v1.ReasonKeysNotValid, "")}, wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonModeMismatch},
-		"unknown is not true":    {in: webhookUnknown(), wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonEndpointFailed},
-		"auth failure":           {in: []condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, ""), falseCond(v1.ConditionAuthenticated, v1.ReasonInvalidKey, "")}, wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonInvalidKey},
-		"secret unreadable":      {in: []condition{unknown(v1.ConditionKeysValid, v1.ReasonSecretReadFailed, "")}, wantStatus: metav1.ConditionUnknown, wantReason: v1.ReasonSecretReadFailed},
-		"receiver last to block": {in: append(allTrue()[:3], falseCond(v1.ConditionReceiverReady, "Unavailable", "")), wantStatus: metav1.ConditionFalse, wantReason: "Unavailable"},
+		"all true": {in: allTrue(), wantStatus: metav1.ConditionTrue, wantReason: v1.ReasonConnected},
+		"first failing wins": {in: []condition{falseCond(v1.ConditionKeysValid, v1.ReasonModeMismatch, "m"),
+			unknown(v1.ConditionAuthenticated, v1.ReasonKeysNotValid, "")}, wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonModeMismatch},
+		"unknown is not true": {in: webhookUnknown(), wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonEndpointFailed},
+		"auth failure": {in: []condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, ""),
+			falseCond(v1.ConditionAuthenticated, v1.ReasonInvalidKey, "")}, wantStatus: metav1.ConditionFalse, wantReason: v1.ReasonInvalidKey},
+		"secret unreadable": {in: []condition{unknown(v1.ConditionKeysValid, v1.ReasonSecretReadFailed, "")}, wantStatus: metav1.ConditionUnknown,
+			wantReason: v1.ReasonSecretReadFailed},
+		"receiver last to block": {in: append(allTrue()[:3], falseCond(v1.ConditionReceiverReady, "Unavailable", "")), wantStatus: metav1.ConditionFalse,
+			wantReason: "Unavailable"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -74,7 +78,8 @@ func TestComputeStatus(t *testing.T) {
 	}{
 		"first pass fills everything": {
 			prev: v1.StripeIntegrationStatus{}, gen: 1,
-			in: inputOf(webhookUnknown(), statusInput{Mode: v1.ModeTest, KeyFingerprint: "sha256:aa", KeysAccepted: true, AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true}),
+			in: inputOf(webhookUnknown(), statusInput{Mode: v1.ModeTest, KeyFingerprint: "sha256:aa", KeysAccepted: true, AccountID: ptr.To("acct_1"),
+				Probed: true, Succeeded: true}),
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if len(got.Conditions) != 5 || got.ObservedGeneration != 1 || got.AccountID != "acct_1" || got.KeyFingerprint != "sha256:aa" {
 					t.Errorf("got %+v", got)
@@ -95,7 +100,8 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"probe outcome change moves lastProbeTime and transition time": {
 			prev: connectedAt, gen: 1,
-			in: inputOf([]condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"), falseCond(v1.ConditionAuthenticated, v1.ReasonInvalidKey, "revoked")}, statusInput{Probed: true, Succeeded: true}),
+			in: inputOf([]condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"),
+				falseCond(v1.ConditionAuthenticated, v1.ReasonInvalidKey, "revoked")}, statusInput{Probed: true, Succeeded: true}),
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if !got.LastProbeTime.Time.Equal(t1) {
 					t.Errorf("lastProbeTime = %v, want %v", got.LastProbeTime, t1)
@@ -111,7 +117,8 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"transient failure keeps observedGeneration": {
 			prev: connectedAt, gen: 2,
-			in: inputOf([]condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"), falseCond(v1.ConditionAuthenticated, v1.ReasonRateLimited, "429")}, statusInput{Probed: true, Succeeded: false}),
+			in: inputOf([]condition{trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "ok"),
+				falseCond(v1.ConditionAuthenticated, v1.ReasonRateLimited, "429")}, statusInput{Probed: true, Succeeded: false}),
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if got.ObservedGeneration != 1 {
 					t.Errorf("observedGeneration = %d, want 1", got.ObservedGeneration)
@@ -123,7 +130,8 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"new keys move lastProbeTime even with the same outcome": {
 			prev: connectedAt, gen: 1,
-			in: inputOf(webhookUnknown(), statusInput{KeyFingerprint: "sha256:bb", KeysAccepted: true, AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true}),
+			in: inputOf(webhookUnknown(), statusInput{KeyFingerprint: "sha256:bb", KeysAccepted: true, AccountID: ptr.To("acct_1"), Probed: true,
+				Succeeded: true}),
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if got.KeyFingerprint != "sha256:bb" || !got.LastProbeTime.Time.Equal(t1) {
 					t.Errorf("fingerprint %s lastProbeTime %v", got.KeyFingerprint, got.LastProbeTime)
@@ -132,7 +140,8 @@ func TestComputeStatus(t *testing.T) {
 		},
 		"no probe keeps lastProbeTime": {
 			prev: connectedAt, gen: 1,
-			in: inputOf([]condition{falseCond(v1.ConditionKeysValid, v1.ReasonModeMismatch, "m"), unknown(v1.ConditionAuthenticated, v1.ReasonKeysNotValid, "")}, statusInput{Succeeded: true}),
+			in: inputOf([]condition{falseCond(v1.ConditionKeysValid, v1.ReasonModeMismatch, "m"),
+				unknown(v1.ConditionAuthenticated, v1.ReasonKeysNotValid, "")}, statusInput{Succeeded: true}),
 			check: func(t *testing.T, _, got v1.StripeIntegrationStatus) {
 				if !got.LastProbeTime.Time.Equal(t0) {
 					t.Errorf("lastProbeTime moved without a probe: %v", got.LastProbeTime)
@@ -247,7 +256,8 @@ func TestComputeStatusGrace(t *testing.T) {
 	}{
 		"first failure within the grace stays Connected": {
 			prev: connected, in: inputOf(rateLimited(), statusInput{Probed: true, FailingSince: since, Grace: grace}), now: t1,
-			wantAuth: "True/Authenticated", wantConn: "True/Connected", wantPrefix: "Stripe calls failing since " + since.Format(time.RFC3339) + " (RateLimited: ",
+			wantAuth: "True/Authenticated", wantConn: "True/Connected", wantPrefix: "Stripe calls failing since " + since.Format(
+				time.RFC3339) + " (RateLimited: ",
 		},
 		"endpoint failure alone is graced too": {
 			prev: connected, in: inputOf(func() []condition {

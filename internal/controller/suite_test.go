@@ -52,7 +52,8 @@ var (
 )
 
 // deliveryRetries is the fake's retry schedule after a failed delivery (Stripe's spans 3 days).
-var deliveryRetries = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond, 3200 * time.Millisecond}
+var deliveryRetries = []time.Duration{200 * time.Millisecond, 400 * time.Millisecond, 800 * time.Millisecond, 1600 * time.Millisecond,
+	3200 * time.Millisecond}
 
 const (
 	testResync    = 2 * time.Second
@@ -80,7 +81,8 @@ func TestMain(m *testing.M) {
 }
 
 var (
-	suiteLog  = logcap.Cap(funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: 10}), logcap.MaxVerbosity)
+	suiteLog = logcap.Cap(funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: 10}),
+		logcap.MaxVerbosity)
 	suiteOnce sync.Once
 	suiteErr  error
 	suiteStop func()
@@ -281,7 +283,8 @@ func (c *crashingClient) ListWebhookEndpoints(ctx context.Context) ([]stripeclie
 	return eps, err
 }
 
-func (c *crashingClient) CreateWebhookEndpoint(ctx context.Context, spec stripeclient.EndpointSpec, idemKey string) (stripeclient.Endpoint, string, error) {
+func (c *crashingClient) CreateWebhookEndpoint(ctx context.Context, spec stripeclient.EndpointSpec,
+	idemKey string) (stripeclient.Endpoint, string, error) {
 	ep, secret, err := c.Client.CreateWebhookEndpoint(ctx, spec, idemKey)
 	if err == nil && c.parent.take(c.key) {
 		return stripeclient.Endpoint{}, "", errSimulatedCrash

@@ -87,7 +87,7 @@ func (r *StripeIntegrationReconciler) integrationsSharingURL(ctx context.Context
 		logf.FromContext(ctx).Error(err, "Listing StripeIntegrations sharing a webhook URL")
 		return nil
 	}
-	var reqs []reconcile.Request
+	reqs := make([]reconcile.Request, 0, len(list.Items))
 	for i := range list.Items {
 		other := &list.Items[i]
 		if other.UID == si.UID {
@@ -124,7 +124,8 @@ func (r *StripeIntegrationReconciler) urlConflict(ctx context.Context, si *payme
 		who = fmt.Sprintf("the older StripeIntegration %q in this namespace", owner.Name)
 	}
 	obs.Webhook = falseCond(ct, paymentsv1alpha1.ReasonWebhookURLConflict, fmt.Sprintf(
-		"%s already registers the webhook URL %s; nothing is registered for this one until it has a URL of its own (spec.webhook.url or spec.webhook.baseURL)",
+		"%s already registers the webhook URL %s; nothing is registered for this one until it has a URL of its own (spec.webhook.url or "+
+			"spec.webhook.baseURL)",
 		who, want))
 	return true
 }

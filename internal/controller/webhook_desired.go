@@ -23,6 +23,9 @@ const (
 	managedByValue = "stripe-operator"
 )
 
+// endpointEnabled is Stripe's status of a webhook endpoint that receives events.
+const endpointEnabled = "enabled"
+
 // Webhook paths, one per mode, so that a clinic's Test and Live endpoints (and Ingress rules) never
 // share a URL. cmd/receiver serves the same paths (internal/receiver.WebhookPath).
 const (
@@ -95,7 +98,7 @@ func endpointDrift(actual stripeclient.Endpoint, desired stripeclient.EndpointSp
 		u.EnabledEvents = desired.EnabledEvents
 		changed = append(changed, "enabled_events")
 	}
-	if actual.Status != "enabled" {
+	if actual.Status != endpointEnabled {
 		f := false
 		u.Disabled = &f
 		changed = append(changed, "status")

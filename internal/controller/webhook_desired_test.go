@@ -25,15 +25,20 @@ func TestWebhookURL(t *testing.T) {
 		def     string
 		want    string
 	}{
-		"manager default":           {def: "https://hooks.example", want: "https://hooks.example/stripe/webhook-test/clinic-a"},
-		"default with slash":        {def: "https://hooks.example/", want: "https://hooks.example/stripe/webhook-test/clinic-a"},
-		"spec base wins":            {webhook: &v1.WebhookSpec{BaseURL: "https://clinic.example/in"}, def: "https://hooks.example", want: "https://clinic.example/in/stripe/webhook-test/clinic-a"},
-		"full url used as is":       {webhook: &v1.WebhookSpec{URL: "https://gw.example/x/clinic-a"}, def: "https://hooks.example", want: "https://gw.example/x/clinic-a"},
-		"events only keeps default": {webhook: &v1.WebhookSpec{EnabledEvents: []string{"charge.succeeded"}}, def: "https://h.example", want: "https://h.example/stripe/webhook-test/clinic-a"},
-		"nothing configured":        {want: ""},
-		"Live: manager default":     {mode: v1.ModeLive, def: "https://hooks.example", want: "https://hooks.example/stripe/webhook/clinic-a"},
-		"Live: spec base wins":      {mode: v1.ModeLive, webhook: &v1.WebhookSpec{BaseURL: "https://clinic.example/in/"}, def: "https://hooks.example", want: "https://clinic.example/in/stripe/webhook/clinic-a"},
-		"Live: full url used as is": {mode: v1.ModeLive, webhook: &v1.WebhookSpec{URL: "https://gw.example/x/clinic-a"}, want: "https://gw.example/x/clinic-a"},
+		"manager default":    {def: "https://hooks.example", want: "https://hooks.example/stripe/webhook-test/clinic-a"},
+		"default with slash": {def: "https://hooks.example/", want: "https://hooks.example/stripe/webhook-test/clinic-a"},
+		"spec base wins": {webhook: &v1.WebhookSpec{BaseURL: "https://clinic.example/in"}, def: "https://hooks.example",
+			want: "https://clinic.example/in/stripe/webhook-test/clinic-a"},
+		"full url used as is": {webhook: &v1.WebhookSpec{URL: "https://gw.example/x/clinic-a"}, def: "https://hooks.example",
+			want: "https://gw.example/x/clinic-a"},
+		"events only keeps default": {webhook: &v1.WebhookSpec{EnabledEvents: []string{"charge.succeeded"}}, def: "https://h.example",
+			want: "https://h.example/stripe/webhook-test/clinic-a"},
+		"nothing configured":    {want: ""},
+		"Live: manager default": {mode: v1.ModeLive, def: "https://hooks.example", want: "https://hooks.example/stripe/webhook/clinic-a"},
+		"Live: spec base wins": {mode: v1.ModeLive, webhook: &v1.WebhookSpec{BaseURL: "https://clinic.example/in/"}, def: "https://hooks.example",
+			want: "https://clinic.example/in/stripe/webhook/clinic-a"},
+		"Live: full url used as is": {mode: v1.ModeLive, webhook: &v1.WebhookSpec{URL: "https://gw.example/x/clinic-a"},
+			want: "https://gw.example/x/clinic-a"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -53,7 +58,8 @@ func TestDesiredEndpoint(t *testing.T) {
 	if !slices.Equal(d.EnabledEvents, sortedUnique(v1.DefaultEnabledEvents)) || len(d.EnabledEvents) != 7 {
 		t.Errorf("events = %v", d.EnabledEvents)
 	}
-	want := map[string]string{tagManagedBy: "stripe-operator", tagNamespace: "clinics", tagName: "clinic-a-test", tagUID: "uid-1", tagClinicID: "clinic-a"}
+	want := map[string]string{tagManagedBy: "stripe-operator", tagNamespace: "clinics", tagName: "clinic-a-test", tagUID: "uid-1",
+		tagClinicID: "clinic-a"}
 	for k, v := range want {
 		if d.Metadata[k] != v {
 			t.Errorf("metadata[%s] = %q, want %q", k, d.Metadata[k], v)
@@ -62,7 +68,8 @@ func TestDesiredEndpoint(t *testing.T) {
 	if d.APIVersion != "2023-10-16" || !strings.Contains(d.Description, "clinic-a") {
 		t.Errorf("desired = %+v", d)
 	}
-	custom := desiredEndpoint(siWith(&v1.WebhookSpec{EnabledEvents: []string{"charge.refunded", "charge.succeeded", "charge.refunded"}}), "https://h", "v")
+	custom := desiredEndpoint(siWith(&v1.WebhookSpec{EnabledEvents: []string{"charge.refunded", "charge.succeeded", "charge.refunded"}}), "https://h",
+		"v")
 	if !slices.Equal(custom.EnabledEvents, []string{"charge.refunded", "charge.succeeded"}) {
 		t.Errorf("custom events = %v", custom.EnabledEvents)
 	}
@@ -99,7 +106,8 @@ func TestEndpointDrift(t *testing.T) {
 		"description": {mutate: func(e *stripeclient.Endpoint) { e.Description = "mine now" }, want: []string{"description"}},
 		"metadata tag changed and extra key": {
 			mutate: func(e *stripeclient.Endpoint) {
-				e.Metadata = map[string]string{tagManagedBy: "someone", tagNamespace: "clinics", tagName: "clinic-a-test", tagUID: "uid-1", tagClinicID: "clinic-a", "note": "x"}
+				e.Metadata = map[string]string{tagManagedBy: "someone", tagNamespace: "clinics", tagName: "clinic-a-test", tagUID: "uid-1",
+					tagClinicID: "clinic-a", "note": "x"}
 			},
 			want: []string{"metadata"},
 			check: func(t *testing.T, u stripeclient.EndpointUpdate) {

@@ -40,7 +40,8 @@ type endpointPass struct {
 
 // reconcileEndpoint makes Stripe hold exactly one endpoint tagged with this object, shaped as the
 // spec says, whose signing secret is stored. listed is the probe's list of the account's endpoints.
-func (r *StripeIntegrationReconciler) reconcileEndpoint(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, sc stripeclient.Client, listed []stripeclient.Endpoint, obs *observation) {
+func (r *StripeIntegrationReconciler) reconcileEndpoint(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, sc stripeclient.Client,
+	listed []stripeclient.Endpoint, obs *observation) {
 	const ct = paymentsv1alpha1.ConditionWebhookEndpointReady
 	desired := desiredEndpoint(si, r.WebhookBaseURL, stripeclient.APIVersion)
 	if desired.URL == "" {
@@ -148,7 +149,8 @@ func (r *StripeIntegrationReconciler) ensureEndpoint(ctx context.Context, p *end
 			return keeper, err
 		}
 		r.event(p.si, corev1.EventTypeWarning, paymentsv1alpha1.EventEndpointRecreated,
-			"endpoint %s had API version %s; replaced by %s on %s (the version can only change by re-creating)", old.ID, old.APIVersion, keeper.ID, p.desired.APIVersion)
+			"endpoint %s had API version %s; replaced by %s on %s (the version can only change by re-creating)", old.ID, old.APIVersion, keeper.ID,
+			p.desired.APIVersion)
 	case p.stored.endpointID != keeper.ID:
 		if keeper, err = r.recoverSecret(ctx, p, keeper); err != nil {
 			return keeper, err
@@ -175,7 +177,8 @@ func (r *StripeIntegrationReconciler) ensureEndpoint(ctx context.Context, p *end
 
 // createEndpoint creates the endpoint under the attempt key for replacing lost ("" for the first
 // one) and stores its secret before anything else, with the retiring endpoint's (if any) after it.
-func (r *StripeIntegrationReconciler) createEndpoint(ctx context.Context, p *endpointPass, lost string, retiring retiringEndpoint) (stripeclient.Endpoint, error) {
+func (r *StripeIntegrationReconciler) createEndpoint(ctx context.Context, p *endpointPass, lost string,
+	retiring retiringEndpoint) (stripeclient.Endpoint, error) {
 	attempt, err := r.attemptFor(ctx, p.si, lost)
 	if err != nil {
 		return stripeclient.Endpoint{}, err
@@ -207,7 +210,8 @@ func (r *StripeIntegrationReconciler) storeSecret(ctx context.Context, p *endpoi
 // anyway: it is deleted at once and the undelivered events are re-delivered through the replay
 // path (gap_redelivery.go). At Stripe's 16-endpoint cap the successor cannot exist beside old:
 // see replaceAtLimit.
-func (r *StripeIntegrationReconciler) replaceEndpoint(ctx context.Context, p *endpointPass, old stripeclient.Endpoint) (stripeclient.Endpoint, error) {
+func (r *StripeIntegrationReconciler) replaceEndpoint(ctx context.Context, p *endpointPass,
+	old stripeclient.Endpoint) (stripeclient.Endpoint, error) {
 	known := p.stored.endpointID == old.ID && p.stored.value != ""
 	retiring := retiringEndpoint{}
 	if known {
@@ -240,7 +244,8 @@ func (r *StripeIntegrationReconciler) replaceEndpoint(ctx context.Context, p *en
 	window := retryWindow(p.si)
 	p.notes = append(p.notes, retiringNote(old.ID, retiring.since, window))
 	r.event(p.si, corev1.EventTypeNormal, paymentsv1alpha1.EventEndpointRetiring,
-		"endpoint %s is kept, its signing secret still accepted, until Stripe has no pending deliveries for it (at the latest until %s, Stripe's retry window after the replacement by %s)",
+		"endpoint %s is kept, its signing secret still accepted, until Stripe has no pending deliveries for it (at the latest until %s, Stripe's retry "+
+			"window after the replacement by %s)",
 		old.ID, retiring.since.Add(window).UTC().Format(time.RFC3339), ep.ID)
 	return ep, nil
 }
@@ -285,7 +290,8 @@ func (r *StripeIntegrationReconciler) replaceAtLimit(ctx context.Context, p *end
 	p.notes = append(p.notes, fmt.Sprintf(
 		"the account was at Stripe's 16-endpoint cap, so %s was deleted before %s could be created (break-before-make)", old.ID, ep.ID))
 	r.event(p.si, corev1.EventTypeWarning, paymentsv1alpha1.EventEndpointReplacedAtLimit,
-		"the account is at Stripe's 16-endpoint cap: deleted endpoint %s before creating %s; the events it had pending and those created since %s are re-delivered through the replay path",
+		"the account is at Stripe's 16-endpoint cap: deleted endpoint %s before creating %s; the events it had pending and those created since %s are "+
+			"re-delivered through the replay path",
 		old.ID, ep.ID, deleted.UTC().Format(time.RFC3339))
 	return ep, nil
 }
@@ -347,7 +353,8 @@ func (r *StripeIntegrationReconciler) retire(ctx context.Context, p *endpointPas
 // recoverSecret gets the signing secret of an endpoint whose secret is not stored. Replaying the
 // create that made it (same Idempotency-Key, same parameters) returns the same endpoint with its
 // secret while Stripe keeps the key (24 h). Otherwise the endpoint is replaced, loudly.
-func (r *StripeIntegrationReconciler) recoverSecret(ctx context.Context, p *endpointPass, keeper stripeclient.Endpoint) (stripeclient.Endpoint, error) {
+func (r *StripeIntegrationReconciler) recoverSecret(ctx context.Context, p *endpointPass,
+	keeper stripeclient.Endpoint) (stripeclient.Endpoint, error) {
 	attempt := createAttempt(p.si)
 	ep, secret, err := p.sc.CreateWebhookEndpoint(ctx, p.desired, idempotencyKey(string(p.si.UID), attempt))
 	var se *stripeclient.Error

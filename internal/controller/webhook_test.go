@@ -86,7 +86,8 @@ func TestEndpointCreatedExactlyOnce(t *testing.T) {
 	if !slices.Equal(sortedUnique(ep.EnabledEvents), sortedUnique(v1.DefaultEnabledEvents)) {
 		t.Errorf("events = %v", ep.EnabledEvents)
 	}
-	if ep.Metadata[tagUID] != string(si.UID) || ep.Metadata[tagNamespace] != ns || ep.Metadata[tagName] != "clinic-w" || ep.Metadata[tagClinicID] != si.Spec.ClinicID {
+	if ep.Metadata[tagUID] != string(si.UID) || ep.Metadata[tagNamespace] != ns || ep.Metadata[tagName] != "clinic-w" ||
+		ep.Metadata[tagClinicID] != si.Spec.ClinicID {
 		t.Errorf("metadata = %v", ep.Metadata)
 	}
 	if si.Status.WebhookEndpointID != ep.ID || si.Status.WebhookURL != ep.URL {
@@ -482,7 +483,8 @@ func TestKeyRotationToAnotherAccount(t *testing.T) {
 			eventually(t, waitShort, "endpoint in the new account", func() (bool, string) {
 				got := getSI(t, ns, "clinic-mv")
 				eps := accountEndpoints(next)
-				return len(eps) == 1 && got.Status.WebhookEndpointID == eps[0].ID && got.Status.AccountID == fake.AccountForKey(next.secret), got.Status.WebhookEndpointID
+				return len(eps) == 1 && got.Status.WebhookEndpointID == eps[0].ID && got.Status.AccountID == fake.AccountForKey(next.secret),
+					got.Status.WebhookEndpointID
 			})
 			if tc.oldKeyWorks {
 				waitEvent(t, ns, "clinic-mv", v1.EventOldEndpointRemoved)

@@ -203,9 +203,10 @@ func TestCheck(t *testing.T) {
 			wantContains: []string{"publishableKey holds a secret key (sk_test_…) and secretKey holds a publishable key (pk_test_…); swap"},
 		},
 		"modes disagree": {
-			input:       in(v1alpha1.ModeTest, pkLive, skTest),
-			wantReason:  v1alpha1.ReasonKeyModesDisagree,
-			wantMessage: "publishableKey is a live key (pk_live_…) but secretKey is a test key (sk_test_…); use a publishable and a secret key from the same mode",
+			input:      in(v1alpha1.ModeTest, pkLive, skTest),
+			wantReason: v1alpha1.ReasonKeyModesDisagree,
+			wantMessage: "publishableKey is a live key (pk_live_…) but secretKey is a test key (sk_test_…); use a publishable and a secret key from the " +
+				"same mode",
 		},
 		"test keys but spec.mode Live": {
 			input:       in(v1alpha1.ModeLive, pkTest, skTest),
@@ -227,8 +228,9 @@ func TestCheck(t *testing.T) {
 				Mode: v1alpha1.ModeTest, PublishableKeyName: "stripe-pk", SecretKeyName: "stripe-sk",
 				PublishableKey: []byte(pkTest), HasPublishableKey: true,
 			},
-			wantReason:  v1alpha1.ReasonKeyMissing,
-			wantMessage: `Secret has no data key "stripe-sk"; add the clinic's secret key (sk_test_… or sk_live_…) or restricted key (rk_test_… or rk_live_…) under it`,
+			wantReason: v1alpha1.ReasonKeyMissing,
+			wantMessage: `Secret has no data key "stripe-sk"; add the clinic's secret key (sk_test_… or sk_live_…) ` +
+				`or restricted key (rk_test_… or rk_live_…) under it`,
 		},
 		"custom data key names in whitespace message": {
 			input: Input{

@@ -38,7 +38,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 		FailingSince: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "stripe_operator_transient_failure_since_timestamp_seconds",
-			Help: "Unix time the current run of transient Stripe failures (429, 5xx, timeouts) of a StripeIntegration began; absent when its last Stripe pass succeeded.",
+			Help: "Unix time the current run of transient Stripe failures (429, 5xx, timeouts) of a StripeIntegration began; absent when its last Stripe " +
+				"pass succeeded.",
 		}, []string{"namespace", "name"}),
 	}
 	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites, m.FailingSince} {

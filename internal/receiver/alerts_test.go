@@ -58,7 +58,8 @@ func TestFailingTargetIsVisible(t *testing.T) {
 	if since() != 0 {
 		t.Errorf("failing since %v after the target accepted, want 0", since())
 	}
-	for target, want := range map[[2]string]float64{{"fhir", relayFailed}: 2, {"fhir", relayAccepted}: 1, {"http", relayAccepted}: 1, {"http", relayFailed}: 0} {
+	for target, want := range map[[2]string]float64{{"fhir", relayFailed}: 2, {"fhir", relayAccepted}: 1, {"http", relayAccepted}: 1,
+		{"http", relayFailed}: 0} {
 		if got := testutil.ToFloat64(f.r.metrics.relays.WithLabelValues(target[0], target[1])); got != want {
 			t.Errorf("relays{target=%s,result=%s} = %v, want %v", target[0], target[1], got, want)
 		}
@@ -76,7 +77,7 @@ func TestAlertRulesUseRealMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var registered []string
+	registered := make([]string, 0, len(families))
 	for _, mf := range families {
 		registered = append(registered, mf.GetName())
 	}
@@ -103,7 +104,8 @@ func TestAlertRulesUseRealMetrics(t *testing.T) {
 	for _, g := range rule.Spec.Groups {
 		for _, r := range g.Rules {
 			alerts++
-			if r.Alert == "" || r.Expr == "" || r.For == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" || r.Annotations["description"] == "" {
+			if r.Alert == "" || r.Expr == "" || r.For == "" || r.Labels["severity"] == "" || r.Annotations["summary"] == "" ||
+				r.Annotations["description"] == "" {
 				t.Errorf("rule %q lacks alert, expr, for, severity, summary or description", r.Alert)
 			}
 			for _, name := range series.FindAllString(r.Expr, -1) {

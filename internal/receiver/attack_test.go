@@ -605,7 +605,8 @@ func TestAttackSlowloris(t *testing.T) {
 		if s.relayed() != 0 {
 			t.Errorf("target got %d events", s.relayed())
 		}
-		testreport.Report(t, "closed after %s having received %d of %d header bytes; answer %.30q (read error: %v)", r.closed.Round(time.Millisecond), sent, len(head), r.data, r.err)
+		testreport.Report(t, "closed after %s having received %d of %d header bytes; answer %.30q (read error: %v)", r.closed.Round(time.Millisecond),
+			sent, len(head), r.data, r.err)
 	})
 
 	t.Run("slow body: headers at once, one body byte per 200 ms", func(t *testing.T) {
@@ -634,7 +635,8 @@ func TestAttackSlowloris(t *testing.T) {
 		if got := s.relayed() - before; got != 0 {
 			t.Errorf("target got %d events", got)
 		}
-		testreport.Report(t, "answered %d and closed after %s having received %d of %d body bytes", resp.StatusCode, r.closed.Round(time.Millisecond), sent, len(body))
+		testreport.Report(t, "answered %d and closed after %s having received %d of %d body bytes", resp.StatusCode, r.closed.Round(time.Millisecond),
+			sent, len(body))
 	})
 
 	t.Run("50 slow clients do not block a valid delivery", func(t *testing.T) {
@@ -673,7 +675,8 @@ func TestAttackSlowloris(t *testing.T) {
 		if got := s.relayed() - before; got != 1 {
 			t.Errorf("target got %d events, want 1 (the valid delivery)", got)
 		}
-		testreport.Report(t, "valid delivery answered after %s; all %d slow clients dropped within %s", served.Round(time.Millisecond), clients, time.Since(start).Round(time.Millisecond))
+		testreport.Report(t, "valid delivery answered after %s; all %d slow clients dropped within %s", served.Round(time.Millisecond), clients,
+			time.Since(start).Round(time.Millisecond))
 	})
 }
 
@@ -713,7 +716,7 @@ func loadFuzzSeeds(t *testing.T) []fuzzInput {
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("no FuzzHandler seed corpus (err %v)", err)
 	}
-	var seeds []fuzzInput
+	seeds := make([]fuzzInput, 0, len(paths))
 	for _, p := range paths {
 		data, err := os.ReadFile(p)
 		if err != nil {

@@ -87,7 +87,8 @@ func TestSignIsStripes(t *testing.T) {
 		t.Errorf("stripe-go refuses Sign's header: %v", err)
 	}
 	// HMAC-SHA256("k3y", "1700000000.{}") computed independently (openssl dgst -sha256 -hmac k3y).
-	if got, want := Sign([]byte("k3y"), now, []byte("{}")), "t=1700000000,v1=e2974d0d973957aed8182a7f1ef5690a188566c2c4620fc16bd97d7febcf5ef3"; got != want {
+	if got, want := Sign([]byte("k3y"), now, []byte("{}")),
+		"t=1700000000,v1=e2974d0d973957aed8182a7f1ef5690a188566c2c4620fc16bd97d7febcf5ef3"; got != want {
 		t.Errorf("Sign = %q, want %q", got, want)
 	}
 }

@@ -195,7 +195,8 @@ func TestHTTPErrorClasses(t *testing.T) {
 		},
 		"403 permission": {
 			status: 403, errType: "invalid_request_error",
-			msg: "The provided key 'rk_test_*************************" + maskedTail + "' does not have the required permissions for this endpoint on account 'acct_1Clinic'. " +
+			msg: "The provided key 'rk_test_*************************" + maskedTail + "' does not have the required permissions for this endpoint on " +
+				"account 'acct_1Clinic'. " +
 				"Having the 'rak_webhook_read' permission would allow this request to continue.",
 			wantKind: KindPermissionDenied, wantPermission: "rak_webhook_read",
 		},

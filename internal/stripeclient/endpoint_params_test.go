@@ -122,10 +122,10 @@ func TestWireEncoding(t *testing.T) {
 
 // TestCreateWithoutSecret: a create answered without a secret fails rather than hand back "".
 func TestCreateWithoutSecret(t *testing.T) {
-	url, _ := wireServer(t, false)
-	ep, secret, err := testFactory(t, url).For(skTest, v1alpha1.ModeTest, "").
+	base, _ := wireServer(t, false)
+	ep, secret, err := testFactory(t, base).For(skTest, v1alpha1.ModeTest, "").
 		CreateWebhookEndpoint(context.Background(), operatorSpec("c"), "k")
-	se := wantKind(t, err, KindOther)
+	se := gotKind(t, err, KindOther)
 	if !errors.Is(err, ErrNoSigningSecret) || se.Transient() || secret != "" || ep.ID != "we_001" {
 		t.Errorf("got %v, %q, %+v; want ErrNoSigningSecret with the endpoint", err, secret, ep)
 	}
@@ -155,7 +155,7 @@ func TestEndpointCallsWaitForTheLimiter(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
-			if se := wantKind(t, call(ctx, c), KindRateLimited); !se.Transient() {
+			if se := gotKind(t, call(ctx, c), KindRateLimited); !se.Transient() {
 				t.Error("RateLimited is not transient")
 			}
 			if n := len(reqs()); n != 1 {

@@ -54,7 +54,8 @@ var (
 	// limitReachedPattern recognises Stripe's 400 for one endpoint too many ("You have reached
 	// the maximum of 16 test webhook endpoints."). Stripe sends no code for it, so the wording
 	// is all there is; the pattern tolerates rephrasing around "maximum"/"limit".
-	limitReachedPattern = regexp.MustCompile(`(?i)\b(maximum|max|limits?)\b.*\bwebhook[ _-]?endpoints?\b|\bwebhook[ _-]?endpoints?\b.*\b(maximum|max|limits?)\b`)
+	limitReachedPattern = regexp.MustCompile(
+		`(?i)\b(maximum|max|limits?)\b.*\bwebhook[ _-]?endpoints?\b|\bwebhook[ _-]?endpoints?\b.*\b(maximum|max|limits?)\b`)
 )
 
 // Error is a failed Stripe call. Message is redacted, and so is Error(); Err is the cause,

@@ -63,7 +63,8 @@ func (c *client) ListEvents(ctx context.Context, w EventWindow) ([]RawEvent, err
 		GreaterThanOrEqual: w.From.Unix(), LesserThan: w.To.Unix()}}
 	if len(w.Types) > 0 && !slices.Contains(w.Types, "*") {
 		if len(w.Types) > maxEventTypesFilter {
-			return nil, &Error{Kind: KindInvalidRequest, Param: "types", Message: fmt.Sprintf("at most %d event types can be listed at once", maxEventTypesFilter)}
+			return nil, &Error{Kind: KindInvalidRequest, Param: "types", Message: fmt.Sprintf("at most %d event types can be listed at once",
+				maxEventTypesFilter)}
 		}
 		params.Types = stripe.StringSlice(w.Types)
 	}

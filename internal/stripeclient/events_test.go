@@ -20,7 +20,7 @@ func TestListEvents(t *testing.T) {
 	key := "sk_test_eventsListing0000000000"
 	acct := fake.AddKey(key, stripefake.KeyOptions{})
 	types := []string{"charge.succeeded", "payment_intent.succeeded", "customer.created"}
-	var ids []string
+	ids := make([]string, 0, 250)
 	for i := range 250 {
 		id, err := fake.TriggerEvent(acct, false, types[i%3], map[string]any{"id": "obj_" + string(rune('a'+i%26)), "object": "charge"})
 		if err != nil {
@@ -42,7 +42,8 @@ func TestListEvents(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			got, err := c.ListEvents(context.Background(), EventWindow{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute), Types: tc.types, Max: tc.limit})
+			got, err := c.ListEvents(context.Background(), EventWindow{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute), Types: tc.types,
+				Max: tc.limit})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -63,10 +64,12 @@ func TestListEvents(t *testing.T) {
 			}
 		})
 	}
-	if got, err := c.ListEvents(context.Background(), EventWindow{From: time.Now().Add(time.Hour), To: time.Now().Add(2 * time.Hour)}); err != nil || len(got) != 0 {
+	if got, err := c.ListEvents(context.Background(), EventWindow{From: time.Now().Add(time.Hour), To: time.Now().Add(2 * time.Hour)}); err != nil ||
+		len(got) != 0 {
 		t.Errorf("future window: %d events, %v", len(got), err)
 	}
-	if _, err := c.ListEvents(context.Background(), EventWindow{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute), Max: 120}); !errors.Is(err, ErrTooManyEvents) {
+	if _, err := c.ListEvents(context.Background(), EventWindow{From: time.Now().Add(-time.Hour), To: time.Now().Add(time.Minute),
+		Max: 120}); !errors.Is(err, ErrTooManyEvents) {
 		t.Errorf("250 events with Max 120: err = %v, want ErrTooManyEvents", err)
 	}
 	_ = ids
@@ -98,7 +101,7 @@ func TestListEventsWindow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
+	ids := make([]string, 0, len(got))
 	for _, ev := range got {
 		ids = append(ids, ev.ID)
 	}
@@ -115,7 +118,8 @@ func TestListEventsNeedsPermission(t *testing.T) {
 	fake, url := newFake(t)
 	key := "rk_test_noEventRead000000000000"
 	fake.AddKey(key, stripefake.KeyOptions{Permissions: []string{stripefake.PermWebhookRead}})
-	_, err := NewFactory(Config{BaseURL: url}).For(key, v1alpha1.ModeTest, "").ListEvents(context.Background(), EventWindow{From: time.Now().Add(-time.Hour), To: time.Now()})
+	_, err := NewFactory(Config{BaseURL: url}).For(key, v1alpha1.ModeTest, "").ListEvents(context.Background(),
+		EventWindow{From: time.Now().Add(-time.Hour), To: time.Now()})
 	var se *Error
 	if !errors.As(err, &se) || se.Kind != KindPermissionDenied || se.Permission != stripefake.PermEventRead {
 		t.Fatalf("err = %v, want PermissionDenied naming %s", err, stripefake.PermEventRead)
@@ -138,7 +142,8 @@ func TestUndeliveredEvents(t *testing.T) {
 	}))
 	t.Cleanup(sink.Close)
 	c := NewFactory(Config{BaseURL: url}).For(key, v1alpha1.ModeTest, "")
-	if _, _, err := c.CreateWebhookEndpoint(context.Background(), EndpointSpec{URL: sink.URL, EnabledEvents: []string{"charge.succeeded"}}, "undelivered-1"); err != nil {
+	if _, _, err := c.CreateWebhookEndpoint(context.Background(), EndpointSpec{URL: sink.URL, EnabledEvents: []string{"charge.succeeded"}},
+		"undelivered-1"); err != nil {
 		t.Fatal(err)
 	}
 	undelivered, err := fake.TriggerEvent(acct, false, "charge.succeeded", map[string]any{"id": "ch_1", "object": "charge"})
@@ -167,7 +172,8 @@ func TestUndeliveredEvents(t *testing.T) {
 	if pending, err := c.HasUndeliveredEvents(context.Background(), since, nil); err != nil || pending {
 		t.Errorf("after delivery: pending = %t, %v; want false", pending, err)
 	}
-	if got, err := c.ListEvents(context.Background(), EventWindow{From: since, To: time.Now().Add(time.Minute), Undelivered: true}); err != nil || len(got) != 0 {
+	if got, err := c.ListEvents(context.Background(), EventWindow{From: since, To: time.Now().Add(time.Minute), Undelivered: true}); err != nil ||
+		len(got) != 0 {
 		t.Errorf("after delivery: %d undelivered, %v", len(got), err)
 	}
 }

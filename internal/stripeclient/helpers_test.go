@@ -156,12 +156,18 @@ func operatorSpec(clinic string) EndpointSpec {
 }
 
 // idemKey is an Idempotency-Key shaped like the controller's.
-func idemKey(clinic string, attempt int) string {
-	return fmt.Sprintf("stripe-operator/%s/webhook-endpoint/%d", clinic, attempt)
+func idemKey(attempt int) string {
+	return fmt.Sprintf("stripe-operator/clinic-1/webhook-endpoint/%d", attempt)
 }
 
-// wantKind fails unless err classifies as kind, and returns the *Error.
-func wantKind(t *testing.T, err error, kind ErrorKind) *Error {
+// wantKind fails unless err classifies as kind.
+func wantKind(t *testing.T, err error, kind ErrorKind) {
+	t.Helper()
+	_ = gotKind(t, err, kind) // the check is the point here; tests that look at the *Error call gotKind
+}
+
+// gotKind fails unless err classifies as kind, and returns the *Error.
+func gotKind(t *testing.T, err error, kind ErrorKind) *Error {
 	t.Helper()
 	se := Classify(err)
 	if se == nil || se.Kind != kind {

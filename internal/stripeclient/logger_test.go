@@ -147,15 +147,17 @@ func TestLeveledLoggerLines(t *testing.T) {
 		verbosity int    // the lowest at which the line appears; -1: never
 		want      string // in the line
 	}{
-		"response body":       {"Debugf", "Response: %s", []any{`{"data":[{"email":"` + secret + `"}]}`}, -1, ""},
-		"request line":        {"Infof", "Requesting %v %v%v", []any{"GET", "api.stripe.com", "/v1/events"}, -1, ""},
-		"completed":           {"Infof", "Request completed in %v (retry: %v)", []any{time.Second, 0}, -1, ""},
-		"402":                 {"Infof", fmtUserError, []any{402, stripeErr}, 1, `"code"="parameter_invalid"`},
-		"retry":               {"Warnf", fmtRetry, []any{1, "GET", "api.stripe.com", "/v1/events", time.Second}, 0, `"path"="/v1/events"`},
-		"stripe error":        {"Errorf", fmtStripeError, []any{400, stripeErr}, 0, `"requestId"="req_42"`},
-		"undecodable error":   {"Errorf", fmtUndecodable, []any{errors.New("bad body " + secret)}, 0, "could not be decoded"},
-		"body sample":         {"Errorf", "%s", []any{"Couldn't deserialize JSON (response status: 502, body sample: '" + secret + "'): x"}, 0, `"status"=502`},
-		"network error":       {"Errorf", fmtRequestFailed, []any{&url.Error{Op: "Get", URL: "https://api.stripe.com/v1/events?email=" + secret, Err: errors.New("connection refused")}}, 0, "connection refused"},
+		"response body":     {"Debugf", "Response: %s", []any{`{"data":[{"email":"` + secret + `"}]}`}, -1, ""},
+		"request line":      {"Infof", "Requesting %v %v%v", []any{"GET", "api.stripe.com", "/v1/events"}, -1, ""},
+		"completed":         {"Infof", "Request completed in %v (retry: %v)", []any{time.Second, 0}, -1, ""},
+		"402":               {"Infof", fmtUserError, []any{402, stripeErr}, 1, `"code"="parameter_invalid"`},
+		"retry":             {"Warnf", fmtRetry, []any{1, "GET", "api.stripe.com", "/v1/events", time.Second}, 0, `"path"="/v1/events"`},
+		"stripe error":      {"Errorf", fmtStripeError, []any{400, stripeErr}, 0, `"requestId"="req_42"`},
+		"undecodable error": {"Errorf", fmtUndecodable, []any{errors.New("bad body " + secret)}, 0, "could not be decoded"},
+		"body sample": {"Errorf", "%s", []any{"Couldn't deserialize JSON (response status: 502, body sample: '" + secret + "'): x"}, 0,
+			`"status"=502`},
+		"network error": {"Errorf", fmtRequestFailed, []any{&url.Error{Op: "Get", URL: "https://api.stripe.com/v1/events?email=" + secret,
+			Err: errors.New("connection refused")}}, 0, "connection refused"},
 		"unknown future line": {"Errorf", "Something new: %v", []any{secret}, 0, `"format"="Something new: %v"`},
 	}
 	for name, tc := range tests {

@@ -26,7 +26,7 @@ func TestCreateWebhookEndpoint(t *testing.T) {
 			fake, url := newFake(t)
 			acct := fake.AddKey(tc.key, stripefake.KeyOptions{})
 			spec := operatorSpec("clinic-1")
-			ep, secret, err := testFactory(t, url).For(tc.key, tc.mode, acct).CreateWebhookEndpoint(context.Background(), spec, idemKey("clinic-1", 0))
+			ep, secret, err := testFactory(t, url).For(tc.key, tc.mode, acct).CreateWebhookEndpoint(context.Background(), spec, idemKey(0))
 			if err != nil {
 				t.Fatalf("CreateWebhookEndpoint() error = %v", err)
 			}
@@ -55,13 +55,13 @@ func TestCreateIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	spec := operatorSpec("clinic-1")
 
-	first, secret1, err := c.CreateWebhookEndpoint(ctx, spec, idemKey("clinic-1", 0))
+	first, secret1, err := c.CreateWebhookEndpoint(ctx, spec, idemKey(0))
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A fresh map with the same content must encode identically for the replay to match.
 	spec.Metadata = maps.Clone(spec.Metadata)
-	again, secret2, err := c.CreateWebhookEndpoint(ctx, spec, idemKey("clinic-1", 0))
+	again, secret2, err := c.CreateWebhookEndpoint(ctx, spec, idemKey(0))
 	if err != nil {
 		t.Fatalf("replay: %v", err)
 	}
@@ -73,8 +73,8 @@ func TestCreateIsIdempotent(t *testing.T) {
 	}
 
 	spec.URL = "https://hooks.example.com/stripe/webhook/elsewhere"
-	_, secret3, err := c.CreateWebhookEndpoint(ctx, spec, idemKey("clinic-1", 0))
-	se := wantKind(t, err, KindIdempotencyConflict)
+	_, secret3, err := c.CreateWebhookEndpoint(ctx, spec, idemKey(0))
+	se := gotKind(t, err, KindIdempotencyConflict)
 	if se.Transient() || se.HTTPStatus != 400 || secret3 != "" {
 		t.Errorf("conflict: %+v, transient %v, secret returned %v", *se, se.Transient(), secret3 != "")
 	}
@@ -87,7 +87,7 @@ func TestGetWebhookEndpoint(t *testing.T) {
 	fake, url := newFake(t)
 	acct := fake.AddKey(skTest, stripefake.KeyOptions{})
 	c := testFactory(t, url).For(skTest, v1alpha1.ModeTest, acct)
-	created, _, err := c.CreateWebhookEndpoint(context.Background(), operatorSpec("clinic-1"), idemKey("clinic-1", 0))
+	created, _, err := c.CreateWebhookEndpoint(context.Background(), operatorSpec("clinic-1"), idemKey(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestGetWebhookEndpoint(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", got, created)
 	}
 	_, err = c.GetWebhookEndpoint(context.Background(), "we_doesNotExist")
-	if se := wantKind(t, err, KindNotFound); se.Transient() {
+	if se := gotKind(t, err, KindNotFound); se.Transient() {
 		t.Error("NotFound is transient")
 	}
 }
@@ -174,7 +174,7 @@ func endpointToUpdate(t *testing.T, setup *EndpointUpdate) (Client, Endpoint) {
 	fake, url := newFake(t)
 	acct := fake.AddKey(skTest, stripefake.KeyOptions{})
 	c := testFactory(t, url).For(skTest, v1alpha1.ModeTest, acct)
-	created, _, err := c.CreateWebhookEndpoint(context.Background(), operatorSpec("clinic-1"), idemKey("clinic-1", 0))
+	created, _, err := c.CreateWebhookEndpoint(context.Background(), operatorSpec("clinic-1"), idemKey(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +193,7 @@ func TestDeleteWebhookEndpoint(t *testing.T) {
 	acct := fake.AddKey(skTest, stripefake.KeyOptions{})
 	c := testFactory(t, url).For(skTest, v1alpha1.ModeTest, acct)
 	ctx := context.Background()
-	ep, _, err := c.CreateWebhookEndpoint(ctx, operatorSpec("clinic-1"), idemKey("clinic-1", 0))
+	ep, _, err := c.CreateWebhookEndpoint(ctx, operatorSpec("clinic-1"), idemKey(0))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,12 +214,12 @@ func TestEndpointLimit(t *testing.T) {
 	acct := fake.AddKey(skTest, stripefake.KeyOptions{})
 	c := testFactory(t, url).For(skTest, v1alpha1.ModeTest, acct)
 	for i := range stripefake.DefaultEndpointLimit {
-		if _, _, err := c.CreateWebhookEndpoint(context.Background(), operatorSpec("clinic-1"), idemKey("clinic-1", i)); err != nil {
+		if _, _, err := c.CreateWebhookEndpoint(context.Background(), operatorSpec("clinic-1"), idemKey(i)); err != nil {
 			t.Fatalf("create %d: %v", i+1, err)
 		}
 	}
-	_, secret, err := c.CreateWebhookEndpoint(context.Background(), operatorSpec("clinic-1"), idemKey("clinic-1", 99))
-	se := wantKind(t, err, KindLimitReached)
+	_, secret, err := c.CreateWebhookEndpoint(context.Background(), operatorSpec("clinic-1"), idemKey(99))
+	se := gotKind(t, err, KindLimitReached)
 	if se.Transient() || se.HTTPStatus != 400 || secret != "" || !strings.Contains(se.Message, "maximum of 16") {
 		t.Errorf("got %+v (transient %v)", *se, se.Transient())
 	}
@@ -259,8 +259,8 @@ func TestCreateRejectedByStripe(t *testing.T) {
 			c := testFactory(t, url).For(tc.key, v1alpha1.ModeTest, acct)
 			spec := operatorSpec("clinic-1")
 			tc.mutate(&spec)
-			_, secret, err := c.CreateWebhookEndpoint(context.Background(), spec, idemKey("clinic-1", 0))
-			se := wantKind(t, err, tc.wantKind)
+			_, secret, err := c.CreateWebhookEndpoint(context.Background(), spec, idemKey(0))
+			se := gotKind(t, err, tc.wantKind)
 			if se.Param != tc.wantParam || se.Permission != tc.wantPermission || se.Transient() || secret != "" {
 				t.Errorf("got %+v (transient %v)", *se, se.Transient())
 			}
@@ -308,7 +308,7 @@ func TestRejectedWithoutCallingStripe(t *testing.T) {
 			fake, url := newFake(t)
 			acct := fake.AddKey(skTest, stripefake.KeyOptions{})
 			err := tc.call(testFactory(t, url).For(skTest, v1alpha1.ModeTest, acct))
-			if se := wantKind(t, err, KindInvalidRequest); se.Param != tc.wantParam || se.Transient() {
+			if se := gotKind(t, err, KindInvalidRequest); se.Param != tc.wantParam || se.Transient() {
 				t.Errorf("got %+v", *se)
 			}
 			if n := fake.Calls(skTest); n != 0 {
@@ -340,7 +340,7 @@ func TestSigningSecretNeverLeaks(t *testing.T) {
 	ctx := context.Background()
 	spec := operatorSpec("clinic-1")
 
-	ep, secret, err := c.CreateWebhookEndpoint(ctx, spec, idemKey("clinic-1", 0))
+	ep, secret, err := c.CreateWebhookEndpoint(ctx, spec, idemKey(0))
 	if err != nil || secret == "" {
 		t.Fatalf("create: %v", err)
 	}
@@ -350,13 +350,13 @@ func TestSigningSecretNeverLeaks(t *testing.T) {
 			errs = append(errs, err)
 		}
 	}
-	_, _, err = c.CreateWebhookEndpoint(ctx, spec, idemKey("clinic-1", 0)) // replay: the secret again
+	_, _, err = c.CreateWebhookEndpoint(ctx, spec, idemKey(0)) // replay: the secret again
 	record(err)
 	other := spec
 	other.Description = "other"
-	_, _, err = c.CreateWebhookEndpoint(ctx, other, idemKey("clinic-1", 0)) // conflict
+	_, _, err = c.CreateWebhookEndpoint(ctx, other, idemKey(0)) // conflict
 	record(err)
-	_, _, err = c.CreateWebhookEndpoint(ctx, spec, idemKey("clinic-1", 1)) // limit
+	_, _, err = c.CreateWebhookEndpoint(ctx, spec, idemKey(1)) // limit
 	record(err)
 	_, err = c.UpdateWebhookEndpoint(ctx, ep.ID, EndpointUpdate{EnabledEvents: []string{"nope"}})
 	record(err)
@@ -372,7 +372,8 @@ func TestSigningSecretNeverLeaks(t *testing.T) {
 		t.Errorf("want the create logged as a call, without its response body:\n%s", out)
 	}
 	body := strings.TrimPrefix(secret, "whsec_")
-	for _, s := range append([]string{out, ep.ID + ep.Description + ep.URL + strings.Join(slices.Collect(maps.Values(ep.Metadata)), "")}, errorStrings(errs)...) {
+	for _, s := range append([]string{out, ep.ID + ep.Description + ep.URL + strings.Join(slices.Collect(maps.Values(ep.Metadata)), "")},
+		errorStrings(errs)...) {
 		if strings.Contains(s, body) {
 			t.Errorf("signing secret leaked into: %s", s)
 		}

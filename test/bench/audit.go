@@ -54,7 +54,7 @@ func (w Writes) Summary() string {
 		k string
 		n int
 	}
-	var all []kv
+	all := make([]kv, 0, len(w.ByResource))
 	for k, n := range w.ByResource {
 		all = append(all, kv{k, n})
 	}

@@ -389,9 +389,9 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 	}); err != nil {
 		return err
 	}
-	var lat []time.Duration
 	var last time.Time
 	c.mu.Lock()
+	lat := make([]time.Duration, 0, len(c.connected))
 	for key, at := range c.connected {
 		lat = append(lat, at.Sub(c.created[key]))
 		if at.After(last) {

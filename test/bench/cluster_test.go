@@ -86,7 +86,8 @@ func TestClusterQuick(t *testing.T) {
 	if err := (Report{Command: "make bench BENCH_QUICK=1", Started: time.Now(), Clusters: []ClusterResult{res}}).Write(&md); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| N = 50 |", "apiserver writes per integration", "Stripe calls per integration per resync", "manager RSS before → after"} {
+	for _, want := range []string{"| N = 50 |", "apiserver writes per integration", "Stripe calls per integration per resync",
+		"manager RSS before → after"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
 		}

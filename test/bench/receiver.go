@@ -263,7 +263,9 @@ func method(cfg ReceiverConfig, cpus cpuPlan, payloadBytes int) string {
 	b.WriteString("latency is per request at saturation, so it includes queueing (about concurrency / throughput). " +
 		"CoresBusy (receiver CPU time over wall time) below the core count means the receiver was preempted by other " +
 		"work or waited for the generator; CPUPerEvent is the figure a noisy machine disturbs least. ")
-	fmt.Fprintf(&b, "Limit: one goroutine doing HMAC-SHA256 of \"t.body\", hex compare and json.Unmarshal into stripe.Event over the same payloads for %s", cfg.Duration)
+	fmt.Fprintf(&b,
+		"Limit: one goroutine doing HMAC-SHA256 of \"t.body\", hex compare and json.Unmarshal into stripe.Event over the same payloads for %s",
+		cfg.Duration)
 	if cpus.taskset != "" {
 		fmt.Fprintf(&b, ", the bench process pinned to CPU %s", cpuList(cpus.receiverCPUs(1)))
 	}

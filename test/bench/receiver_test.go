@@ -86,7 +86,7 @@ func TestEventPool(t *testing.T) {
 	if size := pool.avgSize(); size < 1500 || size > 3000 {
 		t.Errorf("average payload is %d B, want 1.5–3 KB", size)
 	}
-	var ids []string
+	ids := make([]string, 0, 120)
 	for k := range int64(120) { // more than two passes
 		body, sig := pool.event(1, k, now)
 		ev, err := webhook.ConstructEvent(body, sig, benchSigningSecret)

@@ -30,6 +30,12 @@ import (
 	"time"
 )
 
+// The clinic's two systems of record, by the host name the receivers forward to.
+const (
+	systemBilling = "billing"
+	systemFHIR    = "fhir"
+)
+
 // Received is one request the demo clinic system accepted.
 type Received struct {
 	// System is "billing" (the plain HTTP envelope) or "fhir" (an R4 resource).
@@ -94,7 +100,7 @@ func (c *clinicSystem) serveBilling(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	rec := Received{System: "billing", Method: r.Method, Path: r.URL.Path, Key: r.Header.Get("Idempotency-Key"), Created: true, Body: body}
+	rec := Received{System: systemBilling, Method: r.Method, Path: r.URL.Path, Key: r.Header.Get("Idempotency-Key"), Created: true, Body: body}
 	c.record(rec)
 	w.WriteHeader(http.StatusAccepted)
 }
@@ -118,7 +124,7 @@ func (c *clinicSystem) serveFHIR(w http.ResponseWriter, r *http.Request) {
 		c.fhirKeys[res.ResourceType+"?"+cond] = true
 	}
 	c.mu.Unlock()
-	c.record(Received{System: "fhir", Method: r.Method, Path: r.URL.Path, Key: cond, ResourceType: res.ResourceType, Created: created, Body: body})
+	c.record(Received{System: systemFHIR, Method: r.Method, Path: r.URL.Path, Key: cond, ResourceType: res.ResourceType, Created: created, Body: body})
 	w.Header().Set("Content-Type", "application/fhir+json")
 	if created {
 		w.WriteHeader(http.StatusCreated)
@@ -148,7 +154,7 @@ func (c *clinicSystem) record(rec Received) {
 	c.mu.Unlock()
 	var b strings.Builder
 	switch rec.System {
-	case "billing":
+	case systemBilling:
 		fmt.Fprintf(&b, "clinic billing system ← %s %s (Idempotency-Key: %s)\n", rec.Method, rec.Path, rec.Key)
 	default:
 		verb := "created"

@@ -323,7 +323,7 @@ func writeSecretFiles(dir string, sec *corev1.Secret, items []corev1.KeyToPath) 
 	for _, it := range items {
 		val, ok := sec.Data[it.Key]
 		if !ok {
-			return fmt.Errorf("Secret %s has no key %q", sec.Name, it.Key)
+			return fmt.Errorf("no key %q in Secret %s", it.Key, sec.Name)
 		}
 		dst := filepath.Join(dir, filepath.Clean("/" + it.Path)[1:])
 		tmp := dst + ".tmp"
@@ -490,7 +490,8 @@ func equalStatus(a, b appsv1.DeploymentStatus) bool {
 // that integration is gone, as the garbage collector does in a cluster.
 func (k *kubelet) collectGarbage(ctx context.Context) error {
 	sel := client.MatchingLabels{controller.LabelManagedBy: managedByValue}
-	lists := []client.ObjectList{&appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.SecretList{}, &networkingv1.NetworkPolicyList{}, &networkingv1.IngressList{}}
+	lists := []client.ObjectList{&appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.SecretList{}, &networkingv1.NetworkPolicyList{},
+		&networkingv1.IngressList{}}
 	for _, l := range lists {
 		if err := k.c.List(ctx, l, sel); err != nil {
 			return fmt.Errorf("list %T: %w", l, err)

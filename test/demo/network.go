@@ -58,13 +58,6 @@ func (n *network) setRoute(webhookURL string, addrs []string) {
 	n.routes[webhookURL] = addrs
 }
 
-// routed returns how many public webhook URLs currently have ready receivers.
-func (n *network) routed() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.routes)
-}
-
 // RoundTrip delivers Stripe's webhook POSTs: it is the Stripe fake's HTTP transport.
 func (n *network) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := req.URL.Scheme + "://" + req.URL.Host + req.URL.Path
@@ -98,9 +91,9 @@ func (n *network) resolveArg(arg string) string {
 		return arg
 	}
 	switch strings.SplitN(u.Hostname(), ".", 2)[0] {
-	case "billing":
+	case systemBilling:
 		u.Host = n.billingAddr
-	case "fhir":
+	case systemFHIR:
 		u.Host = n.fhirAddr
 	default:
 		return arg

@@ -114,7 +114,8 @@ func (e *Env) scenario(ctx context.Context, res *Result) error {
 	}
 
 	e.out.step("2. The operator checks the keys, registers the webhook endpoint and starts the receiver")
-	if _, err := e.kubectl(ctx, "wait", "--for=condition=Connected", "stripeintegration/"+sampleName, "-n", sampleNamespace, "--timeout="+waitTimeout.String()); err != nil {
+	if _, err := e.kubectl(ctx, "wait", "--for=condition=Connected", "stripeintegration/"+sampleName, "-n", sampleNamespace,
+		"--timeout="+waitTimeout.String()); err != nil {
 		return err
 	}
 	res.Connected = true
@@ -149,7 +150,8 @@ func (e *Env) scenario(ctx context.Context, res *Result) error {
 	if _, err := e.kubectl(ctx, "apply", "-f", liveTestKeyFile); err != nil {
 		return err
 	}
-	if _, err := e.kubectl(ctx, "wait", "--for=condition=KeysValid=false", "stripeintegration/"+sampleLiveName, "-n", sampleNamespace, "--timeout="+waitTimeout.String()); err != nil {
+	if _, err := e.kubectl(ctx, "wait", "--for=condition=KeysValid=false", "stripeintegration/"+sampleLiveName, "-n", sampleNamespace,
+		"--timeout="+waitTimeout.String()); err != nil {
 		return err
 	}
 	if _, err := e.kubectl(ctx, "get", "si", sampleLiveName, "-n", sampleNamespace); err != nil {

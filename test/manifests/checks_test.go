@@ -244,7 +244,8 @@ func allows(rules []rbacv1.PolicyRule, apiGroup, resource, verb string) bool {
 
 // serviceAccountRules collects what the rendering grants the ServiceAccount namespace/name:
 // cluster-wide through ClusterRoleBindings, and in each namespace through RoleBindings.
-func serviceAccountRules(t *testing.T, r rendering, namespace, name string) (cluster []rbacv1.PolicyRule, inNamespace map[string][]rbacv1.PolicyRule) {
+func serviceAccountRules(t *testing.T, r rendering, namespace, name string) (cluster []rbacv1.PolicyRule,
+	inNamespace map[string][]rbacv1.PolicyRule) {
 	t.Helper()
 	inNamespace = map[string][]rbacv1.PolicyRule{}
 	boundToSA := func(subjects []rbacv1.Subject) bool {

@@ -483,7 +483,8 @@ func checkServiceMonitor(t *testing.T, r rendering, obj *unstructured.Unstructur
 	if len(selected) != 1 {
 		t.Fatalf("%s: selects %d Services, want the metrics Service only", describe(obj), len(selected))
 	}
-	if names, found, _ := unstructured.NestedStringSlice(obj.Object, "spec", "namespaceSelector", "matchNames"); found && !slices.Contains(names, r.namespace) {
+	if names, found, _ := unstructured.NestedStringSlice(obj.Object, "spec", "namespaceSelector", "matchNames"); found &&
+		!slices.Contains(names, r.namespace) {
 		t.Errorf("%s: namespaceSelector %v leaves out %s", describe(obj), names, r.namespace)
 	}
 	endpoints, _, _ := unstructured.NestedSlice(obj.Object, "spec", "endpoints")
@@ -878,7 +879,9 @@ func TestNoBindingReachesReceivers(t *testing.T) {
 			if bindings == 0 {
 				t.Fatal("no bindings rendered: the check would pass vacuously")
 			}
-			testreport.Report(t, "%d RoleBindings and ClusterRoleBindings rendered: none reaches a default ServiceAccount (receivers' identity, no token mounted) or an all-accounts group", bindings)
+			testreport.Report(t,
+				"%d RoleBindings and ClusterRoleBindings rendered: none reaches a default ServiceAccount (receivers' identity, no token mounted) or an "+
+					"all-accounts group", bindings)
 		})
 	}
 }

@@ -145,8 +145,9 @@ func TestRemovalAcrossRestart(t *testing.T) {
 	for i, c := range cases {
 		names[i] = c.String()
 	}
-	testreport.Report(t, "%d removals across a SIGKILL (%s): %d endpoints left in Stripe, every integration and credentials Secret gone %s after the last deletion; "+
-		"leak scan: %d places × %d secrets", len(cases), strings.Join(names, "; "), left, took.Round(time.Second), places, needles)
+	testreport.Report(t,
+		"%d removals across a SIGKILL (%s): %d endpoints left in Stripe, every integration and credentials Secret gone %s after the last deletion; "+
+			"leak scan: %d places × %d secrets", len(cases), strings.Join(names, "; "), left, took.Round(time.Second), places, needles)
 }
 
 func (w *world) deleteIntegration(ctx context.Context, key types.NamespacedName) {

@@ -345,7 +345,7 @@ func (w *world) rememberSigningSecrets(keys []types.NamespacedName) {
 func (w *world) scanForLeaks(ctx context.Context, metricsFrom *testenv.Manager) (places, needles int) {
 	w.t.Helper()
 	w.mu.Lock()
-	var secrets []string
+	secrets := make([]string, 0, len(w.keys))
 	for _, k := range w.keys {
 		secrets = append(secrets, k)
 	}
@@ -416,7 +416,8 @@ func (w *world) scanForLeaks(ctx context.Context, metricsFrom *testenv.Manager) 
 	}
 	for _, d := range deps.Items {
 		pod := d.Spec.Template.Spec
-		if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken || (pod.ServiceAccountName != "" && pod.ServiceAccountName != "default") {
+		if pod.AutomountServiceAccountToken == nil || *pod.AutomountServiceAccountToken ||
+			(pod.ServiceAccountName != "" && pod.ServiceAccountName != "default") {
 			w.t.Errorf("receiver %s: service account %q, token automount %v", d.Name, pod.ServiceAccountName, pod.AutomountServiceAccountToken)
 		}
 		owner := metav1.GetControllerOf(&d)

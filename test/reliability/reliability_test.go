@@ -65,7 +65,7 @@ func TestStripeFaults(t *testing.T) {
 	w.fake.InjectFault(stripefake.Fault{Latency: 1500 * time.Millisecond, Probability: 1.0 / 16})
 	mgr := w.startManager(false)
 
-	var keys []types.NamespacedName
+	keys := make([]types.NamespacedName, 0, n)
 	for range n {
 		keys = append(keys, w.createIntegration(ctx))
 	}
@@ -98,7 +98,8 @@ func TestStripeFaults(t *testing.T) {
 
 	perIntegration := float64(calls) / float64(n)
 	testreport.Report(t, "%d integrations, %d deleted, under %d injected faults in %d Stripe calls (%.0f%%): all Connected after %s; "+
-		"%d endpoints in Stripe for %d live integrations (0 duplicates, 0 leaks); %.1f Stripe calls per integration; leak scan: %d places × %d secrets, 0 hits",
+		"%d endpoints in Stripe for %d live integrations (0 duplicates, 0 leaks); %.1f Stripe calls per integration; leak scan: %d places × %d secrets, "+
+		"0 hits",
 		n, len(deleted), fired, calls, 100*float64(fired)/float64(max(calls, 1)), connectedIn.Round(time.Second),
 		endpoints, len(live), perIntegration, places, needles)
 	if fired == 0 {
@@ -216,7 +217,7 @@ func TestLeaderFailover(t *testing.T) {
 		l, err := leader()
 		return err == nil && l != nil, fmt.Sprint(err)
 	})
-	var keys []types.NamespacedName
+	keys := make([]types.NamespacedName, 0, n/2)
 	for range n / 2 {
 		keys = append(keys, w.createIntegration(ctx))
 	}

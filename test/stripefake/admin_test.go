@@ -109,7 +109,8 @@ func TestAdminTriggerByKeyDeliversSignedSample(t *testing.T) {
 	if err != nil {
 		t.Fatalf("sample delivery does not verify: %v", err)
 	}
-	if pi.GetObjectValue("object") != "payment_intent" || pi.GetObjectValue("status") != "succeeded" || pi.GetObjectValue("metadata", "patient_id") == "" {
+	if pi.GetObjectValue("object") != "payment_intent" || pi.GetObjectValue("status") != "succeeded" ||
+		pi.GetObjectValue("metadata", "patient_id") == "" {
 		t.Errorf("payment_intent sample = %s", pi.Data.Raw)
 	}
 	ch, err := webhook.ConstructEvent(rcv.bodies[1], rcv.sigs[1], we.Secret)
@@ -158,7 +159,8 @@ func TestAdminKeysFaultsAndCalls(t *testing.T) {
 	wantStripeError(t, func() error { _, err := c.acct.Get(); return err }(), http.StatusUnauthorized, "invalid_request_error", "", "Invalid API Key")
 	other := newKey("sk_test_")
 	adminCall(t, base, http.MethodPost, "/_fake/keys/expire", `{"key":"`+other+`"}`, nil)
-	wantStripeError(t, func() error { _, err := clientsFor(base, other).acct.Get(); return err }(), http.StatusUnauthorized, "invalid_request_error", "api_key_expired", "Expired API Key")
+	wantStripeError(t, func() error { _, err := clientsFor(base, other).acct.Get(); return err }(), http.StatusUnauthorized, "invalid_request_error",
+		"api_key_expired", "Expired API Key")
 }
 
 func TestAdminBadRequests(t *testing.T) {
@@ -175,9 +177,12 @@ func TestAdminBadRequests(t *testing.T) {
 		{"unknown field", http.MethodPost, "/_fake/events", `{"typo":1}`, http.StatusBadRequest, "unknown field"},
 		{"no type", http.MethodPost, "/_fake/events", `{"key":"` + unseen + `"}`, http.StatusBadRequest, `"type" is required`},
 		{"no key or account", http.MethodPost, "/_fake/events", `{"type":"payment_intent.succeeded"}`, http.StatusBadRequest, `"key" or "account"`},
-		{"malformed key", http.MethodPost, "/_fake/events", `{"key":"nope","type":"payment_intent.succeeded"}`, http.StatusBadRequest, "must be a Stripe API key"},
-		{"key never used", http.MethodPost, "/_fake/events", `{"key":"` + unseen + `","type":"payment_intent.succeeded"}`, http.StatusNotFound, "no account for that key"},
-		{"unknown account", http.MethodPost, "/_fake/events", `{"account":"acct_none","type":"payment_intent.succeeded"}`, http.StatusNotFound, "not found"},
+		{"malformed key", http.MethodPost, "/_fake/events", `{"key":"nope","type":"payment_intent.succeeded"}`, http.StatusBadRequest,
+			"must be a Stripe API key"},
+		{"key never used", http.MethodPost, "/_fake/events", `{"key":"` + unseen + `","type":"payment_intent.succeeded"}`, http.StatusNotFound,
+			"no account for that key"},
+		{"unknown account", http.MethodPost, "/_fake/events", `{"account":"acct_none","type":"payment_intent.succeeded"}`, http.StatusNotFound,
+			"not found"},
 		{"no sample", http.MethodPost, "/_fake/events", `{"account":"acct_none","type":"customer.created"}`, http.StatusBadRequest, `"object" is required`},
 		{"fault without effect", http.MethodPost, "/_fake/faults", `{"key":"x"}`, http.StatusBadRequest, "needs"},
 		{"fault status 200", http.MethodPost, "/_fake/faults", `{"status":200}`, http.StatusBadRequest, "4xx or 5xx"},

@@ -66,7 +66,7 @@ func TestAuthErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := clientsFor(baseURL, tc.key).acct.Get()
-			se := wantStripeError(t, err, tc.status, stripe.ErrorTypeInvalidRequest, tc.code, tc.msg)
+			se := gotStripeError(t, err, tc.status, stripe.ErrorTypeInvalidRequest, tc.code, tc.msg)
 			if strings.Contains(se.Msg, tc.key[8:len(tc.key)-6]) {
 				t.Errorf("message leaks the key: %q", se.Msg)
 			}
@@ -142,7 +142,7 @@ func TestRestrictedKeyPermissions(t *testing.T) {
 				}
 				return
 			}
-			se := wantStripeError(t, err, http.StatusForbidden, stripe.ErrorTypeInvalidRequest, "", "'"+tc.wantPerm+"'")
+			se := gotStripeError(t, err, http.StatusForbidden, stripe.ErrorTypeInvalidRequest, "", "'"+tc.wantPerm+"'")
 			for _, part := range []string{"rk_test_***", tc.key[len(tc.key)-6:], "account '" + acct + "'"} {
 				if !strings.Contains(se.Msg, part) {
 					t.Errorf("message %q lacks %q", se.Msg, part)

@@ -191,7 +191,7 @@ func (s *Server) Redeliver(eventID string) error {
 	}
 	var ids []string
 	for _, id := range ev.targets {
-		if e := s.endpoints[id]; e != nil && e.status == "enabled" && !ev.delivered[id] {
+		if e := s.endpoints[id]; e != nil && e.status == statusEnabled && !ev.delivered[id] {
 			ids = append(ids, id)
 		}
 	}

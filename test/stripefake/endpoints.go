@@ -91,7 +91,7 @@ func (e *endpoint) render(withSecret bool) endpointJSON {
 }
 
 func (e *endpoint) wants(eventType string) bool {
-	return e.status == "enabled" && !e.connect &&
+	return e.status == statusEnabled && !e.connect &&
 		(slices.Contains(e.events, "*") || slices.Contains(e.events, eventType))
 }
 
@@ -163,7 +163,7 @@ func (s *Server) createEndpoint(rq *request) (any, *apiError) {
 	if len(events) == 0 {
 		return nil, errMissingParam("enabled_events")
 	}
-	e := &endpoint{sc: rq.scope, url: rawURL, events: events, status: "enabled", apiVersion: s.cfg.apiVersion}
+	e := &endpoint{sc: rq.scope, url: rawURL, events: events, status: statusEnabled, apiVersion: s.cfg.apiVersion}
 	if aerr := s.validateEndpoint(e); aerr != nil {
 		return nil, aerr
 	}
@@ -299,9 +299,15 @@ func (s *Server) removeEndpoint(e *endpoint) {
 	s.tombstones[e.id] = tombstone{sc: e.sc, seq: e.seq}
 }
 
+// Stripe's webhook endpoint statuses.
+const (
+	statusEnabled  = "enabled"
+	statusDisabled = "disabled"
+)
+
 func statusFor(disabled bool) string {
 	if disabled {
-		return "disabled"
+		return statusDisabled
 	}
-	return "enabled"
+	return statusEnabled
 }

@@ -96,7 +96,7 @@ func TestEndpointRoundTrip(t *testing.T) {
 		t.Fatalf("delete = %+v, %v", del, err)
 	}
 	_, err = c.we.Get(created.ID, nil)
-	se := wantStripeError(t, err, http.StatusNotFound, stripe.ErrorTypeInvalidRequest, stripe.ErrorCodeResourceMissing,
+	se := gotStripeError(t, err, http.StatusNotFound, stripe.ErrorTypeInvalidRequest, stripe.ErrorCodeResourceMissing,
 		fmt.Sprintf("No such webhook endpoint: '%s'", created.ID))
 	if se.Param != "id" {
 		t.Errorf("param = %q, want id", se.Param)
@@ -133,7 +133,7 @@ func TestEndpointPagination(t *testing.T) {
 	s, baseURL := startFake(t, WithEndpointLimit(30))
 	key, _ := addKey(s, "sk_test_", KeyOptions{})
 	c := clientsFor(baseURL, key)
-	var ids []string
+	ids := make([]string, 0, 25)
 	for i := range 25 {
 		we, err := c.we.New(endpointParams(fmt.Sprintf("https://example.com/%d", i)))
 		if err != nil {
@@ -193,7 +193,7 @@ func TestEndpointPagination(t *testing.T) {
 	for _, limit := range []int64{0, 101} {
 		it := c.we.List(&stripe.WebhookEndpointListParams{ListParams: stripe.ListParams{Limit: stripe.Int64(limit)}})
 		it.Next()
-		se := wantStripeError(t, it.Err(), http.StatusBadRequest, stripe.ErrorTypeInvalidRequest, "", "This value must be")
+		se := gotStripeError(t, it.Err(), http.StatusBadRequest, stripe.ErrorTypeInvalidRequest, "", "This value must be")
 		if se.Param != "limit" {
 			t.Errorf("limit %d: param = %q", limit, se.Param)
 		}
@@ -306,7 +306,7 @@ func TestEndpointValidation(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := clientsFor(baseURL, tc.key).we.New(tc.params)
-			se := wantStripeError(t, err, http.StatusBadRequest, stripe.ErrorTypeInvalidRequest, tc.code, tc.msg)
+			se := gotStripeError(t, err, http.StatusBadRequest, stripe.ErrorTypeInvalidRequest, tc.code, tc.msg)
 			if se.Param != tc.param {
 				t.Errorf("param = %q, want %q", se.Param, tc.param)
 			}

@@ -173,7 +173,8 @@ func (s *Server) eventInput(apiVersion string, object map[string]any) (string, [
 // that subscribes to its type (Stripe delivered it then; the clinic lost it downstream). Lists
 // order it by created time among the other events, as Stripe does. apiVersion "" means the
 // server's default; an event older than the 30-day log is refused.
-func (s *Server) RecordPastEvent(account string, livemode bool, eventType, apiVersion string, created time.Time, object map[string]any) (string, error) {
+func (s *Server) RecordPastEvent(account string, livemode bool, eventType, apiVersion string, created time.Time,
+	object map[string]any) (string, error) {
 	apiVersion, raw, err := s.eventInput(apiVersion, object)
 	if err != nil {
 		return "", err

@@ -248,7 +248,7 @@ func TestEventsList(t *testing.T) {
 	c := clientsFor(baseURL, key)
 
 	types := []string{"charge.succeeded", "charge.refunded", "customer.created", "invoice.paid", "charge.failed"}
-	var ids []string
+	ids := make([]string, 0, len(types))
 	for _, typ := range types {
 		id, err := s.TriggerEvent(acct, false, typ, map[string]any{"object": strings.Split(typ, ".")[0]})
 		if err != nil {

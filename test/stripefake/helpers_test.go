@@ -101,7 +101,13 @@ func asStripeError(t *testing.T, err error) *stripe.Error {
 }
 
 // wantStripeError checks the fields tests care about on an API error.
-func wantStripeError(t *testing.T, err error, status int, typ stripe.ErrorType, code stripe.ErrorCode, msgPart string) *stripe.Error {
+func wantStripeError(t *testing.T, err error, status int, typ stripe.ErrorType, code stripe.ErrorCode, msgPart string) {
+	t.Helper()
+	_ = gotStripeError(t, err, status, typ, code, msgPart) // the check is the point here; tests that look at the error call gotStripeError
+}
+
+// gotStripeError is wantStripeError for tests that go on to look at the error: it returns it.
+func gotStripeError(t *testing.T, err error, status int, typ stripe.ErrorType, code stripe.ErrorCode, msgPart string) *stripe.Error {
 	t.Helper()
 	se := asStripeError(t, err)
 	if se.HTTPStatusCode != status || se.Type != typ || se.Code != code {

@@ -87,7 +87,7 @@ func (s *Server) retryJob(failed deliveryJob) (deliveryJob, bool) {
 		return deliveryJob{}, false
 	}
 	ev, e := s.events[failed.eventID], s.endpoints[failed.endpointID]
-	if ev == nil || e == nil || e.status != "enabled" || ev.delivered[e.id] {
+	if ev == nil || e == nil || e.status != statusEnabled || ev.delivered[e.id] {
 		return deliveryJob{}, false
 	}
 	j, err := renderJob(ev, e, s.cfg.now())

@@ -109,7 +109,8 @@ func TestSavedServerErrorIsReplayed(t *testing.T) {
 func TestServerErrorAfterExecuteIsSavedWithItsEffect(t *testing.T) {
 	s, base := startFake(t)
 	key, acct := addKey(s, "sk_test_", KeyOptions{})
-	s.InjectFault(Fault{Key: key, Method: http.MethodPost, PathPrefix: PathWebhookEndpoints, Status: http.StatusInternalServerError, AfterExecute: true, Times: 1})
+	s.InjectFault(Fault{Key: key, Method: http.MethodPost, PathPrefix: PathWebhookEndpoints, Status: http.StatusInternalServerError, AfterExecute: true,
+		Times: 1})
 
 	first := postCreate(t, http.DefaultClient, base, key, "k1", "https://example.com/a")
 	again := postCreate(t, http.DefaultClient, base, key, "k1", "https://example.com/a")
@@ -203,7 +204,8 @@ func TestExpireIdempotencyKeys(t *testing.T) {
 		t.Error("after expiring k1: want k1 executed again and k2 still replayed")
 	}
 	var out map[string]int
-	if code := adminCall(t, base, http.MethodPost, "/_fake/idempotency-keys/expire", `{"idempotencyKey":"k2"}`, &out); code != 200 || out["expired"] != 1 {
+	if code := adminCall(t, base, http.MethodPost, "/_fake/idempotency-keys/expire", `{"idempotencyKey":"k2"}`, &out); code != 200 ||
+		out["expired"] != 1 {
 		t.Errorf("admin expire k2 = %d %v, want 200 expired 1", code, out)
 	}
 	if replays("k2") {
@@ -221,7 +223,8 @@ func TestExpireIdempotencyKeys(t *testing.T) {
 	}
 	for _, body := range []string{`{}`, `{"all":true,"idempotencyKey":"k1"}`, `{"all":false}`} {
 		var e adminError
-		if code := adminCall(t, base, http.MethodPost, "/_fake/idempotency-keys/expire", body, &e); code != 400 || !strings.Contains(e.Error, "idempotencyKey") {
+		if code := adminCall(t, base, http.MethodPost, "/_fake/idempotency-keys/expire", body, &e); code != 400 ||
+			!strings.Contains(e.Error, "idempotencyKey") {
 			t.Errorf("expire %s = %d %q, want 400 naming the fields", body, code, e.Error)
 		}
 	}

@@ -63,7 +63,7 @@ func (e *endpoint) toStripe() stripe.WebhookEndpoint {
 // DisableEndpoint sets an endpoint's status to disabled, as the dashboard's
 // "Disable" button (or Stripe after weeks of failures) does.
 func (s *Server) DisableEndpoint(id string) error {
-	return s.UpdateEndpoint(id, func(we *stripe.WebhookEndpoint) { we.Status = "disabled" })
+	return s.UpdateEndpoint(id, func(we *stripe.WebhookEndpoint) { we.Status = statusDisabled })
 }
 
 // DeleteEndpoint removes an endpoint as if deleted in the dashboard.

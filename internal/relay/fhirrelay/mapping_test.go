@@ -366,12 +366,13 @@ func TestMapEventRejectsMalformed(t *testing.T) {
 		clinic  string
 		want    string
 	}{
-		"no event id":         {fixture: "payment_intent.succeeded", patch: func(e, _ map[string]any) { delete(e, "id") }, want: "no id"},
-		"no created time":     {fixture: "payment_intent.succeeded", patch: func(e, _ map[string]any) { delete(e, "created") }, want: "no created"},
-		"no clinic":           {fixture: "payment_intent.succeeded", clinic: "-", want: "no clinic"},
-		"no currency":         {fixture: "payment_intent.succeeded", patch: func(_, o map[string]any) { o["currency"] = "" }, want: "currency"},
-		"bad currency":        {fixture: "charge.refunded", patch: func(_, o map[string]any) { o["currency"] = "us dollars" }, want: "currency"},
-		"object not a PI":     {fixture: "payment_intent.succeeded", patch: func(_, o map[string]any) { o["amount"] = "lots" }, want: "decode payment_intent"},
+		"no event id":     {fixture: "payment_intent.succeeded", patch: func(e, _ map[string]any) { delete(e, "id") }, want: "no id"},
+		"no created time": {fixture: "payment_intent.succeeded", patch: func(e, _ map[string]any) { delete(e, "created") }, want: "no created"},
+		"no clinic":       {fixture: "payment_intent.succeeded", clinic: "-", want: "no clinic"},
+		"no currency":     {fixture: "payment_intent.succeeded", patch: func(_, o map[string]any) { o["currency"] = "" }, want: "currency"},
+		"bad currency":    {fixture: "charge.refunded", patch: func(_, o map[string]any) { o["currency"] = "us dollars" }, want: "currency"},
+		"object not a PI": {fixture: "payment_intent.succeeded", patch: func(_, o map[string]any) { o["amount"] = "lots" },
+			want: "decode payment_intent"},
 		"customer without id": {fixture: "customer.created", patch: func(_, o map[string]any) { delete(o, "id") }, want: "no id"},
 		"fractional previous_attributes": {fixture: "charge.refunded", want: "previous_attributes",
 			patch: func(e, _ map[string]any) {

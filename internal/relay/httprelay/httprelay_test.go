@@ -93,7 +93,8 @@ func TestDeliverSignedEnvelope(t *testing.T) {
 	if err := VerifySignature(h.Get(SignatureHeader), body, []byte("s3cret\n"), 0, now); err == nil {
 		t.Error("the trailing newline was part of the key")
 	}
-	want := `{"id":"evt_1","type":"payment_intent.succeeded","created":1700000000,"livemode":false,"clinicID":"clinic-a","apiVersion":"` + stripe.APIVersion + `",` +
+	want := `{"id":"evt_1","type":"payment_intent.succeeded","created":1700000000,"livemode":false,` +
+		`"clinicID":"clinic-a","apiVersion":"` + stripe.APIVersion + `",` +
 		`"object":{"id":"pi_1","object":"payment_intent","amount":1234,"amountDecimal":"12.34","currency":"usd"}}`
 	if string(body) != want {
 		t.Errorf("body\n got %s\nwant %s", body, want)
