@@ -126,7 +126,7 @@ func TestSharedCredentialsStayProtected(t *testing.T) {
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	a, b := integration(ns, "clinic-sa", "clinic-sa", v1.ModeTest, "shared-keys"), integration(ns, "clinic-sb", "clinic-sb", v1.ModeTest, "shared-keys")
+	a, b := integration(ns, "clinic-sa", uniqueClinic("clinic-sa", ns), v1.ModeTest, "shared-keys"), integration(ns, "clinic-sb", uniqueClinic("clinic-sb", ns), v1.ModeTest, "shared-keys")
 	mustCreate(t, credentialsSecret(ns, "shared-keys", k), a, b)
 	for _, name := range []string{"clinic-sa", "clinic-sb"} {
 		waitCondition(t, ns, name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
@@ -195,7 +195,7 @@ func TestTerminatingUnprotectedSecretGetsNoEndpoint(t *testing.T) {
 	s.Finalizers = []string{"example.com/keep"}
 	mustCreate(t, s)
 	must(t, k8sClient.Delete(ctx, s))
-	mustCreate(t, integration(ns, "clinic-doomed", "clinic-doomed", v1.ModeTest, "doomed-keys"))
+	mustCreate(t, integration(ns, "clinic-doomed", uniqueClinic("clinic-doomed", ns), v1.ModeTest, "doomed-keys"))
 
 	waitCondition(t, ns, "clinic-doomed", v1.ConditionKeysValid, metav1.ConditionFalse, v1.ReasonSecretTerminating, waitShort)
 	if n := fake.Calls(k.secret); n != 0 {

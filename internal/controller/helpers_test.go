@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
 const alnum = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -55,6 +56,43 @@ func newNamespace(t *testing.T) string {
 	}
 	t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), ns) })
 	return ns.Name
+}
+
+// clinicSetup is what newClinic creates; clinicOptions change it.
+type clinicSetup struct {
+	mode       paymentsv1alpha1.Mode // spec.mode
+	keysMode   paymentsv1alpha1.Mode // the keys' mode; spec.mode unless set
+	secretName string
+}
+
+type clinicOption func(*clinicSetup)
+
+// withMode sets spec.mode (and the keys' mode, unless withKeysFor says otherwise).
+func withMode(m paymentsv1alpha1.Mode) clinicOption { return func(c *clinicSetup) { c.mode = m } }
+
+// withKeysFor gives the clinic keys of mode m whatever spec.mode says (a mode mismatch).
+func withKeysFor(m paymentsv1alpha1.Mode) clinicOption { return func(c *clinicSetup) { c.keysMode = m } }
+
+// withSecretName names the credentials Secret (default: <name>-keys).
+func withSecretName(n string) clinicOption { return func(c *clinicSetup) { c.secretName = n } }
+
+// newClinic is the usual opening of a test: fresh keys registered with the Stripe fake, the
+// credentials Secret, and the StripeIntegration name with a clinic ID unique in the suite
+// (uniqueClinic), so webhook URLs never conflict across tests. It does not wait.
+func newClinic(t *testing.T, ns, name string, opts ...clinicOption) (testKeys, *paymentsv1alpha1.StripeIntegration) {
+	t.Helper()
+	c := clinicSetup{mode: paymentsv1alpha1.ModeTest, secretName: name + "-keys"}
+	for _, o := range opts {
+		o(&c)
+	}
+	if c.keysMode == "" {
+		c.keysMode = c.mode
+	}
+	k := newTestKeys(t, strings.ToLower(string(c.keysMode)))
+	fake.AddKey(k.secret, stripefake.KeyOptions{})
+	si := integration(ns, name, uniqueClinic(name, ns), c.mode, c.secretName)
+	mustCreate(t, credentialsSecret(ns, c.secretName, k), si)
+	return k, si
 }
 
 func credentialsSecret(ns, name string, k testKeys) *corev1.Secret {

@@ -126,7 +126,7 @@ func TestReceiverNetworkPolicy(t *testing.T) {
 	ns := newNamespace(t)
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			si := integration(ns, "clinic-np", "clinic-np", v1.ModeTest, "keys")
+			si := integration(ns, "clinic-np", uniqueClinic("clinic-np", ns), v1.ModeTest, "keys")
 			si.UID = "3f0c8a4e-0000-4000-8000-000000000001"
 			if tc.spec != nil {
 				tc.spec(si)

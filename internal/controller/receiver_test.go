@@ -79,7 +79,7 @@ func TestReceiverObjects(t *testing.T) {
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	si := withForwarding(integration(ns, "clinic-rx", "clinic-rx", v1.ModeTest, "keys"))
+	si := withForwarding(integration(ns, "clinic-rx", uniqueClinic("clinic-rx", ns), v1.ModeTest, "keys"))
 	mustCreate(t, forwardSecrets(ns)...)
 	mustCreate(t, credentialsSecret(ns, "keys", k), si)
 	si = waitCondition(t, ns, "clinic-rx", v1.ConditionReceiverReady, metav1.ConditionFalse, v1.ReasonReceiverProgressing, waitShort)
@@ -95,7 +95,7 @@ func TestReceiverObjects(t *testing.T) {
 	if c.Image != testReceiverImage || !slices.Equal(c.Command, []string{"/receiver"}) {
 		t.Errorf("image/command = %s %v", c.Image, c.Command)
 	}
-	for _, want := range []string{"--clinic-id=clinic-rx", "--mode=Test", "--signing-secret-file=/var/run/stripe-webhook/signingSecret",
+	for _, want := range []string{"--clinic-id=" + uniqueClinic("clinic-rx", ns), "--mode=Test", "--signing-secret-file=/var/run/stripe-webhook/signingSecret",
 		"--http-target-url=https://emr.clinic.example/stripe", "--http-signing-key-file=/var/run/clinicpay/http-signing-key/key",
 		"--fhir-base-url=https://fhir.clinic.example/r4", "--fhir-token-file=/var/run/clinicpay/fhir-token/token",
 		"--fhir-patient-metadata-key=emr_patient", "--fhir-claim-metadata-key=claim_id"} {
@@ -142,7 +142,7 @@ func TestReceiverObjects(t *testing.T) {
 	ing := &networkingv1.Ingress{}
 	getObj(t, ns, name, ing)
 	rule := ing.Spec.Rules[0]
-	if rule.Host != "hooks.clinic.example" || rule.HTTP.Paths[0].Path != "/stripe/webhook-test/clinic-rx" ||
+	if rule.Host != "hooks.clinic.example" || rule.HTTP.Paths[0].Path != "/stripe/webhook-test/"+uniqueClinic("clinic-rx", ns) ||
 		ptr.Deref(ing.Spec.IngressClassName, "") != "nginx" || ing.Spec.TLS[0].SecretName != "hooks-tls" {
 		t.Errorf("ingress = %+v", ing.Spec)
 	}
@@ -208,7 +208,7 @@ func TestIngressRemovedWithSpec(t *testing.T) {
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	si := withForwarding(integration(ns, "clinic-ing", "clinic-ing", v1.ModeTest, "keys"))
+	si := withForwarding(integration(ns, "clinic-ing", uniqueClinic("clinic-ing", ns), v1.ModeTest, "keys"))
 	mustCreate(t, forwardSecrets(ns)...)
 	mustCreate(t, credentialsSecret(ns, "keys", k), si)
 	si = waitCondition(t, ns, "clinic-ing", v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)

@@ -23,9 +23,7 @@ const waitShort = 10 * time.Second
 
 func TestValidTestKeysAreAuthenticated(t *testing.T) {
 	ns := newNamespace(t)
-	k := newTestKeys(t, "test")
-	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-a", "clinic-a", v1.ModeTest, "stripe-keys"))
+	k, _ := newClinic(t, ns, "clinic-a", withSecretName("stripe-keys"))
 
 	si := waitCondition(t, ns, "clinic-a", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
 	if c := getCondition(t, si, v1.ConditionKeysValid); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonKeysValid {
@@ -54,9 +52,7 @@ func TestValidTestKeysAreAuthenticated(t *testing.T) {
 
 func TestPrinterColumns(t *testing.T) {
 	ns := newNamespace(t)
-	k := newTestKeys(t, "test")
-	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-p", "clinic-p", v1.ModeTest, "stripe-keys"))
+	newClinic(t, ns, "clinic-p", withSecretName("stripe-keys"))
 	waitCondition(t, ns, "clinic-p", v1.ConditionReceiverReady, metav1.ConditionFalse, v1.ReasonReceiverProgressing, waitShort)
 
 	// Ask the apiserver for the same Table `kubectl get si` renders.
@@ -85,7 +81,7 @@ func TestPrinterColumns(t *testing.T) {
 	}
 	cells := table.Rows[0].Cells
 	endpoint, _ := cells[5].(string)
-	if cells[1] != "clinic-p" || cells[2] != "Test" || cells[3] != "False" || cells[4] != v1.ReasonReceiverProgressing ||
+	if cells[1] != uniqueClinic("clinic-p", ns) || cells[2] != "Test" || cells[3] != "False" || cells[4] != v1.ReasonReceiverProgressing ||
 		!strings.HasPrefix(endpoint, "we_") {
 		t.Errorf("row = %v", cells)
 	}
@@ -93,9 +89,7 @@ func TestPrinterColumns(t *testing.T) {
 
 func TestTestKeyInLiveModeIsRejectedWithoutCallingStripe(t *testing.T) {
 	ns := newNamespace(t)
-	k := newTestKeys(t, "test")
-	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-live", "clinic-live", v1.ModeLive, "stripe-keys"))
+	k, _ := newClinic(t, ns, "clinic-live", withSecretName("stripe-keys"), withMode(v1.ModeLive), withKeysFor(v1.ModeTest))
 
 	si := waitCondition(t, ns, "clinic-live", v1.ConditionKeysValid, metav1.ConditionFalse, v1.ReasonModeMismatch, waitShort)
 	if msg := getCondition(t, si, v1.ConditionKeysValid).Message; !strings.Contains(msg, "test key (sk_test_…) but spec.mode is Live") {
@@ -115,7 +109,7 @@ func TestMissingSecretThenCreatedRecovers(t *testing.T) {
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	mustCreate(t, integration(ns, "clinic-b", "clinic-b", v1.ModeTest, "late-keys"))
+	mustCreate(t, integration(ns, "clinic-b", uniqueClinic("clinic-b", ns), v1.ModeTest, "late-keys"))
 	si := waitCondition(t, ns, "clinic-b", v1.ConditionKeysValid, metav1.ConditionFalse, v1.ReasonSecretNotFound, waitShort)
 	gen := si.Generation
 
@@ -131,7 +125,7 @@ func TestRotatingToRevokedKeyFlipsAuthenticated(t *testing.T) {
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
 	secret := credentialsSecret(ns, "stripe-keys", k)
-	mustCreate(t, secret, integration(ns, "clinic-c", "clinic-c", v1.ModeTest, "stripe-keys"))
+	mustCreate(t, secret, integration(ns, "clinic-c", uniqueClinic("clinic-c", ns), v1.ModeTest, "stripe-keys"))
 	before := waitCondition(t, ns, "clinic-c", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
 
 	rotated := newTestKeys(t, "test")
@@ -157,7 +151,7 @@ func TestRestrictedKeyWithoutWebhookPermission(t *testing.T) {
 	k := newTestKeys(t, "test")
 	k.secret = "rk_test_" + randomKeyBody(t, 32)
 	fake.AddKey(k.secret, stripefake.KeyOptions{Permissions: []string{stripefake.PermAccountRead}})
-	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-d", "clinic-d", v1.ModeTest, "stripe-keys"))
+	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-d", uniqueClinic("clinic-d", ns), v1.ModeTest, "stripe-keys"))
 
 	si := waitCondition(t, ns, "clinic-d", v1.ConditionAuthenticated, metav1.ConditionFalse, v1.ReasonPermissionDenied, waitShort)
 	if msg := getCondition(t, si, v1.ConditionAuthenticated).Message; !strings.Contains(msg, "rak_webhook_read") {
@@ -170,7 +164,7 @@ func TestRestrictedKeyWithoutAccountReadIsAuthenticated(t *testing.T) {
 	k := newTestKeys(t, "test")
 	k.secret = "rk_test_" + randomKeyBody(t, 32)
 	fake.AddKey(k.secret, stripefake.KeyOptions{Permissions: []string{stripefake.PermWebhookRead, stripefake.PermWebhookWrite}})
-	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-r", "clinic-r", v1.ModeTest, "stripe-keys"))
+	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-r", uniqueClinic("clinic-r", ns), v1.ModeTest, "stripe-keys"))
 
 	si := waitCondition(t, ns, "clinic-r", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
 	if si.Status.AccountID != "" {
@@ -201,7 +195,7 @@ func TestTransientStripeErrorsBackOff(t *testing.T) {
 			fake.AddKey(k.secret, stripefake.KeyOptions{})
 			fake.InjectFault(stripefake.Fault{Key: k.secret, Status: tc.status})
 			t.Cleanup(func() { fake.ClearFaults() })
-			mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-e", "clinic-e", v1.ModeTest, "stripe-keys"))
+			mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-e", uniqueClinic("clinic-e", ns), v1.ModeTest, "stripe-keys"))
 
 			waitCondition(t, ns, "clinic-e", v1.ConditionAuthenticated, metav1.ConditionFalse, tc.reason, waitShort)
 			start := fake.Calls(k.secret)
@@ -218,9 +212,7 @@ func TestTransientStripeErrorsBackOff(t *testing.T) {
 
 func TestSteadyStateWritesNothing(t *testing.T) {
 	ns := newNamespace(t)
-	k := newTestKeys(t, "test")
-	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-s", "clinic-s", v1.ModeTest, "stripe-keys"))
+	k, _ := newClinic(t, ns, "clinic-s", withSecretName("stripe-keys"))
 	waitCondition(t, ns, "clinic-s", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
 	time.Sleep(500 * time.Millisecond) // let the pass that followed the finalizer patch settle
 	si := getSI(t, ns, "clinic-s")
@@ -240,7 +232,7 @@ func TestSuspendMakesNoStripeCalls(t *testing.T) {
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	si := integration(ns, "clinic-z", "clinic-z", v1.ModeTest, "stripe-keys")
+	si := integration(ns, "clinic-z", uniqueClinic("clinic-z", ns), v1.ModeTest, "stripe-keys")
 	si.Spec.Suspend = true
 	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), si)
 	waitCondition(t, ns, "clinic-z", v1.ConditionConnected, metav1.ConditionFalse, v1.ReasonSuspended, waitShort)
@@ -252,9 +244,7 @@ func TestSuspendMakesNoStripeCalls(t *testing.T) {
 
 func TestDeleteReleasesFinalizer(t *testing.T) {
 	ns := newNamespace(t)
-	k := newTestKeys(t, "test")
-	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-f", "clinic-f", v1.ModeTest, "stripe-keys"))
+	newClinic(t, ns, "clinic-f", withSecretName("stripe-keys"))
 	si := waitCondition(t, ns, "clinic-f", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
 
 	if err := k8sClient.Delete(context.Background(), si); err != nil {
@@ -270,7 +260,7 @@ func TestConditionTransitionsEmitEvents(t *testing.T) {
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	mustCreate(t, integration(ns, "clinic-g", "clinic-g", v1.ModeTest, "stripe-keys"))
+	mustCreate(t, integration(ns, "clinic-g", uniqueClinic("clinic-g", ns), v1.ModeTest, "stripe-keys"))
 	waitCondition(t, ns, "clinic-g", v1.ConditionKeysValid, metav1.ConditionFalse, v1.ReasonSecretNotFound, waitShort)
 	mustCreate(t, credentialsSecret(ns, "stripe-keys", k))
 	waitCondition(t, ns, "clinic-g", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)

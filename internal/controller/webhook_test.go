@@ -22,13 +22,10 @@ import (
 	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
-// connected creates keys, Secret and StripeIntegration and waits for the endpoint to be ready.
-// The clinicID is name made unique in the suite (uniqueClinic), so URLs never conflict.
-func connected(t *testing.T, ns, name string) (testKeys, *v1.StripeIntegration) {
+// connected opens a clinic (newClinic) and waits for its endpoint to be ready.
+func connected(t *testing.T, ns, name string, opts ...clinicOption) (testKeys, *v1.StripeIntegration) {
 	t.Helper()
-	k := newTestKeys(t, "test")
-	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	mustCreate(t, credentialsSecret(ns, name+"-keys", k), integration(ns, name, uniqueClinic(name, ns), v1.ModeTest, name+"-keys"))
+	k, _ := newClinic(t, ns, name, opts...)
 	si := waitCondition(t, ns, name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
 	return k, si
 }
@@ -229,7 +226,7 @@ func TestCrashAfterCreateNeverDuplicates(t *testing.T) {
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
 	stripeClients.loseCreates(k.secret, 20)
-	mustCreate(t, credentialsSecret(ns, "keys", k), integration(ns, "clinic-x", "clinic-x", v1.ModeTest, "keys"))
+	mustCreate(t, credentialsSecret(ns, "keys", k), integration(ns, "clinic-x", uniqueClinic("clinic-x", ns), v1.ModeTest, "keys"))
 
 	eventually(t, 60*time.Second, "all 20 lost creates consumed", func() (bool, string) {
 		stripeClients.mu.Lock()
@@ -255,7 +252,7 @@ func TestConcurrentReconcilesCreateOneEndpoint(t *testing.T) {
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	si := integration(ns, "clinic-cc", "clinic-cc", v1.ModeTest, "keys")
+	si := integration(ns, "clinic-cc", uniqueClinic("clinic-cc", ns), v1.ModeTest, "keys")
 	mustCreate(t, credentialsSecret(ns, "keys", k), si)
 
 	second := &StripeIntegrationReconciler{
@@ -326,7 +323,7 @@ func TestEndpointLimitReached(t *testing.T) {
 		}, fmt.Sprintf("prefill-%s-%d", ns, i))
 		must(t, err)
 	}
-	mustCreate(t, credentialsSecret(ns, "keys", k), integration(ns, "clinic-cap", "clinic-cap", v1.ModeTest, "keys"))
+	mustCreate(t, credentialsSecret(ns, "keys", k), integration(ns, "clinic-cap", uniqueClinic("clinic-cap", ns), v1.ModeTest, "keys"))
 	waitCondition(t, ns, "clinic-cap", v1.ConditionWebhookEndpointReady, metav1.ConditionFalse, v1.ReasonEndpointLimitReached, waitShort)
 	calls := fake.Calls(k.secret)
 	time.Sleep(4 * time.Second)
@@ -344,7 +341,7 @@ func TestWritePermissionDenied(t *testing.T) {
 	k := newTestKeys(t, "test")
 	k.secret = "rk_test_" + randomKeyBody(t, 32)
 	fake.AddKey(k.secret, stripefake.KeyOptions{Permissions: []string{stripefake.PermWebhookRead}})
-	mustCreate(t, credentialsSecret(ns, "keys", k), integration(ns, "clinic-ro", "clinic-ro", v1.ModeTest, "keys"))
+	mustCreate(t, credentialsSecret(ns, "keys", k), integration(ns, "clinic-ro", uniqueClinic("clinic-ro", ns), v1.ModeTest, "keys"))
 	si := waitCondition(t, ns, "clinic-ro", v1.ConditionWebhookEndpointReady, metav1.ConditionFalse, v1.ReasonPermissionDenied, waitShort)
 	if getCondition(t, si, v1.ConditionAuthenticated).Status != metav1.ConditionTrue {
 		t.Error("a read-only key is still authenticated")
@@ -358,7 +355,7 @@ func TestInvalidEventIsReported(t *testing.T) {
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	si := integration(ns, "clinic-inv", "clinic-inv", v1.ModeTest, "keys")
+	si := integration(ns, "clinic-inv", uniqueClinic("clinic-inv", ns), v1.ModeTest, "keys")
 	si.Spec.Webhook = &v1.WebhookSpec{EnabledEvents: []string{"charge.succeeded", "not_a.real_event"}}
 	mustCreate(t, credentialsSecret(ns, "keys", k), si)
 	si = waitCondition(t, ns, "clinic-inv", v1.ConditionWebhookEndpointReady, metav1.ConditionFalse, v1.ReasonInvalidWebhookConfig, waitShort)
