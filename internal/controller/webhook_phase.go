@@ -439,6 +439,7 @@ func (r *StripeIntegrationReconciler) attemptFor(ctx context.Context, si *paymen
 	si.Annotations[paymentsv1alpha1.AnnotationCreateAttempt] = strconv.Itoa(n + 1)
 	si.Annotations[paymentsv1alpha1.AnnotationReplacedEndpoint] = lost
 	if err := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		si.Annotations = orig.Annotations // not recorded: the pass must not act on it
 		return 0, fmt.Errorf("recording create attempt %d: %w", n+1, err)
 	}
 	return n + 1, nil
