@@ -463,10 +463,10 @@ func TestEndpointBranches(t *testing.T) {
 					createResult{id: "we_2", secret: "whsec_2"})
 				f.DeleteWebhookEndpointFn = deletesOK
 			},
-			status: metav1.ConditionTrue, reason: v1.ReasonEndpointReady, msg: []string{"16-endpoint cap"},
-			calls:      []string{createCall("0"), createCall("1"), "Delete(we_1)", createCall("1")},
+			status: metav1.ConditionTrue, reason: v1.ReasonSigningSecretRotated, msg: []string{"16-endpoint cap"},
+			calls:      []string{createCall("0"), createCall("1"), "Delete(we_1)", createCall("2")},
 			wantSecret: &wantSigning{endpointID: "we_2", data: "whsec_2"},
-			wantAnn: withAnn(attempt1("we_1"),
+			wantAnn: withAnn(attempt1("we_1"), v1.AnnotationCreateAttempt, "2",
 				v1.AnnotationRedeliverUndeliveredSince, bWindowAgo, v1.AnnotationRedeliverAllSince, bNowS),
 			events: []string{v1.EventEndpointReplacedAtLimit},
 		},
@@ -691,11 +691,11 @@ func TestEndpointBranches(t *testing.T) {
 			},
 			status: metav1.ConditionTrue, reason: v1.ReasonEndpointReady,
 			msg: []string{"16-endpoint cap, so we_old was deleted before we_new could be created"},
-			// A 400 is not saved under its key (Stripe saves only once execution began), so the
-			// successor is created under the same attempt.
-			calls:      []string{createCall("1"), "Delete(we_old)", createCall("1")},
+			// Whether Stripe saves a cap refusal under its key is not documented: the successor gets
+			// a fresh attempt, moved before the old endpoint is deleted.
+			calls:      []string{createCall("1"), "Delete(we_old)", createCall("2")},
 			wantSecret: &wantSigning{endpointID: "we_new", data: "whsec_new"},
-			wantAnn: withAnn(attempt1("we_old"),
+			wantAnn: withAnn(attempt1("we_old"), v1.AnnotationCreateAttempt, "2",
 				v1.AnnotationRedeliverUndeliveredSince, bWindowAgo, v1.AnnotationRedeliverAllSince, bNowS),
 			events: []string{v1.EventEndpointReplacedAtLimit, v1.EventEndpointRecreated},
 		},
@@ -709,9 +709,9 @@ func TestEndpointBranches(t *testing.T) {
 				f.DeleteWebhookEndpointFn = deletesOK
 			},
 			status: metav1.ConditionFalse, reason: v1.ReasonStripeUnavailable, transient: true,
-			calls:      []string{createCall("1"), "Delete(we_old)", createCall("1")},
+			calls:      []string{createCall("1"), "Delete(we_old)", createCall("2")},
 			wantSecret: &wantSigning{endpointID: "we_old", data: "whsec_old"},
-			wantAnn: withAnn(attempt1("we_old"),
+			wantAnn: withAnn(attempt1("we_old"), v1.AnnotationCreateAttempt, "2",
 				v1.AnnotationRedeliverUndeliveredSince, bWindowAgo, v1.AnnotationRedeliverAllSince, bNowS),
 		},
 		{
@@ -722,7 +722,7 @@ func TestEndpointBranches(t *testing.T) {
 				f.CreateWebhookEndpointFn = createsSeq(t, createResult{err: bErrLimit}, createResult{id: "we_2", secret: "whsec_2"})
 				f.DeleteWebhookEndpointFn = deletesOK
 			},
-			status: metav1.ConditionTrue, reason: v1.ReasonEndpointReady, msg: []string{"16-endpoint cap"},
+			status: metav1.ConditionTrue, reason: v1.ReasonSigningSecretRotated, msg: []string{"16-endpoint cap"},
 			calls:      []string{createCall("0"), "Delete(we_1)", createCall("1")},
 			wantSecret: &wantSigning{endpointID: "we_2", data: "whsec_2"},
 			wantAnn: withAnn(attempt1("we_1"),

@@ -232,7 +232,7 @@ func (r *StripeIntegrationReconciler) replaceEndpoint(ctx context.Context, p *en
 	}
 	ep, err := r.createEndpoint(ctx, p, old.ID, retiring)
 	if isLimitReached(err) {
-		return r.replaceAtLimit(ctx, p, old)
+		return r.replaceAtLimit(ctx, p, old, !known, createAttempt(p.si))
 	}
 	if err != nil || ep.ID == old.ID {
 		return ep, err
@@ -271,10 +271,25 @@ func (r *StripeIntegrationReconciler) breakOld(ctx context.Context, p *endpointP
 // successor exists Stripe delivers them nowhere), deletes old, then creates the successor. The
 // replay path re-delivers both once the receiver holds the new secret; the systems of record
 // deduplicate by event id, so events the successor also gets do no harm.
-func (r *StripeIntegrationReconciler) replaceAtLimit(ctx context.Context, p *endpointPass, old stripeclient.Endpoint) (stripeclient.Endpoint, error) {
+//
+// The successor is created under a fresh attempt key, moved before old is deleted: whether Stripe
+// saves a cap refusal under its Idempotency-Key is not documented (it saves results "if an API
+// endpoint started executing", https://docs.stripe.com/api/idempotent_requests), and a saved one
+// would refuse the successor for 24 h; refused is the attempt whose create Stripe refused at
+// the cap, never the successor's. lostSecret says old was replaced because its secret was
+// lost, which the condition then reports as a rotation.
+func (r *StripeIntegrationReconciler) replaceAtLimit(ctx context.Context, p *endpointPass, old stripeclient.Endpoint,
+	lostSecret bool, refused int) (stripeclient.Endpoint, error) {
 	deleted := r.now().Truncate(time.Second)
 	if err := r.requestRedelivery(ctx, p.si, deleted.Add(-retryWindow(p.si)), deleted); err != nil {
 		return old, err
+	}
+	if attempt, err := r.attemptFor(ctx, p.si, old.ID); err != nil {
+		return old, err
+	} else if attempt == refused {
+		if err := r.moveAttempt(ctx, p.si, attempt); err != nil {
+			return old, err
+		}
 	}
 	logf.FromContext(ctx).Info("Account at Stripe's endpoint cap: deleting the endpoint before creating its successor", "endpoint", old.ID)
 	if err := r.deleteOwned(ctx, p.sc, old.ID); err != nil {
@@ -287,6 +302,7 @@ func (r *StripeIntegrationReconciler) replaceAtLimit(ctx context.Context, p *end
 	if err != nil {
 		return ep, err
 	}
+	p.rotated = p.rotated || lostSecret
 	p.notes = append(p.notes, fmt.Sprintf(
 		"the account was at Stripe's 16-endpoint cap, so %s was deleted before %s could be created (break-before-make)", old.ID, ep.ID))
 	r.event(p.si, corev1.EventTypeWarning, paymentsv1alpha1.EventEndpointReplacedAtLimit,
@@ -374,14 +390,14 @@ func (r *StripeIntegrationReconciler) recoverSecret(ctx context.Context, p *endp
 	case errors.As(err, &se) && se.Kind == stripeclient.KindIdempotencyConflict:
 		ep, err = r.createEndpoint(ctx, p, keeper.ID, retiringEndpoint{})
 		if isLimitReached(err) {
-			return r.replaceAtLimit(ctx, p, keeper)
+			return r.replaceAtLimit(ctx, p, keeper, true, createAttempt(p.si))
 		}
 		if err != nil {
 			return ep, err
 		}
 	case isLimitReached(err):
 		// The replayed key made nothing and a new endpoint does not fit beside the old one.
-		return r.replaceAtLimit(ctx, p, keeper)
+		return r.replaceAtLimit(ctx, p, keeper, true, attempt)
 	default:
 		r.spendAttemptOn5xx(ctx, p.si, attempt, err)
 		return keeper, err
@@ -469,15 +485,24 @@ func (r *StripeIntegrationReconciler) spendAttemptOn5xx(ctx context.Context, si 
 	log := logf.FromContext(ctx)
 	log.Info("Stripe answered the create with a server error, which it keeps for its key; moving to a fresh attempt",
 		"attempt", attempt, "httpStatus", answered.HTTPStatus)
+	if perr := r.moveAttempt(ctx, si, attempt); perr != nil {
+		log.Info("Recording the fresh create attempt failed; the next pass retries", "attempt", attempt+1, "error", perr.Error())
+	}
+}
+
+// moveAttempt records attempt+1 as the create attempt, with the optimistic lock; on failure the
+// in-memory annotations stay as stored.
+func (r *StripeIntegrationReconciler) moveAttempt(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, attempt int) error {
 	orig := si.DeepCopy()
 	if si.Annotations == nil {
 		si.Annotations = map[string]string{}
 	}
 	si.Annotations[paymentsv1alpha1.AnnotationCreateAttempt] = strconv.Itoa(attempt + 1)
-	if perr := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); perr != nil {
+	if err := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		si.Annotations = orig.Annotations
-		log.Info("Recording the fresh create attempt failed; the next pass retries", "attempt", attempt+1, "error", perr.Error())
+		return fmt.Errorf("recording create attempt %d: %w", attempt+1, err)
 	}
+	return nil
 }
 
 // event records an Event on the StripeIntegration. Notes never carry key material or secrets.
