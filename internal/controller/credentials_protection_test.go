@@ -126,7 +126,8 @@ func TestSharedCredentialsStayProtected(t *testing.T) {
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	a, b := integration(ns, "clinic-sa", uniqueClinic("clinic-sa", ns), v1.ModeTest, "shared-keys"), integration(ns, "clinic-sb", uniqueClinic("clinic-sb", ns), v1.ModeTest, "shared-keys")
+	a := integration(ns, "clinic-sa", uniqueClinic("clinic-sa", ns), v1.ModeTest, "shared-keys")
+	b := integration(ns, "clinic-sb", uniqueClinic("clinic-sb", ns), v1.ModeTest, "shared-keys")
 	mustCreate(t, credentialsSecret(ns, "shared-keys", k), a, b)
 	for _, name := range []string{"clinic-sa", "clinic-sb"} {
 		waitCondition(t, ns, name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)

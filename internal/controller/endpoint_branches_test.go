@@ -43,19 +43,24 @@ const (
 
 var (
 	// bNow has a fraction of a second: times written to annotations are truncated to the second.
-	bNow          = time.Date(2026, 12, 6, 12, 0, 0, 700_000_000, time.UTC)
-	bNowS         = "2026-12-06T12:00:00Z"
-	bWindowAgo    = "2026-12-05T12:00:00Z" // bNow minus test mode's retry window (24 h)
-	bHourAgoS     = "2026-12-06T11:00:00Z"
-	bErrTimeout   = &stripeclient.Error{Kind: stripeclient.KindUnavailable, Message: "context deadline exceeded"}
-	bErr500       = &stripeclient.Error{Kind: stripeclient.KindUnavailable, HTTPStatus: 500, Answered: true, Message: "An unknown error occurred"}
-	bErr502Proxy  = &stripeclient.Error{Kind: stripeclient.KindUnavailable, HTTPStatus: 502, Message: "bad gateway (not JSON)"}
-	bErrLimit     = &stripeclient.Error{Kind: stripeclient.KindLimitReached, HTTPStatus: 400, Answered: true, Message: "You have reached the maximum of 16 test webhook endpoints."}
-	bErrIdemClash = &stripeclient.Error{Kind: stripeclient.KindIdempotencyConflict, HTTPStatus: 400, Answered: true, Message: "Keys for idempotent requests can only be used with the same parameters they were first used with."}
-	bErrPerm      = &stripeclient.Error{Kind: stripeclient.KindPermissionDenied, HTTPStatus: 403, Answered: true, Permission: "rak_webhook_write",
-		Message: "The provided key does not have the required permissions for this endpoint. Having the 'rak_webhook_write' permission would allow this request to continue."}
-	bErrPermUnnamed = &stripeclient.Error{Kind: stripeclient.KindPermissionDenied, HTTPStatus: 403, Answered: true, Message: "The provided key does not have the required permissions."}
-	bErrGone        = &stripeclient.Error{Kind: stripeclient.KindNotFound, HTTPStatus: 404, Answered: true, Message: "No such webhook endpoint"}
+	bNow        = time.Date(2026, 12, 6, 12, 0, 0, 700_000_000, time.UTC)
+	bNowS       = "2026-12-06T12:00:00Z"
+	bWindowAgo  = "2026-12-05T12:00:00Z" // bNow minus test mode's retry window (24 h)
+	bHourAgoS   = "2026-12-06T11:00:00Z"
+	bErrTimeout = &stripeclient.Error{Kind: stripeclient.KindUnavailable, Message: "context deadline exceeded"}
+	bErr500     = &stripeclient.Error{Kind: stripeclient.KindUnavailable, HTTPStatus: 500, Answered: true,
+		Message: "An unknown error occurred"}
+	bErr502Proxy = &stripeclient.Error{Kind: stripeclient.KindUnavailable, HTTPStatus: 502, Message: "bad gateway (not JSON)"}
+	bErrLimit    = &stripeclient.Error{Kind: stripeclient.KindLimitReached, HTTPStatus: 400, Answered: true,
+		Message: "You have reached the maximum of 16 test webhook endpoints."}
+	bErrIdemClash = &stripeclient.Error{Kind: stripeclient.KindIdempotencyConflict, HTTPStatus: 400, Answered: true,
+		Message: "Keys for idempotent requests can only be used with the same parameters they were first used with."}
+	bErrPerm = &stripeclient.Error{Kind: stripeclient.KindPermissionDenied, HTTPStatus: 403, Answered: true, Permission: "rak_webhook_write",
+		Message: "The provided key does not have the required permissions for this endpoint. " +
+			"Having the 'rak_webhook_write' permission would allow this request to continue."}
+	bErrPermUnnamed = &stripeclient.Error{Kind: stripeclient.KindPermissionDenied, HTTPStatus: 403, Answered: true,
+		Message: "The provided key does not have the required permissions."}
+	bErrGone = &stripeclient.Error{Kind: stripeclient.KindNotFound, HTTPStatus: 404, Answered: true, Message: "No such webhook endpoint"}
 )
 
 func createCall(attempt string) string {
@@ -87,9 +92,8 @@ func ourEP(id string, created int64, edits ...func(*stripeclient.Endpoint)) stri
 	return ep
 }
 
-func onAPIVersion(v string) func(*stripeclient.Endpoint) {
-	return func(e *stripeclient.Endpoint) { e.APIVersion = v }
-}
+// onOldAPI puts the endpoint on an API version other than the operator's pinned one.
+func onOldAPI(e *stripeclient.Endpoint) { e.APIVersion = bOldAPI }
 
 // foreignEP is another integration's (or the user's) endpoint on the same URL.
 func foreignEP(id string) stripeclient.Endpoint {
@@ -111,7 +115,8 @@ type createResult struct {
 }
 
 // createsSeq answers successive creates in order; one more create than listed fails the test.
-func createsSeq(t *testing.T, results ...createResult) func(context.Context, stripeclient.EndpointSpec, string) (stripeclient.Endpoint, string, error) {
+func createsSeq(t *testing.T,
+	results ...createResult) func(context.Context, stripeclient.EndpointSpec, string) (stripeclient.Endpoint, string, error) {
 	n := 0
 	return func(_ context.Context, spec stripeclient.EndpointSpec, _ string) (stripeclient.Endpoint, string, error) {
 		if n >= len(results) {
@@ -250,7 +255,7 @@ func TestEndpointBranches(t *testing.T) {
 			statusID: "we_cur",
 			secret: &storedSigning{endpointID: "we_cur", data: "whsec_cur\nwhsec_old\n",
 				retiringID: "we_old", retiringSince: bHourAgoS},
-			listed: []stripeclient.Endpoint{ourEP("we_old", 100, onAPIVersion(bOldAPI))},
+			listed: []stripeclient.Endpoint{ourEP("we_old", 100, onOldAPI)},
 			stripe: func(t *testing.T, f *fakeStripe) {
 				f.CreateWebhookEndpointFn = createsSeq(t, createResult{id: "we_new", secret: "whsec_new"})
 			},
@@ -286,7 +291,7 @@ func TestEndpointBranches(t *testing.T) {
 			name:     "API version drift: successor created, old endpoint retiring (not deleted), Secret holds new then old",
 			statusID: "we_old",
 			secret:   &storedSigning{endpointID: "we_old", data: "whsec_old"},
-			listed:   []stripeclient.Endpoint{ourEP("we_old", 100, onAPIVersion(bOldAPI)), foreignEP("we_foreign")},
+			listed:   []stripeclient.Endpoint{ourEP("we_old", 100, onOldAPI), foreignEP("we_foreign")},
 			stripe: func(t *testing.T, f *fakeStripe) {
 				f.CreateWebhookEndpointFn = createsSeq(t, createResult{id: "we_new", secret: "whsec_new"})
 			},
@@ -301,7 +306,7 @@ func TestEndpointBranches(t *testing.T) {
 		{
 			name:     "API version drift of an endpoint whose secret is not stored: successor, old deleted at once, gap re-delivered",
 			statusID: "we_old",
-			listed:   []stripeclient.Endpoint{ourEP("we_old", 100, onAPIVersion(bOldAPI))},
+			listed:   []stripeclient.Endpoint{ourEP("we_old", 100, onOldAPI)},
 			stripe: func(t *testing.T, f *fakeStripe) {
 				f.CreateWebhookEndpointFn = createsSeq(t, createResult{id: "we_new", secret: "whsec_new"})
 				f.DeleteWebhookEndpointFn = deletesOK
@@ -318,7 +323,7 @@ func TestEndpointBranches(t *testing.T) {
 			statusID: "we_mid",
 			secret: &storedSigning{endpointID: "we_mid", data: "whsec_mid\nwhsec_old\n",
 				retiringID: "we_old", retiringSince: bHourAgoS},
-			listed: []stripeclient.Endpoint{ourEP("we_mid", 200, onAPIVersion(bOldAPI)), ourEP("we_old", 100, onAPIVersion(bOldAPI))},
+			listed: []stripeclient.Endpoint{ourEP("we_mid", 200, onOldAPI), ourEP("we_old", 100, onOldAPI)},
 			stripe: func(t *testing.T, f *fakeStripe) {
 				f.CreateWebhookEndpointFn = createsSeq(t, createResult{id: "we_new", secret: "whsec_new"})
 				f.DeleteWebhookEndpointFn = deletesOK
@@ -339,7 +344,7 @@ func TestEndpointBranches(t *testing.T) {
 			statusID: "we_new",
 			secret: &storedSigning{endpointID: "we_new", data: "whsec_new\nwhsec_old\n",
 				retiringID: "we_old", retiringSince: bHourAgoS},
-			listed: []stripeclient.Endpoint{ourEP("we_new", 200), ourEP("we_old", 100, onAPIVersion(bOldAPI))},
+			listed: []stripeclient.Endpoint{ourEP("we_new", 200), ourEP("we_old", 100, onOldAPI)},
 			stripe: func(t *testing.T, f *fakeStripe) {
 				f.HasUndeliveredEventsFn = func(_ context.Context, since time.Time, types []string) (bool, error) {
 					if !slices.Equal(types, branchDesired().EnabledEvents) {
@@ -359,7 +364,7 @@ func TestEndpointBranches(t *testing.T) {
 			statusID: "we_new",
 			secret: &storedSigning{endpointID: "we_new", data: "whsec_new\nwhsec_old\n",
 				retiringID: "we_old", retiringSince: bHourAgoS},
-			listed: []stripeclient.Endpoint{ourEP("we_new", 200), ourEP("we_old", 100, onAPIVersion(bOldAPI))},
+			listed: []stripeclient.Endpoint{ourEP("we_new", 200), ourEP("we_old", 100, onOldAPI)},
 			stripe: func(t *testing.T, f *fakeStripe) {
 				f.HasUndeliveredEventsFn = func(context.Context, time.Time, []string) (bool, error) { return false, bErrTimeout }
 			},
@@ -374,7 +379,7 @@ func TestEndpointBranches(t *testing.T) {
 			statusID: "we_new",
 			secret: &storedSigning{endpointID: "we_new", data: "whsec_new\nwhsec_old\n",
 				retiringID: "we_old", retiringSince: bHourAgoS},
-			listed: []stripeclient.Endpoint{ourEP("we_new", 200), ourEP("we_old", 100, onAPIVersion(bOldAPI))},
+			listed: []stripeclient.Endpoint{ourEP("we_new", 200), ourEP("we_old", 100, onOldAPI)},
 			stripe: func(t *testing.T, f *fakeStripe) {
 				f.HasUndeliveredEventsFn = func(context.Context, time.Time, []string) (bool, error) { return false, nil }
 				f.DeleteWebhookEndpointFn = deletesOK
@@ -389,7 +394,7 @@ func TestEndpointBranches(t *testing.T) {
 			statusID: "we_new",
 			secret: &storedSigning{endpointID: "we_new", data: "whsec_new\nwhsec_old\n",
 				retiringID: "we_old", retiringSince: "2026-12-05T11:00:00Z"},
-			listed: []stripeclient.Endpoint{ourEP("we_new", 200), ourEP("we_old", 100, onAPIVersion(bOldAPI))},
+			listed: []stripeclient.Endpoint{ourEP("we_new", 200), ourEP("we_old", 100, onOldAPI)},
 			stripe: func(t *testing.T, f *fakeStripe) { f.DeleteWebhookEndpointFn = deletesOK },
 			status: metav1.ConditionTrue, reason: v1.ReasonEndpointReady,
 			calls:      []string{"Delete(we_old)"},
@@ -472,7 +477,7 @@ func TestEndpointBranches(t *testing.T) {
 		},
 		{
 			name:   "several of ours, nothing stored: the newest on the pinned version is kept (its secret recovered), the rest deleted",
-			listed: []stripeclient.Endpoint{ourEP("we_a", 100), ourEP("we_b", 300), ourEP("we_c", 400, onAPIVersion(bOldAPI)), foreignEP("we_x")},
+			listed: []stripeclient.Endpoint{ourEP("we_a", 100), ourEP("we_b", 300), ourEP("we_c", 400, onOldAPI), foreignEP("we_x")},
 			stripe: func(t *testing.T, f *fakeStripe) {
 				f.CreateWebhookEndpointFn = createsSeq(t, createResult{id: "we_b", secret: "whsec_b"})
 				f.DeleteWebhookEndpointFn = deletesOK
@@ -684,7 +689,7 @@ func TestEndpointBranches(t *testing.T) {
 			name:     "cap reached on a replacement: break-before-make (re-delivery recorded, old deleted, successor created)",
 			statusID: "we_old",
 			secret:   &storedSigning{endpointID: "we_old", data: "whsec_old"},
-			listed:   []stripeclient.Endpoint{ourEP("we_old", 100, onAPIVersion(bOldAPI))},
+			listed:   []stripeclient.Endpoint{ourEP("we_old", 100, onOldAPI)},
 			stripe: func(t *testing.T, f *fakeStripe) {
 				f.CreateWebhookEndpointFn = createsSeq(t, createResult{err: bErrLimit}, createResult{id: "we_new", secret: "whsec_new"})
 				f.DeleteWebhookEndpointFn = deletesOK
@@ -703,7 +708,7 @@ func TestEndpointBranches(t *testing.T) {
 			name:     "cap reached on a replacement whose successor then fails: old already deleted, re-delivery recorded, error reported",
 			statusID: "we_old",
 			secret:   &storedSigning{endpointID: "we_old", data: "whsec_old"},
-			listed:   []stripeclient.Endpoint{ourEP("we_old", 100, onAPIVersion(bOldAPI))},
+			listed:   []stripeclient.Endpoint{ourEP("we_old", 100, onOldAPI)},
 			stripe: func(t *testing.T, f *fakeStripe) {
 				f.CreateWebhookEndpointFn = createsSeq(t, createResult{err: bErrLimit}, createResult{err: bErrTimeout})
 				f.DeleteWebhookEndpointFn = deletesOK
@@ -764,7 +769,8 @@ func TestEndpointBranches(t *testing.T) {
 		{
 			name:         "an older integration registers the same URL: no Stripe call, WebhookURLConflict naming it",
 			olderSibling: true,
-			status:       metav1.ConditionFalse, reason: v1.ReasonWebhookURLConflict, msg: []string{`the older StripeIntegration "clinic-0" in this namespace`},
+			status:       metav1.ConditionFalse, reason: v1.ReasonWebhookURLConflict,
+			msg: []string{`the older StripeIntegration "clinic-0" in this namespace`},
 		},
 		{
 			name:   "signing Secret name taken by a foreign Secret: no Stripe call, the Secret untouched",
@@ -929,7 +935,8 @@ func runBranch(t *testing.T, tc branchCase) {
 	if want == nil {
 		want = tc.annotations
 	}
-	if got := operatorAnnotations(stored); !maps.Equal(got, operatorAnnotations(&v1.StripeIntegration{ObjectMeta: metav1.ObjectMeta{Annotations: want}})) {
+	wantAnn := operatorAnnotations(&v1.StripeIntegration{ObjectMeta: metav1.ObjectMeta{Annotations: want}})
+	if got := operatorAnnotations(stored); !maps.Equal(got, wantAnn) {
 		t.Errorf("StripeIntegration annotations %v, want %v", got, want)
 	}
 	if !maps.Equal(operatorAnnotations(si), operatorAnnotations(stored)) {

@@ -60,9 +60,8 @@ func newNamespace(t *testing.T) string {
 
 // clinicSetup is what newClinic creates; clinicOptions change it.
 type clinicSetup struct {
-	mode       paymentsv1alpha1.Mode // spec.mode
-	keysMode   paymentsv1alpha1.Mode // the keys' mode; spec.mode unless set
-	secretName string
+	mode     paymentsv1alpha1.Mode // spec.mode
+	keysMode paymentsv1alpha1.Mode // the keys' mode; spec.mode unless set
 }
 
 type clinicOption func(*clinicSetup)
@@ -71,17 +70,16 @@ type clinicOption func(*clinicSetup)
 func withMode(m paymentsv1alpha1.Mode) clinicOption { return func(c *clinicSetup) { c.mode = m } }
 
 // withKeysFor gives the clinic keys of mode m whatever spec.mode says (a mode mismatch).
-func withKeysFor(m paymentsv1alpha1.Mode) clinicOption { return func(c *clinicSetup) { c.keysMode = m } }
-
-// withSecretName names the credentials Secret (default: <name>-keys).
-func withSecretName(n string) clinicOption { return func(c *clinicSetup) { c.secretName = n } }
+func withKeysFor(m paymentsv1alpha1.Mode) clinicOption {
+	return func(c *clinicSetup) { c.keysMode = m }
+}
 
 // newClinic is the usual opening of a test: fresh keys registered with the Stripe fake, the
-// credentials Secret, and the StripeIntegration name with a clinic ID unique in the suite
+// credentials Secret <name>-keys, and the StripeIntegration name with a clinic ID unique in the suite
 // (uniqueClinic), so webhook URLs never conflict across tests. It does not wait.
-func newClinic(t *testing.T, ns, name string, opts ...clinicOption) (testKeys, *paymentsv1alpha1.StripeIntegration) {
+func newClinic(t *testing.T, ns, name string, opts ...clinicOption) testKeys {
 	t.Helper()
-	c := clinicSetup{mode: paymentsv1alpha1.ModeTest, secretName: name + "-keys"}
+	c := clinicSetup{mode: paymentsv1alpha1.ModeTest}
 	for _, o := range opts {
 		o(&c)
 	}
@@ -90,9 +88,8 @@ func newClinic(t *testing.T, ns, name string, opts ...clinicOption) (testKeys, *
 	}
 	k := newTestKeys(t, strings.ToLower(string(c.keysMode)))
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
-	si := integration(ns, name, uniqueClinic(name, ns), c.mode, c.secretName)
-	mustCreate(t, credentialsSecret(ns, c.secretName, k), si)
-	return k, si
+	mustCreate(t, credentialsSecret(ns, name+"-keys", k), integration(ns, name, uniqueClinic(name, ns), c.mode, name+"-keys"))
+	return k
 }
 
 func credentialsSecret(ns, name string, k testKeys) *corev1.Secret {

@@ -95,7 +95,8 @@ func TestReceiverObjects(t *testing.T) {
 	if c.Image != testReceiverImage || !slices.Equal(c.Command, []string{"/receiver"}) {
 		t.Errorf("image/command = %s %v", c.Image, c.Command)
 	}
-	for _, want := range []string{"--clinic-id=" + uniqueClinic("clinic-rx", ns), "--mode=Test", "--signing-secret-file=/var/run/stripe-webhook/signingSecret",
+	for _, want := range []string{"--clinic-id=" + uniqueClinic("clinic-rx", ns), "--mode=Test",
+		"--signing-secret-file=/var/run/stripe-webhook/signingSecret",
 		"--http-target-url=https://emr.clinic.example/stripe", "--http-signing-key-file=/var/run/clinicpay/http-signing-key/key",
 		"--fhir-base-url=https://fhir.clinic.example/r4", "--fhir-token-file=/var/run/clinicpay/fhir-token/token",
 		"--fhir-patient-metadata-key=emr_patient", "--fhir-claim-metadata-key=claim_id"} {

@@ -105,8 +105,9 @@ func (f *fakeStripe) Calls() []stripeCall {
 
 // CallStrings returns the calls made so far as stripeCall.String renders them.
 func (f *fakeStripe) CallStrings() []string {
-	var out []string
-	for _, c := range f.Calls() {
+	calls := f.Calls()
+	out := make([]string, 0, len(calls))
+	for _, c := range calls {
 		out = append(out, c.String())
 	}
 	return out
@@ -146,7 +147,8 @@ func (f *fakeStripe) GetWebhookEndpoint(ctx context.Context, id string) (stripec
 	return f.GetWebhookEndpointFn(ctx, id)
 }
 
-func (f *fakeStripe) CreateWebhookEndpoint(ctx context.Context, spec stripeclient.EndpointSpec, idempotencyKey string) (stripeclient.Endpoint, string, error) {
+func (f *fakeStripe) CreateWebhookEndpoint(ctx context.Context, spec stripeclient.EndpointSpec,
+	idempotencyKey string) (stripeclient.Endpoint, string, error) {
 	f.record("CreateWebhookEndpoint", spec, idempotencyKey)
 	if f.CreateWebhookEndpointFn == nil {
 		return stripeclient.Endpoint{}, "", f.unexpected("CreateWebhookEndpoint", idempotencyKey)

@@ -23,7 +23,7 @@ const waitShort = 10 * time.Second
 
 func TestValidTestKeysAreAuthenticated(t *testing.T) {
 	ns := newNamespace(t)
-	k, _ := newClinic(t, ns, "clinic-a", withSecretName("stripe-keys"))
+	k := newClinic(t, ns, "clinic-a")
 
 	si := waitCondition(t, ns, "clinic-a", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
 	if c := getCondition(t, si, v1.ConditionKeysValid); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonKeysValid {
@@ -52,7 +52,7 @@ func TestValidTestKeysAreAuthenticated(t *testing.T) {
 
 func TestPrinterColumns(t *testing.T) {
 	ns := newNamespace(t)
-	newClinic(t, ns, "clinic-p", withSecretName("stripe-keys"))
+	newClinic(t, ns, "clinic-p")
 	waitCondition(t, ns, "clinic-p", v1.ConditionReceiverReady, metav1.ConditionFalse, v1.ReasonReceiverProgressing, waitShort)
 
 	// Ask the apiserver for the same Table `kubectl get si` renders.
@@ -89,7 +89,7 @@ func TestPrinterColumns(t *testing.T) {
 
 func TestTestKeyInLiveModeIsRejectedWithoutCallingStripe(t *testing.T) {
 	ns := newNamespace(t)
-	k, _ := newClinic(t, ns, "clinic-live", withSecretName("stripe-keys"), withMode(v1.ModeLive), withKeysFor(v1.ModeTest))
+	k := newClinic(t, ns, "clinic-live", withMode(v1.ModeLive), withKeysFor(v1.ModeTest))
 
 	si := waitCondition(t, ns, "clinic-live", v1.ConditionKeysValid, metav1.ConditionFalse, v1.ReasonModeMismatch, waitShort)
 	if msg := getCondition(t, si, v1.ConditionKeysValid).Message; !strings.Contains(msg, "test key (sk_test_…) but spec.mode is Live") {
@@ -212,7 +212,7 @@ func TestTransientStripeErrorsBackOff(t *testing.T) {
 
 func TestSteadyStateWritesNothing(t *testing.T) {
 	ns := newNamespace(t)
-	k, _ := newClinic(t, ns, "clinic-s", withSecretName("stripe-keys"))
+	k := newClinic(t, ns, "clinic-s")
 	waitCondition(t, ns, "clinic-s", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
 	time.Sleep(500 * time.Millisecond) // let the pass that followed the finalizer patch settle
 	si := getSI(t, ns, "clinic-s")
@@ -244,7 +244,7 @@ func TestSuspendMakesNoStripeCalls(t *testing.T) {
 
 func TestDeleteReleasesFinalizer(t *testing.T) {
 	ns := newNamespace(t)
-	newClinic(t, ns, "clinic-f", withSecretName("stripe-keys"))
+	newClinic(t, ns, "clinic-f")
 	si := waitCondition(t, ns, "clinic-f", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
 
 	if err := k8sClient.Delete(context.Background(), si); err != nil {

@@ -23,9 +23,9 @@ import (
 )
 
 // connected opens a clinic (newClinic) and waits for its endpoint to be ready.
-func connected(t *testing.T, ns, name string, opts ...clinicOption) (testKeys, *v1.StripeIntegration) {
+func connected(t *testing.T, ns, name string) (testKeys, *v1.StripeIntegration) {
 	t.Helper()
-	k, _ := newClinic(t, ns, name, opts...)
+	k := newClinic(t, ns, name)
 	si := waitCondition(t, ns, name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
 	return k, si
 }
