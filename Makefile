@@ -60,6 +60,10 @@ reliability: envtest-bins kustomize helm ## Reliability and security suite at fu
 	go run ./hack/reliability-report -in "$(LOCALBIN)/reliability-figures.tsv" -out docs/reliability.md -took $$(( $$(date +%s) - start ))s; \
 	exit $$status
 
+.PHONY: e2e
+e2e: envtest-bins helm kustomize ## End-to-end tests on a real one-node cluster (kubelet, containerd, kube-proxy) in a network namespace; needs root (docs/testing.md).
+	@E2E_K8S_BIN="$(ENVTEST_ASSETS)" E2E_HELM="$(HELM)" E2E_KUSTOMIZE="$(KUSTOMIZE)" hack/e2e/run.sh
+
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs and RBAC from markers.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
