@@ -75,6 +75,9 @@ CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" -o "${OUT}/receiver" ./cmd/rec
 "${OUT}/image" -out "${OUT}/pause.tar" -tag "${PAUSE_IMG}" -entrypoint /pause -file "${OUT}/pause=/pause"
 "${OUT}/image" -out "${OUT}/operator.tar" -tag "${IMG}" -entrypoint /manager -user 65532:65532 \
   -file "${OUT}/manager=/manager" -file "${OUT}/receiver=/receiver"
+# The same image under a second tag: what `helm upgrade` to a new version rolls the receivers onto.
+"${OUT}/image" -out "${OUT}/operator-next.tar" -tag "${IMG}-next" -entrypoint /manager -user 65532:65532 \
+  -file "${OUT}/manager=/manager" -file "${OUT}/receiver=/receiver"
 go test -c -tags e2e -o "${OUT}/e2e.test" ./test/e2e
 log "built in $(elapsed)"
 
@@ -166,6 +169,6 @@ cd "${ROOT}/test/e2e"
 unshare --mount --propagation slave -- nsenter --net="/run/netns/${NS}" -- env \
   E2E_RUN_DIR="${RUN_DIR}" E2E_NODE_IP="${NODE_IP}" E2E_POD_CIDR="${POD_CIDR}" E2E_K8S_BIN="${K8S_BIN}" \
   E2E_RUNC_WRAPPER="${OUT}/runc-wrapper" E2E_CGROUP_ROOT="${CG_ROOT}" E2E_CNI_BIN="${CNI_BIN}" \
-  E2E_PAUSE_IMAGE="${PAUSE_IMG}" E2E_IMAGES="${OUT}/pause.tar ${OUT}/operator.tar" E2E_IMG="${IMG}" \
+  E2E_PAUSE_IMAGE="${PAUSE_IMG}" E2E_IMAGES="${OUT}/pause.tar ${OUT}/operator.tar ${OUT}/operator-next.tar" E2E_IMG="${IMG}" E2E_IMG_NEXT="${IMG}-next" \
   E2E_HELM="${E2E_HELM:-${ROOT}/bin/helm}" E2E_KUSTOMIZE="${E2E_KUSTOMIZE:-${ROOT}/bin/kustomize}" E2E_REPO="${ROOT}" \
   "${OUT}/e2e.test" -test.v -test.count=1 -test.timeout="${E2E_TIMEOUT:-30m}" ${E2E_RUN:+-test.run "${E2E_RUN}"}

@@ -31,6 +31,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -65,6 +66,27 @@ type stripeEnv struct {
 
 	mu       sync.Mutex
 	received []string // bodies the sink accepted
+	keys     []string // every key a test used
+}
+
+func (e *stripeEnv) track(key string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.keys = append(e.keys, key)
+}
+
+// endpointsLeft counts the webhook endpoints of every account a test used.
+func (e *stripeEnv) endpointsLeft() int {
+	e.mu.Lock()
+	keys := append([]string(nil), e.keys...)
+	e.mu.Unlock()
+	n := 0
+	for _, k := range keys {
+		if acct := e.fake.AccountForKey(k); acct != "" {
+			n += len(e.fake.Endpoints(acct, false))
+		}
+	}
+	return n
 }
 
 func startStripeEnv(t *testing.T) *stripeEnv {
@@ -185,104 +207,409 @@ func installOperator(t *testing.T, env *stripeEnv) {
 		"--set", "stripeAPIURL="+env.fakeURL, "--set", "resyncPeriod=1m",
 		"--wait", "--timeout", "4m")
 	t.Cleanup(func() {
-		c := exec.Command(helm, "uninstall", release, "-n", operatorNS, "--wait", "--timeout", "2m")
-		c.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Logf("helm uninstall: %v\n%s", err, out)
+		if t.Failed() {
+			// The uninstall step did not run or failed: take the release down anyway.
+			c := exec.Command(helm, "uninstall", release, "-n", operatorNS, "--wait", "--timeout", "2m")
+			c.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
+			_, _ = c.CombinedOutput()
 		}
 	})
 }
 
-// TestOperatorConnectsAndRelays: the operator, installed with its Helm chart and running as pods
-// under the chart's RBAC, connects a clinic in a namespace enforcing restricted Pod Security;
-// the receiver pods become Ready through their probes; a signed Stripe event reaches the clinic's
-// system of record through the receiver Service; deleting the integration deletes the endpoint.
-func TestOperatorConnectsAndRelays(t *testing.T) {
-	ctx := context.Background()
+// TestHelm installs the operator once with its Helm chart and walks a platform team's life with
+// it, each step asserting on the cluster and on the Stripe fake. The steps share the install and
+// run in order; uninstalling is the last.
+func TestHelm(t *testing.T) {
 	env := startStripeEnv(t)
 	installOperator(t, env)
 	c := newClient(t)
+	t.Run("ConnectsAndRelays", func(t *testing.T) { connectsAndRelays(t, env, c) })
+	t.Run("ReceiverKilledNothingLost", func(t *testing.T) { receiverKilledNothingLost(t, env, c) })
+	t.Run("LeaderKilled", func(t *testing.T) { leaderKilled(t, env, c) })
+	t.Run("UpgradeRollsReceivers", func(t *testing.T) { upgradeRollsReceivers(t, env, c) })
+	t.Run("NamespaceOf20Deleted", func(t *testing.T) { namespaceOf20Deleted(t, env, c) })
+	t.Run("UninstallLeavesNothing", func(t *testing.T) { uninstallLeavesNothing(t, env, c) })
+}
 
-	ns := "clinic-e2e"
-	restrictedNamespace(t, ns)
-	key := "sk_test_clinicE2E000000000000000000"
-	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "stripe-keys", Namespace: ns},
-		StringData: map[string]string{"publishableKey": "pk_test_clinicE2E000000000000000000", "secretKey": key}}); err != nil {
+// keyFor is a distinct test key, so a distinct Stripe account, per clinic.
+func keyFor(clinic string) string {
+	return "sk_test_" + strings.ReplaceAll(clinic, "-", "") + "0000000000000000"
+}
+
+// createIntegration creates a clinic's Secret and StripeIntegration in ns (name = clinic ID).
+func createIntegration(t *testing.T, c client.Client, env *stripeEnv, ns, clinic string, replicas int32) *v1.StripeIntegration {
+	t.Helper()
+	ctx := context.Background()
+	env.track(keyFor(clinic))
+	if err := c.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: clinic + "-keys", Namespace: ns},
+		StringData: map[string]string{"publishableKey": "pk_test_" + strings.ReplaceAll(clinic, "-", "") + "0000000000000000",
+			"secretKey": keyFor(clinic)}}); err != nil {
 		t.Fatal(err)
 	}
 	si := &v1.StripeIntegration{
-		ObjectMeta: metav1.ObjectMeta{Name: "clinic-e2e", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: clinic, Namespace: ns},
 		Spec: v1.StripeIntegrationSpec{
-			ClinicID:             "clinic-e2e",
+			ClinicID:             clinic,
 			Mode:                 v1.ModeTest,
-			CredentialsSecretRef: v1.CredentialsSecretRef{Name: "stripe-keys"},
+			CredentialsSecretRef: v1.CredentialsSecretRef{Name: clinic + "-keys"},
 			Webhook:              &v1.WebhookSpec{BaseURL: "https://" + ns + webhookHostBase},
-			Receiver: &v1.ReceiverSpec{Replicas: ptr.To[int32](2),
+			Receiver: &v1.ReceiverSpec{Replicas: ptr.To(replicas),
 				Forward: &v1.ForwardSpec{HTTP: &v1.HTTPTarget{URL: env.sinkURL}}},
 		},
 	}
 	if err := c.Create(ctx, si); err != nil {
 		t.Fatal(err)
 	}
-	begin := time.Now()
-	waitConnected(t, c, types.NamespacedName{Namespace: ns, Name: si.Name}, 4*time.Minute)
-	t.Logf("Connected after %s", time.Since(begin).Round(time.Second))
-	if err := c.Get(ctx, client.ObjectKeyFromObject(si), si); err != nil {
-		t.Fatal(err)
-	}
+	return si
+}
 
-	// The receivers are real pods, Ready through their readiness probes.
-	pods, err := cluster.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=stripe-operator"})
+func receiverPods(t *testing.T, ns string) []corev1.Pod {
+	t.Helper()
+	pods, err := cluster.Kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=stripe-operator"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ready := 0
-	for _, p := range pods.Items {
-		for _, cond := range p.Status.Conditions {
-			if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
-				ready++
+	return pods.Items
+}
+
+func isReady(p *corev1.Pod) bool {
+	for _, cond := range p.Status.Conditions {
+		if cond.Type == corev1.PodReady && cond.Status == corev1.ConditionTrue {
+			return p.DeletionTimestamp == nil
+		}
+	}
+	return false
+}
+
+// killContainer SIGKILLs every process of a pod's first container, found by its cgroup under
+// kubelet's cgroup root: a crash, not a deletion (no SIGTERM, no grace, no lease released).
+// kubelet restarts the container.
+func killContainer(t *testing.T, pod *corev1.Pod) {
+	t.Helper()
+	if len(pod.Status.ContainerStatuses) == 0 {
+		t.Fatalf("pod %s has no container status", pod.Name)
+	}
+	_, id, _ := strings.Cut(pod.Status.ContainerStatuses[0].ContainerID, "://")
+	var dirs []string
+	for _, base := range []string{"/sys/fs/cgroup/pids", "/sys/fs/cgroup"} {
+		for _, pattern := range []string{"/kubepods/pod%s/%s", "/kubepods/*/pod%s/%s"} {
+			m, _ := filepath.Glob(base + e2eCfg.cgroupRoot + fmt.Sprintf(pattern, pod.UID, id))
+			dirs = append(dirs, m...)
+		}
+	}
+	if len(dirs) == 0 {
+		t.Fatalf("no cgroup for container %s of pod %s", id, pod.Name)
+	}
+	procs, err := os.ReadFile(filepath.Join(dirs[0], "cgroup.procs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	killed := 0
+	for _, f := range strings.Fields(string(procs)) {
+		var pid int
+		if _, err := fmt.Sscan(f, &pid); err == nil && pid > 0 {
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				killed++
 			}
 		}
 	}
-	if ready != 2 {
-		t.Fatalf("%d of %d receiver pods Ready, want 2", ready, len(pods.Items))
+	if killed == 0 {
+		t.Fatalf("no process of pod %s killed (cgroup %s)", pod.Name, dirs[0])
 	}
-	eps := env.fake.Endpoints(env.fake.AccountForKey(key), false)
-	if len(eps) != 1 || eps[0].URL != si.Status.WebhookURL {
-		t.Fatalf("Stripe endpoints %v, want one at %s", eps, si.Status.WebhookURL)
-	}
+}
 
-	// A signed event, delivered by the fake through the receiver Service, reaches the sink.
-	id := trigger(t, env, key, "payment_intent.succeeded")
-	if err := poll(ctx, 30*time.Second, func() error {
-		if env.sinkGot(id) {
-			return nil
-		}
-		return fmt.Errorf("event %s not at the sink; deliveries: %+v", id, env.fake.Deliveries())
-	}); err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("event %s reached the sink through Service %s (delivery attempts: %d)", id, si.Status.WebhookURL, attempts(env.fake, id))
+// endpointsOf is the number of Stripe webhook endpoints of the clinic's (test mode) account.
+func endpointsOf(env *stripeEnv, clinic string) int {
+	return len(env.fake.Endpoints(env.fake.AccountForKey(keyFor(clinic)), false))
+}
 
-	// Deleting the integration deletes its Stripe endpoint; the garbage collector removes the
-	// receivers.
-	if err := c.Delete(ctx, si); err != nil {
-		t.Fatal(err)
-	}
-	if err := poll(ctx, 2*time.Minute, func() error {
-		if n := len(env.fake.Endpoints(env.fake.AccountForKey(key), false)); n != 0 {
-			return fmt.Errorf("%d Stripe endpoints left", n)
+// waitSink waits until every event reached the sink.
+func waitSink(t *testing.T, env *stripeEnv, timeout time.Duration, ids ...string) {
+	t.Helper()
+	if err := poll(context.Background(), timeout, func() error {
+		var missing []string
+		for _, id := range ids {
+			if !env.sinkGot(id) {
+				missing = append(missing, id)
+			}
 		}
-		p, err := cluster.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=stripe-operator"})
-		if err != nil {
-			return err
-		}
-		if len(p.Items) != 0 {
-			return fmt.Errorf("%d receiver pods left", len(p.Items))
+		if len(missing) > 0 {
+			return fmt.Errorf("%d of %d events not at the sink: %v", len(missing), len(ids), missing)
 		}
 		return nil
 	}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// connectsAndRelays: the manager pods, under the chart's RBAC, connect a clinic in a namespace
+// enforcing restricted Pod Security; its two receiver pods become Ready through their probes; a
+// signed Stripe event reaches the clinic's system of record through the receiver Service;
+// deleting the integration deletes the Stripe endpoint, and the garbage collector the receivers.
+func connectsAndRelays(t *testing.T, env *stripeEnv, c client.Client) {
+	ctx := context.Background()
+	ns := "clinic-e2e"
+	restrictedNamespace(t, ns)
+	si := createIntegration(t, c, env, ns, "clinic-e2e", 2)
+	begin := time.Now()
+	waitConnected(t, c, client.ObjectKeyFromObject(si), 4*time.Minute)
+	t.Logf("Connected after %s", time.Since(begin).Round(time.Second))
+	if err := c.Get(ctx, client.ObjectKeyFromObject(si), si); err != nil {
+		t.Fatal(err)
+	}
+	ready := 0
+	pods := receiverPods(t, ns)
+	for i := range pods {
+		if isReady(&pods[i]) {
+			ready++
+		}
+	}
+	if ready != 2 {
+		t.Fatalf("%d of %d receiver pods Ready, want 2", ready, len(pods))
+	}
+	eps := env.fake.Endpoints(env.fake.AccountForKey(keyFor("clinic-e2e")), false)
+	if len(eps) != 1 || eps[0].URL != si.Status.WebhookURL {
+		t.Fatalf("Stripe endpoints %v, want one at %s", eps, si.Status.WebhookURL)
+	}
+
+	id := trigger(t, env, keyFor("clinic-e2e"), "payment_intent.succeeded")
+	waitSink(t, env, 45*time.Second, id)
+	t.Logf("event %s reached the sink through the receiver Service (delivery attempts: %d)", id, attempts(env.fake, id))
+
+	if err := c.Delete(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, 2*time.Minute, func() error {
+		if n := endpointsOf(env, "clinic-e2e"); n != 0 {
+			return fmt.Errorf("%d Stripe endpoints left", n)
+		}
+		if n := len(receiverPods(t, ns)); n != 0 {
+			return fmt.Errorf("%d receiver pods left", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// receiverKilledNothingLost: one of two receiver pods is SIGKILLed while Stripe sends events;
+// every event still reaches the sink, through Stripe's retries and the other pod.
+func receiverKilledNothingLost(t *testing.T, env *stripeEnv, c client.Client) {
+	ns := "clinic-kill"
+	restrictedNamespace(t, ns)
+	si := createIntegration(t, c, env, ns, "clinic-kill", 2)
+	waitConnected(t, c, client.ObjectKeyFromObject(si), 4*time.Minute)
+	key := keyFor("clinic-kill")
+	const n = 30
+	ids := make(chan string, n)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range n {
+			body, _ := json.Marshal(map[string]string{"key": key, "type": "payment_intent.succeeded"})
+			resp, err := http.Post(env.fakeURL+stripefake.AdminPrefix+"events", "application/json", bytes.NewReader(body))
+			if err != nil {
+				continue
+			}
+			var got struct{ ID string }
+			_ = json.NewDecoder(resp.Body).Decode(&got)
+			_ = resp.Body.Close()
+			if got.ID != "" {
+				ids <- got.ID
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	time.Sleep(time.Second)
+	pods := receiverPods(t, ns)
+	if len(pods) == 0 {
+		t.Fatal("no receiver pods")
+	}
+	killContainer(t, &pods[0])
+	t.Logf("SIGKILLed receiver pod %s while events arrive", pods[0].Name)
+	<-done
+	close(ids)
+	var all []string
+	for id := range ids {
+		all = append(all, id)
+	}
+	if len(all) != n {
+		t.Fatalf("the fake created %d of %d events", len(all), n)
+	}
+	waitSink(t, env, 2*time.Minute, all...)
+	total := 0
+	for _, id := range all {
+		total += attempts(env.fake, id)
+	}
+	t.Logf("all %d events reached the sink; %d delivery attempts", n, total)
+}
+
+// leaderKilled: the leader manager's process is SIGKILLed right after an integration is created
+// (so it may be half way through it); another manager takes over, connects it, and Stripe holds
+// one endpoint for it.
+func leaderKilled(t *testing.T, env *stripeEnv, c client.Client) {
+	ctx := context.Background()
+	ns := "clinic-leader"
+	restrictedNamespace(t, ns)
+	// The holder identity is <pod>_<uuid>: a restarted container is a new identity.
+	leader := func() string {
+		l, err := cluster.Kube.CoordinationV1().Leases(operatorNS).Get(ctx, "stripe-operator.payments.clinicpay.dev", metav1.GetOptions{})
+		if err != nil || l.Spec.HolderIdentity == nil {
+			return ""
+		}
+		return *l.Spec.HolderIdentity
+	}
+	old := leader()
+	podName, _, _ := strings.Cut(old, "_")
+	pod, err := cluster.Kube.CoreV1().Pods(operatorNS).Get(ctx, podName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("leader %q: %v", old, err)
+	}
+	si := createIntegration(t, c, env, ns, "clinic-leader", 1)
+	killContainer(t, pod)
+	begin := time.Now()
+	waitConnected(t, c, client.ObjectKeyFromObject(si), 4*time.Minute)
+	now := leader()
+	t.Logf("leader %s SIGKILLed; %s leads; Connected %s later", old, now, time.Since(begin).Round(time.Second))
+	if now == old || now == "" {
+		t.Fatalf("leader is still %q", now)
+	}
+	if n := endpointsOf(env, "clinic-leader"); n != 1 {
+		t.Fatalf("%d Stripe endpoints for the clinic, want 1", n)
+	}
+}
+
+// upgradeRollsReceivers: `helm upgrade` to a new image tag rolls the receivers onto it and keeps
+// the clinic's Stripe endpoint; events still arrive.
+func upgradeRollsReceivers(t *testing.T, env *stripeEnv, c client.Client) {
+	ctx := context.Background()
+	ns := "clinic-upgrade"
+	restrictedNamespace(t, ns)
+	si := createIntegration(t, c, env, ns, "clinic-upgrade", 1)
+	waitConnected(t, c, client.ObjectKeyFromObject(si), 4*time.Minute)
+	if err := c.Get(ctx, client.ObjectKeyFromObject(si), si); err != nil {
+		t.Fatal(err)
+	}
+	endpoint := si.Status.WebhookEndpointID
+	next := os.Getenv("E2E_IMG_NEXT")
+	_, tag, _ := strings.Cut(next, ":")
+	cmd(t, os.Getenv("E2E_HELM"), "upgrade", release, "charts/stripe-operator", "-n", operatorNS, "--reuse-values",
+		"--set", "image.tag="+tag, "--wait", "--timeout", "4m")
+	if err := poll(ctx, 3*time.Minute, func() error {
+		pods := receiverPods(t, ns)
+		if len(pods) != 1 || !isReady(&pods[0]) || pods[0].Spec.Containers[0].Image != next {
+			var got []string
+			for _, p := range pods {
+				got = append(got, fmt.Sprintf("%s %s ready=%v", p.Name, p.Spec.Containers[0].Image, isReady(&p)))
+			}
+			return fmt.Errorf("receiver pods %v, want one Ready on %s", got, next)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	waitConnected(t, c, client.ObjectKeyFromObject(si), time.Minute)
+	if err := c.Get(ctx, client.ObjectKeyFromObject(si), si); err != nil {
+		t.Fatal(err)
+	}
+	eps := env.fake.Endpoints(env.fake.AccountForKey(keyFor("clinic-upgrade")), false)
+	if si.Status.WebhookEndpointID != endpoint || len(eps) != 1 || eps[0].ID != endpoint {
+		t.Fatalf("endpoint %s before the upgrade; after: status %s, Stripe %d endpoints", endpoint, si.Status.WebhookEndpointID, len(eps))
+	}
+	id := trigger(t, env, keyFor("clinic-upgrade"), "charge.refunded")
+	waitSink(t, env, 45*time.Second, id)
+	t.Logf("receivers rolled to %s; endpoint %s kept; event %s relayed", next, endpoint, id)
+}
+
+// namespaceOf20Deleted: deleting a namespace holding 20 integrations and their Secrets leaves no
+// Stripe endpoint behind.
+func namespaceOf20Deleted(t *testing.T, env *stripeEnv, c client.Client) {
+	ctx := context.Background()
+	ns := "clinic-bulk"
+	restrictedNamespace(t, ns)
+	const n = 20
+	var clinics []string
+	for i := range n {
+		clinic := fmt.Sprintf("bulk-%02d", i)
+		clinics = append(clinics, clinic)
+		createIntegration(t, c, env, ns, clinic, 1)
+	}
+	begin := time.Now()
+	for _, clinic := range clinics {
+		waitConnected(t, c, types.NamespacedName{Namespace: ns, Name: clinic}, 6*time.Minute)
+	}
+	t.Logf("%d integrations Connected in %s", n, time.Since(begin).Round(time.Second))
+	begin = time.Now()
+	if err := cluster.Kube.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, 4*time.Minute, func() error {
+		if _, err := cluster.Kube.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			return fmt.Errorf("namespace %s still there (%v)", ns, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	left := 0
+	for _, clinic := range clinics {
+		left += endpointsOf(env, clinic)
+	}
+	if left != 0 {
+		t.Fatalf("%d Stripe endpoints left after the namespace was deleted", left)
+	}
+	t.Logf("namespace with %d integrations deleted in %s; no Stripe endpoint left", n, time.Since(begin).Round(time.Second))
+}
+
+// uninstallLeavesNothing: after the integrations are gone, `helm uninstall` leaves no pod,
+// Deployment, ServiceAccount, Role or ClusterRole of the release, and Stripe no endpoint.
+// The CRD stays: Helm never deletes what a chart's crds/ directory installed.
+func uninstallLeavesNothing(t *testing.T, env *stripeEnv, c client.Client) {
+	ctx := context.Background()
+	var sis v1.StripeIntegrationList
+	if err := c.List(ctx, &sis); err != nil {
+		t.Fatal(err)
+	}
+	if len(sis.Items) != 0 {
+		t.Fatalf("%d StripeIntegrations left before the uninstall", len(sis.Items))
+	}
+	cmd(t, os.Getenv("E2E_HELM"), "uninstall", release, "-n", operatorNS, "--wait", "--timeout", "2m")
+	sel := metav1.ListOptions{LabelSelector: "app.kubernetes.io/instance=" + release}
+	if err := poll(ctx, 2*time.Minute, func() error {
+		var left []string
+		pods, _ := cluster.Kube.CoreV1().Pods(operatorNS).List(ctx, metav1.ListOptions{})
+		for _, p := range pods.Items {
+			left = append(left, "pod/"+p.Name)
+		}
+		deps, _ := cluster.Kube.AppsV1().Deployments(operatorNS).List(ctx, metav1.ListOptions{})
+		for _, d := range deps.Items {
+			left = append(left, "deployment/"+d.Name)
+		}
+		sas, _ := cluster.Kube.CoreV1().ServiceAccounts(operatorNS).List(ctx, sel)
+		for _, s := range sas.Items {
+			left = append(left, "serviceaccount/"+s.Name)
+		}
+		roles, _ := cluster.Kube.RbacV1().Roles("").List(ctx, sel)
+		for _, r := range roles.Items {
+			left = append(left, "role/"+r.Namespace+"/"+r.Name)
+		}
+		crs, _ := cluster.Kube.RbacV1().ClusterRoles().List(ctx, sel)
+		for _, r := range crs.Items {
+			left = append(left, "clusterrole/"+r.Name)
+		}
+		crbs, _ := cluster.Kube.RbacV1().ClusterRoleBindings().List(ctx, sel)
+		for _, r := range crbs.Items {
+			left = append(left, "clusterrolebinding/"+r.Name)
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("left after helm uninstall: %v", left)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := env.endpointsLeft(); n != 0 {
+		t.Fatalf("%d Stripe endpoints left", n)
 	}
 }
 
@@ -336,4 +663,86 @@ func attempts(fake *stripefake.Server, eventID string) int {
 		}
 	}
 	return n
+}
+
+// TestKustomize installs the operator once from config/default (kustomize, as `make deploy`
+// does), the image set to the local one and the Stripe URL to the fake: the manager runs under
+// config/rbac's permissions in the restricted namespace config/manager declares, connects a
+// clinic and relays an event; deleting the integration and then the install leaves nothing.
+func TestKustomize(t *testing.T) {
+	ctx := context.Background()
+	env := startStripeEnv(t)
+	c := newClient(t)
+	repo := os.Getenv("E2E_REPO")
+	img := os.Getenv("E2E_IMG")
+	name, tag, _ := strings.Cut(img, ":")
+	overlay := filepath.Join(e2eCfg.runDir, "kustomize")
+	if err := os.MkdirAll(overlay, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(overlay, filepath.Join(repo, "config", "default"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kust := fmt.Sprintf(`apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+- %s
+images:
+- name: %s
+  newTag: %s
+patches:
+- target: {kind: Deployment, name: stripe-operator-controller-manager}
+  patch: |-
+    - op: add
+      path: /spec/template/spec/containers/0/args/-
+      value: --stripe-api-url=%s
+    - op: add
+      path: /spec/template/spec/containers/0/imagePullPolicy
+      value: Never
+`, rel, name, tag, env.fakeURL)
+	if err := os.WriteFile(filepath.Join(overlay, "kustomization.yaml"), []byte(kust), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rendered := filepath.Join(e2eCfg.runDir, "kustomize.yaml")
+	out := cmd(t, os.Getenv("E2E_KUSTOMIZE"), "build", "--load-restrictor", "LoadRestrictionsNone", overlay)
+	if err := os.WriteFile(rendered, []byte(out), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubectl := filepath.Join(e2eCfg.binDir, "kubectl")
+	cmd(t, kubectl, "apply", "--server-side", "-f", rendered)
+	deleted := false
+	t.Cleanup(func() {
+		if !deleted {
+			c := exec.Command(kubectl, "delete", "--ignore-not-found", "--wait", "--timeout=2m", "-f", rendered)
+			c.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
+			_, _ = c.CombinedOutput()
+		}
+	})
+	const kns = "stripe-operator-system"
+	cmd(t, kubectl, "-n", kns, "rollout", "status", "deployment/stripe-operator-controller-manager", "--timeout=4m")
+
+	ns := "clinic-kustomize"
+	restrictedNamespace(t, ns)
+	si := createIntegration(t, c, env, ns, "clinic-kustomize", 1)
+	waitConnected(t, c, client.ObjectKeyFromObject(si), 4*time.Minute)
+	id := trigger(t, env, keyFor("clinic-kustomize"), "payment_intent.succeeded")
+	waitSink(t, env, 45*time.Second, id)
+	if err := c.Delete(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	if err := poll(ctx, 2*time.Minute, func() error {
+		if n := endpointsOf(env, "clinic-kustomize"); n != 0 {
+			return fmt.Errorf("%d Stripe endpoints left", n)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cmd(t, kubectl, "delete", "--wait", "--timeout=3m", "-f", rendered)
+	deleted = true
+	if _, err := cluster.Kube.CoreV1().Namespaces().Get(ctx, kns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("namespace %s still there after the delete (%v)", kns, err)
+	}
+	t.Logf("config/default: Connected, event %s relayed, integration and install deleted", id)
 }

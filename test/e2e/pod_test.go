@@ -30,6 +30,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -47,7 +48,18 @@ func restrictedNamespace(t *testing.T, name string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cluster.Kube.CoreV1().Namespaces().Delete(context.Background(), name, metav1.DeleteOptions{})
+		// Wait, bounded, for the namespace to be gone: what the operator must finalize in it is
+		// finalized while it still runs, and the next test starts from a clean cluster.
+		ctx := context.Background()
+		_ = cluster.Kube.CoreV1().Namespaces().Delete(ctx, name, metav1.DeleteOptions{})
+		if err := poll(ctx, 3*time.Minute, func() error {
+			if _, err := cluster.Kube.CoreV1().Namespaces().Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("namespace %s not deleted (%v)", name, err)
+			}
+			return nil
+		}); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
 	})
 }
 
