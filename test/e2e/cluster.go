@@ -215,12 +215,12 @@ func (c *Cluster) startControlPlane() error {
 		CertDir:      certDir,
 		StartTimeout: 2 * time.Minute,
 		StopTimeout:  30 * time.Second,
-		Out:          mustLog(c.logDir, "kube-apiserver"),
-		Err:          mustLog(c.logDir, "kube-apiserver"),
 	}
-	api.SecureServing.Address = c.cfg.nodeIP
-	api.SecureServing.Port = fmt.Sprint(apiserverPort)
-	api.SecureServing.CA = caPEM // envtest keeps the certificates it finds in CertDir
+	api.Out = mustLog(c.logDir, "kube-apiserver")
+	api.Err = api.Out
+	api.Address = c.cfg.nodeIP // SecureServing.ListenAddr
+	api.Port = fmt.Sprint(apiserverPort)
+	api.CA = caPEM // envtest keeps the certificates it finds in CertDir
 	args := api.Configure()
 	args.Disable("disable-admission-plugins")
 	args.Set("advertise-address", c.cfg.nodeIP)
@@ -232,9 +232,9 @@ func (c *Cluster) startControlPlane() error {
 		DataDir:      c.path("etcd"),
 		StartTimeout: time.Minute,
 		StopTimeout:  30 * time.Second,
-		Out:          mustLog(c.logDir, "etcd"),
-		Err:          mustLog(c.logDir, "etcd"),
 	}
+	etcd.Out = mustLog(c.logDir, "etcd")
+	etcd.Err = etcd.Out
 	c.plane = &envtest.ControlPlane{APIServer: api, Etcd: etcd}
 	if err := c.plane.Start(); err != nil {
 		return fmt.Errorf("%w\n%s", err, tailFile(filepath.Join(c.logDir, "kube-apiserver.log"), 3000))
@@ -494,12 +494,18 @@ func (c *Cluster) waitKubeProxy(ctx context.Context, timeout time.Duration) erro
 	return nil
 }
 
-// Stop stops everything in reverse order: kube-proxy and kubelet, then every pod sandbox and
-// container (containerd's shims outlive containerd otherwise), the controllers, the control
-// plane, containerd. hack/e2e/run.sh then kills whatever is left in the network namespace and
-// the cgroup root, and removes them.
+// Stop stops everything: the controllers, then every pod (deleted while kubelet runs, so their
+// networking is torn down), kube-proxy and kubelet, whatever container is left (containerd's
+// shims outlive containerd otherwise), the control plane, containerd. hack/e2e/run.sh then kills
+// whatever is left in the network namespace and the cgroup root, and removes them.
 func (c *Cluster) Stop() {
 	begin := time.Now()
+	// The controllers first, so that no ReplicaSet replaces the pods deleted next.
+	for i := len(c.procs) - 1; i >= 0; i-- {
+		if p := c.procs[i]; p.name == "kube-controller-manager" || p.name == "kube-scheduler" {
+			p.stop(20 * time.Second)
+		}
+	}
 	c.deletePods()
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		p := c.procs[i]

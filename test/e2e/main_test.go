@@ -30,6 +30,9 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 var (
@@ -47,6 +50,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	e2eCfg = cfg
+	ctrllog.SetLogger(logr.Discard()) // the tests' clients; component logs are files
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	c, err := startCluster(ctx, cfg)
