@@ -60,6 +60,10 @@ reliability: envtest-bins kustomize helm ## Reliability and security suite at fu
 	go run ./hack/reliability-report -in "$(LOCALBIN)/reliability-figures.tsv" -out docs/reliability.md -took $$(( $$(date +%s) - start ))s; \
 	exit $$status
 
+.PHONY: e2e
+e2e: envtest-bins helm kustomize ## End-to-end tests on a real one-node cluster (kubelet, containerd, kube-proxy) in a network namespace; needs root (docs/testing.md).
+	@E2E_K8S_BIN="$(ENVTEST_ASSETS)" E2E_HELM="$(HELM)" E2E_KUSTOMIZE="$(KUSTOMIZE)" hack/e2e/run.sh
+
 .PHONY: manifests
 manifests: controller-gen ## Generate CRDs and RBAC from markers.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
@@ -180,12 +184,14 @@ golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.
 $(GOLANGCI_LINT): $(LOCALBIN)
 	$(call go-install-tool,$(GOLANGCI_LINT),github.com/golangci/golangci-lint/v2/cmd/golangci-lint,$(GOLANGCI_LINT_VERSION))
 
-# go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist
+# go-install-tool will 'go install' any package with custom target and name of binary, if it doesn't exist.
+# The link is compared resolved: in a git worktree whose bin/ is a symlink to another checkout's, the
+# unresolved paths never match and every target would reinstall the tool into the shared directory.
 # $1 - target path with name of binary
 # $2 - package url which can be installed
 # $3 - specific version of package
 define go-install-tool
-@[ -f "$(1)-$(3)" ] && [ "$$(readlink -- "$(1)" 2>/dev/null)" = "$(1)-$(3)" ] || { \
+@[ -f "$(1)-$(3)" ] && [ "$$(realpath -- "$(1)" 2>/dev/null)" = "$$(realpath -- "$(1)-$(3)")" ] || { \
 set -e; \
 package=$(2)@$(3) ;\
 echo "Downloading $${package}" ;\

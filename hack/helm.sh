@@ -31,6 +31,7 @@ install_helm() {
 }
 
 install_helm
-if [[ "$(readlink -- "${LINK}" 2>/dev/null)" != "${TARGET}" ]]; then
+# Compared resolved, so that a bin/ that is a symlink (a git worktree sharing another's) matches.
+if [[ "$(realpath -- "${LINK}" 2>/dev/null)" != "$(realpath -- "${TARGET}")" ]]; then
   ln -sfn "${TARGET}" "${LINK}"
 fi
