@@ -145,7 +145,10 @@ func (c *Cluster) startContainerd(ctx context.Context) error {
 	conf := fmt.Sprintf(`version = 2
 root = %[1]q
 state = %[2]q
-disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs"]
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+]
 [grpc]
   address = %[3]q
 [ttrpc]
@@ -503,21 +506,21 @@ func (c *Cluster) Stop() {
 	// The controllers first, so that no ReplicaSet replaces the pods deleted next.
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		if p := c.procs[i]; p.name == "kube-controller-manager" || p.name == "kube-scheduler" {
-			p.stop(20 * time.Second)
+			p.stop()
 		}
 	}
 	c.deletePods()
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		p := c.procs[i]
 		if p.name == "kubelet" || p.name == "kube-proxy" {
-			p.stop(20 * time.Second)
+			p.stop()
 		}
 	}
 	if c.containerd != nil {
 		c.removeContainers()
 	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		c.procs[i].stop(20 * time.Second)
+		c.procs[i].stop()
 	}
 	if c.plane != nil {
 		if err := c.plane.Stop(); err != nil {
@@ -525,7 +528,7 @@ func (c *Cluster) Stop() {
 		}
 	}
 	if c.containerd != nil {
-		c.containerd.stop(20 * time.Second)
+		c.containerd.stop()
 	}
 	step("cluster stopped", begin)
 }

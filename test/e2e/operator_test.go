@@ -265,7 +265,8 @@ func createIntegration(t *testing.T, c client.Client, env *stripeEnv, ns, clinic
 
 func receiverPods(t *testing.T, ns string) []corev1.Pod {
 	t.Helper()
-	pods, err := cluster.Kube.CoreV1().Pods(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=stripe-operator"})
+	pods, err := cluster.Kube.CoreV1().Pods(ns).List(context.Background(),
+		metav1.ListOptions{LabelSelector: "app.kubernetes.io/managed-by=stripe-operator"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +430,7 @@ func receiverKilledNothingLost(t *testing.T, env *stripeEnv, c client.Client) {
 	t.Logf("SIGKILLed receiver pod %s while events arrive", pods[0].Name)
 	<-done
 	close(ids)
-	var all []string
+	all := make([]string, 0, len(ids))
 	for id := range ids {
 		all = append(all, id)
 	}
@@ -528,7 +529,7 @@ func namespaceOf20Deleted(t *testing.T, env *stripeEnv, c client.Client) {
 	ns := "clinic-bulk"
 	restrictedNamespace(t, ns)
 	const n = 20
-	var clinics []string
+	clinics := make([]string, 0, n)
 	for i := range n {
 		clinic := fmt.Sprintf("bulk-%02d", i)
 		clinics = append(clinics, clinic)
@@ -630,7 +631,8 @@ func waitConnected(t *testing.T, c client.Client, key types.NamespacedName, time
 		return fmt.Errorf("conditions: %+v", si.Status.Conditions)
 	})
 	if err != nil {
-		t.Fatalf("%s not Connected: %v\nevents in %s:\n%s\nevents in %s:\n%s", key, err, key.Namespace, events(key.Namespace), operatorNS, events(operatorNS))
+		t.Fatalf("%s not Connected: %v\nevents in %s:\n%s\nevents in %s:\n%s", key, err,
+			key.Namespace, events(key.Namespace), operatorNS, events(operatorNS))
 	}
 }
 

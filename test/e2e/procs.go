@@ -71,8 +71,12 @@ func (p *proc) exited() (bool, error) {
 	}
 }
 
-// stop sends SIGTERM to the process group, and SIGKILL after grace.
-func (p *proc) stop(grace time.Duration) {
+// stopGrace is how long a stopped component gets between SIGTERM and SIGKILL.
+const stopGrace = 20 * time.Second
+
+// stop sends SIGTERM to the process group, and SIGKILL after stopGrace.
+func (p *proc) stop() {
+	grace := stopGrace
 	if done, _ := p.exited(); done {
 		return
 	}
