@@ -11,55 +11,14 @@ import (
 	"time"
 
 	"github.com/clinicpay/stripe-operator/internal/relay"
+	"github.com/clinicpay/stripe-operator/test/kubefiles"
 )
 
-// kubeSecretDir mimics the kubelet's atomic writer: <dir>/signingSecret -> ..data/signingSecret,
-// ..data -> ..<version>, and an update swaps ..data with a rename.
-type kubeSecretDir struct {
-	t       *testing.T
-	dir     string
-	version int
-}
-
-func newKubeSecretDir(t *testing.T, content string) *kubeSecretDir {
-	k := &kubeSecretDir{t: t, dir: t.TempDir()}
-	k.update(content)
-	if err := os.Symlink(filepath.Join("..data", "signingSecret"), k.path()); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func (k *kubeSecretDir) path() string { return filepath.Join(k.dir, "signingSecret") }
-
-func (k *kubeSecretDir) update(content string) {
-	k.t.Helper()
-	k.version++
-	old := filepath.Join(k.dir, "..v"+strings.Repeat("i", k.version-1))
-	ts := "..v" + strings.Repeat("i", k.version)
-	if err := os.Mkdir(filepath.Join(k.dir, ts), 0o755); err != nil {
-		k.t.Fatal(err)
-	}
-	writeFile(k.t, filepath.Join(k.dir, ts, "signingSecret"), content)
-	tmp := filepath.Join(k.dir, "..data_tmp")
-	if err := os.Symlink(ts, tmp); err != nil {
-		k.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(k.dir, "..data")); err != nil {
-		k.t.Fatal(err)
-	}
-	if k.version > 1 {
-		if err := os.RemoveAll(old); err != nil {
-			k.t.Fatal(err)
-		}
-	}
-}
-
 func TestSecretRotationBySymlinkSwap(t *testing.T) {
-	k := newKubeSecretDir(t, secretOld+"\n")
+	k := kubefiles.New(t, "signingSecret", secretOld+"\n")
 	target := &fakeTarget{name: "fake"}
 	f := newFixture(t, "", []relay.Target{target}, func(c *Config) {
-		c.SigningSecretFile = k.path()
+		c.SigningSecretFile = k.Path()
 		c.SecretCheckInterval = time.Hour // only the forced reload can notice the swap
 	})
 	h := f.r.WebhookHandler()
@@ -71,7 +30,7 @@ func TestSecretRotationBySymlinkSwap(t *testing.T) {
 	if c := send("evt_1", secretOld); c != http.StatusOK {
 		t.Fatalf("old secret before rotation: %d", c)
 	}
-	k.update(secretNew + "\n")
+	k.Update(secretNew + "\n")
 	// The first delivery signed with the new secret fails against the cached one, which forces
 	// a reload that sees the swapped file.
 	if c := send("evt_2", secretNew); c != http.StatusOK {

@@ -4,53 +4,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/clinicpay/stripe-operator/test/kubefiles"
 )
-
-// kubeDir mimics the kubelet's atomic writer: <dir>/key -> ..data/key, ..data -> ..<version>;
-// an update writes a new version directory, swaps ..data with a rename and removes the old one.
-type kubeDir struct {
-	t       *testing.T
-	dir     string
-	version int
-}
-
-func newKubeDir(t *testing.T, content string) *kubeDir {
-	k := &kubeDir{t: t, dir: t.TempDir()}
-	k.update(content)
-	if err := os.Symlink(filepath.Join("..data", "key"), k.path()); err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func (k *kubeDir) path() string { return filepath.Join(k.dir, "key") }
-
-func (k *kubeDir) update(content string) {
-	k.t.Helper()
-	k.version++
-	ts := "..v" + strconv.Itoa(k.version)
-	if err := os.Mkdir(filepath.Join(k.dir, ts), 0o755); err != nil {
-		k.t.Fatal(err)
-	}
-	write(k.t, filepath.Join(k.dir, ts, "key"), content)
-	tmp := filepath.Join(k.dir, "..data_tmp")
-	if err := os.Symlink(ts, tmp); err != nil {
-		k.t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(k.dir, "..data")); err != nil {
-		k.t.Fatal(err)
-	}
-	if k.version > 1 {
-		if err := os.RemoveAll(filepath.Join(k.dir, "..v"+strconv.Itoa(k.version-1))); err != nil {
-			k.t.Fatal(err)
-		}
-	}
-}
 
 func write(t *testing.T, path, content string) {
 	t.Helper()
@@ -95,12 +55,12 @@ func (h *harness) advance(d time.Duration) {
 }
 
 func TestRotationBySymlinkSwap(t *testing.T) {
-	k := newKubeDir(t, "one\n")
-	h := newHarness(t, k.path(), 0)
+	k := kubefiles.New(t, "key", "one\n")
+	h := newHarness(t, k.Path(), 0)
 	if changed, err := h.Reload(); !changed || err != nil || h.Value() != "one" {
 		t.Fatalf("first Reload = %t, %v; value %q", changed, err, h.Value())
 	}
-	k.update("two\n")
+	k.Update("two\n")
 	if got := h.Current(); got != "one" {
 		t.Errorf("Current within the interval = %q, want the cached one", got)
 	}
@@ -108,14 +68,14 @@ func TestRotationBySymlinkSwap(t *testing.T) {
 	if got := h.Current(); got != "two" {
 		t.Errorf("Current after the interval = %q, want two", got)
 	}
-	k.update("three\n")
+	k.Update("three\n")
 	if changed, err := h.Reload(); !changed || err != nil || h.Value() != "three" {
 		t.Errorf("Reload after a swap = %t, %v; value %q", changed, err, h.Value())
 	}
 	if changed, err := h.Reload(); changed || err != nil {
 		t.Errorf("Reload of an unchanged file = %t, %v", changed, err)
 	}
-	k.update("three\n") // a new inode with the same content: not a change
+	k.Update("three\n") // a new inode with the same content: not a change
 	if changed, err := h.Reload(); changed || err != nil {
 		t.Errorf("Reload of identical content = %t, %v", changed, err)
 	}
