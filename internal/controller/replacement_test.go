@@ -270,21 +270,30 @@ func TestReplacementAtEndpointCap(t *testing.T) {
 	})
 }
 
-// TestDeletionWhileRetiringDeletesBoth: an integration deleted while its replaced endpoint still
-// retires leaves nothing behind in Stripe.
-func TestDeletionWhileRetiringDeletesBoth(t *testing.T) {
-	ns := newNamespace(t)
-	k, si := connected(t, ns, "clinic-retdel")
+// startRetirement connects a clinic, leaves one event undelivered (the endpoint's URL does not
+// answer) and moves the endpoint off the pinned API version, so the operator replaces it and the
+// old endpoint retires beside its successor. It returns the old endpoint's id.
+func startRetirement(t *testing.T, ns, name string) (testKeys, *v1.StripeIntegration, string) {
+	t.Helper()
+	k, si := connected(t, ns, name)
 	old := si.Status.WebhookEndpointID
-	// The endpoint's URL does not answer, so the event stays pending and the old endpoint retires.
 	_, err := fake.TriggerEvent(fake.AccountForKey(k.secret), false, "payment_intent.succeeded", paymentIntent(0))
 	must(t, err)
 	must(t, fake.UpdateEndpoint(old, func(e *stripe.WebhookEndpoint) { e.APIVersion = "2020-08-27" }))
 	eventually(t, waitShort, "old endpoint retiring beside its successor", func() (bool, string) {
 		s := signingSecret(t, si)
-		return len(accountEndpoints(k)) == 2 && s.Annotations[v1.AnnotationRetiringEndpointID] == old,
+		return len(accountEndpoints(k)) == 2 && s.Annotations[v1.AnnotationRetiringEndpointID] == old &&
+				getSI(t, ns, name).Status.WebhookEndpointID != old,
 			fmt.Sprintf("%d endpoints, %v", len(accountEndpoints(k)), s.Annotations)
 	})
+	return k, si, old
+}
+
+// TestDeletionWhileRetiringDeletesBoth: an integration deleted while its replaced endpoint still
+// retires leaves nothing behind in Stripe.
+func TestDeletionWhileRetiringDeletesBoth(t *testing.T) {
+	ns := newNamespace(t)
+	k, si, old := startRetirement(t, ns, "clinic-retdel")
 	must(t, k8sClient.Delete(context.Background(), si))
 	eventually(t, 20*time.Second, "object gone", func() (bool, string) {
 		err := k8sClient.Get(context.Background(), client.ObjectKeyFromObject(si), si)
@@ -303,17 +312,7 @@ func TestDeletionWhileRetiringDeletesBoth(t *testing.T) {
 // retires; both endpoints in the previous account are removed with the previous key.
 func TestKeyChangeWhileRetiringCleansBoth(t *testing.T) {
 	ns := newNamespace(t)
-	k, si := connected(t, ns, "clinic-retmv")
-	old := si.Status.WebhookEndpointID
-	_, err := fake.TriggerEvent(fake.AccountForKey(k.secret), false, "payment_intent.succeeded", paymentIntent(0))
-	must(t, err)
-	must(t, fake.UpdateEndpoint(old, func(e *stripe.WebhookEndpoint) { e.APIVersion = "2020-08-27" }))
-	eventually(t, waitShort, "old endpoint retiring beside its successor", func() (bool, string) {
-		s := signingSecret(t, si)
-		return len(accountEndpoints(k)) == 2 && s.Annotations[v1.AnnotationRetiringEndpointID] == old &&
-				getSI(t, ns, "clinic-retmv").Status.WebhookEndpointID != old,
-			fmt.Sprintf("%d endpoints, %v", len(accountEndpoints(k)), s.Annotations)
-	})
+	k, si, _ := startRetirement(t, ns, "clinic-retmv")
 	next := newTestKeys(t, "test")
 	fake.AddKey(next.secret, stripefake.KeyOptions{})
 	updateKeys(t, ns, "clinic-retmv-keys", next)
@@ -331,14 +330,7 @@ func TestKeyChangeWhileRetiringCleansBoth(t *testing.T) {
 // window after the replacement (24 h in test mode; the test backdates the record).
 func TestRetiringEndpointGoesAfterRetryWindow(t *testing.T) {
 	ns := newNamespace(t)
-	k, si := connected(t, ns, "clinic-retwin")
-	old := si.Status.WebhookEndpointID
-	_, err := fake.TriggerEvent(fake.AccountForKey(k.secret), false, "payment_intent.succeeded", paymentIntent(0))
-	must(t, err)
-	must(t, fake.UpdateEndpoint(old, func(e *stripe.WebhookEndpoint) { e.APIVersion = "2020-08-27" }))
-	eventually(t, waitShort, "old endpoint retiring", func() (bool, string) {
-		return signingSecret(t, si).Annotations[v1.AnnotationRetiringEndpointID] == old, ""
-	})
+	k, si, old := startRetirement(t, ns, "clinic-retwin")
 	time.Sleep(3 * testResync)
 	if n := len(accountEndpoints(k)); n != 2 {
 		t.Fatalf("%d endpoints while an event is undelivered, want the retiring one kept", n)
