@@ -128,6 +128,7 @@ func secretLines(s *corev1.Secret) []string {
 // endpoint must stay, its secret still accepted, until Stripe delivered it; then it is deleted
 // and the Secret holds one secret again.
 func TestReplacementKeepsPendingRetries(t *testing.T) {
+	needSuite(t) // the fake is used before the first namespace
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
 	c := startLiveClinic(t, "clinic-mbb", k)
@@ -191,6 +192,7 @@ func TestReplacementKeepsPendingRetries(t *testing.T) {
 // verified). The events Stripe had not delivered arrive through the replay path instead, signed
 // with the new secret.
 func TestLostSecretReplacementRedeliversGap(t *testing.T) {
+	needSuite(t) // the fake is used before the first namespace
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
 	c := startLiveClinic(t, "clinic-lsg", k)
@@ -226,6 +228,7 @@ func TestLostSecretReplacementRedeliversGap(t *testing.T) {
 // of 16, so the successor cannot be created beside the old endpoint. The operator deletes the old
 // one first; what it had pending and what was created while no endpoint existed are re-delivered.
 func TestReplacementAtEndpointCap(t *testing.T) {
+	needSuite(t) // the fake is used before the first namespace
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
 	sc := directClient(k.secret)

@@ -130,6 +130,7 @@ func TestSteadyStateResyncIsOneStripeCall(t *testing.T) {
 }
 
 func TestDriftIsRepaired(t *testing.T) {
+	needSuite(t) // the fake is used before the first namespace
 	cases := map[string]struct {
 		drift func(t *testing.T, id string)
 		event string
@@ -520,6 +521,7 @@ func updateKeys(t *testing.T, ns, name string, k testKeys) {
 // The Secret deleted first stays readable under the in-use finalizer, so the endpoint is removed;
 // only keys Stripe refuses leave it for manual removal. Either way the Secret goes in the end.
 func TestDeletionRemovesEndpoint(t *testing.T) {
+	needSuite(t) // the fake is used before the first namespace
 	revoke := func(t *testing.T, _ string, k testKeys) { fake.RevokeKey(k.secret) }
 	deleteSecret := func(t *testing.T, ns string, _ testKeys) { deleteSecretNamed(t, ns, "clinic-del-keys") }
 	cases := map[string]struct {
