@@ -8,7 +8,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
@@ -49,24 +48,20 @@ func gapPending(si *paymentsv1alpha1.StripeIntegration) bool {
 // re-delivered through the replay path. An earlier request still pending keeps the earlier time.
 func (r *StripeIntegrationReconciler) requestRedelivery(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, undelivered,
 	all time.Time) error {
-	orig := si.DeepCopy()
-	if si.Annotations == nil {
-		si.Annotations = map[string]string{}
-	}
-	set := func(key string, t time.Time) {
-		if t.IsZero() {
-			return
+	if err := r.patchAnnotations(ctx, si, func(a map[string]string) {
+		set := func(key string, t time.Time) {
+			if t.IsZero() {
+				return
+			}
+			t = t.UTC().Truncate(time.Second)
+			if prev, err := time.Parse(time.RFC3339, a[key]); err == nil && prev.Before(t) {
+				return
+			}
+			a[key] = t.Format(time.RFC3339)
 		}
-		t = t.UTC().Truncate(time.Second)
-		if prev, err := time.Parse(time.RFC3339, si.Annotations[key]); err == nil && prev.Before(t) {
-			return
-		}
-		si.Annotations[key] = t.Format(time.RFC3339)
-	}
-	set(paymentsv1alpha1.AnnotationRedeliverUndeliveredSince, undelivered)
-	set(paymentsv1alpha1.AnnotationRedeliverAllSince, all)
-	if err := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		si.Annotations = orig.Annotations
+		set(paymentsv1alpha1.AnnotationRedeliverUndeliveredSince, undelivered)
+		set(paymentsv1alpha1.AnnotationRedeliverAllSince, all)
+	}); err != nil {
 		return fmt.Errorf("recording the re-delivery of the replaced endpoint's events: %w", err)
 	}
 	return nil
@@ -146,11 +141,10 @@ func (r *StripeIntegrationReconciler) reconcileGapRedelivery(ctx context.Context
 			"delivered", delivered, "refused", failed)
 		return
 	}
-	orig := si.DeepCopy()
-	delete(si.Annotations, paymentsv1alpha1.AnnotationRedeliverUndeliveredSince)
-	delete(si.Annotations, paymentsv1alpha1.AnnotationRedeliverAllSince)
-	if err := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		si.Annotations = orig.Annotations
+	if err := r.patchAnnotations(ctx, si, func(a map[string]string) {
+		delete(a, paymentsv1alpha1.AnnotationRedeliverUndeliveredSince)
+		delete(a, paymentsv1alpha1.AnnotationRedeliverAllSince)
+	}); err != nil {
 		obs.followUp = true // the next pass re-sends; the systems of record deduplicate
 		return
 	}

@@ -448,14 +448,10 @@ func (r *StripeIntegrationReconciler) attemptFor(ctx context.Context, si *paymen
 	if lost == "" || si.Annotations[paymentsv1alpha1.AnnotationReplacedEndpoint] == lost {
 		return n, nil
 	}
-	orig := si.DeepCopy()
-	if si.Annotations == nil {
-		si.Annotations = map[string]string{}
-	}
-	si.Annotations[paymentsv1alpha1.AnnotationCreateAttempt] = strconv.Itoa(n + 1)
-	si.Annotations[paymentsv1alpha1.AnnotationReplacedEndpoint] = lost
-	if err := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		si.Annotations = orig.Annotations // not recorded: the pass must not act on it
+	if err := r.patchAnnotations(ctx, si, func(a map[string]string) {
+		a[paymentsv1alpha1.AnnotationCreateAttempt] = strconv.Itoa(n + 1)
+		a[paymentsv1alpha1.AnnotationReplacedEndpoint] = lost
+	}); err != nil {
 		return 0, fmt.Errorf("recording create attempt %d: %w", n+1, err)
 	}
 	return n + 1, nil
@@ -490,17 +486,29 @@ func (r *StripeIntegrationReconciler) spendAttemptOn5xx(ctx context.Context, si 
 	}
 }
 
-// moveAttempt records attempt+1 as the create attempt, with the optimistic lock; on failure the
-// in-memory annotations stay as stored.
+// moveAttempt records attempt+1 as the create attempt.
 func (r *StripeIntegrationReconciler) moveAttempt(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, attempt int) error {
+	if err := r.patchAnnotations(ctx, si, func(a map[string]string) {
+		a[paymentsv1alpha1.AnnotationCreateAttempt] = strconv.Itoa(attempt + 1)
+	}); err != nil {
+		return fmt.Errorf("recording create attempt %d: %w", attempt+1, err)
+	}
+	return nil
+}
+
+// patchAnnotations changes the operator's bookkeeping annotations on si with the optimistic lock,
+// so that concurrent passes never both act on what each read. When the write fails, si keeps the
+// annotations as stored: the pass must not act on a record that was not made.
+func (r *StripeIntegrationReconciler) patchAnnotations(ctx context.Context, si *paymentsv1alpha1.StripeIntegration,
+	change func(map[string]string)) error {
 	orig := si.DeepCopy()
 	if si.Annotations == nil {
 		si.Annotations = map[string]string{}
 	}
-	si.Annotations[paymentsv1alpha1.AnnotationCreateAttempt] = strconv.Itoa(attempt + 1)
+	change(si.Annotations)
 	if err := r.Client.Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		si.Annotations = orig.Annotations
-		return fmt.Errorf("recording create attempt %d: %w", attempt+1, err)
+		return err
 	}
 	return nil
 }
