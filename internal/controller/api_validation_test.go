@@ -35,6 +35,7 @@ const userInfoPassword = "hunter2-pw"
 // TestAPIValidation checks that the apiserver itself (OpenAPI schema and CEL rules in the CRD)
 // refuses specs the operator must never see, with a message naming the rule.
 func TestAPIValidation(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	ctx := context.Background()
 	base := func() *v1.StripeIntegration {

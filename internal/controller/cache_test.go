@@ -30,6 +30,7 @@ import (
 // annotation; the metadata-only Secret cache must not keep it, nor any managedFields. Objects
 // the operator applies keep their managedFields, which applyIfChanged compares.
 func TestCacheTransforms(t *testing.T) {
+	t.Parallel()
 	fields := []metav1.ManagedFieldsEntry{{Manager: "stripe-operator", Operation: metav1.ManagedFieldsOperationApply}}
 	secret := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
 		Name:          "keys",

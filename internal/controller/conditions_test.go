@@ -21,6 +21,7 @@ const (
 )
 
 func TestAuthCondition(t *testing.T) {
+	t.Parallel()
 	tests := map[string]struct {
 		err          error
 		wantReason   string

@@ -70,6 +70,7 @@ func deleteSecretNamed(t *testing.T, ns, name string) {
 // Namespace is marked for deletion, then every Secret and every StripeIntegration in it is deleted,
 // Secrets first (the worst order). The real namespace controller is tested with issue 15's cluster.
 func TestNamespaceDeletionRemovesEndpoint(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-nsdel")
@@ -101,6 +102,7 @@ func TestNamespaceDeletionRemovesEndpoint(t *testing.T) {
 // TestCredentialsRefMovedMovesProtection points an integration at another Secret (same keys):
 // the new Secret gets the in-use finalizer, the old one loses it.
 func TestCredentialsRefMovedMovesProtection(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-move")
@@ -122,6 +124,7 @@ func TestCredentialsRefMovedMovesProtection(t *testing.T) {
 // TestSharedCredentialsStayProtected: two integrations use one Secret; it stays protected until
 // the last of them is gone.
 func TestSharedCredentialsStayProtected(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
@@ -158,6 +161,7 @@ func TestSharedCredentialsStayProtected(t *testing.T) {
 // in-use finalizer while an integration next to it connects, a stale one (left by hand or from an earlier reference) is lifted, and other
 // finalizers are left alone.
 func TestUnreferencedSecretsAreNotProtected(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
@@ -188,6 +192,7 @@ func TestUnreferencedSecretsAreNotProtected(t *testing.T) {
 // finalizer) before any integration protected it cannot be protected any more, so the integration
 // makes no Stripe call with it: an endpoint created then could not be removed.
 func TestTerminatingUnprotectedSecretGetsNoEndpoint(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")

@@ -101,6 +101,7 @@ func (s *fhirSink) created() map[string]int {
 // receiver running in-process with the real HTTP and FHIR relays; the Stripe fake delivers signed
 // events to it and retries failures like Stripe.
 func TestEndToEndNothingLost(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	hs := &httpSink{byKey: map[string]int{}}
 	fs := &fhirSink{resources: map[string]int{}}

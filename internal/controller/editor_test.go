@@ -65,6 +65,7 @@ func editorClient(t *testing.T, ns string) client.Client {
 // they can read it. Every attempt is made by the impersonated editor; the integration reports a
 // named reason instead.
 func TestEditorCannotReachSecrets(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ns := newNamespace(t)
 	editor := editorClient(t, ns)
@@ -261,6 +262,7 @@ func forwardBoundToArgs(sec *corev1.Secret, args []string) bool {
 // carry the signing Secret's name is neither overwritten nor adopted (which would have it deleted
 // with the integration); the integration says why and registers no endpoint until it is gone.
 func TestSigningSecretNameTakenIsNeverAdopted(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")

@@ -184,6 +184,7 @@ type branchCase struct {
 }
 
 func TestEndpointBranches(t *testing.T) {
+	t.Parallel()
 	attempt1 := func(lost string) map[string]string {
 		return map[string]string{v1.AnnotationCreateAttempt: "1", v1.AnnotationReplacedEndpoint: lost}
 	}
@@ -1015,6 +1016,7 @@ func equalSpec(a, b stripeclient.EndpointSpec) bool {
 
 // The fake itself: a method without its Fn fails the test and names the call.
 func TestFakeStripeUnexpectedCall(t *testing.T) {
+	t.Parallel()
 	f := &fakeStripe{} // no *testing.T: only the error
 	_, err := f.GetWebhookEndpoint(context.Background(), "we_1")
 	if err == nil || !strings.Contains(err.Error(), "GetWebhookEndpoint") || !strings.Contains(err.Error(), "we_1") {

@@ -444,8 +444,10 @@ func specEditStorm(t *testing.T, e *hostileEnv) error {
 			return err
 		})
 		must(t, err)
-		if time.Since(start) > 60*time.Second {
-			t.Fatalf("only %d edits in 60 s", i+1)
+		// A bound on the loop, not a speed target: the apiserver takes about 200 edits a
+		// second alone, much fewer while the package's tests run in parallel on 2 cores.
+		if time.Since(start) > 3*time.Minute {
+			t.Fatalf("only %d edits in 3 min", i+1)
 		}
 	}
 	stormTime := time.Since(start)

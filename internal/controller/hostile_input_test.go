@@ -194,6 +194,7 @@ type hostileCase struct {
 // GOMAXPROCS (2 on small CI machines) and would serialise the waits. Each case has its own
 // namespace and keys; faults are scoped to a case's key and bounded with Times.
 func TestHostileInput(t *testing.T) {
+	t.Parallel()
 	start := time.Now()
 	panicsBefore := crCounter(t, "controller_runtime_reconcile_panics_total")
 	reconcilesBefore := crCounter(t, "controller_runtime_reconcile_total")

@@ -59,6 +59,7 @@ func uniqueClinic(base, ns string) string {
 // TestChildNamesAreValid: every valid name yields child objects the real apiserver accepts. The
 // reconciler's own apply and Secret write run against a dry-run client, so nothing is stored.
 func TestChildNamesAreValid(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	ctx := context.Background()
 	dry := client.NewDryRunClient(k8sClient)
@@ -96,6 +97,7 @@ func TestChildNamesAreValid(t *testing.T) {
 // TestChildNamesKeptForUpgrades: names that were valid before keep exactly the names and label
 // values they had, so an upgraded operator finds (and does not orphan) the objects it made.
 func TestChildNamesKeptForUpgrades(t *testing.T) {
+	t.Parallel()
 	long := nameOfLen("c", 70)
 	cases := map[string]struct {
 		name                       string
@@ -128,6 +130,7 @@ func TestChildNamesKeptForUpgrades(t *testing.T) {
 // characters long and starting with a digit) get their endpoint, signing Secret, receiver
 // Deployment, Service, NetworkPolicy and Ingress, and connect.
 func TestDottedNameReachesReceiverReady(t *testing.T) {
+	t.Parallel()
 	for label, name := range map[string]string{
 		"dotted":                   "clinic.dot.test",
 		"253, digit first, dotted": edgeNames["253, digits first with dots"],
@@ -164,6 +167,7 @@ func TestDottedNameReachesReceiverReady(t *testing.T) {
 // (a DNS subdomain) whose Service was always refused. The upgraded operator removes that
 // Deployment, which ran with the signing secret but could receive nothing, and keeps the new one.
 func TestLegacyDottedDeploymentRemoved(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	const name = "clinic.legacy"
 	k := newTestKeys(t, "test")

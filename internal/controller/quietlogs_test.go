@@ -16,6 +16,8 @@ import (
 // the suite's logger at its highest verbosity, and finds the sentinels in no log line: not in
 // stripe-go's (the /v1/events pages), not in the manager's.
 func TestReplayLogsNoPersonalData(t *testing.T) {
+	// Not parallel: it checks the log lines written since its start, which parallel tests would
+	// mix in; serial tests run before the parallel ones start.
 	const (
 		name  = "Qwertzu Sentinelpatient"
 		email = "qwertzu.sentinel@patients.example"

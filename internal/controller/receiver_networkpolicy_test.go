@@ -53,6 +53,7 @@ func nsSelector(key, value string) *metav1.LabelSelector {
 // source only, and egress to DNS and its forward targets' ports only. Every case is also
 // server-side dry-run applied, so the apiserver validates the policy.
 func TestReceiverNetworkPolicy(t *testing.T) {
+	t.Parallel()
 	ingressNS := nsSelector(corev1.LabelMetadataName, "ingress-nginx")
 	ingressPods := nsSelector("app.kubernetes.io/name", "ingress-nginx")
 	managerPods := nsSelector("control-plane", "controller-manager")

@@ -6,6 +6,7 @@ import (
 )
 
 func TestForwardTargetAllowed(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		annotation, target string
 		want               bool
@@ -42,6 +43,7 @@ func TestForwardTargetAllowed(t *testing.T) {
 }
 
 func TestDisallowedAnnotations(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		annotations map[string]string
 		allowlist   []string

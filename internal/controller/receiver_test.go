@@ -76,6 +76,7 @@ func markAvailable(t *testing.T, ns, name string) {
 }
 
 func TestReceiverObjects(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -150,6 +151,7 @@ func TestReceiverObjects(t *testing.T) {
 }
 
 func TestReceiverHandEditsAreReverted(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	_, si := connected(t, ns, "clinic-he")
 	name := receiverName(si)
@@ -186,6 +188,7 @@ func TestReceiverHandEditsAreReverted(t *testing.T) {
 }
 
 func TestConnectedEndToEnd(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	_, si := connected(t, ns, "clinic-ok")
 	if c := getCondition(t, si, v1.ConditionConnected); c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonReceiverProgressing {
@@ -206,6 +209,7 @@ func TestConnectedEndToEnd(t *testing.T) {
 }
 
 func TestIngressRemovedWithSpec(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})

@@ -99,7 +99,7 @@ func (c *liveClinic) failedOnce(t *testing.T, i int) string {
 	must(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	must(t, fake.WaitForDeliveries(ctx))
+	must(t, fake.WaitForEventDeliveries(ctx, id))
 	if got, refused := c.sink.snapshot(); got[id] != 0 || refused == 0 {
 		t.Fatalf("event %s: sink accepted %d, refused %d; want it refused", id, got[id], refused)
 	}
@@ -128,6 +128,7 @@ func secretLines(s *corev1.Secret) []string {
 // endpoint must stay, its secret still accepted, until Stripe delivered it; then it is deleted
 // and the Secret holds one secret again.
 func TestReplacementKeepsPendingRetries(t *testing.T) {
+	t.Parallel()
 	needSuite(t) // the fake is used before the first namespace
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -192,6 +193,8 @@ func TestReplacementKeepsPendingRetries(t *testing.T) {
 // verified). The events Stripe had not delivered arrive through the replay path instead, signed
 // with the new secret.
 func TestLostSecretReplacementRedeliversGap(t *testing.T) {
+	// Not parallel: it moves the Stripe fake's clock (fakeClockOffset), which every test shares;
+	// serial tests run before the parallel ones start.
 	needSuite(t) // the fake is used before the first namespace
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -228,6 +231,7 @@ func TestLostSecretReplacementRedeliversGap(t *testing.T) {
 // of 16, so the successor cannot be created beside the old endpoint. The operator deletes the old
 // one first; what it had pending and what was created while no endpoint existed are re-delivered.
 func TestReplacementAtEndpointCap(t *testing.T) {
+	t.Parallel()
 	needSuite(t) // the fake is used before the first namespace
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -295,6 +299,7 @@ func startRetirement(t *testing.T, ns, name string) (testKeys, *v1.StripeIntegra
 // TestDeletionWhileRetiringDeletesBoth: an integration deleted while its replaced endpoint still
 // retires leaves nothing behind in Stripe.
 func TestDeletionWhileRetiringDeletesBoth(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si, old := startRetirement(t, ns, "clinic-retdel")
 	must(t, k8sClient.Delete(context.Background(), si))
@@ -314,6 +319,7 @@ func TestDeletionWhileRetiringDeletesBoth(t *testing.T) {
 // TestKeyChangeWhileRetiringCleansBoth: keys moved to another account while a replaced endpoint
 // retires; both endpoints in the previous account are removed with the previous key.
 func TestKeyChangeWhileRetiringCleansBoth(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si, _ := startRetirement(t, ns, "clinic-retmv")
 	next := newTestKeys(t, "test")
@@ -332,6 +338,7 @@ func TestKeyChangeWhileRetiringCleansBoth(t *testing.T) {
 // endpoint's URL never answers), the retiring endpoint stays, but no longer than Stripe's retry
 // window after the replacement (24 h in test mode; the test backdates the record).
 func TestRetiringEndpointGoesAfterRetryWindow(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si, old := startRetirement(t, ns, "clinic-retwin")
 	time.Sleep(3 * testResync)

@@ -187,6 +187,7 @@ next:
 // 2025-03-31.basil, which the FHIR mapping refuses, reaches the HTTP sink, leaves the FHIR
 // sink untouched with the refusal named in the receiver's log, and ends Failed with the counts.
 func TestReplayEndToEndBringsBackEverything(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	hs, fs := newRawSink(envelopeKey), newRawSink(fhirKey)
 	hsrv, fsrv := httptest.NewServer(hs), httptest.NewServer(fs)

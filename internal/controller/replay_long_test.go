@@ -114,6 +114,7 @@ func recordHistory(t *testing.T, acct string, start time.Time, n int) (enabled [
 // once, oldest first, in passes that report progress while running, with event-list calls
 // within the 5-a-second budget.
 func TestReplayDeliversEveryEventOldestFirst(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-rl")
 	markAvailable(t, ns, receiverName(si))
@@ -168,6 +169,7 @@ func TestReplayDeliversEveryEventOldestFirst(t *testing.T) {
 // status a previous manager wrote (Running, with its cursor and counts) is all the new one
 // knows, and it sends exactly the events from the cursor on, once each, and counts on.
 func TestReplayResumesFromItsCursor(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-rr")
 	markAvailable(t, ns, receiverName(si))

@@ -65,6 +65,7 @@ type replayEvent struct {
 // renders it in, and a second replay, after the receiver already relayed them, brings each one
 // again (the clinic asked for a re-send).
 func TestReplayRedeliversSignedEvents(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-rp")
 	markAvailable(t, ns, receiverName(si))
@@ -181,6 +182,7 @@ func annotate(t *testing.T, si *v1.StripeIntegration, since string) {
 // (it did not take the replay marker: clocks apart, or an old receiver) relayed nothing, so the
 // event counts as failed, not delivered; so do answers that are not the receiver's JSON.
 func TestReplayCountsOnlyWhatTheReceiverRelayed(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		code    int
 		body    string

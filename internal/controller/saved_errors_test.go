@@ -94,6 +94,7 @@ func startAfterFirstCreate(t *testing.T, ns, name string, k testKeys) time.Time 
 // A 500 that Stripe saved under the first create's key (nothing created) must not keep the clinic
 // unconnected for Stripe's 24 h: the next pass finds nothing of ours and creates under a fresh key.
 func TestSavedCreateErrorRecoversWithinOneResync(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	const name = "clinic-saved500"
 	k := newTestKeys(t, "test")
@@ -123,6 +124,7 @@ func TestSavedCreateErrorRecoversWithinOneResync(t *testing.T) {
 // After the saved 500, the fresh attempt's answer is lost although the endpoint was created: the
 // list shows it, so the operator replays that attempt for its secret and never makes a second one.
 func TestSavedCreateErrorThenLostAnswerNeverDuplicates(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	const name = "clinic-saved500-lost"
 	k := newTestKeys(t, "test")
@@ -148,6 +150,7 @@ func TestSavedCreateErrorThenLostAnswerNeverDuplicates(t *testing.T) {
 // Stripe created the endpoint and then answered 500, which it saved: no replay can return the
 // secret, so the operator replaces that endpoint once and ends with exactly one.
 func TestSavedCreateErrorAfterCommitReplacesOnce(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	const name = "clinic-saved500-commit"
 	k := newTestKeys(t, "test")
@@ -182,6 +185,7 @@ func TestSavedCreateErrorAfterCommitReplacesOnce(t *testing.T) {
 // Many passes at once (a second manager in a leader hand-over) that all meet the saved 500 agree
 // on one fresh attempt: the counter moves once and one endpoint is ever created.
 func TestSavedCreateErrorConcurrentPassesAgree(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	const name = "clinic-saved500-cc"
 	k := newTestKeys(t, "test")
@@ -218,6 +222,7 @@ func TestSavedCreateErrorConcurrentPassesAgree(t *testing.T) {
 // that failed, and only if the object is still as it read it, so passes that read the object at
 // different times (or concurrently) never skip a number nor go back to a spent one.
 func TestSpendAttemptIsCompareAndSet(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	const name = "clinic-spend-cas"
 	// No credentials Secret: the manager reports KeysValid=False and never writes the counter.

@@ -16,6 +16,7 @@ import (
 // 401 that echoes a masked key, 403, policy failures, malformed values) and scans what the
 // operator wrote: its logs (including stripe-go's), Events and status.
 func TestSecretsNeverLeak(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	sentinel := func(tag string) string { return "SENTINEL" + tag + randomKeyBody(t, 24) }
 	type plant struct {

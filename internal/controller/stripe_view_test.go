@@ -11,6 +11,7 @@ import (
 // changes unless the field is one stripeBlind declares Stripe-blind, so a field added to the spec
 // cannot be left out of the key by mistake.
 func TestStripeFacingSpecCoversEveryField(t *testing.T) {
+	t.Parallel()
 	blind := map[string]bool{"InvoiceFooterDisclaimer": true, "Receiver": true}
 	base := &paymentsv1alpha1.StripeIntegration{}
 	key := stripeFacingSpec(base)

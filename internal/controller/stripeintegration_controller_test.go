@@ -22,6 +22,7 @@ import (
 const waitShort = 10 * time.Second
 
 func TestValidTestKeysAreAuthenticated(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newClinic(t, ns, "clinic-a")
 
@@ -51,6 +52,7 @@ func TestValidTestKeysAreAuthenticated(t *testing.T) {
 }
 
 func TestPrinterColumns(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	newClinic(t, ns, "clinic-p")
 	waitCondition(t, ns, "clinic-p", v1.ConditionReceiverReady, metav1.ConditionFalse, v1.ReasonReceiverProgressing, waitShort)
@@ -88,6 +90,7 @@ func TestPrinterColumns(t *testing.T) {
 }
 
 func TestTestKeyInLiveModeIsRejectedWithoutCallingStripe(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newClinic(t, ns, "clinic-live", withMode(v1.ModeLive), withKeysFor(v1.ModeTest))
 
@@ -106,6 +109,7 @@ func TestTestKeyInLiveModeIsRejectedWithoutCallingStripe(t *testing.T) {
 }
 
 func TestMissingSecretThenCreatedRecovers(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -121,6 +125,7 @@ func TestMissingSecretThenCreatedRecovers(t *testing.T) {
 }
 
 func TestRotatingToRevokedKeyFlipsAuthenticated(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -147,6 +152,7 @@ func TestRotatingToRevokedKeyFlipsAuthenticated(t *testing.T) {
 }
 
 func TestRestrictedKeyWithoutWebhookPermission(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	k.secret = "rk_test_" + randomKeyBody(t, 32)
@@ -160,6 +166,7 @@ func TestRestrictedKeyWithoutWebhookPermission(t *testing.T) {
 }
 
 func TestRestrictedKeyWithoutAccountReadIsAuthenticated(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	k.secret = "rk_test_" + randomKeyBody(t, 32)
@@ -178,6 +185,7 @@ func TestRestrictedKeyWithoutAccountReadIsAuthenticated(t *testing.T) {
 // Transient Stripe errors must back off (exponentially, from testRetryBase) rather than loop hot,
 // and the integration must recover by itself once Stripe does.
 func TestTransientStripeErrorsBackOff(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		status int
 		reason string
@@ -194,7 +202,7 @@ func TestTransientStripeErrorsBackOff(t *testing.T) {
 			k := newTestKeys(t, "test")
 			fake.AddKey(k.secret, stripefake.KeyOptions{})
 			fake.InjectFault(stripefake.Fault{Key: k.secret, Status: tc.status})
-			t.Cleanup(func() { fake.ClearFaults() })
+			t.Cleanup(func() { fake.ClearFaultsFor(k.secret) })
 			mustCreate(t, credentialsSecret(ns, "stripe-keys", k), integration(ns, "clinic-e", uniqueClinic("clinic-e", ns), v1.ModeTest, "stripe-keys"))
 
 			waitCondition(t, ns, "clinic-e", v1.ConditionAuthenticated, metav1.ConditionFalse, tc.reason, waitShort)
@@ -204,13 +212,14 @@ func TestTransientStripeErrorsBackOff(t *testing.T) {
 			if n := fake.Calls(k.secret) - start; n > tc.maxCalls || n < 1 {
 				t.Errorf("%d Stripe calls in 3 s while failing: want 1..%d (backoff, not a hot loop)", n, tc.maxCalls)
 			}
-			fake.ClearFaults()
+			fake.ClearFaultsFor(k.secret)
 			waitCondition(t, ns, "clinic-e", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
 		})
 	}
 }
 
 func TestSteadyStateWritesNothing(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newClinic(t, ns, "clinic-s")
 	waitCondition(t, ns, "clinic-s", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
@@ -229,6 +238,7 @@ func TestSteadyStateWritesNothing(t *testing.T) {
 }
 
 func TestSuspendMakesNoStripeCalls(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -243,6 +253,7 @@ func TestSuspendMakesNoStripeCalls(t *testing.T) {
 }
 
 func TestDeleteReleasesFinalizer(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	newClinic(t, ns, "clinic-f")
 	si := waitCondition(t, ns, "clinic-f", v1.ConditionAuthenticated, metav1.ConditionTrue, v1.ReasonAuthenticated, waitShort)
@@ -257,6 +268,7 @@ func TestDeleteReleasesFinalizer(t *testing.T) {
 }
 
 func TestConditionTransitionsEmitEvents(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -299,6 +311,7 @@ func fmtKeys(m map[string]bool) string {
 // TestResyncJitterIsSymmetric: the resync period is spread ±10 % around --resync-period, as the
 // docs say, not +0–10 %.
 func TestResyncJitterIsSymmetric(t *testing.T) {
+	t.Parallel()
 	const d = 10 * time.Minute
 	lo, hi := d-d/10, d+d/10
 	if got := jittered(d, 0); got != lo {

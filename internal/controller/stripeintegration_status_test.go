@@ -39,6 +39,7 @@ func webhookUnknown() []condition {
 }
 
 func TestSummarize(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		in         []condition
 		wantStatus metav1.ConditionStatus
@@ -66,6 +67,7 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestComputeStatus(t *testing.T) {
+	t.Parallel()
 	connectedAt := computeStatus(v1.StripeIntegrationStatus{}, 1, inputOf(webhookUnknown(), statusInput{
 		Mode: v1.ModeTest, KeyFingerprint: "sha256:aa", KeysAccepted: true, AccountID: ptr.To("acct_1"), Probed: true, Succeeded: true,
 	}), t0)
@@ -162,6 +164,7 @@ func TestComputeStatus(t *testing.T) {
 }
 
 func TestConditionTransitions(t *testing.T) {
+	t.Parallel()
 	prev := []metav1.Condition{
 		{Type: v1.ConditionKeysValid, Status: metav1.ConditionTrue, Reason: v1.ReasonKeysValid},
 		{Type: v1.ConditionAuthenticated, Status: metav1.ConditionTrue, Reason: v1.ReasonAuthenticated},
@@ -178,6 +181,7 @@ func TestConditionTransitions(t *testing.T) {
 }
 
 func TestStatusEventFoldsOneWrite(t *testing.T) {
+	t.Parallel()
 	cond := func(ct string, st metav1.ConditionStatus, reason string) metav1.Condition {
 		return metav1.Condition{Type: ct, Status: st, Reason: reason, Message: reason + " message"}
 	}
@@ -226,6 +230,7 @@ func TestStatusEventFoldsOneWrite(t *testing.T) {
 // while they are younger than the grace; the message says so once; past the grace, and for
 // permanent failures, the failure is reported as before.
 func TestComputeStatusGrace(t *testing.T) {
+	t.Parallel()
 	const grace = 15 * time.Minute
 	connected := computeStatus(v1.StripeIntegrationStatus{}, 1, inputOf(allTrue(), statusInput{Probed: true, Succeeded: true}), t0)
 	rateLimited := func() []condition {

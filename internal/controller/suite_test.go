@@ -31,6 +31,7 @@ import (
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 	"github.com/clinicpay/stripe-operator/test/envtestbins"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
+	"github.com/clinicpay/stripe-operator/test/testrun"
 )
 
 // The suite runs one real kube-apiserver + etcd, one Stripe fake and one manager for all tests
@@ -70,6 +71,7 @@ const (
 // package run without an apiserver: `go test -run 'TestComputeStatus|TestPickKeeper'` takes
 // milliseconds.
 func TestMain(m *testing.M) {
+	testrun.ParallelByDefault(suiteParallel)
 	// The highest verbosity, capped as the manager caps it, so that the leak scans see every line
 	// any --zap-log-level would write.
 	logf.SetLogger(suiteLog)
@@ -79,6 +81,11 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// suiteParallel is how many tests run at once unless -parallel says otherwise. The tests mostly
+// wait (for the manager, the resync, Stripe's pacing), each in its own namespace with its own
+// keys, so more of them than -parallel's default of GOMAXPROCS (2 on CI) share the machine well.
+const suiteParallel = 12
 
 var (
 	suiteLog = logcap.Cap(funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: 10}),
@@ -117,6 +124,8 @@ func startSuite() (stop func(), err error) {
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+		// envtest waits 20 s by default; parallel suites on 2 cores can take longer to start one.
+		ControlPlaneStartTimeout: time.Minute,
 	}
 	cfg, err := testEnv.Start()
 	if err != nil {
@@ -183,7 +192,7 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 		Clock:                   clock.RealClock{},
 		Metrics:                 testMetrics,
 		ResyncPeriod:            testResync,
-		MaxConcurrentReconciles: 4,
+		MaxConcurrentReconciles: 16,
 		RetryBaseDelay:          testRetryBase,
 		RetryMaxDelay:           testRetryMax,
 		WebhookBaseURL:          testWebhookURL,

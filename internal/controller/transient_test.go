@@ -20,6 +20,7 @@ import (
 // pass, while the failures are younger than the grace; the metric shows them meanwhile. Past the
 // grace it turns False with a Warning; once Stripe answers again it is Connected again.
 func TestTransientFailuresWithinGraceKeepConnected(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	const name = "clinic-grace"
 	k, _ := connected(t, ns, name)
@@ -29,7 +30,7 @@ func TestTransientFailuresWithinGraceKeepConnected(t *testing.T) {
 
 	injected := time.Now()
 	fake.InjectFault(stripefake.Fault{Key: k.secret, Status: http.StatusTooManyRequests})
-	t.Cleanup(fake.ClearFaults)
+	t.Cleanup(func() { fake.ClearFaultsFor(k.secret) })
 	// The next resync fails; the first failing pass writes the message, once.
 	var si *v1.StripeIntegration
 	eventually(t, waitShort, "failing calls shown in Authenticated", func() (bool, string) {
@@ -43,7 +44,7 @@ func TestTransientFailuresWithinGraceKeepConnected(t *testing.T) {
 	}
 	// A few more failing passes (backoff from testRetryBase), now with 500s: nothing changes.
 	calls := fake.Calls(k.secret)
-	fake.ClearFaults()
+	fake.ClearFaultsFor(k.secret)
 	fake.InjectFault(stripefake.Fault{Key: k.secret, Status: http.StatusInternalServerError})
 	eventually(t, testGrace, "more failing passes", func() (bool, string) {
 		assertConnectedWithin(t, ns, name, injected)
@@ -77,7 +78,7 @@ func TestTransientFailuresWithinGraceKeepConnected(t *testing.T) {
 		return n > warningsBefore, fmt.Sprintf("%d Warnings", n)
 	})
 
-	fake.ClearFaults()
+	fake.ClearFaultsFor(k.secret)
 	si = waitCondition(t, ns, name, v1.ConditionConnected, metav1.ConditionTrue, v1.ReasonConnected, waitShort)
 	if c := getCondition(t, si, v1.ConditionAuthenticated); strings.Contains(c.Message, "failing") {
 		t.Errorf("Authenticated message after recovery: %q", c.Message)

@@ -6,6 +6,7 @@ import (
 )
 
 func TestURLOrigin(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		raw        string
 		want       origin

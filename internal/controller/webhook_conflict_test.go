@@ -34,6 +34,7 @@ func namedNamespace(t *testing.T, name string) string {
 // TestWebhookURLConflictSameNamespace: a clinic's Test and Live integrations given one explicit
 // URL. The later one registers nothing and names the older one; the older moving releases it.
 func TestWebhookURLConflictSameNamespace(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	clinic := uniqueClinic("clinic-tl", ns)
 	url := "https://emr.clinic-tl.example/stripe_webhook/" + clinic
@@ -77,6 +78,7 @@ func TestWebhookURLConflictSameNamespace(t *testing.T) {
 // TestWebhookURLConflictAcrossNamespaces: one clinicID in two namespaces on one base URL. The
 // older wins even though its namespace sorts later; the message does not reveal it.
 func TestWebhookURLConflictAcrossNamespaces(t *testing.T) {
+	t.Parallel()
 	suffix := strings.TrimPrefix(newNamespace(t), "si-test-")
 	olderNS, laterNS := namedNamespace(t, "si-url-z-"+suffix), namedNamespace(t, "si-url-a-"+suffix)
 	clinic := "clinic-xns-" + suffix
@@ -137,6 +139,7 @@ func waitMapped(t *testing.T, older *v1.StripeIntegration, later *v1.StripeInteg
 
 // TestWebhookURLMovedPredicate: only creations, deletions and URL changes reach the mapping.
 func TestWebhookURLMovedPredicate(t *testing.T) {
+	t.Parallel()
 	r := &StripeIntegrationReconciler{WebhookBaseURL: "https://hooks.example"}
 	p := r.webhookURLMoved()
 	a := integration("ns", "a", "clinic-a", v1.ModeTest, "keys")

@@ -19,6 +19,7 @@ func siWith(webhook *v1.WebhookSpec) *v1.StripeIntegration {
 }
 
 func TestWebhookURL(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		mode    v1.Mode // Test when empty
 		webhook *v1.WebhookSpec
@@ -54,6 +55,7 @@ func TestWebhookURL(t *testing.T) {
 }
 
 func TestDesiredEndpoint(t *testing.T) {
+	t.Parallel()
 	d := desiredEndpoint(siWith(nil), "https://hooks.example", "2023-10-16")
 	if !slices.Equal(d.EnabledEvents, sortedUnique(v1.DefaultEnabledEvents)) || len(d.EnabledEvents) != 7 {
 		t.Errorf("events = %v", d.EnabledEvents)
@@ -76,6 +78,7 @@ func TestDesiredEndpoint(t *testing.T) {
 }
 
 func TestEndpointDrift(t *testing.T) {
+	t.Parallel()
 	desired := desiredEndpoint(siWith(nil), "https://hooks.example", "2023-10-16")
 	inSync := stripeclient.Endpoint{
 		ID: "we_1", URL: desired.URL, Status: "enabled", Description: desired.Description,
@@ -140,6 +143,7 @@ func TestEndpointDrift(t *testing.T) {
 }
 
 func TestPickKeeper(t *testing.T) {
+	t.Parallel()
 	eps := []stripeclient.Endpoint{
 		{ID: "we_old", Created: 100, APIVersion: "2023-10-16"},
 		{ID: "we_new_wrong_version", Created: 300, APIVersion: "2020-08-27"},
@@ -164,6 +168,7 @@ func TestPickKeeper(t *testing.T) {
 }
 
 func TestSigningSecretNameFits(t *testing.T) {
+	t.Parallel()
 	long := strings.Repeat("a", 253)
 	if n := signingSecretName(long); len(n) > 253 || !strings.HasSuffix(n, "-stripe-webhook") {
 		t.Errorf("name %q (%d chars)", n, len(n))
@@ -177,6 +182,7 @@ func TestSigningSecretNameFits(t *testing.T) {
 }
 
 func TestIdempotencyKeyBounded(t *testing.T) {
+	t.Parallel()
 	k := idempotencyKey("0b1c7f4e-5a2d-4f0e-9d3b-123456789abc", 1<<30)
 	if len(k) > 255 {
 		t.Errorf("idempotency key %d chars > 255", len(k))

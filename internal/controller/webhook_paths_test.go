@@ -30,6 +30,7 @@ func keyedIntegration(t *testing.T, si *v1.StripeIntegration) testKeys {
 // TestOneURLPerMode: a clinic's Test and Live integrations on one base URL register different
 // URLs and route different Ingress paths, so neither conflicts nor shadows the other.
 func TestOneURLPerMode(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	clinic := uniqueClinic("clinic-pm", ns)
 	const base = "https://hooks.per-mode.example"
@@ -55,6 +56,7 @@ func TestOneURLPerMode(t *testing.T) {
 // TestTestEndpointMovedToItsOwnURL: a Test endpoint registered before each mode had its own path
 // (…/stripe/webhook/<clinic>) is moved in place by drift repair: same endpoint, same secret.
 func TestTestEndpointMovedToItsOwnURL(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-mv-url")
 	before := accountEndpoints(k)[0]
@@ -81,6 +83,7 @@ func TestTestEndpointMovedToItsOwnURL(t *testing.T) {
 // TestWebhookPathsAgreeWithReceiver: the operator registers (and routes in the Ingress) exactly
 // the path cmd/receiver serves, per mode.
 func TestWebhookPathsAgreeWithReceiver(t *testing.T) {
+	t.Parallel()
 	for _, mode := range []v1.Mode{v1.ModeTest, v1.ModeLive} {
 		si := integration("ns", "n", "clinic-a", mode, "keys")
 		if got, want := webhookPath(si), receiver.WebhookPath(receiver.Mode(mode), "clinic-a"); got != want {

@@ -69,6 +69,7 @@ func waitEvent(t *testing.T, ns, name, reason string) eventsNote {
 type eventsNote struct{ typ, note string }
 
 func TestEndpointCreatedExactlyOnce(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-w")
 
@@ -106,6 +107,7 @@ func TestEndpointCreatedExactlyOnce(t *testing.T) {
 }
 
 func TestSteadyStateResyncIsOneStripeCall(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, _ := connected(t, ns, "clinic-ss")
 	time.Sleep(500 * time.Millisecond)
@@ -130,6 +132,7 @@ func TestSteadyStateResyncIsOneStripeCall(t *testing.T) {
 }
 
 func TestDriftIsRepaired(t *testing.T) {
+	t.Parallel()
 	needSuite(t) // the fake is used before the first namespace
 	cases := map[string]struct {
 		drift func(t *testing.T, id string)
@@ -223,6 +226,7 @@ func must(t *testing.T, err error) {
 // twenty times in a row, must still leave exactly one endpoint: retries replay the same
 // Idempotency-Key, and the secret is recovered from the replay.
 func TestCrashAfterCreateNeverDuplicates(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -250,6 +254,7 @@ func TestCrashAfterCreateNeverDuplicates(t *testing.T) {
 // Many reconciles of one object at once (a second manager during a leader hand-over, or requeues)
 // must still create one endpoint.
 func TestConcurrentReconcilesCreateOneEndpoint(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -279,6 +284,8 @@ func TestConcurrentReconcilesCreateOneEndpoint(t *testing.T) {
 }
 
 func TestLostSigningSecret(t *testing.T) {
+	// Not parallel: it moves the Stripe fake's clock (fakeClockOffset), which every test shares;
+	// serial tests run before the parallel ones start.
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-l")
 	first := accountEndpoints(k)[0]
@@ -314,6 +321,7 @@ func TestLostSigningSecret(t *testing.T) {
 }
 
 func TestEndpointLimitReached(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -327,10 +335,15 @@ func TestEndpointLimitReached(t *testing.T) {
 	mustCreate(t, credentialsSecret(ns, "keys", k), integration(ns, "clinic-cap", uniqueClinic("clinic-cap", ns), v1.ModeTest, "keys"))
 	waitCondition(t, ns, "clinic-cap", v1.ConditionWebhookEndpointReady, metav1.ConditionFalse, v1.ReasonEndpointLimitReached, waitShort)
 	calls := fake.Calls(k.secret)
-	time.Sleep(4 * time.Second)
-	// Not transient: retried only on resync (every 2 s here, 10 min by default), two calls each.
-	if n := fake.Calls(k.secret) - calls; n > 6 {
-		t.Errorf("%d calls in 4 s at the endpoint cap: a retry storm", n)
+	const window = 8 * time.Second
+	time.Sleep(window)
+	// Not transient: retried only on resync (every 2 s ± 10 % here, 10 min by default), two calls
+	// a pass (list, create): at most window/(0.9·resync) passes, plus one that began before the
+	// window and one at its start. Transient backoff (250 ms doubling to 1 s) would make about
+	// nine passes, 18 calls.
+	passes := int(window/time.Duration(float64(testResync)*(1-resyncJitter))) + 2
+	if n, limit := fake.Calls(k.secret)-calls, 2*passes; n > limit {
+		t.Errorf("%d calls in %s at the endpoint cap, want ≤ %d: a retry storm", n, window, limit)
 	}
 	if n := len(accountEndpoints(k)); n != 16 {
 		t.Errorf("%d endpoints, want the 16 untouched foreign ones", n)
@@ -338,6 +351,7 @@ func TestEndpointLimitReached(t *testing.T) {
 }
 
 func TestWritePermissionDenied(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	k.secret = "rk_test_" + randomKeyBody(t, 32)
@@ -353,6 +367,7 @@ func TestWritePermissionDenied(t *testing.T) {
 }
 
 func TestInvalidEventIsReported(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k := newTestKeys(t, "test")
 	fake.AddKey(k.secret, stripefake.KeyOptions{})
@@ -369,6 +384,7 @@ func TestInvalidEventIsReported(t *testing.T) {
 }
 
 func TestAPIVersionDriftRecreates(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-av")
 	old := si.Status.WebhookEndpointID
@@ -384,6 +400,7 @@ func TestAPIVersionDriftRecreates(t *testing.T) {
 }
 
 func TestDuplicateTaggedEndpointsAreRemoved(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-dup")
 	desired := desiredEndpoint(si, testWebhookURL, stripe.APIVersion)
@@ -408,6 +425,7 @@ func TestDuplicateTaggedEndpointsAreRemoved(t *testing.T) {
 }
 
 func TestEndpointLivemodeMismatch(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, _ := connected(t, ns, "clinic-lm")
 	stripeClients.flipLivemode.Store(k.secret, true)
@@ -422,6 +440,7 @@ func TestEndpointLivemodeMismatch(t *testing.T) {
 }
 
 func TestSuspendLeavesEndpoint(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-sp")
 	si.Spec.Suspend = true
@@ -439,6 +458,7 @@ func TestSuspendLeavesEndpoint(t *testing.T) {
 }
 
 func TestKeyRotationSameAccountKeepsEndpoint(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	k, si := connected(t, ns, "clinic-rot")
 	secretBefore := string(signingSecret(t, si).Data[v1.SigningSecretKey])
@@ -460,6 +480,7 @@ func TestKeyRotationSameAccountKeepsEndpoint(t *testing.T) {
 }
 
 func TestKeyRotationToAnotherAccount(t *testing.T) {
+	t.Parallel()
 	cases := map[string]struct {
 		oldKeyWorks bool
 	}{
@@ -521,6 +542,7 @@ func updateKeys(t *testing.T, ns, name string, k testKeys) {
 // The Secret deleted first stays readable under the in-use finalizer, so the endpoint is removed;
 // only keys Stripe refuses leave it for manual removal. Either way the Secret goes in the end.
 func TestDeletionRemovesEndpoint(t *testing.T) {
+	t.Parallel()
 	needSuite(t) // the fake is used before the first namespace
 	revoke := func(t *testing.T, _ string, k testKeys) { fake.RevokeKey(k.secret) }
 	deleteSecret := func(t *testing.T, ns string, _ testKeys) { deleteSecretNamed(t, ns, "clinic-del-keys") }

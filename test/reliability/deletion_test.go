@@ -61,6 +61,7 @@ func (c removalCase) secretKey() types.NamespacedName {
 // the manager dies (SIGKILL) between the two deletions. An in-memory key would not survive this;
 // the credentials Secret's in-use finalizer keeps the keys readable until the endpoint is removed.
 func TestRemovalAcrossRestart(t *testing.T) {
+	t.Parallel() // each test runs its own control plane, Stripe fake and managers
 	w := newWorld(t, 3*time.Second)
 	ctx := context.Background()
 	mgr := w.startManager(false)

@@ -53,12 +53,15 @@ import (
 	"github.com/clinicpay/stripe-operator/test/envtestbins"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
 	"github.com/clinicpay/stripe-operator/test/testenv"
+	"github.com/clinicpay/stripe-operator/test/testrun"
 )
 
 // managerBin is the manager binary built once for the package by TestMain.
 var managerBin string
 
 func TestMain(m *testing.M) {
+	// Each test runs its own control plane and managers and mostly waits: all four at once.
+	testrun.ParallelByDefault(4)
 	ctrllog.SetLogger(logr.Discard())
 	dir, err := os.MkdirTemp("", "stripe-operator-reliability-")
 	if err != nil {
@@ -118,6 +121,8 @@ func newWorld(t *testing.T, resync time.Duration, fakeOpts ...stripefake.Option)
 		BinaryAssetsDirectory: assets,
 		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
+		// envtest waits 20 s by default; parallel suites on 2 cores can take longer to start one.
+		ControlPlaneStartTimeout: time.Minute,
 	}
 	cfg, err := w.env.Start()
 	if err != nil {

@@ -53,6 +53,7 @@ func size(quick, full int) int {
 // 500, 502 or 429 (Retry-After) and 5% time out. All must converge; at the end the endpoints in
 // Stripe are exactly the live integrations', and Stripe calls per integration stay bounded.
 func TestStripeFaults(t *testing.T) {
+	t.Parallel() // each test runs its own control plane, Stripe fake and managers
 	n := size(30, 200)
 	// A long resync: the calls counted are the ones faults cause, not periodic probes.
 	w := newWorld(t, time.Minute, stripefake.WithFaultSeed(42))
@@ -135,6 +136,7 @@ func (p crashPoint) String() string {
 // round. At the end: no duplicate or leaked endpoint, no lost signing secret, every integration
 // Connected or gone.
 func TestCrashes(t *testing.T) {
+	t.Parallel() // each test runs its own control plane, Stripe fake and managers
 	rounds := size(6, 50)
 	w := newWorld(t, 3*time.Second)
 	ctx := context.Background()
@@ -208,6 +210,7 @@ func TestCrashes(t *testing.T) {
 // TestLeaderFailover runs two managers with leader election, kills the leader with SIGKILL while
 // integrations are being connected, and checks that the other takes over and finishes.
 func TestLeaderFailover(t *testing.T) {
+	t.Parallel() // each test runs its own control plane, Stripe fake and managers
 	n := size(12, 60)
 	w := newWorld(t, 5*time.Second)
 	ctx := context.Background()

@@ -82,10 +82,7 @@ func (s *Server) jobsFor(ev *eventRec, ids []string, now time.Time) ([]deliveryJ
 		jobs = append(jobs, j)
 	}
 	if len(jobs) > 0 {
-		s.inflight++
-		if s.inflight == 1 {
-			s.idle = make(chan struct{})
-		}
+		s.markInflight(ev.id)
 	}
 	return jobs, nil
 }
@@ -116,7 +113,7 @@ func (s *Server) dispatch(jobs []deliveryJob) {
 		return
 	}
 	run := func() {
-		defer s.batchDone()
+		defer s.batchDone(jobs[0].eventID)
 		var wg sync.WaitGroup
 		for _, j := range jobs {
 			wg.Go(func() { s.deliver(j) })
@@ -130,12 +127,27 @@ func (s *Server) dispatch(jobs []deliveryJob) {
 	run()
 }
 
-func (s *Server) batchDone() {
+// markInflight counts a batch or retry of eventID in flight. Callers hold s.mu.
+func (s *Server) markInflight(eventID string) {
+	s.inflight++
+	if s.inflight == 1 {
+		s.idle = make(chan struct{})
+	}
+	if s.inflightByEvent == nil {
+		s.inflightByEvent = map[string]int{}
+	}
+	s.inflightByEvent[eventID]++
+}
+
+func (s *Server) batchDone(eventID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.inflight--
 	if s.inflight == 0 {
 		close(s.idle)
+	}
+	if s.inflightByEvent[eventID]--; s.inflightByEvent[eventID] <= 0 {
+		delete(s.inflightByEvent, eventID)
 	}
 }
 
@@ -210,6 +222,27 @@ func (s *Server) Deliveries() []Delivery {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.deliveries)
+}
+
+// WaitForEventDeliveries blocks until no delivery of event id is in flight and no automatic retry
+// of it is pending, or ctx ends. Unlike WaitForDeliveries it does not wait for other events, so
+// tests sharing one fake can run in parallel.
+func (s *Server) WaitForEventDeliveries(ctx context.Context, id string) error {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s.mu.Lock()
+		n := s.inflightByEvent[id]
+		s.mu.Unlock()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return fmt.Errorf("stripefake: waiting for deliveries of %s: %w", id, ctx.Err())
+		}
+	}
 }
 
 // WaitForDeliveries blocks until no delivery is in flight and no automatic

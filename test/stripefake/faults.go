@@ -105,6 +105,20 @@ func (s *Server) ClearFaults() {
 	s.faults = nil
 }
 
+// ClearFaultsFor removes the faults injected for key, leaving other tests' faults in place (tests
+// sharing one fake run in parallel, each with its own keys).
+func (s *Server) ClearFaultsFor(key string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	kept := s.faults[:0]
+	for _, fe := range s.faults {
+		if fe.f.Key != key {
+			kept = append(kept, fe)
+		}
+	}
+	s.faults = kept
+}
+
 func (fe *faultEntry) matches(rq *request, account string) bool {
 	f := fe.f
 	return (f.Key == "" || f.Key == rq.rawKey) &&

@@ -56,16 +56,13 @@ func (s *Server) scheduleRetry(failed deliveryJob) {
 		return
 	}
 	delay := s.cfg.retrySchedule[failed.attempt]
-	s.inflight++
-	if s.inflight == 1 {
-		s.idle = make(chan struct{})
-	}
+	s.markInflight(failed.eventID)
 	go s.retryAfter(delay, failed)
 }
 
 // retryAfter waits delay (or until Close) and sends the next attempt.
 func (s *Server) retryAfter(delay time.Duration, failed deliveryJob) {
-	defer s.batchDone()
+	defer s.batchDone(failed.eventID)
 	t := time.NewTimer(delay)
 	defer t.Stop()
 	select {

@@ -251,3 +251,45 @@ func TestDeliveryRetriesWaitAndClose(t *testing.T) {
 		t.Errorf("%d attempts, want 1 (Close cancels the pending retry)", n)
 	}
 }
+
+// WaitForEventDeliveries waits for one event's retries only: another event still being retried
+// does not hold it up, so parallel tests sharing one fake do not wait for each other.
+func TestWaitForEventDeliveriesIgnoresOtherEvents(t *testing.T) {
+	s, baseURL := startFake(t, WithDeliveryRetries([]time.Duration{time.Hour}))
+	key, acct := addKey(s, "sk_test_", KeyOptions{})
+	rcv := newFlakyReceiver(t, 100)
+	if _, err := clientsFor(baseURL, key).we.New(endpointParams(rcv.srv.URL, "*")); err != nil {
+		t.Fatal(err)
+	}
+	pending, err := s.TriggerEvent(acct, false, "refund.created", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Millisecond)
+	defer cancel()
+	if err := s.WaitForEventDeliveries(ctx, pending); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("waiting for the event with a retry pending = %v, want deadline exceeded", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel2()
+	if err := s.WaitForEventDeliveries(ctx2, "evt_other"); err != nil {
+		t.Errorf("waiting for an event with nothing in flight = %v, want nil at once", err)
+	}
+}
+
+// ClearFaultsFor clears one key's faults and leaves the others'.
+func TestClearFaultsForKeepsOtherKeys(t *testing.T) {
+	s, baseURL := startFake(t)
+	k1, _ := addKey(s, "sk_test_", KeyOptions{})
+	k2, _ := addKey(s, "sk_test_", KeyOptions{})
+	for _, k := range []string{k1, k2} {
+		s.InjectFault(Fault{Key: k, Status: http.StatusServiceUnavailable})
+	}
+	s.ClearFaultsFor(k1)
+	if _, err := clientsFor(baseURL, k1).acct.Get(); err != nil {
+		t.Errorf("cleared key still failing: %v", err)
+	}
+	if _, err := clientsFor(baseURL, k2).acct.Get(); err == nil {
+		t.Error("other key's fault was cleared too")
+	}
+}

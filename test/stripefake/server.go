@@ -54,7 +54,9 @@ type Server struct {
 	deliveries []Delivery
 	inflight   int
 	idle       chan struct{}
-	closed     bool
+	// inflightByEvent counts, per event id, the batches and retries counted in inflight.
+	inflightByEvent map[string]int
+	closed          bool
 
 	faultRand   *rand.Rand // guarded by mu
 	faultsFired int        // guarded by mu
