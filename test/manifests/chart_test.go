@@ -46,6 +46,7 @@ import (
 // TestChartCRDsAreTheGeneratedCRDs checks that the chart ships exactly the CRDs `make manifests`
 // generates into config/crd/bases, byte for byte.
 func TestChartCRDsAreTheGeneratedCRDs(t *testing.T) {
+	t.Parallel()
 	root := mustRoot(t)
 	generatedDir := filepath.Join(root, "config", "crd", "bases")
 	chartCRDDir := filepath.Join(root, chartDir, "crds")
@@ -89,6 +90,7 @@ func TestChartCRDsAreTheGeneratedCRDs(t *testing.T) {
 // and that every other Role and ClusterRole matches its config/rbac counterpart, aggregation
 // labels included.
 func TestChartRBACMatchesConfig(t *testing.T) {
+	t.Parallel()
 	generated := generatedManagerRules(t, mustRoot(t))
 	renderings := mustRender(t)
 	for _, r := range renderings {
@@ -177,6 +179,7 @@ func aggregationLabels(obj *unstructured.Unstructured) map[string]string {
 // changes every one of them, that each value ends up where it belongs: manager flags, image,
 // pod spec and ServiceMonitor.
 func TestChartValuesReachTheManager(t *testing.T) {
+	t.Parallel()
 	root := mustRoot(t)
 	var chart struct {
 		APIVersion string `json:"apiVersion"`
@@ -332,6 +335,7 @@ func TestChartValuesReachTheManager(t *testing.T) {
 // manager gets --metrics-bind-address=0 and no --leader-elect, and the objects that only served
 // those (metrics Service and RBAC, leader-election Role) are left out.
 func TestChartOptionalPartsTurnOff(t *testing.T) {
+	t.Parallel()
 	root := mustRoot(t)
 	out, err := runHelm(root, "template", "stripe-operator", filepath.Join(root, chartDir), "--namespace", "single",
 		"--set", "metrics.enabled=false,leaderElection=false,replicaCount=1")
@@ -365,6 +369,7 @@ func managerPodSpec(t *testing.T, r rendering) corev1.PodSpec {
 // TestChartRefusesUnsafeValues checks that the chart fails, with a message saying why, on
 // values that would install a broken operator instead of installing it.
 func TestChartRefusesUnsafeValues(t *testing.T) {
+	t.Parallel()
 	root := mustRoot(t)
 	for _, tc := range []struct {
 		name, set, wantErr string
@@ -394,6 +399,7 @@ func TestChartRefusesUnsafeValues(t *testing.T) {
 // no token mounted; no rendered binding may grant that account (or all service accounts)
 // anything, so a receiver pod can read nothing from the API, only its mounted signing secret.
 func TestNoBindingReachesReceivers(t *testing.T) {
+	t.Parallel()
 	for _, r := range mustRender(t) {
 		t.Run(r.name, func(t *testing.T) {
 			bindings := 0

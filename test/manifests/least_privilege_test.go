@@ -58,6 +58,7 @@ var usedVerbs = map[string][]string{
 // never uses (delete on Secrets, Services, NetworkPolicies; update where only
 // patches are sent), no wildcard, nothing missing.
 func TestManagerRoleGrantsOnlyUsedVerbs(t *testing.T) {
+	t.Parallel()
 	granted := map[string][]string{}
 	for _, rule := range generatedManagerRules(t, mustRoot(t)) {
 		if len(rule.NonResourceURLs) > 0 || len(rule.ResourceNames) > 0 {
@@ -94,6 +95,7 @@ func TestManagerRoleGrantsOnlyUsedVerbs(t *testing.T) {
 // namespaces it holds Roles in, no ClusterRole of the install grants anything on Secrets, and
 // nothing binds the manager's rules outside the watched namespaces.
 func TestNamespacedInstallGrantsNoClusterWideSecretAccess(t *testing.T) {
+	t.Parallel()
 	checked := 0
 	for _, r := range mustRender(t) {
 		if r.watchNamespaces == nil {

@@ -72,6 +72,7 @@ func mustDecodeFile(t *testing.T, path string) []*unstructured.Unstructured {
 // a template that renders nothing (or twice) cannot go unnoticed, and checks that every object
 // but the CRD carries the installation's name prefix, so two installations cannot collide.
 func TestRenderingsHoldTheExpectedObjects(t *testing.T) {
+	t.Parallel()
 	for _, r := range mustRender(t) {
 		t.Run(r.name, func(t *testing.T) {
 			if got := r.kinds(); !maps.Equal(got, r.wantKinds) {
@@ -94,6 +95,7 @@ func TestRenderingsHoldTheExpectedObjects(t *testing.T) {
 // objects need them. Finally a Pod made from the manager's pod template is dry-run created in a
 // namespace that enforces the restricted Pod Security Standard.
 func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
+	t.Parallel()
 	renderings := mustRender(t)
 	cfg := startControlPlane(t)
 	for _, r := range renderings {
@@ -171,6 +173,7 @@ func TestManifestsAreAcceptedByTheAPIServer(t *testing.T) {
 // metrics over HTTPS behind authn/authz on :8443, health probes on the probe port, resource
 // requests and a memory limit, at least two replicas, and the restricted security contexts.
 func TestManagerIsHardened(t *testing.T) {
+	t.Parallel()
 	for _, r := range mustRender(t) {
 		t.Run(r.name, func(t *testing.T) {
 			deploy, manager := managerDeployment(t, r)
@@ -271,6 +274,7 @@ func checkRestricted(t *testing.T, spec corev1.PodSpec) {
 // the binary defines: the flag package exits at an unknown flag, so a misspelt one would
 // crash-loop the operator.
 func TestManagerFlagsExist(t *testing.T) {
+	t.Parallel()
 	known := knownManagerFlags(t, mustRoot(t))
 	for _, r := range mustRender(t) {
 		t.Run(r.name, func(t *testing.T) {
@@ -292,6 +296,7 @@ func TestManagerFlagsExist(t *testing.T) {
 // NetworkPolicy select the manager's pods and target ports it declares, and the ServiceMonitor
 // finds the metrics Service.
 func TestReferencesResolve(t *testing.T) {
+	t.Parallel()
 	root := mustRoot(t)
 	managerRules := generatedManagerRules(t, root)
 	for _, r := range mustRender(t) {

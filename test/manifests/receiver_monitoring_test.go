@@ -20,6 +20,7 @@ func isReceiverMonitor(obj *unstructured.Unstructured) bool {
 // in every namespace and ships exactly the alert rules of config/prometheus/alerts.yaml, labelled
 // for the user's Prometheus; the kustomize copy is the same rules.
 func TestReceiverMonitoring(t *testing.T) {
+	t.Parallel()
 	root := mustRoot(t)
 	raw, err := os.ReadFile(filepath.Join(root, "config", "prometheus", "alerts.yaml"))
 	if err != nil {

@@ -51,6 +51,7 @@ import (
 // Stripe endpoint, signing Secret, receiver objects, Ingress added then removed) without a
 // single forbidden request, while one in another namespace is never touched.
 func TestManagerWatchesOnlyItsNamespaces(t *testing.T) {
+	t.Parallel()
 	var r rendering
 	for _, candidate := range mustRender(t) {
 		if candidate.name == "kustomize "+namespacedDir {
