@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 	stripe "github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/webhookendpoint"
 
@@ -21,6 +23,16 @@ import (
 )
 
 const sinkKey = "clinic-hmac-key-0123456789"
+
+// sinkWebhook verifies envelopes with the Standard Webhooks reference library, configured with
+// the secret the clinic is told to use for a plain key file.
+var sinkWebhook = func() *standardwebhooks.Webhook {
+	wh, err := standardwebhooks.NewWebhook("whsec_" + base64.StdEncoding.EncodeToString([]byte(sinkKey)))
+	if err != nil {
+		panic(err)
+	}
+	return wh
+}()
 
 // sink is the clinic's system of record: it verifies the Clinicpay-Signature and records the
 // envelopes it accepted by Idempotency-Key, answering 503 to its first failFirst requests.
@@ -46,8 +58,15 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
+	// The clinic verifies as a clinic would: with the Standard Webhooks library, given
+	// "whsec_" + base64 of the plain key, and the deprecated header with our own verifier.
+	if err := sinkWebhook.Verify(body, r.Header); err != nil {
+		s.t.Errorf("sink: bad Standard Webhooks signature: %v", err)
+		w.WriteHeader(http.StatusUnauthorized)
+		return
+	}
 	if err := httprelay.VerifySignature(r.Header.Get(httprelay.SignatureHeader), body, []byte(sinkKey), 0, time.Now()); err != nil {
-		s.t.Errorf("sink: bad signature: %v", err)
+		s.t.Errorf("sink: bad Clinicpay-Signature: %v", err)
 		w.WriteHeader(http.StatusUnauthorized)
 		return
 	}

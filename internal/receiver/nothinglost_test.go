@@ -81,6 +81,8 @@ func (s *flakySink) serve(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err != nil:
 		s.invalid = append(s.invalid, "unreadable body: "+err.Error())
+	case sinkWebhook.Verify(body, r.Header) != nil:
+		s.invalid = append(s.invalid, "bad Standard Webhooks signature for "+key)
 	case httprelay.VerifySignature(r.Header.Get(httprelay.SignatureHeader), body, []byte(sinkKey), 0, time.Now()) != nil:
 		s.invalid = append(s.invalid, "bad Clinicpay-Signature for "+key)
 	case json.Unmarshal(body, &env) != nil || key == "" || env.ID != key || env.ClinicID != testClinic:

@@ -6,7 +6,10 @@
 //	POST <--http-target-url>
 //	Content-Type: application/json
 //	Idempotency-Key: <Stripe event id>
-//	Clinicpay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>   (only when a key file is set)
+//	webhook-id: <Stripe event id>                                 (these four only when a key file is set)
+//	webhook-timestamp: <unix seconds>
+//	webhook-signature: v1,<base64 HMAC-SHA256>
+//	Clinicpay-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256>   (deprecated, see below)
 //	User-Agent: clinicpay-stripe-receiver
 //
 // Any 2xx answer means the clinic accepted the event; anything else, a redirect (redirects are
@@ -62,12 +65,32 @@
 //
 // # Signature
 //
-// With a key file configured, Clinicpay-Signature is "t=<t>,v1=<hex>", where <t> is the send
-// time in Unix seconds (decimal ASCII) and <hex> is the lower-case hex HMAC-SHA256, keyed with
-// the key file's bytes (a trailing "\n" or "\r\n" removed), of the bytes "<t>." followed by the
-// exact request body. The scheme is Stripe's own, so clinics can reuse Stripe verification
-// code. To verify: split the header on ",", take t and every v1 value (a future key roll may
-// send several), recompute the HMAC over "<t>.<raw body>" before parsing the JSON, compare in
-// constant time, and reject timestamps more than 5 minutes from the clinic's clock to stop
-// replays. [VerifySignature] does exactly this.
+// With a key file configured, each request is signed with the Standard Webhooks scheme
+// (https://www.standardwebhooks.com/), so the clinic verifies it with an off-the-shelf library
+// (Go, Python, JavaScript, Java, C#, Ruby, PHP, Rust, Elixir, Kotlin) rather than our code:
+// webhook-signature is "v1," followed by the standard base64 HMAC-SHA256 of
+// "<webhook-id>.<webhook-timestamp>.<exact request body>". The clinic configures its library
+// with the key file's content when that is a Standard Webhooks secret ("whsec_" and base64, the
+// recommended form: e.g. "whsec_" + `openssl rand -base64 32`); any other content (a plain key
+// from before the migration) is the raw HMAC key, which the libraries take as
+// "whsec_" + base64(content) or through their raw-key constructor. A trailing "\n" or "\r\n"
+// of the file is not part of the key. The libraries also reject timestamps more than 5 minutes
+// from the clinic's clock, which stops replays. webhook-id is the event id, the same on every
+// redelivery: it is the deduplication key, like Idempotency-Key.
+//
+// # Clinicpay-Signature (deprecated; sent for one more release)
+//
+// Clinicpay-Signature is "t=<t>,v1=<hex>", where <t> is the send time in Unix seconds (decimal
+// ASCII) and <hex> is the lower-case hex HMAC-SHA256, keyed with the key file's bytes as they
+// are (a trailing "\n" or "\r\n" removed; a whsec_ secret is used as the string it is, as
+// Stripe's own scheme does), of the bytes "<t>." followed by the exact request body. To verify:
+// split the header on ",", take t and every v1 value, recompute the HMAC over "<t>.<raw body>"
+// before parsing the JSON, compare in constant time, and reject timestamps more than 5 minutes
+// from the clinic's clock. [VerifySignature] does exactly this.
+//
+// Migrating: both headers are sent, from one key file, during this release. A clinic that
+// verifies Clinicpay-Signature switches its verification to a Standard Webhooks library (the
+// secret: the key file's content if it starts with whsec_, else "whsec_" + base64 of it), then,
+// optionally, rotates the key file to a whsec_ secret. The next release stops sending
+// Clinicpay-Signature.
 package httprelay

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -120,7 +121,13 @@ func (t *Target) Deliver(ctx context.Context, ev relay.Event) error {
 	req.Header.Set("Idempotency-Key", env.ID)
 	req.Header.Set("User-Agent", "clinicpay-stripe-receiver")
 	if t.key != nil {
-		req.Header.Set(SignatureHeader, Sign(t.key.Current(), t.now(), body))
+		key, now := t.key.Current(), t.now()
+		// Standard Webhooks, and the Stripe-style header it replaces (kept for one release; see
+		// the package documentation, "Clinicpay-Signature").
+		req.Header.Set(HeaderWebhookID, env.ID)
+		req.Header.Set(HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
+		req.Header.Set(HeaderWebhookSignature, SignStandard(key, env.ID, now, body))
+		req.Header.Set(SignatureHeader, Sign(key, now, body))
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
