@@ -22,14 +22,16 @@ import (
 type fakeStripe struct {
 	t *testing.T
 
-	ListWebhookEndpointsFn  func(ctx context.Context) ([]stripeclient.Endpoint, error)
-	GetAccountFn            func(ctx context.Context) (stripeclient.Account, error)
-	GetWebhookEndpointFn    func(ctx context.Context, id string) (stripeclient.Endpoint, error)
-	CreateWebhookEndpointFn func(ctx context.Context, spec stripeclient.EndpointSpec, idempotencyKey string) (stripeclient.Endpoint, string, error)
-	UpdateWebhookEndpointFn func(ctx context.Context, id string, u stripeclient.EndpointUpdate) (stripeclient.Endpoint, error)
-	DeleteWebhookEndpointFn func(ctx context.Context, id string) error
-	ListEventsFn            func(ctx context.Context, w stripeclient.EventWindow) ([]stripeclient.RawEvent, error)
-	HasUndeliveredEventsFn  func(ctx context.Context, since time.Time, types []string) (bool, error)
+	ListWebhookEndpointsFn   func(ctx context.Context) ([]stripeclient.Endpoint, error)
+	GetAccountFn             func(ctx context.Context) (stripeclient.Account, error)
+	GetWebhookEndpointFn     func(ctx context.Context, id string) (stripeclient.Endpoint, error)
+	CreateWebhookEndpointFn  func(ctx context.Context, spec stripeclient.EndpointSpec, idempotencyKey string) (stripeclient.Endpoint, string, error)
+	UpdateWebhookEndpointFn  func(ctx context.Context, id string, u stripeclient.EndpointUpdate) (stripeclient.Endpoint, error)
+	DeleteWebhookEndpointFn  func(ctx context.Context, id string) error
+	ListEventsFn             func(ctx context.Context, w stripeclient.EventWindow) ([]stripeclient.RawEvent, error)
+	HasUndeliveredEventsFn   func(ctx context.Context, since time.Time, types []string) (bool, error)
+	ListPaidPayoutsFn        func(ctx context.Context, since time.Time) ([]stripeclient.Payout, error)
+	ListPayoutTransactionsFn func(ctx context.Context, payoutID string) ([]stripeclient.BalanceTransaction, error)
 
 	mu    sync.Mutex
 	calls []stripeCall
@@ -186,6 +188,22 @@ func (f *fakeStripe) HasUndeliveredEvents(ctx context.Context, since time.Time, 
 		return false, f.unexpected("HasUndeliveredEvents", since)
 	}
 	return f.HasUndeliveredEventsFn(ctx, since, types)
+}
+
+func (f *fakeStripe) ListPaidPayouts(ctx context.Context, since time.Time) ([]stripeclient.Payout, error) {
+	f.record("ListPaidPayouts", since)
+	if f.ListPaidPayoutsFn == nil {
+		return nil, f.unexpected("ListPaidPayouts", since)
+	}
+	return f.ListPaidPayoutsFn(ctx, since)
+}
+
+func (f *fakeStripe) ListPayoutTransactions(ctx context.Context, payoutID string) ([]stripeclient.BalanceTransaction, error) {
+	f.record("ListPayoutTransactions", payoutID)
+	if f.ListPayoutTransactionsFn == nil {
+		return nil, f.unexpected("ListPayoutTransactions", payoutID)
+	}
+	return f.ListPayoutTransactionsFn(ctx, payoutID)
 }
 
 // fakeStripeClients is a StripeClients that hands out one fakeStripe and records what it was

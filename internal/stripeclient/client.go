@@ -64,6 +64,12 @@ type Client interface {
 	// HasUndeliveredEvents reports, in one request, whether any event of the given types created
 	// since then is still pending or failed delivery to some endpoint (delivery_success=false).
 	HasUndeliveredEvents(ctx context.Context, since time.Time, types []string) (bool, error)
+	// ListPaidPayouts lists the paid payouts that arrived at or after since (all pages).
+	// Restricted keys need rak_payout_read.
+	ListPaidPayouts(ctx context.Context, since time.Time) ([]Payout, error)
+	// ListPayoutTransactions lists what an automatic payout settles (all pages), each item with
+	// the payment it belongs to. Restricted keys need rak_balance_read.
+	ListPayoutTransactions(ctx context.Context, payoutID string) ([]BalanceTransaction, error)
 }
 
 // client implements Client over a stripe-go backend of its own.

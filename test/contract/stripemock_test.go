@@ -74,6 +74,19 @@ func TestClientCallsMatchStripeAPI(t *testing.T) {
 		Types: operatorEndpoint().EnabledEvents, Max: 1000})
 	mustAccept(t, "ListEvents", err)
 
+	// Payout reconciliation: paid payouts by arrival date, then one payout's balance transactions
+	// with their sources expanded.
+	payouts, err := c.ListPaidPayouts(ctx, time.Now().Add(-30*24*time.Hour))
+	mustAccept(t, "ListPaidPayouts", err)
+	if len(payouts) == 0 || payouts[0].ID == "" {
+		t.Errorf("ListPaidPayouts decoded %+v", payouts)
+	}
+	txns, err := c.ListPayoutTransactions(ctx, "po_1MtKf2LkdIwHu7ix4vN7k0NZ")
+	mustAccept(t, "ListPayoutTransactions", err)
+	if len(txns) == 0 || txns[0].ID == "" {
+		t.Errorf("ListPayoutTransactions decoded %+v", txns)
+	}
+
 	created, _, err := c.CreateWebhookEndpoint(ctx, operatorEndpoint(), operatorIdempotencyKey)
 	// stripe-mock's fixture for a webhook endpoint has no secret, so the client reports
 	// ErrNoSigningSecret after Stripe accepted the request; that is the only error allowed.
