@@ -83,10 +83,12 @@ type PaymentReconciliation struct {
 
 // ReconciliationItem is one PaymentReconciliation.detail: an amount allocated to a payable.
 type ReconciliationItem struct {
+	Identifier  *Identifier     `json:"identifier,omitempty"`
 	Predecessor *Identifier     `json:"predecessor,omitempty"`
 	Type        CodeableConcept `json:"type"`
 	Request     *Reference      `json:"request,omitempty"`
 	Date        string          `json:"date,omitempty"`
+	Payee       *Reference      `json:"payee,omitempty"`
 	Amount      *Money          `json:"amount,omitempty"`
 }
 

@@ -154,7 +154,7 @@ func (t *Target) paymentNotice(ev eventFacts, p payment) ([]write, error) {
 	}
 	if ref := refs.allocated(); ref != nil {
 		recon.Detail = []ReconciliationItem{{
-			Type:    paymentType("payment", "Payment", ""),
+			Type:    paymentType(paymentTypePayment, "Payment", ""),
 			Request: ref,
 			Amount:  &amount,
 		}}

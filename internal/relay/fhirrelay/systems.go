@@ -17,6 +17,11 @@ const (
 	SystemStripeInvoice = "https://stripe.com/invoices"
 	// SystemStripeCustomer holds Customer ids (cus_…): the key of an Account.
 	SystemStripeCustomer = "https://stripe.com/customers"
+	// SystemStripePayout holds payout ids (po_…): the key of a payout's PaymentReconciliation.
+	SystemStripePayout = "https://stripe.com/payouts"
+	// SystemStripeBalanceTransaction holds balance transaction ids (txn_…): the identifier of each
+	// PaymentReconciliation.detail of a payout.
+	SystemStripeBalanceTransaction = "https://stripe.com/balance_transactions"
 	// SystemClinicID holds the clinic ids the operator assigns; the clinic's Organization is
 	// referenced logically through it because its server id is not known here.
 	SystemClinicID = "https://clinicpay.dev/clinic-id"
@@ -36,7 +41,11 @@ const (
 	accountStatusActive = "active"
 
 	paymentStatusSystem = "http://terminology.hl7.org/CodeSystem/paymentstatus"
-	paymentTypeSystem   = "http://terminology.hl7.org/CodeSystem/payment-type"
+	// paymentTypePayment and paymentTypeAdjustment are payment-type codes of a
+	// PaymentReconciliation.detail.
+	paymentTypePayment    = "payment"
+	paymentTypeAdjustment = "adjustment"
+	paymentTypeSystem     = "http://terminology.hl7.org/CodeSystem/payment-type"
 )
 
 // containedPaymentID is the local id of the PaymentReconciliation contained in a
