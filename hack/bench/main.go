@@ -19,6 +19,7 @@ limitations under the License.
 //	go run ./hack/bench -out docs/benchmarks.md            # make bench
 //	go run ./hack/bench -quick -out /tmp/bench.md          # make bench BENCH_QUICK=1 (N = 50)
 //	go run ./hack/bench -n 100,1000,5000 -resync 1m        # more integrations
+//	go run ./hack/bench -only receiver -out /tmp/bench.md  # the receiver section alone
 package main
 
 import (
@@ -62,12 +63,22 @@ func run() error {
 		receiver   = flag.String("receiver", "bin/receiver", "The receiver binary.")
 		assets     = flag.String("assets", "", "envtest binaries (default: $KUBEBUILDER_ASSETS, else what `make envtest-bins` built under bin/k8s).")
 		noReceiver = flag.Bool("skip-receiver", false, "Skip the receiver throughput section.")
+		only       = flag.String("only", "", "Run one section only: \"receiver\" skips the cluster runs (and needs neither envtest nor the manager).")
 		command    = flag.String("command", "", "How this run was started, for the report (default: the go run command line).")
 		managerEnv = flag.String("manager-env", "", "Comma-separated NAME=value pairs added to the manager's environment, e.g. GOGC=50.")
 		profileDir = flag.String("profile-dir", "", "Write the manager's CPU profile of each cold start (first 20 s) here.")
 	)
 	flag.Parse()
-	if *assets == "" {
+	switch *only {
+	case "":
+	case "receiver":
+		if *noReceiver {
+			return fmt.Errorf("-only receiver contradicts -skip-receiver")
+		}
+	default:
+		return fmt.Errorf("-only: unknown section %q (known: receiver)", *only)
+	}
+	if *assets == "" && *only == "" {
 		dir, err := envtestbins.Dir()
 		if err != nil {
 			return err
@@ -90,9 +101,11 @@ func run() error {
 		rep.Command = "go run ./hack/bench " + strings.Join(os.Args[1:], " ")
 	}
 	var cfgs []bench.ClusterConfig
-	if *quick {
+	switch {
+	case *only == "receiver":
+	case *quick:
 		cfgs = append(cfgs, bench.QuickClusterConfig(abs("."), abs(*assets), abs(*manager)))
-	} else {
+	default:
 		for _, s := range strings.Split(*sizes, ",") {
 			n, err := strconv.Atoi(strings.TrimSpace(s))
 			if err != nil || n <= 0 {
