@@ -198,8 +198,11 @@ func (r *Receiver) relay(ctx context.Context, log logr.Logger, ev stripe.Event, 
 	for _, te := range errs {
 		log.Error(errors.New(redact(te.err, r.secrets.Value())), "Relay to system of record failed", "target", te.target)
 	}
-	if len(errs) == 0 {
-		log.Info("Event relayed", "targets", len(r.targets), "alreadyAccepted", bits.OnesCount64(uint64(skip)),
+	// One line per relayed event only at verbosity 1 (--log-verbosity): formatting and writing
+	// it cost about 7% of the receiver's CPU at saturation, and stripe_receiver_events_total
+	// counts the relays. Failures and rejections stay logged at 0.
+	if l := log.V(1); len(errs) == 0 && l.Enabled() {
+		l.Info("Event relayed", "targets", len(r.targets), "alreadyAccepted", bits.OnesCount64(uint64(skip)),
 			"duration", time.Since(start).String())
 	}
 	return accepted
