@@ -96,6 +96,12 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("clinic endpoint answered HTTP %d", e.StatusCode)
 }
 
+// Header values every envelope carries; shared by all requests and never modified.
+var (
+	contentTypeJSON = []string{"application/json"}
+	userAgent       = []string{"clinicpay-stripe-receiver"}
+)
+
 // Deliver implements relay.Target: one POST, accepted on 2xx. The clinic deduplicates on
 // Idempotency-Key, which is why redelivering the same event is safe.
 func (t *Target) Deliver(ctx context.Context, ev relay.Event) error {
@@ -116,11 +122,11 @@ func (t *Target) Deliver(ctx context.Context, ev relay.Event) error {
 	if err != nil {
 		return fmt.Errorf("building request: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", env.ID)
-	req.Header.Set("User-Agent", "clinicpay-stripe-receiver")
+	// Built whole rather than Set one by one: the constant values are shared (nothing writes to
+	// a request's header once it is sent), so each event allocates only its own values.
+	req.Header = http.Header{"Content-Type": contentTypeJSON, "Idempotency-Key": {env.ID}, "User-Agent": userAgent}
 	if t.key != nil {
-		req.Header.Set(SignatureHeader, Sign(t.key.Current(), t.now(), body))
+		req.Header[SignatureHeader] = []string{Sign(t.key.Current(), t.now(), body)}
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
