@@ -63,6 +63,7 @@ func run() error {
 		receiver   = flag.String("receiver", "bin/receiver", "The receiver binary.")
 		assets     = flag.String("assets", "", "envtest binaries (default: $KUBEBUILDER_ASSETS, else what `make envtest-bins` built under bin/k8s).")
 		noReceiver = flag.Bool("skip-receiver", false, "Skip the receiver throughput section.")
+		rcvDur     = flag.Duration("receiver-duration", 5*time.Second, "How long each receiver configuration, the limit and the latency run last.")
 		only       = flag.String("only", "", "Run one section only: \"receiver\" skips the cluster runs (and needs neither envtest nor the manager).")
 		command    = flag.String("command", "", "How this run was started, for the report (default: the go run command line).")
 		managerEnv = flag.String("manager-env", "", "Comma-separated NAME=value pairs added to the manager's environment, e.g. GOGC=50.")
@@ -131,7 +132,7 @@ func run() error {
 		rep.Clusters = append(rep.Clusters, res)
 	}
 	if !*noReceiver {
-		rcfg := bench.ReceiverConfig{ReceiverBin: abs(*receiver), Duration: 5 * time.Second, Concurrency: 16, Payloads: 20_000}
+		rcfg := bench.ReceiverConfig{ReceiverBin: abs(*receiver), Duration: *rcvDur, Concurrency: 16, Payloads: 20_000}
 		if *quick {
 			rcfg.Duration = time.Second
 		}
