@@ -2,6 +2,8 @@ package receiver
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -51,5 +53,31 @@ func TestRelayedEventLoggedOnlyAtVerbosity1(t *testing.T) {
 		if !strings.Contains(out, "Relay to system of record failed") || !strings.Contains(out, "evt_logged_fail") {
 			t.Errorf("verbosity %d: the failed relay is not logged; logs:\n%s", verbosity, out)
 		}
+	}
+}
+
+// TestAnswerEncoding: the pre-encoded answer reads as json.Encoder wrote every answer before,
+// and serving answers leaves the shared header values as they were.
+func TestAnswerEncoding(t *testing.T) {
+	var want bytes.Buffer
+	if err := json.NewEncoder(&want).Encode(response{Status: resultRelayed, Message: msgRelayed}); err != nil {
+		t.Fatal(err)
+	}
+	if string(answerRelayed) != want.String() {
+		t.Errorf("answerRelayed = %q, want %q", answerRelayed, want.String())
+	}
+	if got := encodeAnswer("a<b", "x&y"); string(got) != `{"status":"a\u003cb","message":"x\u0026y"}`+"\n" {
+		t.Errorf("encodeAnswer escapes differently from json.Encoder: %q", got)
+	}
+	f := newFixture(t, secretOld+"\n", []relay.Target{&fakeTarget{name: "http"}})
+	for i := range 3 {
+		body := goodBody(t, fmt.Sprintf("evt_answer_%d", i))
+		rec, resp := post(t, f.r.WebhookHandler(), testPath, body, sign(body, secretOld, time.Now()))
+		if resp.Status != resultRelayed || rec.Body.String() != want.String() {
+			t.Errorf("answer %d: %q", i, rec.Body.String())
+		}
+	}
+	if headerJSON[0] != "application/json" || headerNoStore[0] != "no-store" || headerNosniff[0] != "nosniff" {
+		t.Errorf("shared header values changed: %q %q %q", headerJSON, headerNoStore, headerNosniff)
 	}
 }

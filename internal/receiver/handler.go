@@ -22,14 +22,37 @@ type response struct {
 	Message string `json:"message"`
 }
 
+// Header values of every answer, shared by all of them: net/http clones a handler's header
+// before changing anything in it, so no answer can alter another's.
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoStore = []string{"no-store"}
+	headerNosniff = []string{"nosniff"}
+)
+
+// answerRelayed is the body of the usual answer, encoded once rather than for every event.
+var answerRelayed = encodeAnswer(resultRelayed, msgRelayed)
+
+const msgRelayed = "accepted by every system of record"
+
+// encodeAnswer renders an answer body as json.Encoder does: HTML-escaped, newline-terminated.
+func encodeAnswer(status, message string) []byte {
+	b, _ := json.Marshal(response{Status: status, Message: message}) // two strings: cannot fail
+	return append(b, '\n')
+}
+
 func writeJSON(w http.ResponseWriter, code int, status, message string) {
+	writeAnswer(w, code, encodeAnswer(status, message))
+}
+
+func writeAnswer(w http.ResponseWriter, code int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Content-Type"] = headerJSON
+	h["Cache-Control"] = headerNoStore
+	h["X-Content-Type-Options"] = headerNosniff
 	w.WriteHeader(code)
 	// The only possible failure is a gone client, which nobody can be told about.
-	_ = json.NewEncoder(w).Encode(response{Status: status, Message: message})
+	_, _ = w.Write(body)
 }
 
 // serveWebhook handles POST to the mode's webhook path (and, in Test mode, the legacy one):
@@ -168,7 +191,7 @@ claim:
 				break claim
 			}
 			r.metrics.events.WithLabelValues(typ, resultRelayed).Inc()
-			writeJSON(w, http.StatusOK, resultRelayed, "accepted by every system of record")
+			writeAnswer(w, http.StatusOK, answerRelayed)
 			return
 		}
 	}
@@ -181,7 +204,7 @@ claim:
 		// A replay that joined a relay in flight, which reached every target it had to: the
 		// event went through during this request, and the operator counts it as delivered.
 		r.metrics.events.WithLabelValues(typ, resultRelayed).Inc()
-		writeJSON(w, http.StatusOK, resultRelayed, "accepted by every system of record")
+		writeAnswer(w, http.StatusOK, answerRelayed)
 		return
 	}
 	log.V(1).Info("Duplicate event not relayed again")
