@@ -182,7 +182,8 @@ func (r Report) Write(w io.Writer) error {
 		p("")
 		p("%s", rr.Method)
 		p("")
-		p("| Receiver cores | events/s | p50 | p99 | receiver CPU per event | allocations per event | GCs per 1,000 events | peak RSS | receiver / bench cores busy | errors | relayed once to the sink (connections) |")
+		p("| Receiver cores | events/s | p50 | p99 | receiver CPU per event | allocations per event | GCs per 1,000 events | peak RSS | " +
+			"receiver / bench cores busy | errors | relayed once to the sink (connections) |")
 		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 		for _, run := range rr.Runs {
 			p("| %d | %.0f | %s | %s | %s | %.0f (%.1f KiB) | %.2f | %.1f MiB | %.2f / %.2f | %d | %d of %d (%d duplicates; %d) |", run.Cores,
