@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,12 @@ func TestParseFlags(t *testing.T) {
 					t.Errorf("options = %+v", o)
 				}
 			}},
+		"log verbosity": {args: append(base, "--log-verbosity=1"), check: func(t *testing.T, o options) {
+			if o.logVerbosity != 1 {
+				t.Errorf("logVerbosity = %d", o.logVerbosity)
+			}
+		}},
+		"negative verbosity":      {args: append(base, "--log-verbosity=-1"), wantErr: "--log-verbosity must not be negative"},
 		"missing clinic":          {args: []string{"--mode=Live"}, wantErr: "--clinic-id is required"},
 		"missing mode":            {args: []string{"--clinic-id=a"}, wantErr: "--mode"},
 		"clinic id not a label":   {args: []string{"--clinic-id=Clinic_A", "--mode=Test"}, wantErr: "--clinic-id: clinic ID"},
@@ -67,6 +74,33 @@ func TestParseFlags(t *testing.T) {
 			}
 			tc.check(t, o)
 		})
+	}
+}
+
+// TestLoggerVerbosity: V(1) lines (one per relayed event) appear only at --log-verbosity=1.
+func TestLoggerVerbosity(t *testing.T) {
+	for verbosity, want := range map[int]bool{0: false, 1: true} {
+		var out bytes.Buffer
+		log := newLogger(&out, verbosity)
+		log.V(1).Info("Event relayed")
+		log.Info("Serving")
+		if got := strings.Contains(out.String(), "Event relayed"); got != want || !strings.Contains(out.String(), "Serving") {
+			t.Errorf("verbosity %d: output %q", verbosity, out.String())
+		}
+	}
+}
+
+// TestGCPercent: the receiver's default GC percent applies unless GOGC is set.
+func TestGCPercent(t *testing.T) {
+	orig := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(orig)
+	setGCPercent("")
+	if got := debug.SetGCPercent(100); got != defaultGCPercent {
+		t.Errorf("without GOGC: GC percent %d, want %d", got, defaultGCPercent)
+	}
+	setGCPercent("50") // the runtime applied GOGC itself; it must stay
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("with GOGC: GC percent changed to %d", got)
 	}
 }
 

@@ -21,6 +21,16 @@ type targetError struct {
 // relayAll hands ev to every target not in skip concurrently, each bounded by the forward
 // timeout, and returns the set of targets that accepted it and the failures.
 func (r *Receiver) relayAll(ctx context.Context, ev relay.Event, skip targetSet) (targetSet, []targetError) {
+	if len(r.targets) == 1 {
+		// The usual single target: no closure, lock or wait group to allocate on every event.
+		if skip&1 != 0 {
+			return 0, nil
+		}
+		if err := r.deliverOne(ctx, r.targets[0], ev); err != nil {
+			return 0, []targetError{{target: r.targets[0].Name(), err: err}}
+		}
+		return 1, nil
+	}
 	var (
 		mu       sync.Mutex
 		accepted targetSet

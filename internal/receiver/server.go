@@ -53,6 +53,7 @@ type Receiver struct {
 	gatherer prometheus.Gatherer
 	secrets  *secretfile.File[[]string]
 	dedup    *dedup
+	bodies   bodyPool
 	// draining turns /readyz to 503 once shutdown starts, so Services stop sending traffic.
 	draining atomic.Bool
 }

@@ -76,9 +76,18 @@ type ReceiverRun struct {
 	SinkCount int
 	// SinkDuplicates counts Idempotency-Keys the sink received more than once; it must be 0.
 	SinkDuplicates int
+	// SinkConns is the number of connections the receiver opened to the sink: at most about
+	// Concurrency when its relay keeps its connections alive.
+	SinkConns int
 	// CPUPerEvent is the receiver process's CPU time (user + system, start to exit) per
 	// acknowledged event: unlike PerSecond, it barely moves when other work shares the machine.
 	CPUPerEvent time.Duration
+	// AllocsPerEvent and AllocBytesPerEvent are the receiver's heap allocations per acknowledged
+	// event, and GCsPer1000 its GC cycles per 1,000 events, from its Go runtime metrics: the
+	// figures behind its GC work, which no other load on the machine changes.
+	AllocsPerEvent, AllocBytesPerEvent, GCsPer1000 float64
+	// PeakRSS is the receiver's peak resident set size (VmHWM) at the end of the run, bytes.
+	PeakRSS int64
 	// CoresBusy is the receiver's CPU time over the run's wall time: close to Cores when the
 	// receiver was the bottleneck, lower when it waited for the load generator or was preempted.
 	CoresBusy float64
@@ -94,8 +103,16 @@ type ReceiverResult struct {
 	// payloads: HMAC-SHA256 over "t.body", hex compare, and json.Unmarshal into stripe.Event
 	// (what stripe-go's webhook.ConstructEvent decodes).
 	LimitPerSec float64
+	// LimitCPUPerEvent is the limit's CPU time per event (the bench process's, garbage collection
+	// included): unlike LimitPerSec it does not count what else the machine ran meanwhile.
+	LimitCPUPerEvent time.Duration
 	// Ratio1Core is Runs[0].PerSecond / LimitPerSec; the target is at least 0.5.
 	Ratio1Core float64
+	// CPURatio1Core is LimitCPUPerEvent / Runs[0].CPUPerEvent: the same ratio by events per
+	// CPU-second, which sharing the machine with other work disturbs far less.
+	CPURatio1Core float64
+	// Latency is the open-loop run at half of Runs[0].PerSecond; nil when it was not run.
+	Latency *LatencyRun
 	// PayloadBytes is the average size of an event body.
 	PayloadBytes int
 	// Method says in a few sentences how the figures were measured.
@@ -161,12 +178,22 @@ func RunReceiver(ctx context.Context, cfg ReceiverConfig) (ReceiverResult, error
 	if err != nil {
 		return res, err
 	}
-	res.LimitPerSec, err = measureLimit(ctx, pool, cfg.Duration)
+	res.LimitPerSec, res.LimitCPUPerEvent, err = measureLimit(ctx, pool, cfg.Duration)
 	limitCPU.restore()
 	if err != nil {
 		return res, err
 	}
 	res.Ratio1Core = res.Runs[0].PerSecond / res.LimitPerSec
+	if res.Runs[0].CPUPerEvent > 0 {
+		res.CPURatio1Core = float64(res.LimitCPUPerEvent) / float64(res.Runs[0].CPUPerEvent)
+	}
+	// Half the saturated rate of this run, on the same placement as the 1-core run; run 2
+	// gives its events ids distinct from the throughput runs'.
+	lat, err := runLatency(ctx, cfg, cpus, pool, 2, res.Runs[0].PerSecond/2, secretFile, dir)
+	if err != nil {
+		return res, fmt.Errorf("latency at half load: %w", err)
+	}
+	res.Latency = &lat
 	res.Method = method(cfg, cpus, res.PayloadBytes)
 	return res, nil
 }
@@ -212,10 +239,24 @@ func runReceiverOnce(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool
 		return out, err
 	}
 	pool.stamp(run, time.Now())
+	allocsBefore, err := proc.allocs(ctx)
+	if err != nil {
+		return out, err
+	}
 	benchCPU := selfCPUTime()
 	st := drive(ctx, proc.webhookURL, pool, run, cfg.Concurrency, cfg.Duration)
 	out.BenchCoresBusy = (selfCPUTime() - benchCPU).Seconds() / st.elapsed.Seconds()
 	pin.restore()
+	allocsAfter, err := proc.allocs(ctx)
+	if err != nil {
+		return out, err
+	}
+	out.PeakRSS = proc.peakRSS()
+	if n := float64(len(st.latencies)); n > 0 {
+		out.AllocsPerEvent = (allocsAfter.mallocs - allocsBefore.mallocs) / n
+		out.AllocBytesPerEvent = (allocsAfter.bytes - allocsBefore.bytes) / n
+		out.GCsPer1000 = 1000 * (allocsAfter.gcs - allocsBefore.gcs) / n
+	}
 	if err := proc.stop(); err != nil {
 		return out, err
 	}
@@ -223,6 +264,7 @@ func runReceiverOnce(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool
 	out.PerSecond = float64(out.Events) / st.elapsed.Seconds()
 	out.P50, out.P99 = nearestRank(st.latencies, 50), nearestRank(st.latencies, 99)
 	out.SinkCount, out.SinkDuplicates = sink.counts()
+	out.SinkConns = sink.connections()
 	if cpu := proc.cpuTime(); out.Events > 0 {
 		out.CPUPerEvent = cpu / time.Duration(out.Events)
 		out.CoresBusy = cpu.Seconds() / st.elapsed.Seconds()
@@ -255,8 +297,11 @@ func method(cfg ReceiverConfig, cpus cpuPlan, payloadBytes int) string {
 	b.WriteString("latency is per request at saturation, so it includes queueing (about concurrency / throughput). " +
 		"CoresBusy (receiver CPU time over wall time) below the core count means the receiver was preempted by other " +
 		"work or waited for the generator; CPUPerEvent is the figure a noisy machine disturbs least. ")
+	b.WriteString("Allocations and GC cycles per event come from the receiver's own Go runtime metrics, and connections " +
+		"from the sink's count of those the receiver opened. ")
 	fmt.Fprintf(&b,
-		"Limit: one goroutine doing HMAC-SHA256 of \"t.body\", hex compare and json.Unmarshal into stripe.Event over the same payloads for %s",
+		"Limit: one goroutine doing HMAC-SHA256 of \"t.body\", hex compare and json.Unmarshal into stripe.Event over the same payloads for %s "+
+			"(its CPU time per event is the bench process's CPU time over the loop, its garbage collection included)",
 		cfg.Duration)
 	if cpus.taskset != "" {
 		fmt.Fprintf(&b, ", the bench process pinned to CPU %s", cpuList(cpus.receiverCPUs(1)))
@@ -370,8 +415,8 @@ func nearestRank(sorted []time.Duration, p int) time.Duration {
 // measureLimit runs, on this goroutine for dur, the work no receiver can avoid on the pool's
 // events: HMAC-SHA256 of "t.body" with the signing secret, a constant-time compare with the
 // header's hex v1, and decoding the body into stripe.Event as webhook.ConstructEvent does. It
-// returns events per second.
-func measureLimit(ctx context.Context, pool *eventPool, dur time.Duration) (float64, error) {
+// returns events per second of wall time and the CPU time per event of the thread doing it.
+func measureLimit(ctx context.Context, pool *eventPool, dur time.Duration) (float64, time.Duration, error) {
 	type signed struct {
 		tsDot []byte // "<t>."
 		v1    []byte // the header's hex signature
@@ -380,36 +425,47 @@ func measureLimit(ctx context.Context, pool *eventPool, dur time.Duration) (floa
 	for i, sig := range pool.sigs {
 		t, v1, ok := strings.Cut(strings.TrimPrefix(sig, "t="), ",v1=")
 		if !ok {
-			return 0, fmt.Errorf("bench: unexpected signature header %q", sig)
+			return 0, 0, fmt.Errorf("bench: unexpected signature header %q", sig)
 		}
 		heads[i] = signed{tsDot: []byte(t + "."), v1: []byte(v1)}
 	}
 	var sum [sha256.Size]byte
 	var hexSum [2 * sha256.Size]byte
 	n := 0
-	start := time.Now()
-	for ; ; n++ {
-		if n%64 == 0 && (time.Since(start) >= dur || ctx.Err() != nil) {
-			break
+	var elapsed time.Duration
+	// This process's CPU time, not the thread's: it includes the garbage collection the decode
+	// causes, as the receiver's CPU time includes its own. Nothing else runs in it meanwhile.
+	cpuBefore := selfCPUTime()
+	err := func() error {
+		start := time.Now()
+		for ; ; n++ {
+			if n%64 == 0 && (time.Since(start) >= dur || ctx.Err() != nil) {
+				break
+			}
+			i := n % len(pool.bodies)
+			mac := hmac.New(sha256.New, pool.key)
+			mac.Write(heads[i].tsDot)
+			mac.Write(pool.bodies[i])
+			hex.Encode(hexSum[:], mac.Sum(sum[:0]))
+			if subtle.ConstantTimeCompare(hexSum[:], heads[i].v1) != 1 {
+				return fmt.Errorf("bench: limit: signature of event %d does not verify", i)
+			}
+			var ev stripe.Event
+			if err := json.Unmarshal(pool.bodies[i], &ev); err != nil || ev.ID == "" {
+				return fmt.Errorf("bench: limit: decoding event %d: %v", i, err)
+			}
 		}
-		i := n % len(pool.bodies)
-		mac := hmac.New(sha256.New, pool.key)
-		mac.Write(heads[i].tsDot)
-		mac.Write(pool.bodies[i])
-		hex.Encode(hexSum[:], mac.Sum(sum[:0]))
-		if subtle.ConstantTimeCompare(hexSum[:], heads[i].v1) != 1 {
-			return 0, fmt.Errorf("bench: limit: signature of event %d does not verify", i)
-		}
-		var ev stripe.Event
-		if err := json.Unmarshal(pool.bodies[i], &ev); err != nil || ev.ID == "" {
-			return 0, fmt.Errorf("bench: limit: decoding event %d: %v", i, err)
-		}
+		elapsed = time.Since(start)
+		return ctx.Err()
+	}()
+	cpu := selfCPUTime() - cpuBefore
+	if err != nil {
+		return 0, 0, err
 	}
-	elapsed := time.Since(start)
-	if err := ctx.Err(); err != nil {
-		return 0, err
+	if n == 0 {
+		return 0, 0, errors.New("bench: limit: no event measured")
 	}
-	return float64(n) / elapsed.Seconds(), nil
+	return float64(n) / elapsed.Seconds(), cpu / time.Duration(n), nil
 }
 
 // ---- No-op sink ----

@@ -19,6 +19,7 @@ package bench
 // The receiver bench's processes: the receiver binary under test and the no-op sink it relays to.
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -45,6 +47,7 @@ type noopSink struct {
 	seen       map[string]struct{}
 	requests   int
 	duplicates int
+	conns      int // connections accepted: the receiver's relay dials again when it drops idle ones
 }
 
 func startNoopSink() (*noopSink, error) {
@@ -53,7 +56,14 @@ func startNoopSink() (*noopSink, error) {
 		return nil, fmt.Errorf("bench: sink: %w", err)
 	}
 	s := &noopSink{ln: ln, seen: make(map[string]struct{}, defaultReceiverPayloads)}
-	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	s.srv = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute,
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateNew {
+				s.mu.Lock()
+				s.conns++
+				s.mu.Unlock()
+			}
+		}}
 	go func() { _ = s.srv.Serve(ln) }() // returns ErrServerClosed on close
 	return s, nil
 }
@@ -92,6 +102,13 @@ func (s *noopSink) counts() (requests, duplicates int) {
 	return s.requests, s.duplicates
 }
 
+// connections returns how many connections the sink accepted.
+func (s *noopSink) connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
 func (s *noopSink) close() { _ = s.srv.Close() }
 
 // ---- Receiver process ----
@@ -101,6 +118,7 @@ type receiverProc struct {
 	cmd        *exec.Cmd
 	logPath    string
 	webhookURL string
+	metricsURL string
 	done       chan struct{}
 	err        error // valid once done is closed
 	stopped    bool
@@ -144,7 +162,8 @@ func startReceiverProc(ctx context.Context, bin, taskset string, cpus []int, cor
 		return nil, fmt.Errorf("bench: starting %s: %w", name, err)
 	}
 	p := &receiverProc{cmd: cmd, logPath: logPath, done: make(chan struct{}),
-		webhookURL: "http://" + webhookAddr + receiver.WebhookPath(receiver.ModeTest, benchClinicID)}
+		webhookURL: "http://" + webhookAddr + receiver.WebhookPath(receiver.ModeTest, benchClinicID),
+		metricsURL: "http://" + opsAddr + "/metrics"}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
@@ -207,6 +226,65 @@ func (p *receiverProc) stop() error {
 		return fmt.Errorf("bench: receiver did not exit cleanly (%v); its last output:\n%s", p.err, p.tail())
 	}
 	return nil
+}
+
+// allocStats are the receiver's own runtime counters, read from its /metrics.
+type allocStats struct {
+	mallocs, bytes, gcs float64
+}
+
+// allocs reads the running receiver's cumulative heap allocations (count and bytes) and
+// completed GC cycles. Unlike CPU time, these do not change when other work shares the CPUs.
+func (p *receiverProc) allocs(ctx context.Context) (allocStats, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
+	if err != nil {
+		return allocStats{}, err
+	}
+	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
+	if err != nil {
+		return allocStats{}, fmt.Errorf("bench: reading the receiver's metrics: %w", err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	var st allocStats
+	want := map[string]*float64{"go_memstats_mallocs_total": &st.mallocs, "go_memstats_alloc_bytes_total": &st.bytes,
+		"go_gc_duration_seconds_count": &st.gcs}
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if dst := want[name]; ok && dst != nil {
+			if *dst, err = strconv.ParseFloat(value, 64); err != nil {
+				return st, fmt.Errorf("bench: receiver metric %s: %w", name, err)
+			}
+			delete(want, name)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return st, err
+	}
+	if len(want) > 0 {
+		return st, fmt.Errorf("bench: the receiver's /metrics lacks %d of the runtime series it should have", len(want))
+	}
+	return st, nil
+}
+
+// peakRSS returns the running receiver's peak resident set size (VmHWM); 0 when unknown.
+func (p *receiverProc) peakRSS() int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err != nil {
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }
 
 // cpuTime returns the CPU time the exited receiver used, user and system.

@@ -64,8 +64,33 @@ func TestRunReceiverQuick(t *testing.T) {
 			t.Errorf("%d core(s): p50 %s, p99 %s", r.Cores, r.P50, r.P99)
 		}
 	}
-	if res.LimitPerSec <= 0 || res.Ratio1Core <= 0 {
-		t.Errorf("limit %.0f/s, ratio %.2f", res.LimitPerSec, res.Ratio1Core)
+	for _, r := range res.Runs {
+		// Every event allocates (the body, stripe-go's decode); the counters must have moved.
+		if r.AllocsPerEvent <= 0 || r.AllocBytesPerEvent <= 0 || r.PeakRSS <= 0 || r.SinkConns <= 0 {
+			t.Errorf("%d core(s): allocations %.0f (%.0f B) per event, peak RSS %d, %d sink connections",
+				r.Cores, r.AllocsPerEvent, r.AllocBytesPerEvent, r.PeakRSS, r.SinkConns)
+		}
+	}
+	if res.LimitPerSec <= 0 || res.Ratio1Core <= 0 || res.LimitCPUPerEvent <= 0 || res.CPURatio1Core <= 0 {
+		t.Errorf("limit %.0f/s (%s CPU per event), ratio %.2f (by CPU %.2f)", res.LimitPerSec, res.LimitCPUPerEvent,
+			res.Ratio1Core, res.CPURatio1Core)
+	}
+	l := res.Latency
+	if l == nil {
+		t.Fatal("no latency run")
+	}
+	t.Logf("latency at %.0f/s: %d sent, p50 %s, p99 %s, max %s, %d late", l.Rate, l.Sent, l.P50, l.P99, l.Max, l.Late)
+	if want := res.Runs[0].PerSecond / 2; l.Rate != want {
+		t.Errorf("latency run at %.1f/s, want half the 1-core throughput, %.1f/s", l.Rate, want)
+	}
+	if l.Sent <= 0 || l.Events != l.Sent || l.Errors != 0 {
+		t.Errorf("latency run: %d sent, %d acknowledged, %d errors (first: %s)", l.Sent, l.Events, l.Errors, l.ErrorSample)
+	}
+	if l.SinkCount != l.Events || l.SinkDuplicates != 0 {
+		t.Errorf("latency run: sink received %d relays (%d duplicated) for %d acknowledged events", l.SinkCount, l.SinkDuplicates, l.Events)
+	}
+	if l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
+		t.Errorf("latency run: p50 %s, p99 %s, max %s", l.P50, l.P99, l.Max)
 	}
 	if res.Method == "" {
 		t.Error("no method description")

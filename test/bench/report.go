@@ -182,21 +182,35 @@ func (r Report) Write(w io.Writer) error {
 		p("")
 		p("%s", rr.Method)
 		p("")
-		p("| Receiver cores | events/s | p50 | p99 | receiver CPU per event | receiver / bench cores busy | errors | relayed once to the sink |")
-		p("| --- | --- | --- | --- | --- | --- | --- | --- |")
+		p("| Receiver cores | events/s | p50 | p99 | receiver CPU per event | allocations per event | GCs per 1,000 events | peak RSS | " +
+			"receiver / bench cores busy | errors | relayed once to the sink (connections) |")
+		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 		for _, run := range rr.Runs {
-			p("| %d | %.0f | %s | %s | %s | %.2f / %.2f | %d | %d of %d (%d duplicates) |", run.Cores, run.PerSecond, us(run.P50), us(run.P99),
-				us(run.CPUPerEvent), run.CoresBusy, run.BenchCoresBusy, run.Errors, run.SinkCount, run.Events, run.SinkDuplicates)
+			p("| %d | %.0f | %s | %s | %s | %.0f (%.1f KiB) | %.2f | %.1f MiB | %.2f / %.2f | %d | %d of %d (%d duplicates; %d) |", run.Cores,
+				run.PerSecond, us(run.P50), us(run.P99), us(run.CPUPerEvent), run.AllocsPerEvent, run.AllocBytesPerEvent/1024, run.GCsPer1000,
+				float64(run.PeakRSS)/(1<<20),
+				run.CoresBusy, run.BenchCoresBusy, run.Errors, run.SinkCount, run.Events, run.SinkDuplicates, run.SinkConns)
 		}
 		p("")
-		p("Limit (HMAC-SHA256 over `t.body` plus JSON decode of the same payloads, one goroutine): **%.0f events/s**.", rr.LimitPerSec)
-		p("Receiver at 1 core / limit: **%.0f%%** by events per second.", rr.Ratio1Core*100)
-		if len(rr.Runs) > 0 && rr.Runs[0].CPUPerEvent > 0 && rr.LimitPerSec > 0 {
-			limitCost := time.Duration(float64(time.Second) / rr.LimitPerSec)
-			p("By CPU time per event, which other work on a shared machine disturbs least: limit %s, receiver %s, **%.0f%%**.",
-				us(limitCost), us(rr.Runs[0].CPUPerEvent), 100*float64(limitCost)/float64(rr.Runs[0].CPUPerEvent))
+		p("Limit (HMAC-SHA256 over `t.body` plus JSON decode of the same payloads, one goroutine): **%.0f events/s**, %s of CPU per event.",
+			rr.LimitPerSec, us(rr.LimitCPUPerEvent))
+		p("Receiver at 1 core / limit: **%.0f%%** by events per second of wall time.", rr.Ratio1Core*100)
+		if rr.CPURatio1Core > 0 {
+			p("By events per CPU-second (limit %s per event, receiver %s), which other work on a shared machine disturbs least: **%.0f%%**.",
+				us(rr.LimitCPUPerEvent), us(rr.Runs[0].CPUPerEvent), 100*rr.CPURatio1Core)
 		}
 		p("")
+		if l := rr.Latency; l != nil {
+			p("Latency at half load (open loop, receiver on 1 core placed as in the 1-core run): events are sent on a fixed schedule at " +
+				"half the 1-core events/s above, each on its own request whether or not earlier ones were answered, and each latency runs " +
+				"from the event's scheduled send time to its answer, so a stall delays every event scheduled during it (no coordinated omission).")
+			p("")
+			p("| rate | sent | p50 | p99 | max | sent > 1 ms late | receiver CPU per event | receiver cores busy | errors | relayed once to the sink |")
+			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+			p("| %.0f/s | %d | %s | %s | %s | %d | %s | %.2f | %d | %d of %d (%d duplicates) |", l.Rate, l.Sent, us(l.P50), us(l.P99), us(l.Max),
+				l.Late, us(l.CPUPerEvent), l.CoresBusy, l.Errors, l.SinkCount, l.Events, l.SinkDuplicates)
+			p("")
+		}
 	}
 	if len(r.Notes) > 0 {
 		p("## Notes")

@@ -97,6 +97,16 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("clinic endpoint answered HTTP %d", e.StatusCode)
 }
 
+// Header values every envelope carries; shared by all requests and never modified.
+var (
+	contentTypeJSON = []string{"application/json"}
+	userAgent       = []string{"clinicpay-stripe-receiver"}
+
+	canonicalWebhookID        = http.CanonicalHeaderKey(HeaderWebhookID)
+	canonicalWebhookTimestamp = http.CanonicalHeaderKey(HeaderWebhookTimestamp)
+	canonicalWebhookSignature = http.CanonicalHeaderKey(HeaderWebhookSignature)
+)
+
 // Deliver implements relay.Target: one POST, accepted on 2xx. The clinic deduplicates on
 // Idempotency-Key, which is why redelivering the same event is safe.
 func (t *Target) Deliver(ctx context.Context, ev relay.Event) error {
@@ -117,17 +127,17 @@ func (t *Target) Deliver(ctx context.Context, ev relay.Event) error {
 	if err != nil {
 		return fmt.Errorf("building request: %w", err)
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", env.ID)
-	req.Header.Set("User-Agent", "clinicpay-stripe-receiver")
+	// Built whole rather than Set one by one: the constant values are shared (nothing writes to
+	// a request's header once it is sent), so each event allocates only its own values.
+	req.Header = http.Header{"Content-Type": contentTypeJSON, "Idempotency-Key": {env.ID}, "User-Agent": userAgent}
 	if t.key != nil {
 		key, now := t.key.Current(), t.now()
 		// Standard Webhooks, and the Stripe-style header it replaces (kept for one release; see
-		// the package documentation, "Clinicpay-Signature").
-		req.Header.Set(HeaderWebhookID, env.ID)
-		req.Header.Set(HeaderWebhookTimestamp, strconv.FormatInt(now.Unix(), 10))
-		req.Header.Set(HeaderWebhookSignature, SignStandard(key, env.ID, now, body))
-		req.Header.Set(SignatureHeader, Sign(key, now, body))
+		// the package documentation, "Clinicpay-Signature"). Canonical keys, as Set would make.
+		req.Header[canonicalWebhookID] = []string{env.ID}
+		req.Header[canonicalWebhookTimestamp] = []string{strconv.FormatInt(now.Unix(), 10)}
+		req.Header[canonicalWebhookSignature] = []string{SignStandard(key, env.ID, now, body)}
+		req.Header[SignatureHeader] = []string{Sign(key, now, body)}
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {

@@ -1,0 +1,161 @@
+/*
+Copyright 2026 The stripe-operator Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package bench
+
+// The receiver bench's latency run: an open-loop generator at a fixed rate, so that a slow
+// answer cannot hold back the requests scheduled after it (no coordinated omission).
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// LatencyRun is the open-loop run's figures: the receiver on 1 core, events sent on a fixed
+// schedule, each latency measured from the event's scheduled send time to its answer.
+type LatencyRun struct {
+	// Rate is the scheduled rate, events per second: half the 1-core saturated throughput of
+	// the same bench run.
+	Rate float64
+	// Sent is the number of events scheduled and sent.
+	Sent int
+	// Events is the number acknowledged with 2xx; Errors the rest (non-2xx and transport
+	// errors), ErrorSample the first one.
+	Events, Errors int
+	ErrorSample    string
+	// P50, P99 and Max are nearest-rank percentiles of the acknowledged events' latencies,
+	// from the scheduled send time to the answer read.
+	P50, P99, Max time.Duration
+	// Late is how many events the generator sent more than 1 ms after their scheduled time
+	// (it was descheduled); their wait counts in their latency.
+	Late int
+	// SinkCount and SinkDuplicates are as in ReceiverRun.
+	SinkCount, SinkDuplicates int
+	// CPUPerEvent and CoresBusy are the receiver's, as in ReceiverRun.
+	CPUPerEvent time.Duration
+	CoresBusy   float64
+}
+
+// lateAfter is how far behind schedule a send counts as late.
+const lateAfter = time.Millisecond
+
+// runLatency starts a sink and a 1-core receiver placed as in the 1-core throughput run and
+// sends events at rate for cfg.Duration on a fixed schedule.
+func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eventPool, run int, rate float64,
+	secretFile, dir string) (LatencyRun, error) {
+	out := LatencyRun{Rate: rate}
+	if rate <= 0 {
+		return out, fmt.Errorf("bench: latency run needs a positive rate, got %.1f", rate)
+	}
+	sink, err := startNoopSink()
+	if err != nil {
+		return out, err
+	}
+	defer sink.close()
+	proc, err := startReceiverProc(ctx, cfg.ReceiverBin, cpus.taskset, cpus.receiverCPUs(1), 1, secretFile,
+		sink.url(), dir+"/receiver-latency.log")
+	if err != nil {
+		return out, err
+	}
+	defer func() { _ = proc.stop() }() // a no-op after the explicit stop below
+	pin, err := cpus.pinSelfOutside(1)
+	if err != nil {
+		return out, err
+	}
+	pool.stamp(run, time.Now())
+	st := driveOpenLoop(ctx, proc.webhookURL, pool, run, rate, cfg.Duration)
+	pin.restore()
+	if err := proc.stop(); err != nil {
+		return out, err
+	}
+	out.Sent, out.Events, out.Errors, out.ErrorSample, out.Late = st.sent, len(st.latencies), st.errors, st.firstError, st.late
+	out.P50, out.P99 = nearestRank(st.latencies, 50), nearestRank(st.latencies, 99)
+	if n := len(st.latencies); n > 0 {
+		out.Max = st.latencies[n-1]
+	}
+	out.SinkCount, out.SinkDuplicates = sink.counts()
+	if cpu := proc.cpuTime(); out.Events > 0 {
+		out.CPUPerEvent = cpu / time.Duration(out.Events)
+		out.CoresBusy = cpu.Seconds() / st.elapsed.Seconds()
+	}
+	return out, ctx.Err()
+}
+
+// openLoopStats is what the open-loop generator observed.
+type openLoopStats struct {
+	driveStats
+	sent, late int
+}
+
+// driveOpenLoop sends event k at start + k/rate, each on its own goroutine, whether or not
+// earlier events were answered, until dur has passed, then waits for the answers. A latency
+// runs from the scheduled time, so a generator that fell behind adds its delay to the figure
+// rather than hiding it.
+func driveOpenLoop(ctx context.Context, url string, pool *eventPool, run int, rate float64, dur time.Duration) openLoopStats {
+	tr := &http.Transport{
+		Proxy:               nil, // loopback only, whatever the environment says
+		MaxIdleConns:        256,
+		MaxIdleConnsPerHost: 256, // Stripe, too, opens more connections when answers are slow
+		IdleConnTimeout:     time.Minute,
+		DisableCompression:  true,
+	}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	interval := time.Duration(float64(time.Second) / rate)
+	total := int(dur / interval)
+	var (
+		mu sync.Mutex
+		st = openLoopStats{driveStats: driveStats{latencies: make([]time.Duration, 0, total)}}
+		wg sync.WaitGroup
+	)
+	start := time.Now()
+	for k := range total {
+		due := start.Add(time.Duration(k) * interval)
+		if wait := time.Until(due); wait > 0 {
+			time.Sleep(wait)
+		}
+		now := time.Now()
+		if ctx.Err() != nil {
+			break
+		}
+		if now.Sub(due) > lateAfter {
+			st.late++
+		}
+		body, sig := pool.event(run, int64(k), now)
+		st.sent++
+		wg.Go(func() {
+			_, err := postEvent(ctx, client, url, body, sig)
+			d := time.Since(due)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if st.errors++; st.firstError == "" {
+					st.firstError = err.Error()
+				}
+				return
+			}
+			st.latencies = append(st.latencies, d)
+		})
+	}
+	wg.Wait()
+	st.elapsed = time.Since(start)
+	slices.Sort(st.latencies)
+	return st
+}
