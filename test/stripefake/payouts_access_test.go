@@ -223,7 +223,7 @@ func TestPayoutModeSeparation(t *testing.T) {
 // of ignoring status=in_transit.
 func TestListPayouts(t *testing.T) {
 	f := newPayoutFixture(t)
-	var pos []string
+	pos := make([]string, 0, 5)
 	for i := range 5 {
 		po := f.payout(t, f.charge(t, "usd", int64(1000*(i+1)), 59))
 		pos = append(pos, po)

@@ -38,10 +38,10 @@ type payoutFixture struct {
 	c     clients
 }
 
-func newPayoutFixture(t *testing.T, opts ...Option) *payoutFixture {
+func newPayoutFixture(t *testing.T) *payoutFixture {
 	t.Helper()
 	clock := newFakeClock(payoutEpoch)
-	s, baseURL := startFake(t, append([]Option{WithClock(clock.Now)}, opts...)...)
+	s, baseURL := startFake(t, WithClock(clock.Now))
 	key, acct := addKey(s, "sk_test_", KeyOptions{})
 	return &payoutFixture{s: s, url: baseURL, clock: clock, key: key, acct: acct, c: clientsFor(baseURL, key)}
 }
@@ -102,7 +102,7 @@ func txnIDs(txns []*stripe.BalanceTransaction) []string {
 // 100: every transaction once, newest first, the payout's debit at the top.
 func TestPayoutTransactionsPaginate(t *testing.T) {
 	f := newPayoutFixture(t)
-	var settled []string
+	settled := make([]string, 0, 250)
 	var sumNet int64
 	for i := range 250 {
 		amount := int64(1000 + 10*i)
