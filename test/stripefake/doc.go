@@ -53,9 +53,10 @@ limitations under the License.
 //     included, see [MinorUnitDigits]) and [Server.CreatePayout] (an automatic
 //     payout settles given available transactions and debits the balance with
 //     its own payout transaction; a manual payout settles none), moved by
-//     [Server.SendPayoutInTransit] and [Server.PayPayout] with the events
-//     payout.created, payout.updated, payout.paid and
-//     payout.reconciliation_completed. GET /v1/payouts (status, arrival_date,
+//     [Server.SendPayoutInTransit], [Server.PayPayout] and [Server.FailPayout]
+//     (even once paid, returning the amount as a payout_failure transaction)
+//     with the events payout.created, payout.updated, payout.paid,
+//     payout.reconciliation_completed and payout.failed. GET /v1/payouts (status, arrival_date,
 //     created, destination; status=in_transit ignored as on Stripe) and GET
 //     /v1/payouts/{id} need rak_payout_read; GET /v1/balance_transactions
 //     (payout, type, source, currency, created) and GET

@@ -80,6 +80,10 @@ type payoutRec struct {
 	reconciliation string
 	// txn is the payout's own balance transaction (type payout, -amount).
 	txn string
+	// failureTxn returns a failed payout's amount to the balance.
+	failureTxn     string
+	failureCode    string
+	failureMessage string
 }
 
 // CreatePayout makes a pending payout, as Stripe's payout schedule (or a
@@ -273,6 +277,38 @@ func (s *Server) SendPayoutInTransit(account string, livemode bool, id string) e
 		return err
 	}
 	_, err = s.TriggerEvent(account, livemode, "payout.updated", obj)
+	return err
+}
+
+// FailPayout fails a payout with a Stripe failure code (account_closed,
+// no_account, could_not_process, ...; "" means could_not_process) and sends
+// payout.failed. As on Stripe, a payout already paid can still fail ("Some
+// payouts that fail might initially show as paid, then change to failed",
+// https://docs.stripe.com/api/payouts/object#payout_object-status), and a
+// payout_failure balance transaction returns the amount to the balance
+// (failure_balance_transaction), where a later payout can settle it.
+func (s *Server) FailPayout(account string, livemode bool, id, failureCode string) error {
+	if failureCode == "" {
+		failureCode = "could_not_process"
+	}
+	obj, err := s.movePayout(account, livemode, id, func(p *payoutRec) error {
+		if p.status != PayoutPending && p.status != PayoutInTransit && p.status != PayoutPaid {
+			return fmt.Errorf("stripefake: payout %s is %s and cannot fail", id, p.status)
+		}
+		now := s.cfg.now().Unix()
+		back := &txnRec{
+			seq: s.nextSeq(), id: "txn_" + randomID(24), sc: p.sc, typ: "payout_failure", amount: p.amount,
+			currency: p.currency, source: p.id, category: "payout_reversal", created: now, availableOn: now,
+		}
+		s.storeTxn(back)
+		p.status, p.failureTxn, p.failureCode = PayoutFailed, back.id, failureCode
+		p.failureMessage = "The bank could not process this payout (" + failureCode + ")."
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	_, err = s.TriggerEvent(account, livemode, "payout.failed", obj)
 	return err
 }
 

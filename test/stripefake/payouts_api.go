@@ -63,6 +63,10 @@ func (p *payoutRec) render() payoutJSON {
 		d := p.description
 		out.Description = &d
 	}
+	if p.failureTxn != "" {
+		txn, code, msg := p.failureTxn, p.failureCode, p.failureMessage
+		out.FailureBalanceTransaction, out.FailureCode, out.FailureMessage = &txn, &code, &msg
+	}
 	return out
 }
 

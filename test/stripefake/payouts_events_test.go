@@ -217,3 +217,48 @@ func TestPayoutSeedValidation(t *testing.T) {
 		t.Errorf("PayPayout accepted an unknown payout")
 	}
 }
+
+// TestPayoutFailsAfterPaid: a paid payout can still fail; its amount comes
+// back to the balance as a payout_failure transaction that the next payout
+// settles, and payout.failed reaches the endpoint.
+func TestPayoutFailsAfterPaid(t *testing.T) {
+	f := newPayoutFixture(t)
+	rcv := newReceiver(t, http.StatusOK)
+	if _, err := f.c.we.New(endpointParams(rcv.srv.URL, "payout.failed")); err != nil {
+		t.Fatalf("create endpoint: %v", err)
+	}
+	po := f.payout(t, f.charge(t, "usd", 5000, 175))
+	if err := f.s.PayPayout(f.acct, false, po); err != nil {
+		t.Fatalf("PayPayout: %v", err)
+	}
+	if err := f.s.FailPayout(f.acct, false, po, "account_closed"); err != nil {
+		t.Fatalf("FailPayout: %v", err)
+	}
+	if err := f.s.FailPayout(f.acct, false, po, ""); err == nil {
+		t.Errorf("a failed payout failed again")
+	}
+	got, err := f.c.po.Get(po, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != stripe.PayoutStatusFailed || got.FailureCode != stripe.PayoutFailureCodeAccountClosed ||
+		got.FailureMessage == "" || got.FailureBalanceTransaction == nil {
+		t.Fatalf("failed payout = %s %s %q %v", got.Status, got.FailureCode, got.FailureMessage, got.FailureBalanceTransaction)
+	}
+	back, err := f.c.bt.Get(got.FailureBalanceTransaction.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Type != stripe.BalanceTransactionTypePayoutFailure || back.Amount != 4825 || back.Net != 4825 ||
+		back.ReportingCategory != stripe.BalanceTransactionReportingCategoryPayoutReversal || back.Source.ID != po {
+		t.Errorf("failure transaction = %s %d net %d %s source %s", back.Type, back.Amount, back.Net, back.ReportingCategory, back.Source.ID)
+	}
+	again := f.payout(t, back.ID)
+	if p, err := f.c.po.Get(again, nil); err != nil || p.Amount != 4825 {
+		t.Errorf("the next payout = %v (err %v), want 4825", p, err)
+	}
+	bodies, _ := rcv.received()
+	if len(bodies) != 1 || !strings.Contains(string(bodies[0]), `"type": "payout.failed"`) {
+		t.Errorf("endpoint received %d bodies, want one payout.failed", len(bodies))
+	}
+}
