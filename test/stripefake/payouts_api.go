@@ -22,8 +22,9 @@ import (
 )
 
 // payoutJSON is the wire shape of a payout
-// (https://docs.stripe.com/api/payouts/object); the fields the fake does not
-// model are sent as Stripe sends them when unset.
+// (https://docs.stripe.com/api/payouts/object) at stripe-go v76's API version
+// 2023-10-16 (later versions add payout_method and trace_id); the fields the
+// fake does not model are sent as Stripe sends them when unset.
 type payoutJSON struct {
 	ID                        string            `json:"id"`
 	Object                    string            `json:"object"`
@@ -143,6 +144,8 @@ func (s *Server) getPayout(rq *request) (any, *apiError) {
 // (https://docs.stripe.com/api/payouts/list). in_transit is not among them:
 // Stripe ignores it and lists every payout
 // (https://github.com/stripe/stripe-node/issues/1509), and so does the fake.
+// Other values get a 400: Stripe's OpenAPI spec leaves status a free string,
+// so that answer is the fake's guess, made to catch a client's typo early.
 var payoutStatusFilters = []string{PayoutPending, PayoutPaid, PayoutFailed, PayoutCanceled}
 
 // listPayouts serves GET /v1/payouts: newest first by created time, with the
