@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -178,7 +179,7 @@ func (s *Server) newTxn(sc scope, seed BalanceTransactionSeed) (*txnRec, error) 
 	}
 	if t.category == "" {
 		t.category = kind.category
-		if seed.Type == "adjustment" && len(t.source) > 3 && t.source[:3] == "dp_" {
+		if seed.Type == "adjustment" && strings.HasPrefix(t.source, "dp_") {
 			// A dispute's withdrawal and reinstatement are adjustments whose
 			// source is the dispute (https://docs.stripe.com/reports/balance-transaction-types).
 			t.category = "dispute"
