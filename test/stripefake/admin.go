@@ -52,6 +52,12 @@ const maxAdminBody = 1 << 20
 //	POST   /_fake/idempotency-keys/expire {"idempotencyKey": "…"} or {"all": true}: forgets saved
 //	                              answers as if their 24 h had passed. Answers {"expired": n}.
 //	GET    /_fake/calls           {"total": n}, or {"key": n} for ?key=sk_…: Stripe API calls counted.
+//	POST   /_fake/payouts         {"key"|"account", "livemode", "transactions": [{"type": "charge",
+//	                              "amount": 12500, "currency": "usd", "fees": [{"amount": 393,
+//	                              "type": "stripe_fee"}], "source": "ch_…"}, …], "pay": true}: records
+//	                              the transactions, settles them in an automatic payout and, with
+//	                              "pay", pays it (payout.paid, payout.reconciliation_completed).
+//	                              Answers {"id": "po_…", "transactions": ["txn_…", …]}.
 //
 // Listing, disabling and deleting endpoints need no admin API: use the real
 // Stripe paths with the clinic's key, as the dashboard would. The admin API
@@ -106,6 +112,8 @@ func (s *Server) serveAdmin(w http.ResponseWriter, r *http.Request) {
 		out = map[string]string{"result": "all faults removed"}
 	case path == "idempotency-keys/expire" && r.Method == http.MethodPost:
 		out, err = s.adminExpireIdempotency(r)
+	case path == "payouts" && r.Method == http.MethodPost:
+		out, err = s.adminPayout(r)
 	case path == "calls" && r.Method == http.MethodGet:
 		if key := r.URL.Query().Get("key"); key != "" {
 			out = map[string]int{"key": s.Calls(key)}
@@ -173,20 +181,9 @@ func (s *Server) adminTrigger(r *http.Request) (any, error) {
 	if req.Type == "" {
 		return nil, badf(http.StatusBadRequest, `"type" is required, e.g. "payment_intent.succeeded"`)
 	}
-	account, live := req.Account, req.Livemode
-	if req.Key != "" {
-		_, keyLive, ok := parseKey(req.Key)
-		if !ok {
-			return nil, badf(http.StatusBadRequest, `"key" must be a Stripe API key (sk_ or rk_, test or live)`)
-		}
-		account = s.AccountForKey(req.Key)
-		if account == "" {
-			return nil, badf(http.StatusNotFound, "no account for that key yet: the fake learns a key when it is first used against the API")
-		}
-		live = keyLive
-	}
-	if account == "" {
-		return nil, badf(http.StatusBadRequest, `"key" or "account" is required`)
+	account, live, err := s.adminScope(req.Key, req.Account, req.Livemode)
+	if err != nil {
+		return nil, err
 	}
 	obj := req.Object
 	if obj == nil {
@@ -205,6 +202,26 @@ func (s *Server) adminTrigger(r *http.Request) (any, error) {
 		return nil, err
 	}
 	return triggerResponse{ID: id, Account: account, Livemode: live, Deliveries: s.adminDeliveries(id)}, nil
+}
+
+// adminScope resolves the account and mode an admin request names, by key
+// (whose prefix gives the mode) or by account and livemode.
+func (s *Server) adminScope(key, account string, live bool) (string, bool, error) {
+	if key != "" {
+		_, keyLive, ok := parseKey(key)
+		if !ok {
+			return "", false, badf(http.StatusBadRequest, `"key" must be a Stripe API key (sk_ or rk_, test or live)`)
+		}
+		account = s.AccountForKey(key)
+		if account == "" {
+			return "", false, badf(http.StatusNotFound, "no account for that key yet: the fake learns a key when it is first used against the API")
+		}
+		live = keyLive
+	}
+	if account == "" {
+		return "", false, badf(http.StatusBadRequest, `"key" or "account" is required`)
+	}
+	return account, live, nil
 }
 
 func (s *Server) adminDeliveries(eventID string) []adminDelivery {

@@ -46,6 +46,26 @@ limitations under the License.
 //     500s included (an injected 5xx on an idempotent POST counts as one), and
 //     validation 400s, 401/403 and 429s are not; [Server.ExpireIdempotencyKey]
 //     and [Server.ExpireAllIdempotencyKeys] prune keys early.
+//   - Payouts and balance transactions, per account and mode: seeded with
+//     [Server.AddBalanceTransaction] (charges, payments, refunds, disputes as
+//     adjustments on a dp_ source, Stripe fees; net = amount - fee; amounts
+//     in the currency's smallest unit, zero- and three-decimal currencies
+//     included, see [MinorUnitDigits]) and [Server.CreatePayout] (an automatic
+//     payout settles given available transactions and debits the balance with
+//     its own payout transaction; a manual payout settles none), moved by
+//     [Server.SendPayoutInTransit], [Server.PayPayout] and [Server.FailPayout]
+//     (even once paid, returning the amount as a payout_failure transaction)
+//     with the events payout.created, payout.updated, payout.paid,
+//     payout.reconciliation_completed and payout.failed. GET /v1/payouts (status, arrival_date,
+//     created, destination; status=in_transit ignored as on Stripe) and GET
+//     /v1/payouts/{id} need rak_payout_read; GET /v1/balance_transactions
+//     (payout, type, source, currency, created) and GET
+//     /v1/balance_transactions/{id} need rak_balance_read. Lists are newest
+//     first by created time. ?payout= refuses a manual payout with Stripe's
+//     400, an unknown one with a 404 on the payout parameter, and lists what
+//     an automatic payout settled only once its reconciliation completed
+//     (before that, its debit alone). A transaction reads pending until its
+//     available_on.
 //   - Fault injection ([Server.InjectFault]), optional token-bucket rate limits
 //     and call counters for assertions.
 //   - Events created with [Server.TriggerEvent] and delivered to matching

@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -325,22 +326,29 @@ func parseEventFilter(p url.Values) (eventFilter, *apiError) {
 	return f, aerr
 }
 
-// parseCreated decodes created=N and created[gt|gte|lt|lte]=N into operator
-// -> bound, with "eq" for the exact form. As on Stripe, the bounds combine (a
-// window is created[gte]=from&created[lt]=to) and are Unix seconds; see
-// https://docs.stripe.com/api/events/list (the created filter).
+// parseCreated decodes the created filter of GET /v1/events; see parseRange.
 func parseCreated(p url.Values) (map[string]int64, *apiError) {
+	return parseRange(p, "created")
+}
+
+// parseRange decodes name=N and name[gt|gte|lt|lte]=N into operator -> bound,
+// with "eq" for the exact form. As on Stripe, the bounds combine (a window is
+// created[gte]=from&created[lt]=to) and are Unix seconds; see
+// https://docs.stripe.com/api/events/list (created) and
+// https://docs.stripe.com/api/payouts/list (arrival_date, created).
+func parseRange(p url.Values, name string) (map[string]int64, *apiError) {
 	out := map[string]int64{}
 	for k, vs := range p {
-		if paramBase(k) != "created" {
+		if paramBase(k) != name {
 			continue
 		}
 		op := "eq"
-		if k != "created" {
-			op = k[len("created[") : len(k)-1]
-			if k != "created["+op+"]" || (op != "gt" && op != "gte" && op != "lt" && op != "lte") {
-				return nil, errUnknownParam(k)
+		if k != name {
+			inner, ok := strings.CutSuffix(strings.TrimPrefix(k, name+"["), "]")
+			if !ok || (inner != "gt" && inner != "gte" && inner != "lt" && inner != "lte") {
+				return nil, errUnknownParam(k) // also a malformed key such as "created[", which must not panic
 			}
+			op = inner
 		}
 		n, err := strconv.ParseInt(vs[0], 10, 64)
 		if err != nil {

@@ -25,7 +25,9 @@ import (
 
 	stripe "github.com/stripe/stripe-go/v76"
 	"github.com/stripe/stripe-go/v76/account"
+	"github.com/stripe/stripe-go/v76/balancetransaction"
 	"github.com/stripe/stripe-go/v76/event"
+	"github.com/stripe/stripe-go/v76/payout"
 	"github.com/stripe/stripe-go/v76/webhookendpoint"
 )
 
@@ -60,6 +62,8 @@ type clients struct {
 	we   webhookendpoint.Client
 	acct account.Client
 	ev   event.Client
+	po   payout.Client
+	bt   balancetransaction.Client
 }
 
 func clientsFor(baseURL, key string) clients {
@@ -68,6 +72,8 @@ func clientsFor(baseURL, key string) clients {
 		we:   webhookendpoint.Client{B: b, Key: key},
 		acct: account.Client{B: b, Key: key},
 		ev:   event.Client{B: b, Key: key},
+		po:   payout.Client{B: b, Key: key},
+		bt:   balancetransaction.Client{B: b, Key: key},
 	}
 }
 

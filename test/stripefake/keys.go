@@ -27,6 +27,12 @@ const (
 	PermWebhookRead  = "rak_webhook_read"
 	PermWebhookWrite = "rak_webhook_write"
 	PermEventRead    = "rak_event_read"
+	// PermPayoutRead reads /v1/payouts and PermBalanceRead
+	// /v1/balance_transactions: the Payouts and Balance rows of the
+	// dashboard's restricted-key form, as listed in
+	// https://docs.stripe.com/keys/permissions-reference.
+	PermPayoutRead  = "rak_payout_read"
+	PermBalanceRead = "rak_balance_read"
 )
 
 // KeyOptions describes an API key registered with AddKey.

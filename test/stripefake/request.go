@@ -32,6 +32,10 @@ const (
 	PathWebhookEndpoint  = "/v1/webhook_endpoints/{id}"
 	PathEvents           = "/v1/events"
 	PathEvent            = "/v1/events/{id}"
+	PathPayouts          = "/v1/payouts"
+	PathPayout           = "/v1/payouts/{id}"
+	PathBalanceTxns      = "/v1/balance_transactions"
+	PathBalanceTxn       = "/v1/balance_transactions/{id}"
 )
 
 // maxBodyBytes bounds request bodies; Stripe's own requests are tiny.
@@ -88,6 +92,10 @@ func (s *Server) routeTable() []route {
 		{http.MethodDelete, PathWebhookEndpoint, PermWebhookWrite, s.deleteEndpoint},
 		{http.MethodGet, PathEvents, PermEventRead, s.listEvents},
 		{http.MethodGet, PathEvent, PermEventRead, s.getEvent},
+		{http.MethodGet, PathPayouts, PermPayoutRead, s.listPayouts},
+		{http.MethodGet, PathPayout, PermPayoutRead, s.getPayout},
+		{http.MethodGet, PathBalanceTxns, PermBalanceRead, s.listBalanceTxns},
+		{http.MethodGet, PathBalanceTxn, PermBalanceRead, s.getBalanceTxn},
 	}
 }
 

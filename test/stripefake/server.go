@@ -47,6 +47,8 @@ type Server struct {
 	endpoints  map[string]*endpoint
 	tombstones map[string]tombstone
 	events     map[string]*eventRec
+	payouts    map[string]*payoutRec
+	txns       map[string]*txnRec
 	idem       idempotencyStore
 	faults     []*faultEntry
 	limiters   map[scope]*rate.Limiter
@@ -77,10 +79,14 @@ type scope struct {
 	live    bool
 }
 
-// modeState holds the objects of one scope, each slice in creation order.
+// modeState holds the objects of one scope: endpoints in creation order;
+// events, payouts and balance transactions ordered by (created, seq).
 type modeState struct {
-	endpoints []*endpoint
-	events    []*eventRec
+	endpoints     []*endpoint
+	events        []*eventRec
+	payouts       []*payoutRec
+	txns          []*txnRec
+	bankAccountID string
 }
 
 // New returns a Server; call Start to serve it or mount it as a handler.
@@ -101,6 +107,8 @@ func New(opts ...Option) *Server {
 		endpoints:     make(map[string]*endpoint),
 		tombstones:    make(map[string]tombstone),
 		events:        make(map[string]*eventRec),
+		payouts:       make(map[string]*payoutRec),
+		txns:          make(map[string]*txnRec),
 		idem:          newIdempotencyStore(cfg.idempotencyLimit),
 		limiters:      make(map[scope]*rate.Limiter),
 		counters:      newCounters(),
