@@ -51,6 +51,11 @@ type BalanceTransactionSeed struct {
 	// Source is the id of the object the transaction belongs to (ch_, py_,
 	// re_, dp_, ...); one with the type's usual prefix is made up when empty.
 	Source string
+	// SourcePaymentIntent and SourceCharge are what the source object names
+	// when it is expanded (expand[]=data.source): a charge's payment intent; a
+	// refund's or a dispute's charge and payment intent. The fake keeps no
+	// charges of its own, so the seed says what they would be.
+	SourcePaymentIntent, SourceCharge string
 	// ReportingCategory defaults to the type's category (charge, refund,
 	// dispute, fee, other_adjustment, ...).
 	ReportingCategory string
@@ -70,6 +75,8 @@ type txnRec struct {
 	currency    string
 	fees        []FeeDetail
 	source      string
+	sourcePI    string
+	sourceCh    string
 	category    string
 	description string
 	created     int64
@@ -171,7 +178,8 @@ func (s *Server) newTxn(sc scope, seed BalanceTransactionSeed) (*txnRec, error) 
 	}
 	t := &txnRec{
 		seq: s.nextSeq(), id: "txn_" + randomID(24), sc: sc, typ: seed.Type, amount: seed.Amount,
-		currency: seed.Currency, fees: slices.Clone(seed.Fees), source: seed.Source, category: seed.ReportingCategory,
+		currency: seed.Currency, fees: slices.Clone(seed.Fees), source: seed.Source, sourcePI: seed.SourcePaymentIntent,
+		sourceCh: seed.SourceCharge, category: seed.ReportingCategory,
 		description: seed.Description, created: created.Unix(), availableOn: available.Unix(),
 	}
 	if t.source == "" && kind.prefix != "" {

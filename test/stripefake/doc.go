@@ -93,7 +93,9 @@ limitations under the License.
 // Objects are not versioned: the api_version field of events and endpoints is
 // echoed but the payload shape never changes with it. Stripe-Account
 // (Connect) requests are only accepted for the key's own account, connect
-// endpoints never receive events, expand[] is accepted and ignored, and
+// endpoints never receive events, expand[] is accepted and ignored (except a
+// balance transaction's source, which is expanded to the fields that name its
+// payment: see [BalanceTransactionSeed]), and
 // rate limits use the real clock even when [WithClock] is set. Only the event
 // types listed in [KnownEventTypes] (plus any added with [WithEventTypes])
 // are accepted. The fake never logs, and in particular never logs API keys.

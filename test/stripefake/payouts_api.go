@@ -18,7 +18,9 @@ package stripefake
 
 import (
 	"net/http"
+	"net/url"
 	"slices"
+	"strings"
 )
 
 // payoutJSON is the wire shape of a payout
@@ -86,9 +88,10 @@ type txnJSON struct {
 	FeeDetails        []feeDetailJSON `json:"fee_details"`
 	Net               int64           `json:"net"`
 	ReportingCategory string          `json:"reporting_category"`
-	Source            *string         `json:"source"`
-	Status            string          `json:"status"`
-	Type              string          `json:"type"`
+	// Source is the source's id, or the object itself when expanded (sourceJSON).
+	Source any    `json:"source"`
+	Status string `json:"status"`
+	Type   string `json:"type"`
 }
 
 type feeDetailJSON struct {
@@ -97,6 +100,64 @@ type feeDetailJSON struct {
 	Currency    string  `json:"currency"`
 	Description *string `json:"description"`
 	Type        string  `json:"type"`
+}
+
+// sourceJSON is an expanded source: the fields of the charge, refund or dispute
+// that name the payment it belongs to. Stripe returns the whole object; these are
+// the fields reconciliation reads (https://docs.stripe.com/expand, and
+// https://docs.stripe.com/payouts/reconciliation, which lists a payout's
+// transactions with expand[]=data.source).
+type sourceJSON struct {
+	ID            string  `json:"id"`
+	Object        string  `json:"object"`
+	PaymentIntent *string `json:"payment_intent"`
+	Charge        *string `json:"charge,omitempty"`
+}
+
+// sourceObjects maps id prefixes to the object an expanded source is.
+var sourceObjects = []struct{ prefix, object string }{
+	{"ch_", "charge"}, {"py_", "charge"}, {"re_", "refund"}, {"pyr_", "refund"}, {"dp_", "dispute"}, {"du_", "dispute"}, {"po_", "payout"},
+}
+
+// expandedSource renders t's source as an object, nil when it has none or its
+// kind is not one the fake models.
+func (t *txnRec) expandedSource() *sourceJSON {
+	for _, so := range sourceObjects {
+		if !strings.HasPrefix(t.source, so.prefix) {
+			continue
+		}
+		out := &sourceJSON{ID: t.source, Object: so.object}
+		if t.sourcePI != "" {
+			pi := t.sourcePI
+			out.PaymentIntent = &pi
+		}
+		if so.object == "refund" || so.object == "dispute" {
+			ch := t.sourceCh
+			out.Charge = &ch
+		}
+		return out
+	}
+	return nil
+}
+
+// wantsExpanded reports whether the request's expand[] names field.
+func wantsExpanded(p url.Values, field string) (bool, *apiError) {
+	expand, _, aerr := listParam(p, "expand")
+	if aerr != nil {
+		return false, aerr
+	}
+	return slices.Contains(expand, field), nil
+}
+
+// render shapes t at time now: status is pending until available_on passes,
+// as on Stripe, so the same transaction reads differently over time; the source
+// is an object when expand asks for it.
+func (t *txnRec) renderExpanded(now int64, expandSource bool) txnJSON {
+	out := t.render(now)
+	if src := t.expandedSource(); expandSource && src != nil {
+		out.Source = src
+	}
+	return out
 }
 
 // render shapes t at time now: status is pending until available_on passes,
@@ -115,8 +176,7 @@ func (t *txnRec) render(now int64) txnJSON {
 		out.Description = &d
 	}
 	if t.source != "" {
-		src := t.source
-		out.Source = &src
+		out.Source = t.source
 	}
 	for _, f := range t.fees {
 		fd := feeDetailJSON{Amount: f.Amount, Currency: t.currency, Type: f.Type}
@@ -209,7 +269,11 @@ func (s *Server) getBalanceTxn(rq *request) (any, *apiError) {
 	if t == nil || t.sc != rq.scope {
 		return nil, errNoSuch(http.StatusNotFound, "balance transaction", rq.id, "id")
 	}
-	return t.render(rq.now.Unix()), nil
+	expand, aerr := wantsExpanded(rq.params, "source")
+	if aerr != nil {
+		return nil, aerr
+	}
+	return t.renderExpanded(rq.now.Unix(), expand), nil
 }
 
 // errManualPayoutFilter is Stripe's answer to ?payout= with a manual payout,
@@ -272,10 +336,14 @@ func (s *Server) listBalanceTxns(rq *request) (any, *apiError) {
 			matched = append(matched, ranked[*txnRec]{rec: t, pos: int64(i)})
 		}
 	}
+	expand, aerr := wantsExpanded(p, "data.source")
+	if aerr != nil {
+		return nil, aerr
+	}
 	page, more := paginate(matched, func(r ranked[*txnRec]) int64 { return r.pos }, lr, cursorPos)
 	data := make([]txnJSON, 0, len(page))
 	for _, r := range page {
-		data = append(data, r.rec.render(rq.now.Unix()))
+		data = append(data, r.rec.renderExpanded(rq.now.Unix(), expand))
 	}
 	return listJSON[txnJSON]{Object: "list", URL: PathBalanceTxns, HasMore: more, Data: data}, nil
 }
