@@ -27,7 +27,7 @@ func TestPayoutReconciliationAgainstTheFake(t *testing.T) {
 		}
 		return id
 	}
-	var ids []string
+	ids := make([]string, 0, 253)
 	for i := range 250 {
 		ids = append(ids, seed(stripefake.BalanceTransactionSeed{Type: "charge", Amount: 12000 + int64(i), Currency: "usd",
 			Fees: []stripefake.FeeDetail{{Amount: 378, Type: "stripe_fee"}}, Source: fmt.Sprintf("ch_%03d", i),
