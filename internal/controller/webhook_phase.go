@@ -130,11 +130,12 @@ func (r *StripeIntegrationReconciler) ensureEndpoint(ctx context.Context, p *end
 		if err != nil {
 			return ep, err
 		}
+		// The first endpoint gets no Event of its own: this pass's status write turns
+		// WebhookEndpointReady True (or False, naming the endpoint) and its one Event says so, with
+		// the endpoint's id and URL. A second Event would cost every new integration a write.
 		if lost := p.si.Status.WebhookEndpointID; lost != "" {
 			r.event(p.si, corev1.EventTypeWarning, paymentsv1alpha1.EventEndpointRecreated,
 				"endpoint %s is gone from the account (deleted in the dashboard or another account's key); created %s", lost, ep.ID)
-		} else {
-			r.event(p.si, corev1.EventTypeNormal, paymentsv1alpha1.EventEndpointCreated, "created webhook endpoint %s for %s", ep.ID, ep.URL)
 		}
 		return ep, nil
 	}
