@@ -195,10 +195,14 @@ func (r *StripeIntegrationReconciler) createEndpoint(ctx context.Context, p *end
 
 // storeSecret writes the signing Secret and keeps the pass's view of it in step.
 func (r *StripeIntegrationReconciler) storeSecret(ctx context.Context, p *endpointPass, endpointID, secret string, retiring retiringEndpoint) error {
-	if err := r.writeSigningSecret(ctx, p.si, endpointID, secret, retiring); err != nil {
+	write := r.writeSigningSecret
+	if p.stored.absent {
+		write = r.createSigningSecret
+	}
+	if err := write(ctx, p.si, endpointID, secret, retiring); err != nil {
 		return err
 	}
-	p.stored.endpointID, p.stored.value, p.stored.retiring = endpointID, secret, retiring
+	p.stored.endpointID, p.stored.value, p.stored.retiring, p.stored.absent = endpointID, secret, retiring, false
 	return nil
 }
 
