@@ -186,13 +186,6 @@ func (r Report) Write(w io.Writer) error {
 		}
 		p("")
 		p("Where the cold start's time goes: an integration's first pass as the apiserver's audit log shows it. The Service's " +
-			"time is the apiserver's ClusterIP allocation, which it makes one at a time, hence the Service floor above.")
-		p("")
-		for _, c := range r.Clusters {
-			p("- N = %d: %s", c.Config.N, c.ColdPass)
-		}
-		p("")
-		p("Where the cold start's time goes: an integration's first pass as the apiserver's audit log shows it. The Service's " +
 			"time is mostly the apiserver's ClusterIP allocation, which it makes one at a time, hence the Service floor above.")
 		p("")
 		for _, c := range r.Clusters {
