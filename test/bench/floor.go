@@ -105,7 +105,7 @@ func (c *cluster) measureFloor(ctx context.Context, small, services int) (Floor,
 		mu.Unlock()
 		return err
 	}); err != nil {
-		return f, fmt.Errorf("Service creates: %w", err)
+		return f, fmt.Errorf("creating Services: %w", err)
 	}
 	f.ServicesTook, f.ServiceP50 = time.Since(start), percentile(lat, 50)
 	c.logf("floor: %d small creates in %s (%.0f/s); %d Services in %s (%.0f/s, p50 %s)", small, f.SmallTook.Round(time.Millisecond),

@@ -134,7 +134,7 @@ func (a *auditLog) passBreakdown(offset int64) (PassBreakdown, error) {
 		return PassBreakdown{}, err
 	}
 	var b PassBreakdown
-	var spans []time.Duration
+	spans := make([]time.Duration, 0, len(byClinic))
 	perKind := map[string][]time.Duration{}
 	for _, in := range byClinic {
 		if in.status.IsZero() {

@@ -37,7 +37,7 @@ func TestPassBreakdown(t *testing.T) {
 			t0.Add(at).Format(time.RFC3339Nano), t0.Add(at+took).Format(time.RFC3339Nano))
 	}
 	const m, done = benchManagerUser, "ResponseComplete"
-	var lines []string
+	lines := make([]string, 0, 14)
 	for i, shift := range []time.Duration{0, time.Second} {
 		ns, si := "bench-0", fmt.Sprintf("clinic-%d", i)
 		lines = append(lines,
