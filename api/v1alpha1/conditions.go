@@ -117,6 +117,8 @@ const (
 
 // Reasons used only on Events (condition reasons are Events too when a condition changes).
 const (
+	// EventEndpointCreated is no longer recorded: the status Event of the pass that creates the
+	// first endpoint names it. Kept so that tooling filtering on it still compiles.
 	EventEndpointCreated         = "EndpointCreated"
 	EventEndpointRepaired        = "EndpointRepaired"
 	EventEndpointRecreated       = "EndpointRecreated"

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 )
@@ -26,6 +27,9 @@ type storedSecret struct {
 	retiring retiringEndpoint
 	// foreign: a Secret this integration does not control has the name; it is never taken over.
 	foreign bool
+	// absent: no Secret had the name when this pass read it, so the first write creates it
+	// without reading it again (a new integration's pass saves a round trip).
+	absent bool
 }
 
 // errSigningSecretConflict: the signing Secret's name is taken by a Secret the operator did not
@@ -40,6 +44,7 @@ func (r *StripeIntegrationReconciler) readSigningSecret(ctx context.Context, si 
 	s := &corev1.Secret{}
 	if err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: st.name}, s); err != nil {
 		if apierrors.IsNotFound(err) {
+			st.absent = true
 			return st, nil
 		}
 		return st, fmt.Errorf("reading signing Secret: %w", err)
@@ -80,6 +85,47 @@ type retiringEndpoint struct {
 // which the receiver accepts too (it verifies against every line).
 func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, endpointID, secret string,
 	retiring retiringEndpoint) error {
+	want := wantSigningSecret(si, endpointID, secret, retiring)
+	existing := &corev1.Secret{}
+	err := r.SecretReader.Get(ctx, client.ObjectKeyFromObject(want), existing)
+	switch {
+	case apierrors.IsNotFound(err):
+		if err := r.Client.Create(ctx, want); err != nil {
+			return fmt.Errorf("creating signing Secret: %w", err)
+		}
+		return nil
+	case err != nil:
+		return fmt.Errorf("reading signing Secret: %w", err)
+	}
+	if !metav1.IsControlledBy(existing, si) {
+		return fmt.Errorf("secret %s/%s: %w", si.Namespace, want.Name, errSigningSecretConflict)
+	}
+	existing.Labels, existing.Annotations = want.Labels, want.Annotations
+	existing.OwnerReferences, existing.Data = want.OwnerReferences, want.Data
+	if err := r.Client.Update(ctx, existing); err != nil {
+		return fmt.Errorf("updating signing Secret: %w", err)
+	}
+	return nil
+}
+
+// createSigningSecret is writeSigningSecret for a pass that found no signing Secret: it creates
+// it without reading it again. AlreadyExists (another writer came first) falls back to
+// writeSigningSecret, which reads it and keeps the ownership check.
+func (r *StripeIntegrationReconciler) createSigningSecret(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, endpointID, secret string,
+	retiring retiringEndpoint) error {
+	err := r.Client.Create(ctx, wantSigningSecret(si, endpointID, secret, retiring))
+	switch {
+	case err == nil:
+		return nil
+	case apierrors.IsAlreadyExists(err):
+		return r.writeSigningSecret(ctx, si, endpointID, secret, retiring)
+	default:
+		return fmt.Errorf("creating signing Secret: %w", err)
+	}
+}
+
+// wantSigningSecret is the signing Secret as the operator writes it.
+func wantSigningSecret(si *paymentsv1alpha1.StripeIntegration, endpointID, secret string, retiring retiringEndpoint) *corev1.Secret {
 	name := signingSecretName(si.Name)
 	annotations := map[string]string{paymentsv1alpha1.AnnotationWebhookEndpointID: endpointID}
 	data := []byte(secret)
@@ -88,7 +134,7 @@ func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si
 		annotations[paymentsv1alpha1.AnnotationRetiringSince] = retiring.since.UTC().Format(time.RFC3339)
 		data = []byte(secret + "\n" + retiring.secret + "\n")
 	}
-	want := &corev1.Secret{
+	return &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{
 			Namespace: si.Namespace,
 			Name:      name,
@@ -102,26 +148,6 @@ func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{paymentsv1alpha1.SigningSecretKey: data},
 	}
-	existing := &corev1.Secret{}
-	err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: name}, existing)
-	switch {
-	case apierrors.IsNotFound(err):
-		if err := r.Client.Create(ctx, want); err != nil {
-			return fmt.Errorf("creating signing Secret: %w", err)
-		}
-		return nil
-	case err != nil:
-		return fmt.Errorf("reading signing Secret: %w", err)
-	}
-	if !metav1.IsControlledBy(existing, si) {
-		return fmt.Errorf("secret %s/%s: %w", si.Namespace, name, errSigningSecretConflict)
-	}
-	existing.Labels, existing.Annotations = want.Labels, want.Annotations
-	existing.OwnerReferences, existing.Data = want.OwnerReferences, want.Data
-	if err := r.Client.Update(ctx, existing); err != nil {
-		return fmt.Errorf("updating signing Secret: %w", err)
-	}
-	return nil
 }
 
 func ownerRef(si *paymentsv1alpha1.StripeIntegration) metav1.OwnerReference {

@@ -109,6 +109,9 @@ type StripeIntegrationReconciler struct {
 	// replayWindows remembers, in memory only, the window length each integration's running
 	// replay last listed, so the next pass starts with a window of the right size.
 	replayWindows uidMemory[time.Duration]
+	// statusWrites remembers, in memory only, the resourceVersion each integration's last status
+	// write replaced, to recognise a cached copy that has not seen that write yet.
+	statusWrites uidMemory[statusWrite]
 }
 
 // RBAC: reads are get/list/watch (list already discloses what get would); writes are exactly the
@@ -134,6 +137,11 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 			r.Metrics.FailingSince.DeleteLabelValues(req.Namespace, req.Name)
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if r.cacheBehindOwnStatus(si) {
+		// A pass from this copy would compute status over a stale one and lose the optimistic
+		// lock: a 409 that costs a write and another pass. The cache catches up in moments.
+		return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
 	}
 	if !si.DeletionTimestamp.IsZero() {
 		r.trackTransient(si, nil)
@@ -191,6 +199,7 @@ func (r *StripeIntegrationReconciler) writeStatus(ctx context.Context, si *payme
 	if err := r.Client.Status().Patch(ctx, si, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("writing status: %w", err)
 	}
+	r.statusWrites.set(si.UID, statusWrite{replaced: orig.ResourceVersion, at: r.now()})
 	if r.Metrics != nil {
 		r.Metrics.StatusWrites.Inc()
 	}
@@ -198,6 +207,31 @@ func (r *StripeIntegrationReconciler) writeStatus(ctx context.Context, si *payme
 		r.Recorder.Eventf(si, nil, t.eventType, t.reason, "Reconcile", "%s", t.note)
 	}
 	return nil
+}
+
+// statusWrite is the resourceVersion a status write replaced, and when.
+type statusWrite struct {
+	replaced string
+	at       time.Time
+}
+
+// staleCacheWait bounds how long a pass waits for the cache to show its last status write; past
+// it the pass runs from what the cache holds, as it did before (at worst a 409 and a retry).
+const staleCacheWait = 10 * time.Second
+
+// cacheBehindOwnStatus reports whether si is the very copy this manager's last status write for it
+// replaced: a follow-up pass queued by the first pass's own writes often starts before the watch
+// has delivered the status write. resourceVersions are compared for equality only.
+func (r *StripeIntegrationReconciler) cacheBehindOwnStatus(si *paymentsv1alpha1.StripeIntegration) bool {
+	w, ok := r.statusWrites.get(si.UID)
+	if !ok {
+		return false
+	}
+	if si.ResourceVersion == w.replaced && r.now().Sub(w.at) < staleCacheWait {
+		return true
+	}
+	r.statusWrites.forget(si.UID)
+	return false
 }
 
 // trackTransient returns when the integration's current run of transient Stripe failures began,

@@ -130,11 +130,12 @@ func (r *StripeIntegrationReconciler) ensureEndpoint(ctx context.Context, p *end
 		if err != nil {
 			return ep, err
 		}
+		// The first endpoint gets no Event of its own: this pass's status write turns
+		// WebhookEndpointReady True (or False, naming the endpoint) and its one Event says so, with
+		// the endpoint's id and URL. A second Event would cost every new integration a write.
 		if lost := p.si.Status.WebhookEndpointID; lost != "" {
 			r.event(p.si, corev1.EventTypeWarning, paymentsv1alpha1.EventEndpointRecreated,
 				"endpoint %s is gone from the account (deleted in the dashboard or another account's key); created %s", lost, ep.ID)
-		} else {
-			r.event(p.si, corev1.EventTypeNormal, paymentsv1alpha1.EventEndpointCreated, "created webhook endpoint %s for %s", ep.ID, ep.URL)
 		}
 		return ep, nil
 	}
@@ -194,10 +195,14 @@ func (r *StripeIntegrationReconciler) createEndpoint(ctx context.Context, p *end
 
 // storeSecret writes the signing Secret and keeps the pass's view of it in step.
 func (r *StripeIntegrationReconciler) storeSecret(ctx context.Context, p *endpointPass, endpointID, secret string, retiring retiringEndpoint) error {
-	if err := r.writeSigningSecret(ctx, p.si, endpointID, secret, retiring); err != nil {
+	write := r.writeSigningSecret
+	if p.stored.absent {
+		write = r.createSigningSecret
+	}
+	if err := write(ctx, p.si, endpointID, secret, retiring); err != nil {
 		return err
 	}
-	p.stored.endpointID, p.stored.value, p.stored.retiring = endpointID, secret, retiring
+	p.stored.endpointID, p.stored.value, p.stored.retiring, p.stored.absent = endpointID, secret, retiring, false
 	return nil
 }
 

@@ -98,7 +98,22 @@ func TestEndpointCreatedExactlyOnce(t *testing.T) {
 	if !metav1.IsControlledBy(sec, si) || sec.Annotations[v1.AnnotationWebhookEndpointID] != ep.ID {
 		t.Errorf("signing Secret owner/annotation wrong: %v %v", sec.OwnerReferences, sec.Annotations)
 	}
-	waitEvent(t, ns, "clinic-w", v1.EventEndpointCreated)
+	// The status write of the creating pass announces the endpoint; it has no Event of its own.
+	eventually(t, waitShort, "an Event naming the endpoint", func() (bool, string) {
+		var seen []string
+		for _, e := range listEvents(t, ns) {
+			if e.Regarding.Name == "clinic-w" && strings.Contains(e.Note, "WebhookEndpointReady is True: endpoint "+ep.ID) {
+				return true, ""
+			}
+			seen = append(seen, e.Reason)
+		}
+		return false, strings.Join(seen, ",")
+	})
+	for _, e := range listEvents(t, ns) {
+		if e.Regarding.Name == "clinic-w" && e.Reason == v1.EventEndpointCreated {
+			t.Errorf("an EndpointCreated Event besides the status Event: %q", e.Note)
+		}
+	}
 	// Calls at create: probe list, account lookup, create. Reported in the closing note.
 	t.Logf("Stripe calls to connect one integration: %d", fake.Calls(k.secret))
 	if n := fake.Calls(k.secret); n > 5 {

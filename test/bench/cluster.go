@@ -80,6 +80,12 @@ type ClusterResult struct {
 	ColdStripeCalls  int
 	ColdPeakRSS      uint64
 	ColdPeakHeap     uint64
+	// Floor is the apiserver measured alone just before the cold start; ColdBenchWrites are the
+	// bench's own writes during the cold start (its creates, Deployments marked available);
+	// ColdPass is where an integration's first pass spent its time (floor.go, passes.go).
+	Floor           Floor
+	ColdBenchWrites int
+	ColdPass        PassBreakdown
 
 	SteadyWindow      time.Duration
 	SteadyResyncs     float64 // resync periods in the window
@@ -115,6 +121,8 @@ type cluster struct {
 	mgr   *testenv.Manager
 	cache cache.Cache
 	stop  context.CancelFunc
+	// marked counts the receiver Deployments the bench marked available.
+	marked *atomic.Int64
 
 	mu        sync.Mutex
 	created   map[types.NamespacedName]time.Time // when the bench created each integration
@@ -147,6 +155,9 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	defer func() { err = errors.Join(err, c.close()) }()
 	if err := c.start(ctx, work); err != nil {
 		return res, err
+	}
+	if res.Floor, err = c.measureFloor(ctx, min(max(2*cfg.N, floorSmallMin), floorSmallMax), min(cfg.N, floorServices)); err != nil {
+		return res, fmt.Errorf("apiserver floor: %w", err)
 	}
 	if err := c.coldStart(ctx, &res); err != nil {
 		return res, fmt.Errorf("cold start: %w", err)
@@ -262,7 +273,7 @@ func (c *cluster) startWatchers(ctx context.Context, cfg *rest.Config, scheme *r
 	if c.cache, err = testenv.NewCache(cfg, scheme); err != nil {
 		return err
 	}
-	if _, err := testenv.MarkDeploymentsAvailable(ctx, c.cache, c.c, markWorkers); err != nil {
+	if c.marked, err = testenv.MarkDeploymentsAvailable(ctx, c.cache, c.c, markWorkers); err != nil {
 		return err
 	}
 

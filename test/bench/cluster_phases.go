@@ -51,6 +51,7 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 	}
 	c.fake.ResetCounters()
 	c.mgr.ResetPeaks()
+	marked := c.marked.Load()
 	c.logf("cold start: applying %d integrations with their Secrets", c.cfg.N)
 	var profiled <-chan error
 	if c.cfg.ProfileDir != "" {
@@ -106,12 +107,17 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 	if res.ColdWrites, err = c.audit.countSince(auditStart); err != nil {
 		return err
 	}
+	if res.ColdPass, err = c.audit.passBreakdown(auditStart); err != nil {
+		return err
+	}
+	res.ColdBenchWrites = 2*c.cfg.N + int(c.marked.Load()-marked)
 	res.ColdStripeCalls = c.fake.TotalCalls()
 	res.ColdPeakRSS, res.ColdPeakHeap = c.mgr.Peaks()
 	c.logf("cold start: all %d Connected in %s (p50 %s, p99 %s); %.1f writes and %.1f Stripe calls per integration",
 		c.cfg.N, res.ColdTotal.Round(time.Millisecond), res.ColdP50.Round(time.Millisecond), res.ColdP99.Round(time.Millisecond),
 		float64(res.ColdWrites.Total)/float64(c.cfg.N), float64(res.ColdStripeCalls)/float64(c.cfg.N))
 	c.logf("cold start writes: %s", res.ColdWrites.Summary())
+	c.logf("cold start pass: %s", res.ColdPass)
 	if profiled != nil {
 		if err := <-profiled; err != nil {
 			return fmt.Errorf("CPU profile: %w", err)

@@ -72,6 +72,8 @@ func TestClusterQuick(t *testing.T) {
 		t.Errorf("cold start times: total %s p50 %s p99 %s", res.ColdTotal, res.ColdP50, res.ColdP99)
 	case res.ColdWrites.Total < cfg.N || res.ColdStripeCalls < cfg.N:
 		t.Errorf("cold start counted %d writes and %d Stripe calls for %d integrations", res.ColdWrites.Total, res.ColdStripeCalls, cfg.N)
+	case res.Floor.SmallPerSec() <= 0 || res.Floor.ServicesPerSec() <= 0 || res.ColdPass.Integrations != cfg.N || res.ColdBenchWrites < 2*cfg.N:
+		t.Errorf("cold start breakdown: floor %+v, %d bench writes, first passes %s", res.Floor, res.ColdBenchWrites, res.ColdPass)
 	case res.ColdPeakRSS == 0 || res.ColdPeakHeap == 0:
 		t.Errorf("manager memory not sampled: RSS %d heap %d", res.ColdPeakRSS, res.ColdPeakHeap)
 	case float64(res.SteadyStripeCalls)/n < 1:

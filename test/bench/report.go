@@ -136,6 +136,21 @@ func (r Report) Write(w io.Writer) error {
 		})
 		row("**Cold start:** all Connected after", func(c ClusterResult) string { return ms(c.ColdTotal) })
 		row("time to Connected p50 / p99", func(c ClusterResult) string { return ms(c.ColdP50) + " / " + ms(c.ColdP99) })
+		row("apiserver alone, just before: small creates / Service creates", func(c ClusterResult) string {
+			f := c.Floor
+			return fmt.Sprintf("%.0f/s / %.0f/s (p50 %s)", f.SmallPerSec(), f.ServicesPerSec(), ms(f.ServiceP50))
+		})
+		row("cold start floor at those rates: writes / Services", func(c ClusterResult) string {
+			w, s := c.Floor.ColdFloor(c.ColdWrites.Total+c.ColdBenchWrites, c.Config.N)
+			return fmt.Sprintf("%s (%d + %d bench writes) / %s", ms(w), c.ColdWrites.Total, c.ColdBenchWrites, ms(s))
+		})
+		row("cold start / the larger floor", func(c ClusterResult) string {
+			w, s := c.Floor.ColdFloor(c.ColdWrites.Total+c.ColdBenchWrites, c.Config.N)
+			if max(w, s) <= 0 {
+				return "–"
+			}
+			return fmt.Sprintf("%.2f", c.ColdTotal.Seconds()/max(w, s).Seconds())
+		})
 		row("apiserver writes per integration", func(c ClusterResult) string { return per(c.ColdWrites.Total, c.Config.N) })
 		row("Stripe calls per integration", func(c ClusterResult) string { return per(c.ColdStripeCalls, c.Config.N) })
 		row("manager peak RSS / heap", func(c ClusterResult) string { return mib(c.ColdPeakRSS) + " / " + mib(c.ColdPeakHeap) })
@@ -168,6 +183,13 @@ func (r Report) Write(w io.Writer) error {
 		p("")
 		for _, c := range r.Clusters {
 			p("- N = %d: %s", c.Config.N, c.ColdWrites.Summary())
+		}
+		p("")
+		p("Where the cold start's time goes: an integration's first pass as the apiserver's audit log shows it. The Service's " +
+			"time is mostly the apiserver's ClusterIP allocation, which it makes one at a time, hence the Service floor above.")
+		p("")
+		for _, c := range r.Clusters {
+			p("- N = %d: %s", c.Config.N, c.ColdPass)
 		}
 		p("")
 		p("Writes in the steady-state window: %s.", strings.Join(mapN(r.Clusters, func(c ClusterResult) string {
