@@ -36,6 +36,8 @@ type Report struct {
 	Duration time.Duration
 	Clusters []ClusterResult
 	Receiver *ReceiverResult
+	// ReceiverCost is the cost section (a clinic's receiver pods), when it ran.
+	ReceiverCost *ReceiverCostResult
 	// Notes are free-form lines appended under "Notes" (optimisations, before/after).
 	Notes []string
 }
@@ -197,6 +199,9 @@ func (r Report) Write(w io.Writer) error {
 				us(limitCost), us(rr.Runs[0].CPUPerEvent), 100*float64(limitCost)/float64(rr.Runs[0].CPUPerEvent))
 		}
 		p("")
+	}
+	if rc := r.ReceiverCost; rc != nil {
+		rc.write(p)
 	}
 	if len(r.Notes) > 0 {
 		p("## Notes")
