@@ -49,7 +49,7 @@ func goMemLimitEnv(c corev1.Container) string {
 func TestReceiverDefaultsPerMode(t *testing.T) {
 	ns := newNamespace(t)
 	newClinic(t, ns, "clinic-live", withMode(v1.ModeLive))
-	newClinic(t, ns, "clinic-test")
+	newClinic(t, ns, "clinic-test", withMode(v1.ModeTest))
 	for _, tc := range []struct {
 		name     string
 		replicas int32
@@ -212,13 +212,11 @@ func TestGoMemLimitFollowsTheMemoryLimit(t *testing.T) {
 	} {
 		si.Spec.Receiver = &v1.ReceiverSpec{Resources: tc.resources}
 		c := receiverDeployment(si, "image", "secret").Spec.Template.Spec.Containers[0]
-		got := ""
+		var env corev1.Container
 		for _, e := range c.Env {
-			if *e.Name == "GOMEMLIMIT" {
-				got = *e.Value
-			}
+			env.Env = append(env.Env, corev1.EnvVar{Name: *e.Name, Value: *e.Value})
 		}
-		if got != tc.want {
+		if got := goMemLimitEnv(env); got != tc.want {
 			t.Errorf("resources %v: GOMEMLIMIT %q, want %q", tc.resources, got, tc.want)
 		}
 	}
