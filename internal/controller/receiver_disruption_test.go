@@ -105,11 +105,13 @@ func TestReceiverDisruptionBudgetFollowsReplicas(t *testing.T) {
 		_, err := getPDB(ns, name)
 		return err == nil, fmt.Sprint(err)
 	})
+	// A merge patch: the operator writes the object too, and an update could conflict with it.
 	setReplicas := func(n *int32) {
 		t.Helper()
 		si := getSI(t, ns, "clinic-pdb")
+		orig := si.DeepCopy()
 		si.Spec.Receiver = &v1.ReceiverSpec{Replicas: n}
-		must(t, k8sClient.Update(context.Background(), si))
+		must(t, k8sClient.Patch(context.Background(), si, client.MergeFrom(orig)))
 	}
 	waitReplicas := func(want int32, pdb bool) {
 		t.Helper()
