@@ -168,14 +168,18 @@ type IngressSpec struct {
 
 // ReceiverSpec configures the clinic's webhook receiver Deployment.
 type ReceiverSpec struct {
-	// replicas of the receiver Deployment.
+	// replicas of the receiver Deployment. When unset: 2 in Live mode, with a
+	// PodDisruptionBudget that lets voluntary disruptions take one pod at a time, and 1 in Test
+	// mode (Stripe retries failed deliveries, so a restart delays events but loses none). Any
+	// value of 2 or more gets the PodDisruptionBudget.
 	// +optional
-	// +kubebuilder:default=2
 	// +kubebuilder:validation:Minimum=0
 	// +kubebuilder:validation:Maximum=20
 	Replicas *int32 `json:"replicas,omitempty"`
 
-	// resources of the receiver container; sane defaults apply when omitted.
+	// resources of the receiver container. When omitted: requests and limits sized from the
+	// receiver's measured use (docs/benchmarks.md), and GOMEMLIMIT at 90% of the memory limit.
+	// When set, GOMEMLIMIT follows its memory limit, if any.
 	// +optional
 	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
 

@@ -93,6 +93,7 @@ var watchedKinds = []schema.GroupVersionKind{
 	{Version: "v1", Kind: "ServiceList"},
 	{Group: "networking.k8s.io", Version: "v1", Kind: "NetworkPolicyList"},
 	{Group: "networking.k8s.io", Version: "v1", Kind: "IngressList"},
+	{Group: "policy", Version: "v1", Kind: "PodDisruptionBudgetList"},
 }
 
 func countWrites(t *testing.T, ns string) *writeCounter {

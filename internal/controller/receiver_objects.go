@@ -26,8 +26,6 @@ const (
 	httpKeyMountDir   = "/var/run/clinicpay/http-signing-key"
 	fhirTokenMountDir = "/var/run/clinicpay/fhir-token"
 
-	defaultReceiverReplicas = 2
-
 	// LabelManagedBy selects everything the operator creates; the manager caches only those.
 	LabelManagedBy = "app.kubernetes.io/managed-by"
 	labelComponent = "app.kubernetes.io/component"
@@ -149,28 +147,85 @@ func receiverVolumes(si *paymentsv1alpha1.StripeIntegration, signingSecret strin
 	return vols, vms
 }
 
-func receiverResources(si *paymentsv1alpha1.StripeIntegration) *corev1ac.ResourceRequirementsApplyConfiguration {
-	rr := corev1ac.ResourceRequirements()
-	if si.Spec.Receiver != nil && si.Spec.Receiver.Resources != nil {
-		res := si.Spec.Receiver.Resources
-		if len(res.Requests) > 0 {
-			rr.WithRequests(res.Requests)
-		}
-		if len(res.Limits) > 0 {
-			rr.WithLimits(res.Limits)
-		}
-		return rr
+// Receiver defaults, sized from the receiver's measured use (`make bench`, "A clinic's cost" in
+// docs/benchmarks.md). Stripe retries a delivery that fails (live mode for up to 3 days), so a
+// receiver that is briefly down delays events but loses none: Test mode runs one replica; Live
+// mode runs two behind a PodDisruptionBudget, so a node drain or a rollout never takes both.
+const (
+	defaultLiveReplicas = 2
+	defaultTestReplicas = 1
+	// Requests cover the busy use measured at 100 events/s (far above a clinic's real rate)
+	// with headroom; the memory limit covers the RSS with the dedup memory full during a burst.
+	defaultReceiverCPURequest    = "5m"
+	defaultReceiverMemoryRequest = "24Mi"
+	defaultReceiverMemoryLimit   = "64Mi"
+	// The CPU limit keeps a flood (forged signatures cost an HMAC each) to half a core and keeps
+	// the pods admissible in namespaces whose ResourceQuota covers limits.cpu; it is two orders
+	// of magnitude above the measured busy use, so real traffic is never throttled.
+	defaultReceiverCPULimit = "500m"
+	// goMemLimitPercent of the memory limit becomes GOMEMLIMIT: the Go runtime then collects
+	// harder before the kernel's OOM killer would act, and keeps the rest for non-heap memory.
+	goMemLimitPercent = 90
+)
+
+// DefaultReceiverReplicas is the receiver Deployment's replicas when spec.receiver.replicas is unset.
+func DefaultReceiverReplicas(mode paymentsv1alpha1.Mode) int32 {
+	if mode == paymentsv1alpha1.ModeLive {
+		return defaultLiveReplicas
 	}
-	return rr.
-		WithRequests(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("10m"), corev1.ResourceMemory: resource.MustParse("32Mi")}).
-		WithLimits(corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("500m"), corev1.ResourceMemory: resource.MustParse("128Mi")})
+	return defaultTestReplicas
 }
 
+// DefaultReceiverResources are the receiver container's resources when spec.receiver.resources
+// is unset.
+func DefaultReceiverResources() corev1.ResourceRequirements {
+	return corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse(defaultReceiverCPURequest),
+			corev1.ResourceMemory: resource.MustParse(defaultReceiverMemoryRequest),
+		},
+		Limits: corev1.ResourceList{
+			corev1.ResourceCPU:    resource.MustParse(defaultReceiverCPULimit),
+			corev1.ResourceMemory: resource.MustParse(defaultReceiverMemoryLimit),
+		},
+	}
+}
+
+// GoMemLimit is the GOMEMLIMIT value for a container with these resources (whole MiB, rounded
+// down), or "" when it has no memory limit.
+func GoMemLimit(rr corev1.ResourceRequirements) string {
+	limit, ok := rr.Limits[corev1.ResourceMemory]
+	if !ok || limit.Value() <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("%dMiB", limit.Value()*goMemLimitPercent/100>>20)
+}
+
+// effectiveReceiverResources are spec.receiver.resources when set, else the defaults.
+func effectiveReceiverResources(si *paymentsv1alpha1.StripeIntegration) corev1.ResourceRequirements {
+	if si.Spec.Receiver != nil && si.Spec.Receiver.Resources != nil {
+		return *si.Spec.Receiver.Resources
+	}
+	return DefaultReceiverResources()
+}
+
+func receiverResources(rr corev1.ResourceRequirements) *corev1ac.ResourceRequirementsApplyConfiguration {
+	out := corev1ac.ResourceRequirements()
+	if len(rr.Requests) > 0 {
+		out.WithRequests(rr.Requests)
+	}
+	if len(rr.Limits) > 0 {
+		out.WithLimits(rr.Limits)
+	}
+	return out
+}
+
+// receiverReplicas is spec.receiver.replicas when set, else the mode's default.
 func receiverReplicas(si *paymentsv1alpha1.StripeIntegration) int32 {
 	if si.Spec.Receiver != nil && si.Spec.Receiver.Replicas != nil {
 		return *si.Spec.Receiver.Replicas
 	}
-	return defaultReceiverReplicas
+	return DefaultReceiverReplicas(si.Spec.Mode)
 }
 
 // receiverDeployment runs cmd/receiver under the restricted Pod Security Standard, with no
@@ -181,18 +236,22 @@ func receiverDeployment(si *paymentsv1alpha1.StripeIntegration, image, signingSe
 		return corev1ac.Probe().WithPeriodSeconds(5).WithTimeoutSeconds(2).WithFailureThreshold(3).
 			WithHTTPGet(corev1ac.HTTPGetAction().WithPath(path).WithPort(intstr.FromString("ops")))
 	}
+	resources := effectiveReceiverResources(si)
 	container := corev1ac.Container().WithName("receiver").WithImage(image).
 		WithCommand("/receiver").WithArgs(receiverArgs(si)...).
 		WithPorts(
 			corev1ac.ContainerPort().WithName("webhook").WithContainerPort(webhookPort).WithProtocol(corev1.ProtocolTCP),
 			corev1ac.ContainerPort().WithName("ops").WithContainerPort(opsPort).WithProtocol(corev1.ProtocolTCP)).
 		WithReadinessProbe(probe("/readyz")).WithLivenessProbe(probe("/healthz")).
-		WithResources(receiverResources(si)).
+		WithResources(receiverResources(resources)).
 		WithVolumeMounts(vms...).
 		WithSecurityContext(corev1ac.SecurityContext().
 			WithAllowPrivilegeEscalation(false).WithReadOnlyRootFilesystem(true).WithRunAsNonRoot(true).
 			WithCapabilities(corev1ac.Capabilities().WithDrop("ALL")).
 			WithSeccompProfile(corev1ac.SeccompProfile().WithType(corev1.SeccompProfileTypeRuntimeDefault)))
+	if limit := GoMemLimit(resources); limit != "" {
+		container.WithEnv(corev1ac.EnvVar().WithName("GOMEMLIMIT").WithValue(limit))
+	}
 	pod := corev1ac.PodSpec().
 		WithAutomountServiceAccountToken(false).
 		WithEnableServiceLinks(false).

@@ -24,8 +24,8 @@ import (
 // ForceOwnership restores fields edited by hand on the next pass.
 const fieldOwner = client.FieldOwner("stripe-operator")
 
-// reconcileReceiver applies the clinic's receiver Deployment, Service, NetworkPolicy and
-// (optional) Ingress, and reports ReceiverReady from the Deployment's availability. It needs no
+// reconcileReceiver applies the clinic's receiver Deployment, Service, NetworkPolicy,
+// PodDisruptionBudget (two replicas or more) and (optional) Ingress, and reports ReceiverReady from the Deployment's availability. It needs no
 // Stripe call, so it also runs while Stripe is down or the integration is suspended.
 func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, obs *observation) {
 	const ct = paymentsv1alpha1.ConditionReceiverReady
@@ -87,6 +87,9 @@ func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *pay
 		}); err != nil {
 		return fmt.Errorf("applying receiver NetworkPolicy: %w", err)
 	}
+	if err := r.applyReceiverDisruptionBudget(ctx, si); err != nil {
+		return err
+	}
 	if ing := receiverIngress(si); ing != nil {
 		if err := applyIfChanged(ctx, r.Client, key, &networkingv1.Ingress{}, ing, func(o *networkingv1.Ingress) (any, error) {
 			return netv1ac.ExtractIngress(o, string(fieldOwner))
@@ -116,19 +119,25 @@ func applyIfChanged[T client.Object](ctx context.Context, c client.Client, key t
 
 // deleteStaleIngress removes the Ingress this object owns once spec.webhook.ingress is removed.
 func (r *StripeIntegrationReconciler) deleteStaleIngress(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) error {
-	ing := &networkingv1.Ingress{}
-	err := r.Client.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: receiverName(si)}, ing)
+	key := types.NamespacedName{Namespace: si.Namespace, Name: receiverName(si)}
+	return r.deleteControlled(ctx, si, key, &networkingv1.Ingress{}, "receiver Ingress")
+}
+
+// deleteControlled deletes the object at key if this integration controls it; what names it in errors.
+func (r *StripeIntegrationReconciler) deleteControlled(ctx context.Context, si *paymentsv1alpha1.StripeIntegration,
+	key types.NamespacedName, obj client.Object, what string) error {
+	err := r.Client.Get(ctx, key, obj)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil
 	case err != nil:
-		return fmt.Errorf("reading receiver Ingress: %w", err)
+		return fmt.Errorf("reading %s: %w", what, err)
 	}
-	if !metav1.IsControlledBy(ing, si) {
+	if !metav1.IsControlledBy(obj, si) {
 		return nil
 	}
-	if err := r.Client.Delete(ctx, ing); client.IgnoreNotFound(err) != nil {
-		return fmt.Errorf("deleting receiver Ingress: %w", err)
+	if err := r.Client.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+		return fmt.Errorf("deleting %s: %w", what, err)
 	}
 	return nil
 }

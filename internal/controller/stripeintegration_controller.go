@@ -14,6 +14,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -30,6 +31,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
@@ -115,8 +117,8 @@ type StripeIntegrationReconciler struct {
 }
 
 // RBAC: reads are get/list/watch (list already discloses what get would); writes are exactly the
-// verbs the code issues. Server-side apply needs create and patch; nothing but a stale Ingress is
-// ever deleted (owned objects go with their owner through garbage collection), and the
+// verbs the code issues. Server-side apply needs create and patch; nothing but a stale Ingress or
+// PodDisruptionBudget is ever deleted (owned objects go with their owner through garbage collection), and the
 // finalizers subresource lets owned objects carry blockOwnerDeletion.
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations/status,verbs=patch
@@ -127,6 +129,7 @@ type StripeIntegrationReconciler struct {
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete
 
 // Reconcile moves one StripeIntegration towards Connected: finalizer, then the phases, then one
 // status write when (and only when) the observed state changed.
@@ -317,6 +320,9 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 		Owns(&corev1.Service{}).
 		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&networkingv1.Ingress{}).
+		// The disruption controller rewrites a budget's status whenever a pod's readiness changes,
+		// which the Deployment's own events already report: only spec changes and deletions count.
+		Owns(&policyv1.PodDisruptionBudget{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: max(1, r.MaxConcurrentReconciles),
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](base, maxDelay),
@@ -352,7 +358,8 @@ func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context,
 }
 
 // CacheByObject limits the manager's caches of the objects it creates to those it labelled, so
-// unrelated Deployments, Services, NetworkPolicies and Ingresses in the cluster cost no memory.
+// unrelated Deployments, Services, NetworkPolicies, Ingresses and PodDisruptionBudgets in the
+// cluster cost no memory.
 // Their managedFields are kept: applyIfChanged compares them with what it would apply.
 func CacheByObject() map[client.Object]cache.ByObject {
 	managed := cache.ByObject{
@@ -360,10 +367,11 @@ func CacheByObject() map[client.Object]cache.ByObject {
 		Transform: dropLastApplied,
 	}
 	return map[client.Object]cache.ByObject{
-		&appsv1.Deployment{}:          managed,
-		&corev1.Service{}:             managed,
-		&networkingv1.NetworkPolicy{}: managed,
-		&networkingv1.Ingress{}:       managed,
+		&appsv1.Deployment{}:            managed,
+		&corev1.Service{}:               managed,
+		&networkingv1.NetworkPolicy{}:   managed,
+		&networkingv1.Ingress{}:         managed,
+		&policyv1.PodDisruptionBudget{}: managed,
 	}
 }
 

@@ -118,7 +118,7 @@ type receiverProc struct {
 	cmd        *exec.Cmd
 	logPath    string
 	webhookURL string
-	metricsURL string
+	opsURL     string // serves /metrics, /healthz and /readyz
 	done       chan struct{}
 	err        error // valid once done is closed
 	stopped    bool
@@ -126,8 +126,10 @@ type receiverProc struct {
 
 // startReceiverProc starts the receiver binary with the operator's flags, bound to loopback,
 // relaying to sinkURL, with GOMAXPROCS=cores and, when cpus is not empty, pinned to cpus with
-// taskset. Its output goes to logPath. It returns once /readyz answers 200.
-func startReceiverProc(ctx context.Context, bin, taskset string, cpus []int, cores int, secretFile, sinkURL, logPath string) (*receiverProc, error) {
+// taskset. Its output goes to logPath; env is added to its environment. It returns once /readyz
+// answers 200.
+func startReceiverProc(ctx context.Context, bin, taskset string, cpus []int, cores int, secretFile, sinkURL, logPath string,
+	env ...string) (*receiverProc, error) {
 	addrs, err := testenv.FreeAddrs(2)
 	if err != nil {
 		return nil, err
@@ -152,7 +154,7 @@ func startReceiverProc(ctx context.Context, bin, taskset string, cpus []int, cor
 	}
 	defer func() { _ = logFile.Close() }() // the child has its own descriptor
 	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(cores)) // the last value wins
+	cmd.Env = append(append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(cores)), env...) // the last value wins
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// SIGTERM if this process dies first; SIGTERM, then SIGKILL, if ctx ends first.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
@@ -161,14 +163,13 @@ func startReceiverProc(ctx context.Context, bin, taskset string, cpus []int, cor
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("bench: starting %s: %w", name, err)
 	}
-	p := &receiverProc{cmd: cmd, logPath: logPath, done: make(chan struct{}),
-		webhookURL: "http://" + webhookAddr + receiver.WebhookPath(receiver.ModeTest, benchClinicID),
-		metricsURL: "http://" + opsAddr + "/metrics"}
+	p := &receiverProc{cmd: cmd, logPath: logPath, done: make(chan struct{}), opsURL: "http://" + opsAddr,
+		webhookURL: "http://" + webhookAddr + receiver.WebhookPath(receiver.ModeTest, benchClinicID)}
 	go func() {
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	if err := p.waitReady(ctx, "http://"+opsAddr+"/readyz"); err != nil {
+	if err := p.waitReady(ctx, p.opsURL+"/readyz"); err != nil {
 		_ = p.stop()
 		return nil, err
 	}
@@ -238,7 +239,7 @@ type allocStats struct {
 func (p *receiverProc) allocs(ctx context.Context) (allocStats, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.metricsURL, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.opsURL+"/metrics", nil)
 	if err != nil {
 		return allocStats{}, err
 	}

@@ -36,6 +36,8 @@ type Report struct {
 	Duration time.Duration
 	Clusters []ClusterResult
 	Receiver *ReceiverResult
+	// ReceiverCost is the cost section (a clinic's receiver pods), when it ran.
+	ReceiverCost *ReceiverCostResult
 	// Notes are free-form lines appended under "Notes" (optimisations, before/after).
 	Notes []string
 }
@@ -233,6 +235,9 @@ func (r Report) Write(w io.Writer) error {
 				l.Late, us(l.CPUPerEvent), l.CoresBusy, l.Errors, l.SinkCount, l.Events, l.SinkDuplicates)
 			p("")
 		}
+	}
+	if rc := r.ReceiverCost; rc != nil {
+		rc.write(p)
 	}
 	if len(r.Notes) > 0 {
 		p("## Notes")

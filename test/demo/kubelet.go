@@ -33,6 +33,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -491,7 +492,7 @@ func equalStatus(a, b appsv1.DeploymentStatus) bool {
 func (k *kubelet) collectGarbage(ctx context.Context) error {
 	sel := client.MatchingLabels{controller.LabelManagedBy: managedByValue}
 	lists := []client.ObjectList{&appsv1.DeploymentList{}, &corev1.ServiceList{}, &corev1.SecretList{}, &networkingv1.NetworkPolicyList{},
-		&networkingv1.IngressList{}}
+		&networkingv1.IngressList{}, &policyv1.PodDisruptionBudgetList{}}
 	for _, l := range lists {
 		if err := k.c.List(ctx, l, sel); err != nil {
 			return fmt.Errorf("list %T: %w", l, err)

@@ -51,6 +51,9 @@ var usedVerbs = map[string][]string{
 	// deleted (deleteLegacyReceiver), and an Ingress is deleted when spec.webhook.ingress goes
 	// away (deleteStaleIngress).
 	"networking.k8s.io/ingresses": {"create", "delete", "get", "list", "patch", "watch"},
+	// ... and the receiver's PodDisruptionBudget is deleted when its replicas drop below two
+	// (applyReceiverDisruptionBudget).
+	"policy/poddisruptionbudgets": {"create", "delete", "get", "list", "patch", "watch"},
 }
 
 // TestManagerRoleGrantsOnlyUsedVerbs checks config/rbac/role.yaml (generated from the

@@ -186,4 +186,15 @@ from the +kubebuilder:rbac markers: test/manifests fails when they differ.
   - stripeintegrations/status
   verbs:
   - patch
+- apiGroups:
+  - policy
+  resources:
+  - poddisruptionbudgets
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - patch
+  - watch
 {{- end }}
