@@ -18,7 +18,7 @@ limitations under the License.
 //
 //	go run ./hack/bench -out docs/benchmarks.md            # make bench
 //	go run ./hack/bench -quick -out /tmp/bench.md          # make bench BENCH_QUICK=1 (N = 50)
-//	go run ./hack/bench -n 100,1000,5000 -resync 1m        # more integrations
+//	go run ./hack/bench -n 100,1000 -skip-receiver          # fewer integrations
 package main
 
 import (
@@ -51,9 +51,12 @@ func main() {
 func run() error {
 	ctrllog.SetLogger(logr.Discard())
 	var (
-		sizes      = flag.String("n", "100,1000", "Comma-separated numbers of integrations, one cluster run each.")
+		sizes      = flag.String("n", "100,1000,10000", "Comma-separated numbers of integrations, one cluster run each.")
 		quick      = flag.Bool("quick", false, "Quick mode: N = 50, short phases (what make test runs).")
 		resync     = flag.Duration("resync", 30*time.Second, "The manager's --resync-period; the steady-state phase lasts two periods.")
+		resyncPer  = flag.Int("resync-scale-above", 5000, "Above this N the resync period grows with N (resync × N / this), "+
+			"so the periodic passes of every integration do not take all of the machine's 2 cores (0: never).")
+		restartMin = flag.Int("restart-from", 1000, "Run the restart phase for N at least this (0: never).")
 		unrelated  = flag.Int("unrelated", 10_000, "Unrelated Secrets, and again ConfigMaps, created in the unrelated-load phase.")
 		maxConc    = flag.Int("max-concurrent-reconciles", 0, "Passed to the manager (0: its default).")
 		out        = flag.String("out", "docs/benchmarks.md", "Where to write the markdown report.")
@@ -98,8 +101,13 @@ func run() error {
 			if err != nil || n <= 0 {
 				return fmt.Errorf("-n: %q is not a positive number", s)
 			}
-			cfg := bench.FullClusterConfig(abs("."), abs(*assets), abs(*manager), n, *resync)
+			rs := *resync
+			if *resyncPer > 0 && n > *resyncPer {
+				rs = time.Duration(int64(rs) * int64(n) / int64(*resyncPer))
+			}
+			cfg := bench.FullClusterConfig(abs("."), abs(*assets), abs(*manager), n, rs)
 			cfg.Unrelated = *unrelated
+			cfg.Restart = *restartMin > 0 && n >= *restartMin
 			cfgs = append(cfgs, cfg)
 		}
 	}

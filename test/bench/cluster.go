@@ -65,6 +65,8 @@ type ClusterConfig struct {
 	ManagerEnv []string
 	// Log receives progress lines.
 	Log io.Writer
+	// Restart adds the restart phase after the steady state.
+	Restart bool
 	// ProfileDir, if set, receives the manager's CPU profile of the cold start (cold-<N>.pprof)
 	// and its heap profile after the unrelated load (unrelated-<N>.heap).
 	ProfileDir string
@@ -96,6 +98,9 @@ type ClusterResult struct {
 	HeapBeforeUnrelated, HeapAfterUnrelated uint64
 	PeakRSSWithUnrelated                    uint64
 	UnrelatedCreated                        time.Duration
+
+	Restart *RestartResult // nil when the phase did not run
+	Rates   []PhaseRate    // the largest Stripe request rates, by phase
 }
 
 const (
@@ -113,6 +118,8 @@ type cluster struct {
 	fake  *stripefake.Server
 	audit *auditLog
 	mgr   *testenv.Manager
+	// mgrOpts started mgr; the restart phase starts the next process with them.
+	mgrOpts testenv.ManagerOptions
 	cache cache.Cache
 	stop  context.CancelFunc
 
@@ -151,8 +158,15 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	if err := c.coldStart(ctx, &res); err != nil {
 		return res, fmt.Errorf("cold start: %w", err)
 	}
+	c.noteRates(&res, "cold start")
 	if err := c.steady(ctx, &res); err != nil {
 		return res, fmt.Errorf("steady state: %w", err)
+	}
+	c.noteRates(&res, "steady state")
+	if cfg.Restart {
+		if err := c.restart(ctx, &res); err != nil {
+			return res, fmt.Errorf("restart: %w", err)
+		}
 	}
 	if err := c.rotate(ctx, &res); err != nil {
 		return res, fmt.Errorf("key rotation: %w", err)
@@ -230,10 +244,11 @@ func (c *cluster) start(ctx context.Context, work string) error {
 			return err
 		}
 	}
-	c.mgr, err = testenv.StartManager(ctx, testenv.ManagerOptions{PprofAddr: pprofAddr, Env: c.cfg.ManagerEnv,
+	c.mgrOpts = testenv.ManagerOptions{PprofAddr: pprofAddr, Env: c.cfg.ManagerEnv,
 		Bin: c.cfg.Manager, Kubeconfig: kubeconfig, StripeURL: fakeURL, Resync: c.cfg.Resync,
 		MaxConcurrent: c.cfg.MaxConcurrentReconciles, LogPath: filepath.Join(work, "manager.log"),
-	})
+	}
+	c.mgr, err = testenv.StartManager(ctx, c.mgrOpts)
 	return err
 }
 
@@ -336,7 +351,7 @@ func parallel(ctx context.Context, n int, fn func(i int) error) error {
 // QuickClusterConfig is the quick mode (`make bench BENCH_QUICK=1`, and the test in `make test`).
 func QuickClusterConfig(root, assets, manager string) ClusterConfig {
 	return ClusterConfig{Root: root, Assets: assets, Manager: manager, N: 50, Namespaces: 5, Resync: 5 * time.Second,
-		Unrelated: 500, Rotate: 10, DeleteEndpoints: 10}
+		Unrelated: 500, Rotate: 10, DeleteEndpoints: 10, Restart: true}
 }
 
 // FullClusterConfig is one size of the full run.

@@ -82,7 +82,8 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 		return err
 	}
 	c.logf("cold start: applied in %s; waiting for Connected", time.Since(start).Round(time.Millisecond))
-	if err := c.waitFor(ctx, 10*time.Minute, func() (bool, string) {
+	// 10,000 integrations take minutes on 2 cores; give every size the same margin per integration.
+	if err := c.waitFor(ctx, 10*time.Minute+time.Duration(c.cfg.N)*30*time.Millisecond, func() (bool, string) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return len(c.connected) >= c.cfg.N, fmt.Sprintf("%d/%d Connected", len(c.connected), c.cfg.N)

@@ -80,6 +80,10 @@ func TestClusterQuick(t *testing.T) {
 		t.Errorf("reaction: rotation p99 %s, restore %s", res.RotateP99, res.RestoreTotal)
 	case res.RSSAfterUnrelated == 0:
 		t.Error("manager memory after unrelated load not sampled")
+	case res.Restart == nil || res.Restart.StripeCalls == 0 || res.Restart.PeakRSS == 0:
+		t.Errorf("restart phase measured nothing: %+v", res.Restart)
+	case len(res.Rates) < 3 || res.Rates[0].PerKey == 0:
+		t.Errorf("request rates not recorded: %+v", res.Rates)
 	}
 	// The report renders what was measured.
 	var md strings.Builder
@@ -87,7 +91,7 @@ func TestClusterQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| N = 50 |", "apiserver writes per integration", "Stripe calls per integration per resync",
-		"manager RSS before → after"} {
+		"manager RSS before → after", "Manager restart under connected integrations", "Largest Stripe request rates"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
 		}

@@ -176,6 +176,7 @@ func (r Report) Write(w io.Writer) error {
 		p("")
 		p("Endpoint restoration waits for the next resync: Stripe does not tell the operator that an endpoint was deleted.")
 		p("")
+		writeRestart(p, r.Clusters)
 	}
 	if rr := r.Receiver; rr != nil {
 		p("## Receiver throughput")
