@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -96,6 +97,10 @@ type StripeIntegrationReconciler struct {
 	previousKeys uidMemory[rememberedKey]
 	// stripeViews remembers, in memory only, what the last successful Stripe pass saw.
 	stripeViews uidMemory[stripeView]
+	// started is when this process reconciled for the first time (as leader): the Stripe passes
+	// that status lets it defer are spread over the resync period from then (deferAfterStart).
+	started   time.Time
+	startOnce sync.Once
 
 	// ReceiverTraffic says which peers the receivers' NetworkPolicy admits (manager flags
 	// --receiver-*-from-*); the zero value is the documented default.
@@ -128,6 +133,7 @@ type StripeIntegrationReconciler struct {
 // Reconcile moves one StripeIntegration towards Connected: finalizer, then the phases, then one
 // status write when (and only when) the observed state changed.
 func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	r.startOnce.Do(func() { r.started = r.now() })
 	si := &paymentsv1alpha1.StripeIntegration{}
 	if err := r.Client.Get(ctx, req.NamespacedName, si); err != nil {
 		if apierrors.IsNotFound(err) && r.Metrics != nil {
@@ -169,6 +175,10 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	next := jittered(r.resyncPeriod(), rand.Float64())
 	if obs.followUp {
 		next = min(next, followUpInterval)
+	}
+	if !obs.stripeDue.IsZero() {
+		// The Stripe pass this start deferred runs when due, not a whole period later.
+		next = min(next, max(obs.stripeDue.Sub(r.now()), time.Millisecond))
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
 }
