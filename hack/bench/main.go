@@ -51,12 +51,15 @@ func main() {
 func run() error {
 	ctrllog.SetLogger(logr.Discard())
 	var (
-		sizes      = flag.String("n", "100,1000,10000", "Comma-separated numbers of integrations, one cluster run each.")
-		quick      = flag.Bool("quick", false, "Quick mode: N = 50, short phases (what make test runs).")
-		resync     = flag.Duration("resync", 30*time.Second, "The manager's --resync-period; the steady-state phase lasts two periods.")
-		resyncPer  = flag.Int("resync-scale-above", 5000, "Above this N the resync period grows with N (resync × N / this), "+
+		sizes     = flag.String("n", "100,1000,10000", "Comma-separated numbers of integrations, one cluster run each.")
+		quick     = flag.Bool("quick", false, "Quick mode: N = 50, short phases (what make test runs).")
+		resync    = flag.Duration("resync", 30*time.Second, "The manager's --resync-period; the steady-state phase lasts two periods.")
+		resyncPer = flag.Int("resync-scale-above", 1000, "Above this N the resync period grows with N (resync × N / this), "+
 			"so the periodic passes of every integration do not take all of the machine's 2 cores (0: never).")
+		trimAbove = flag.Int("trim-above", 5000, "Above this N, skip the reaction and unrelated-load phases (measured at the "+
+			"smaller sizes) and watch the steady state for one resync period, not two (0: never).")
 		restartMin = flag.Int("restart-from", 1000, "Run the restart phase for N at least this (0: never).")
+		baseline   = flag.String("restart-baseline", "", "Another manager binary (e.g. built from main) the restart phase restarts into first, for a same-run comparison.")
 		unrelated  = flag.Int("unrelated", 10_000, "Unrelated Secrets, and again ConfigMaps, created in the unrelated-load phase.")
 		maxConc    = flag.Int("max-concurrent-reconciles", 0, "Passed to the manager (0: its default).")
 		out        = flag.String("out", "docs/benchmarks.md", "Where to write the markdown report.")
@@ -108,6 +111,12 @@ func run() error {
 			cfg := bench.FullClusterConfig(abs("."), abs(*assets), abs(*manager), n, rs)
 			cfg.Unrelated = *unrelated
 			cfg.Restart = *restartMin > 0 && n >= *restartMin
+			if *trimAbove > 0 && n > *trimAbove {
+				cfg.Rotate, cfg.DeleteEndpoints, cfg.Unrelated, cfg.SteadyPeriods = 0, 0, 0, 1
+			}
+			if *baseline != "" {
+				cfg.RestartBaseline = abs(*baseline)
+			}
 			cfgs = append(cfgs, cfg)
 		}
 	}

@@ -53,8 +53,10 @@ type ClusterConfig struct {
 	Manager string // the manager binary
 	// N integrations, spread over Namespaces namespaces, applied at once with their Secrets.
 	N, Namespaces int
-	// Resync is the manager's --resync-period for the whole run; the steady phase lasts two.
-	Resync time.Duration
+	// Resync is the manager's --resync-period for the whole run; the steady phase lasts
+	// SteadyPeriods of them (2 when 0), plus the jitter.
+	Resync        time.Duration
+	SteadyPeriods int
 	// Unrelated is the number of unrelated Secrets and, again, of ConfigMaps created.
 	Unrelated int
 	// Rotate and DeleteEndpoints size the reaction phase.
@@ -67,6 +69,8 @@ type ClusterConfig struct {
 	Log io.Writer
 	// Restart adds the restart phase after the steady state.
 	Restart bool
+	// RestartBaseline, if set, is another manager binary restarted into first, for comparison.
+	RestartBaseline string
 	// ProfileDir, if set, receives the manager's CPU profile of the cold start (cold-<N>.pprof)
 	// and its heap profile after the unrelated load (unrelated-<N>.heap).
 	ProfileDir string
@@ -99,8 +103,8 @@ type ClusterResult struct {
 	PeakRSSWithUnrelated                    uint64
 	UnrelatedCreated                        time.Duration
 
-	Restart *RestartResult // nil when the phase did not run
-	Rates   []PhaseRate    // the largest Stripe request rates, by phase
+	Restarts []RestartResult // empty when the phase did not run
+	Rates    []PhaseRate     // the largest Stripe request rates, by phase
 }
 
 const (
@@ -120,8 +124,8 @@ type cluster struct {
 	mgr   *testenv.Manager
 	// mgrOpts started mgr; the restart phase starts the next process with them.
 	mgrOpts testenv.ManagerOptions
-	cache cache.Cache
-	stop  context.CancelFunc
+	cache   cache.Cache
+	stop    context.CancelFunc
 
 	mu        sync.Mutex
 	created   map[types.NamespacedName]time.Time // when the bench created each integration

@@ -35,6 +35,8 @@ const restartBuckets = 10
 
 // RestartResult is what the restart phase measured.
 type RestartResult struct {
+	// Binary names the manager binary started: "baseline" (ClusterConfig.RestartBaseline) or "manager".
+	Binary  string
 	Stopped time.Duration // SIGTERM until the old process exited
 	Ready   time.Duration // start until the new process's /readyz answered
 	// Window is how long after the start the new process was watched: one resync period.
@@ -47,7 +49,7 @@ type RestartResult struct {
 	MeanPerSecond float64
 	Buckets       [restartBuckets]int
 	// MaxPerKey is the largest number of calls with one key within one second.
-	MaxPerKey        int
+	MaxPerKey         int
 	PeakRSS, PeakHeap uint64
 }
 
@@ -64,23 +66,33 @@ func (c *cluster) noteRates(res *ClusterResult, phase string) {
 }
 
 // restart stops the manager with SIGTERM, as a rolling update does, starts it again with the
-// same flags, and watches it for one resync period.
+// same flags, and watches it for one resync period. With a baseline binary it first restarts into
+// the baseline and then into the manager under test, so both are measured in the same run.
 func (c *cluster) restart(ctx context.Context, res *ClusterResult) error {
-	rr := &RestartResult{Window: c.cfg.Resync}
-	res.Restart = rr
+	if c.cfg.RestartBaseline != "" {
+		if err := c.restartInto(ctx, res, "baseline", c.cfg.RestartBaseline); err != nil {
+			return err
+		}
+	}
+	return c.restartInto(ctx, res, "manager", c.cfg.Manager)
+}
+
+func (c *cluster) restartInto(ctx context.Context, res *ClusterResult, label, bin string) error {
+	rr := &RestartResult{Binary: label, Window: c.cfg.Resync}
 	auditStart, err := c.audit.offset()
 	if err != nil {
 		return err
 	}
 	c.fake.ResetCounters()
-	c.logf("restart: stopping the manager (SIGTERM) under %d connected integrations", c.cfg.N)
+	c.logf("restart: stopping the manager (SIGTERM) under %d connected integrations; starting %s", c.cfg.N, bin)
 	t0 := time.Now()
 	if err := c.mgr.Stop(); err != nil {
 		return err
 	}
 	rr.Stopped = time.Since(t0)
 	opts := c.mgrOpts
-	opts.LogPath = filepath.Join(filepath.Dir(opts.LogPath), "manager-restarted.log")
+	opts.Bin = bin
+	opts.LogPath = filepath.Join(filepath.Dir(opts.LogPath), "manager-restarted-"+label+".log")
 	start := time.Now()
 	if c.mgr, err = testenv.StartManager(ctx, opts); err != nil {
 		return fmt.Errorf("starting the manager again: %w", err)
@@ -100,9 +112,10 @@ func (c *cluster) restart(ctx context.Context, res *ClusterResult) error {
 	rr.MaxPerKey, _ = c.fake.MaxRates()
 	rr.PeakRSS, rr.PeakHeap = c.mgr.Peaks()
 	rr.MaxPerSecond, rr.MeanPerSecond, rr.Buckets = spread(c.fake.CallsBySecond(), start, rr.Window)
-	c.noteRates(res, "restart")
-	c.logf("restart: %d writes (%s), %.2f Stripe calls per integration, busiest second %d calls (mean %.1f), by tenth %v",
-		rr.Writes.Total, rr.Writes.Summary(), float64(rr.StripeCalls)/float64(c.cfg.N), rr.MaxPerSecond, rr.MeanPerSecond, rr.Buckets)
+	c.noteRates(res, "restart ("+label+")")
+	res.Restarts = append(res.Restarts, *rr)
+	c.logf("restart (%s): %d writes (%s), %.2f Stripe calls per integration, busiest second %d calls (mean %.1f), by tenth %v",
+		label, rr.Writes.Total, rr.Writes.Summary(), float64(rr.StripeCalls)/float64(c.cfg.N), rr.MaxPerSecond, rr.MeanPerSecond, rr.Buckets)
 	return nil
 }
 
@@ -126,47 +139,62 @@ func spread(bySecond map[int64]int, start time.Time, window time.Duration) (maxS
 
 // writeRestart renders the restart phase and the request rates of every phase.
 func writeRestart(p func(string, ...any), clusters []ClusterResult) {
-	var restarted []ClusterResult
+	type column struct {
+		n int
+		r RestartResult
+	}
+	var cols []column
+	baseline := false
 	for _, c := range clusters {
-		if c.Restart != nil {
-			restarted = append(restarted, c)
+		for _, r := range c.Restarts {
+			cols = append(cols, column{c.Config.N, r})
+			baseline = baseline || r.Binary == "baseline"
 		}
 	}
-	if len(restarted) > 0 {
+	if len(cols) > 0 {
 		p("## Manager restart under connected integrations")
 		p("")
 		p("The manager is stopped with SIGTERM after the steady-state phase and started again with the same flags; the new")
 		p("process is watched for one resync period from its start. Nothing changed meanwhile, so every write is overhead.")
-		p("")
-		p("| | %s |", strings.Join(mapN(restarted, func(c ClusterResult) string { return fmt.Sprintf("N = %d", c.Config.N) }), " | "))
-		p("|%s", strings.Repeat(" --- |", len(restarted)+1))
-		row := func(name string, f func(c ClusterResult, r *RestartResult) string) {
-			p("| %s | %s |", name, strings.Join(mapN(restarted, func(c ClusterResult) string { return f(c, c.Restart) }), " | "))
+		if baseline {
+			p("A *baseline* column is the binary given with `-restart-baseline`, restarted first under the same integrations in the")
+			p("same run; the *manager* column is the binary under test, restarted right after it.")
 		}
-		row("stopped after SIGTERM / ready again after", func(_ ClusterResult, r *RestartResult) string {
+		p("")
+		p("| | %s |", strings.Join(mapN(cols, func(c column) string {
+			if !baseline {
+				return fmt.Sprintf("N = %d", c.n)
+			}
+			return fmt.Sprintf("N = %d, %s", c.n, c.r.Binary)
+		}), " | "))
+		p("|%s", strings.Repeat(" --- |", len(cols)+1))
+		row := func(name string, f func(n int, r RestartResult) string) {
+			p("| %s | %s |", name, strings.Join(mapN(cols, func(c column) string { return f(c.n, c.r) }), " | "))
+		}
+		row("stopped after SIGTERM / ready again after", func(_ int, r RestartResult) string {
 			return ms(r.Stopped) + " / " + ms(r.Ready)
 		})
-		row("window watched (one resync period)", func(_ ClusterResult, r *RestartResult) string { return r.Window.String() })
-		row("apiserver writes (per integration)", func(c ClusterResult, r *RestartResult) string {
-			return fmt.Sprintf("%d (%s)", r.Writes.Total, per(r.Writes.Total, c.Config.N))
+		row("window watched (one resync period)", func(_ int, r RestartResult) string { return r.Window.String() })
+		row("apiserver writes (per integration)", func(n int, r RestartResult) string {
+			return fmt.Sprintf("%d (%s)", r.Writes.Total, per(r.Writes.Total, n))
 		})
-		row("Stripe calls per integration", func(c ClusterResult, r *RestartResult) string { return per(r.StripeCalls, c.Config.N) })
-		row("Stripe calls per second: busiest / mean (ratio)", func(_ ClusterResult, r *RestartResult) string {
+		row("Stripe calls per integration", func(n int, r RestartResult) string { return per(r.StripeCalls, n) })
+		row("Stripe calls per second: busiest / mean (ratio)", func(_ int, r RestartResult) string {
 			if r.MeanPerSecond == 0 {
 				return fmt.Sprintf("%d / 0", r.MaxPerSecond)
 			}
 			return fmt.Sprintf("%d / %.1f (%.1f×)", r.MaxPerSecond, r.MeanPerSecond, float64(r.MaxPerSecond)/r.MeanPerSecond)
 		})
-		row("Stripe calls in each tenth of the window", func(_ ClusterResult, r *RestartResult) string {
+		row("Stripe calls in each tenth of the window", func(_ int, r RestartResult) string {
 			return strings.Join(mapN(r.Buckets[:], func(n int) string { return fmt.Sprint(n) }), " · ")
 		})
-		row("largest calls per second with one key", func(_ ClusterResult, r *RestartResult) string { return fmt.Sprint(r.MaxPerKey) })
-		row("new manager peak RSS / heap", func(_ ClusterResult, r *RestartResult) string {
+		row("largest calls per second with one key", func(_ int, r RestartResult) string { return fmt.Sprint(r.MaxPerKey) })
+		row("new manager peak RSS / heap", func(_ int, r RestartResult) string {
 			return mib(r.PeakRSS) + " / " + mib(r.PeakHeap)
 		})
 		p("")
-		p("Writes after the restart: %s.", strings.Join(mapN(restarted, func(c ClusterResult) string {
-			return fmt.Sprintf("N = %d: %s", c.Config.N, c.Restart.Writes.Summary())
+		p("Writes after the restart: %s.", strings.Join(mapN(cols, func(c column) string {
+			return fmt.Sprintf("N = %d %s: %s", c.n, c.r.Binary, c.r.Writes.Summary())
 		}), "; "))
 		p("")
 	}
