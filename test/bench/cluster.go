@@ -124,8 +124,10 @@ type cluster struct {
 	mgr   *testenv.Manager
 	// mgrOpts started mgr; the restart phase starts the next process with them.
 	mgrOpts testenv.ManagerOptions
-	cache   cache.Cache
-	stop    context.CancelFunc
+	// watchingRestart makes waitFor log every second.
+	watchingRestart bool
+	cache           cache.Cache
+	stop            context.CancelFunc
 
 	mu        sync.Mutex
 	created   map[types.NamespacedName]time.Time // when the bench created each integration

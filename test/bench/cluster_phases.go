@@ -83,7 +83,7 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 	}
 	c.logf("cold start: applied in %s; waiting for Connected", time.Since(start).Round(time.Millisecond))
 	// 10,000 integrations take minutes on 2 cores; give every size the same margin per integration.
-	if err := c.waitFor(ctx, 10*time.Minute+time.Duration(c.cfg.N)*60*time.Millisecond, func() (bool, string) {
+	if err := c.waitFor(ctx, 10*time.Minute+time.Duration(c.cfg.N)*90*time.Millisecond, func() (bool, string) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return len(c.connected) >= c.cfg.N, fmt.Sprintf("%d/%d Connected", len(c.connected), c.cfg.N)
@@ -281,7 +281,7 @@ func (c *cluster) waitFor(ctx context.Context, timeout time.Duration, cond func(
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out after %s: %s", timeout, msg)
 		}
-		if time.Since(lastLog) > 10*time.Second {
+		if time.Since(lastLog) > c.logEvery() {
 			c.logf("  %s", msg)
 			lastLog = time.Now()
 		}

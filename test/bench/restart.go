@@ -21,9 +21,12 @@ package bench
 // its first resync period, and how its Stripe calls spread over that period.
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,8 +103,11 @@ func (c *cluster) restartInto(ctx context.Context, res *ClusterResult, label, bi
 	rr.Ready = time.Since(start)
 	c.logf("restart: ready after %s; watching for %s", rr.Ready.Round(time.Millisecond), rr.Window)
 	deadline := start.Add(rr.Window)
+	c.watchingRestart = true
+	defer func() { c.watchingRestart = false }()
 	if err := c.waitFor(ctx, rr.Window+time.Second, func() (bool, string) {
-		return !time.Now().Before(deadline), fmt.Sprintf("%d Stripe calls since the restart", c.fake.TotalCalls())
+		return !time.Now().Before(deadline), fmt.Sprintf("%d Stripe calls and %d passes since the restart", c.fake.TotalCalls(),
+			reconciles(c.mgr.MetricsURL()))
 	}); err != nil {
 		return err
 	}
@@ -218,4 +224,36 @@ func writeRestart(p func(string, ...any), clusters []ClusterResult) {
 		}), "; "))
 	}
 	p("")
+}
+
+// reconciles reads how many passes the manager's StripeIntegration controller finished, from its
+// /metrics (controller-runtime's controller_runtime_reconcile_total); 0 when unknown.
+func reconciles(metricsURL string) int {
+	c := http.Client{Timeout: time.Second}
+	resp, err := c.Get(metricsURL)
+	if err != nil {
+		return 0
+	}
+	defer func() { _ = resp.Body.Close() }()
+	total := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "controller_runtime_reconcile_total{") || !strings.Contains(line, `controller="stripeintegration"`) {
+			continue
+		}
+		if f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
+			total += f
+		}
+	}
+	return int(total)
+}
+
+// logEvery is how often waitFor logs progress: every 10 s, every second while a restart is watched.
+func (c *cluster) logEvery() time.Duration {
+	if c.watchingRestart {
+		return time.Second
+	}
+	return 10 * time.Second
 }
