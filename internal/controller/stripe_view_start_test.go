@@ -152,6 +152,10 @@ func TestRestartDefersStripePasses(t *testing.T) {
 		if want := startOffset(uids[i], resync); err != nil || res.RequeueAfter != want {
 			t.Errorf("%s: pass before due = %+v, %v; want RequeueAfter %s (its offset in the period)", name, res, err, want)
 		}
+		// Not behind the low-priority first passes of every other integration.
+		if res.Priority == nil || *res.Priority != 0 {
+			t.Errorf("%s: deferred pass requeued with priority %v, want 0 (normal)", name, res.Priority)
+		}
 		if c := proxy.calls(ks[i].secret); c != 0 {
 			t.Errorf("%s: %d Stripe calls before the deferred pass is due", name, c)
 		}

@@ -23,6 +23,7 @@ import (
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -177,8 +178,11 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		next = min(next, followUpInterval)
 	}
 	if !obs.stripeDue.IsZero() {
-		// The Stripe pass this start deferred runs when due, not a whole period later.
-		next = min(next, max(obs.stripeDue.Sub(r.now()), time.Millisecond))
+		// The Stripe pass this start deferred runs when due, not a whole period later, and at
+		// normal priority: the first passes of a start come from the informers' initial lists at
+		// controller-runtime's low priority, and a due pass queued behind all of them would make
+		// the passes due meanwhile fire together once they are done.
+		return ctrl.Result{RequeueAfter: min(next, max(obs.stripeDue.Sub(r.now()), time.Millisecond)), Priority: ptr.To(0)}, nil
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
 }
