@@ -59,7 +59,8 @@ func run() error {
 		trimAbove = flag.Int("trim-above", 5000, "Above this N, skip the reaction and unrelated-load phases (measured at the "+
 			"smaller sizes) and watch the steady state for one resync period, not two (0: never).")
 		restartMin = flag.Int("restart-from", 1000, "Run the restart phase for N at least this (0: never).")
-		baseline   = flag.String("restart-baseline", "", "Another manager binary (e.g. built from main) the restart phase restarts into first, for a same-run comparison.")
+		baseline   = flag.String("restart-baseline", "", "Another manager binary (e.g. built from main) the restart phase "+
+			"restarts into first, for a same-run comparison.")
 		unrelated  = flag.Int("unrelated", 10_000, "Unrelated Secrets, and again ConfigMaps, created in the unrelated-load phase.")
 		maxConc    = flag.Int("max-concurrent-reconciles", 0, "Passed to the manager (0: its default).")
 		out        = flag.String("out", "docs/benchmarks.md", "Where to write the markdown report.")

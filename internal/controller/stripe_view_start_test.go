@@ -192,11 +192,11 @@ func metav1IsTrue(si *v1.StripeIntegration, t string) bool {
 // generation, keys, mode and webhook URL, with nothing pending that needs Stripe, lets a start
 // defer the Stripe pass.
 func TestStatusProvesStripePass(t *testing.T) {
-	const fp, url = "fp-1", "https://hooks.example/stripe/webhook-test/c1"
+	const fp, hookURL = "fp-1", "https://hooks.example/stripe/webhook-test/c1"
 	good := func() *v1.StripeIntegration {
 		si := &v1.StripeIntegration{ObjectMeta: metav1.ObjectMeta{Generation: 3}}
 		si.Status = v1.StripeIntegrationStatus{ObservedGeneration: 3, Mode: v1.ModeTest, KeyFingerprint: fp,
-			WebhookEndpointID: "we_1", WebhookURL: url, SigningSecretName: "c1-stripe-webhook"}
+			WebhookEndpointID: "we_1", WebhookURL: hookURL, SigningSecretName: "c1-stripe-webhook"}
 		for _, typ := range []string{v1.ConditionAuthenticated, v1.ConditionWebhookEndpointReady} {
 			si.Status.Conditions = append(si.Status.Conditions, metav1.Condition{Type: typ, Status: metav1.ConditionTrue,
 				Reason: "Ok", Message: "fine", ObservedGeneration: 3})
@@ -239,7 +239,7 @@ func TestStatusProvesStripePass(t *testing.T) {
 			if tc.edit != nil {
 				tc.edit(si)
 			}
-			f, m, u := fp, v1.ModeTest, url
+			f, m, u := fp, v1.ModeTest, hookURL
 			if tc.fp != "" {
 				f = strings.TrimPrefix(tc.fp, "-")
 			}

@@ -150,19 +150,19 @@ func (r Report) Write(w io.Writer) error {
 		})
 		row("**Reaction:** key rotation, new fingerprint in status p50 / p99", func(c ClusterResult) string {
 			if c.Config.Rotate == 0 {
-				return "skipped"
+				return skipped
 			}
 			return fmt.Sprintf("%s / %s (%d clinics)", ms(c.RotateP50), ms(c.RotateP99), min(c.Config.Rotate, c.Config.N))
 		})
 		row("endpoints deleted in Stripe, restored p50 / p99 / all", func(c ClusterResult) string {
 			if c.Config.DeleteEndpoints == 0 {
-				return "skipped"
+				return skipped
 			}
 			return fmt.Sprintf("%s / %s / %s (%d)", ms(c.RestoreP50), ms(c.RestoreP99), ms(c.RestoreTotal), min(c.Config.DeleteEndpoints, c.Config.N))
 		})
 		row("**Unrelated load:** Secrets + ConfigMaps created (4 KiB each)", func(c ClusterResult) string {
 			if c.Config.Unrelated == 0 {
-				return "skipped"
+				return skipped
 			}
 			return fmt.Sprintf("%d + %d in %s", c.Config.Unrelated, c.Config.Unrelated, ms(c.UnrelatedCreated))
 		})
@@ -219,6 +219,9 @@ func (r Report) Write(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// skipped marks a phase the run left out (see hack/bench's -trim-above).
+const skipped = "skipped"
 
 func us(d time.Duration) string {
 	if d >= time.Millisecond {
