@@ -18,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -333,11 +334,13 @@ func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context,
 
 // CacheByObject limits the manager's caches of the objects it creates to those it labelled, so
 // unrelated Deployments, Services, NetworkPolicies and Ingresses in the cluster cost no memory.
-// Their managedFields are kept: applyIfChanged compares them with what it would apply.
+// Of their managedFields only the operator's own applied entry is kept: applyIfChanged compares it
+// with what it would apply (client-go's Extract* read nothing else), and the others, such as the
+// Deployment controller's status entry, cost memory per clinic (keepOwnManagedFields).
 func CacheByObject() map[client.Object]cache.ByObject {
 	managed := cache.ByObject{
 		Label:     labels.SelectorFromSet(labels.Set{LabelManagedBy: managedByValue}),
-		Transform: dropLastApplied,
+		Transform: keepOwnManagedFields,
 	}
 	return map[client.Object]cache.ByObject{
 		&appsv1.Deployment{}:          managed,
@@ -362,6 +365,22 @@ const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 func trimForCache(obj any) (any, error) {
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetManagedFields(nil)
+	}
+	return dropLastApplied(obj)
+}
+
+// keepOwnManagedFields caches an object the operator applies with kubectl's last-applied annotation
+// dropped and only the managedFields entry of the operator's own apply (no subresource), which is
+// all that client-go's Extract* functions read for fieldOwner.
+func keepOwnManagedFields(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil {
+		all := m.GetManagedFields()
+		own := slices.DeleteFunc(slices.Clone(all), func(e metav1.ManagedFieldsEntry) bool {
+			return e.Manager != string(fieldOwner) || e.Operation != metav1.ManagedFieldsOperationApply || e.Subresource != ""
+		})
+		if len(own) != len(all) {
+			m.SetManagedFields(own)
+		}
 	}
 	return dropLastApplied(obj)
 }
