@@ -63,6 +63,21 @@ func TestCacheTransforms(t *testing.T) {
 	if d := out.(*appsv1.Deployment); len(d.ManagedFields) != 1 || d.Annotations[lastAppliedAnnotation] != "" {
 		t.Errorf("cached Deployment = annotations %v, managedFields %v", d.Annotations, d.ManagedFields)
 	}
+	// Other managers' entries (the Deployment controller's status, a hand edit) are never read
+	// by applyIfChanged, which extracts fieldOwner's applied fields only: they are not cached.
+	others := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{
+		{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status"},
+		fields[0],
+		{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate},
+		{Manager: "stripe-operator", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status"},
+	}}}
+	out, err = (*depOpts)(others)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := out.(*appsv1.Deployment); len(d.ManagedFields) != 1 || d.ManagedFields[0] != fields[0] {
+		t.Errorf("cached Deployment managedFields = %+v, want only the operator's applied entry", d.ManagedFields)
+	}
 	if out, err := trimForCache(toolscache.DeletedFinalStateUnknown{Key: "ns/x"}); err != nil || out == nil {
 		t.Errorf("tombstone: %v %v", out, err)
 	}

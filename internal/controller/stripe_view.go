@@ -38,9 +38,15 @@ const maxViewAge = 30 * time.Second
 // keys, another Stripe-facing spec (mode, webhook, credentials reference, suspend), other
 // annotations (replay, create attempts), a lost signing Secret, age, or a failed pass. Edits that
 // Stripe never sees (the invoice footer, the receiver) do not cost a Stripe call.
-// The view lives in memory only, so a restarted manager probes every integration once.
+// The view lives in memory only. After a start, a view is built from a status that proves a
+// successful Stripe pass (viewFromStatus), valid until the integration's Stripe pass is due, so a
+// restarted manager does not probe every integration at once.
 type stripeView struct {
-	at          time.Time
+	at time.Time
+	// until is when the view stops being reused; deferred marks a view built from status after a
+	// start, whose expiry is the integration's scheduled Stripe pass.
+	until       time.Time
+	deferred    bool
 	stripeSpec  string
 	fingerprint string
 	annotations map[string]string
@@ -63,8 +69,9 @@ func (r *StripeIntegrationReconciler) recordView(si *paymentsv1alpha1.StripeInte
 		r.stripeViews.forget(si.UID)
 		return
 	}
+	now := r.now()
 	r.stripeViews.set(si.UID, stripeView{
-		at: r.now(), stripeSpec: stripeFacingSpec(si), fingerprint: obs.KeyFingerprint, annotations: maps.Clone(si.Annotations),
+		at: now, until: now.Add(r.viewAge()), stripeSpec: stripeFacingSpec(si), fingerprint: obs.KeyFingerprint, annotations: maps.Clone(si.Annotations),
 		endpointID: *obs.EndpointID, authenticated: obs.Authenticated, webhook: obs.Webhook,
 		accountID: obs.AccountID, endpointIDPtr: obs.EndpointID, webhookURL: obs.WebhookURL, signing: obs.SigningSecretName,
 	})
@@ -74,7 +81,7 @@ func (r *StripeIntegrationReconciler) recordView(si *paymentsv1alpha1.StripeInte
 // everything else allows it does it read the signing Secret: a lost or replaced one needs Stripe.
 func (r *StripeIntegrationReconciler) reuseView(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, obs *observation) bool {
 	v, ok := r.stripeViews.get(si.UID)
-	if !ok || r.now().Sub(v.at) >= r.viewAge() || v.stripeSpec != stripeFacingSpec(si) || v.fingerprint != obs.KeyFingerprint ||
+	if !ok || !r.now().Before(v.until) || v.stripeSpec != stripeFacingSpec(si) || v.fingerprint != obs.KeyFingerprint ||
 		!maps.Equal(v.annotations, si.Annotations) {
 		return false
 	}
@@ -88,10 +95,18 @@ func (r *StripeIntegrationReconciler) reuseView(ctx context.Context, si *payment
 		stored.retiring.id != "" {
 		return false // a retiring endpoint is checked on Stripe every pass
 	}
-	obs.Authenticated, obs.Webhook = v.authenticated, v.webhook
-	obs.KeysAccepted = true // the view was recorded for these keys (fingerprint checked above)
-	obs.AccountID, obs.EndpointID, obs.WebhookURL, obs.SigningSecretName = v.accountID, v.endpointIDPtr, v.webhookURL, v.signing
+	fillFromView(v, obs)
 	return true
+}
+
+// fillFromView gives obs the Stripe part of a view that may be reused.
+func fillFromView(v stripeView, obs *observation) {
+	obs.Authenticated, obs.Webhook = v.authenticated, v.webhook
+	obs.KeysAccepted = true // the view was recorded for these keys (the fingerprint was checked)
+	obs.AccountID, obs.EndpointID, obs.WebhookURL, obs.SigningSecretName = v.accountID, v.endpointIDPtr, v.webhookURL, v.signing
+	if v.deferred {
+		obs.stripeDue = v.until
+	}
 }
 
 // stripeFacingSpec is the spec a Stripe pass depends on, as a comparable string: the whole spec

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -18,11 +19,13 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
 	"k8s.io/utils/clock"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -98,6 +101,10 @@ type StripeIntegrationReconciler struct {
 	previousKeys uidMemory[rememberedKey]
 	// stripeViews remembers, in memory only, what the last successful Stripe pass saw.
 	stripeViews uidMemory[stripeView]
+	// started is when this process reconciled for the first time (as leader): the Stripe passes
+	// that status lets it defer are spread over the resync period from then (deferAfterStart).
+	started   time.Time
+	startOnce sync.Once
 
 	// ReceiverTraffic says which peers the receivers' NetworkPolicy admits (manager flags
 	// --receiver-*-from-*); the zero value is the documented default.
@@ -134,6 +141,7 @@ type StripeIntegrationReconciler struct {
 // Reconcile moves one StripeIntegration towards Connected: finalizer, then the phases, then one
 // status write when (and only when) the observed state changed.
 func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	r.startOnce.Do(func() { r.started = r.now() })
 	si := &paymentsv1alpha1.StripeIntegration{}
 	if err := r.Client.Get(ctx, req.NamespacedName, si); err != nil {
 		if apierrors.IsNotFound(err) && r.Metrics != nil {
@@ -180,6 +188,13 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	next := jittered(r.resyncPeriod(), rand.Float64())
 	if obs.followUp {
 		next = min(next, followUpInterval)
+	}
+	if !obs.stripeDue.IsZero() {
+		// The Stripe pass this start deferred runs when due, not a whole period later, and at
+		// normal priority: the first passes of a start come from the informers' initial lists at
+		// controller-runtime's low priority, and a due pass queued behind all of them would make
+		// the passes due meanwhile fire together once they are done.
+		return ctrl.Result{RequeueAfter: min(next, max(obs.stripeDue.Sub(r.now()), time.Millisecond)), Priority: ptr.To(0)}, nil
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
 }
@@ -360,11 +375,13 @@ func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context,
 // CacheByObject limits the manager's caches of the objects it creates to those it labelled, so
 // unrelated Deployments, Services, NetworkPolicies, Ingresses and PodDisruptionBudgets in the
 // cluster cost no memory.
-// Their managedFields are kept: applyIfChanged compares them with what it would apply.
+// Of their managedFields only the operator's own applied entry is kept: applyIfChanged compares it
+// with what it would apply (client-go's Extract* read nothing else), and the others, such as the
+// Deployment controller's status entry, cost memory per clinic (keepOwnManagedFields).
 func CacheByObject() map[client.Object]cache.ByObject {
 	managed := cache.ByObject{
 		Label:     labels.SelectorFromSet(labels.Set{LabelManagedBy: managedByValue}),
-		Transform: dropLastApplied,
+		Transform: keepOwnManagedFields,
 	}
 	return map[client.Object]cache.ByObject{
 		&appsv1.Deployment{}:            managed,
@@ -390,6 +407,22 @@ const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 func trimForCache(obj any) (any, error) {
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetManagedFields(nil)
+	}
+	return dropLastApplied(obj)
+}
+
+// keepOwnManagedFields caches an object the operator applies with kubectl's last-applied annotation
+// dropped and only the managedFields entry of the operator's own apply (no subresource), which is
+// all that client-go's Extract* functions read for fieldOwner.
+func keepOwnManagedFields(obj any) (any, error) {
+	if m, err := meta.Accessor(obj); err == nil {
+		all := m.GetManagedFields()
+		own := slices.DeleteFunc(slices.Clone(all), func(e metav1.ManagedFieldsEntry) bool {
+			return e.Manager != string(fieldOwner) || e.Operation != metav1.ManagedFieldsOperationApply || e.Subresource != ""
+		})
+		if len(own) != len(all) {
+			m.SetManagedFields(own)
+		}
 	}
 	return dropLastApplied(obj)
 }

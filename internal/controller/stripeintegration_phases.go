@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -27,6 +28,7 @@ type observation struct {
 	retiringUnlisted string              // a retiring endpoint the key's account did not list (another account's?)
 	stripe           stripeclient.Client // set when Stripe accepted the key in this pass
 	reusedView       bool                // the Stripe part came from a fresh stripeView, without calls
+	stripeDue        time.Time           // a view built after a start: the deferred Stripe pass is due then
 	// err is a transient failure: status is still written, then the pass is retried with backoff.
 	err error
 }
@@ -90,7 +92,7 @@ func (r *StripeIntegrationReconciler) reconcileStripe(ctx context.Context, si *p
 		obs.Webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSuspended, msg)
 		return obs
 	}
-	if r.reuseView(ctx, si, &obs) {
+	if r.reuseView(ctx, si, &obs) || r.deferAfterStart(ctx, si, &obs) {
 		obs.reusedView = true
 		return obs
 	}

@@ -132,8 +132,11 @@ func gracedMessage(prevMessage string, failure condition, since time.Time, grace
 	return fmt.Sprintf("%s (%s: %s); it stays True unless the failures outlast the %s grace", prefix, failure.Reason, failure.Message, grace)
 }
 
+// failingMessage starts the message of a condition kept True within the transient-failure grace.
+const failingMessage = "Stripe calls failing since "
+
 func failingPrefix(since time.Time) string {
-	return "Stripe calls failing since " + since.UTC().Format(time.RFC3339)
+	return failingMessage + since.UTC().Format(time.RFC3339)
 }
 
 // setIfObserved overwrites *dst when the pass observed a value; nil keeps the stored one.

@@ -53,8 +53,10 @@ type ClusterConfig struct {
 	Manager string // the manager binary
 	// N integrations, spread over Namespaces namespaces, applied at once with their Secrets.
 	N, Namespaces int
-	// Resync is the manager's --resync-period for the whole run; the steady phase lasts two.
-	Resync time.Duration
+	// Resync is the manager's --resync-period for the whole run; the steady phase lasts
+	// SteadyPeriods of them (2 when 0), plus the jitter.
+	Resync        time.Duration
+	SteadyPeriods int
 	// Unrelated is the number of unrelated Secrets and, again, of ConfigMaps created.
 	Unrelated int
 	// Rotate and DeleteEndpoints size the reaction phase.
@@ -65,6 +67,10 @@ type ClusterConfig struct {
 	ManagerEnv []string
 	// Log receives progress lines.
 	Log io.Writer
+	// Restart adds the restart phase after the steady state.
+	Restart bool
+	// RestartBaseline, if set, is another manager binary restarted into first, for comparison.
+	RestartBaseline string
 	// ProfileDir, if set, receives the manager's CPU profile of the cold start (cold-<N>.pprof)
 	// and its heap profile after the unrelated load (unrelated-<N>.heap).
 	ProfileDir string
@@ -102,6 +108,9 @@ type ClusterResult struct {
 	HeapBeforeUnrelated, HeapAfterUnrelated uint64
 	PeakRSSWithUnrelated                    uint64
 	UnrelatedCreated                        time.Duration
+
+	Restarts []RestartResult // empty when the phase did not run
+	Rates    []PhaseRate     // the largest Stripe request rates, by phase
 }
 
 const (
@@ -119,8 +128,12 @@ type cluster struct {
 	fake  *stripefake.Server
 	audit *auditLog
 	mgr   *testenv.Manager
-	cache cache.Cache
-	stop  context.CancelFunc
+	// mgrOpts started mgr; the restart phase starts the next process with them.
+	mgrOpts testenv.ManagerOptions
+	// watchingRestart makes waitFor log every second.
+	watchingRestart bool
+	cache           cache.Cache
+	stop            context.CancelFunc
 	// marked counts the receiver Deployments the bench marked available.
 	marked *atomic.Int64
 
@@ -162,8 +175,15 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	if err := c.coldStart(ctx, &res); err != nil {
 		return res, fmt.Errorf("cold start: %w", err)
 	}
+	c.noteRates(&res, "cold start")
 	if err := c.steady(ctx, &res); err != nil {
 		return res, fmt.Errorf("steady state: %w", err)
+	}
+	c.noteRates(&res, "steady state")
+	if cfg.Restart {
+		if err := c.restart(ctx, &res); err != nil {
+			return res, fmt.Errorf("restart: %w", err)
+		}
 	}
 	if err := c.rotate(ctx, &res); err != nil {
 		return res, fmt.Errorf("key rotation: %w", err)
@@ -241,10 +261,11 @@ func (c *cluster) start(ctx context.Context, work string) error {
 			return err
 		}
 	}
-	c.mgr, err = testenv.StartManager(ctx, testenv.ManagerOptions{PprofAddr: pprofAddr, Env: c.cfg.ManagerEnv,
+	c.mgrOpts = testenv.ManagerOptions{PprofAddr: pprofAddr, Env: c.cfg.ManagerEnv,
 		Bin: c.cfg.Manager, Kubeconfig: kubeconfig, StripeURL: fakeURL, Resync: c.cfg.Resync,
 		MaxConcurrent: c.cfg.MaxConcurrentReconciles, LogPath: filepath.Join(work, "manager.log"),
-	})
+	}
+	c.mgr, err = testenv.StartManager(ctx, c.mgrOpts)
 	return err
 }
 
@@ -347,7 +368,7 @@ func parallel(ctx context.Context, n int, fn func(i int) error) error {
 // QuickClusterConfig is the quick mode (`make bench BENCH_QUICK=1`, and the test in `make test`).
 func QuickClusterConfig(root, assets, manager string) ClusterConfig {
 	return ClusterConfig{Root: root, Assets: assets, Manager: manager, N: 50, Namespaces: 5, Resync: 5 * time.Second,
-		Unrelated: 500, Rotate: 10, DeleteEndpoints: 10}
+		Unrelated: 500, Rotate: 10, DeleteEndpoints: 10, Restart: true}
 }
 
 // FullClusterConfig is one size of the full run.

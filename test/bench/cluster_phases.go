@@ -83,7 +83,8 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 		return err
 	}
 	c.logf("cold start: applied in %s; waiting for Connected", time.Since(start).Round(time.Millisecond))
-	if err := c.waitFor(ctx, 10*time.Minute, func() (bool, string) {
+	// 10,000 integrations take minutes on 2 cores; give every size the same margin per integration.
+	if err := c.waitFor(ctx, 10*time.Minute+time.Duration(c.cfg.N)*90*time.Millisecond, func() (bool, string) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		return len(c.connected) >= c.cfg.N, fmt.Sprintf("%d/%d Connected", len(c.connected), c.cfg.N)
@@ -132,7 +133,11 @@ func (c *cluster) steady(ctx context.Context, res *ClusterResult) error {
 		return err
 	}
 	c.fake.ResetCounters()
-	res.SteadyWindow = 2*c.cfg.Resync + c.cfg.Resync/5 // two periods plus the ±10% jitter
+	periods := c.cfg.SteadyPeriods
+	if periods <= 0 {
+		periods = 2
+	}
+	res.SteadyWindow = time.Duration(periods)*c.cfg.Resync + c.cfg.Resync/5 // plus the ±10% jitter
 	res.SteadyResyncs = float64(res.SteadyWindow) / float64(c.cfg.Resync)
 	c.logf("steady state: watching for %s (resync period %s)", res.SteadyWindow, c.cfg.Resync)
 	select {
@@ -282,7 +287,7 @@ func (c *cluster) waitFor(ctx context.Context, timeout time.Duration, cond func(
 		if time.Now().After(deadline) {
 			return fmt.Errorf("timed out after %s: %s", timeout, msg)
 		}
-		if time.Since(lastLog) > 10*time.Second {
+		if time.Since(lastLog) > c.logEvery() {
 			c.logf("  %s", msg)
 			lastLog = time.Now()
 		}

@@ -45,6 +45,7 @@ func buildCmd(t *testing.T, pkg, out string) {
 // TestClusterQuick runs the cluster bench in its quick mode (the one `make bench BENCH_QUICK=1`
 // uses) so the harness cannot rot: every phase must complete and measure something.
 func TestClusterQuick(t *testing.T) {
+	t.Parallel() // the cluster, throughput and cost runs use separate processes and ports
 	ctrllog.SetLogger(logr.Discard())
 	assets, err := envtestbins.Dir()
 	if err != nil {
@@ -82,6 +83,10 @@ func TestClusterQuick(t *testing.T) {
 		t.Errorf("reaction: rotation p99 %s, restore %s", res.RotateP99, res.RestoreTotal)
 	case res.RSSAfterUnrelated == 0:
 		t.Error("manager memory after unrelated load not sampled")
+	case len(res.Restarts) != 1 || res.Restarts[0].StripeCalls == 0 || res.Restarts[0].PeakRSS == 0:
+		t.Errorf("restart phase measured nothing: %+v", res.Restarts)
+	case len(res.Rates) < 3 || res.Rates[0].PerKey == 0:
+		t.Errorf("request rates not recorded: %+v", res.Rates)
 	}
 	// The report renders what was measured.
 	var md strings.Builder
@@ -89,7 +94,7 @@ func TestClusterQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| N = 50 |", "apiserver writes per integration", "Stripe calls per integration per resync",
-		"manager RSS before → after"} {
+		"manager RSS before → after", "Manager restart under connected integrations", "Largest Stripe request rates"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
 		}

@@ -29,6 +29,7 @@ import (
 // checks that its figures are complete and add up (every event relayed once, the dedup memory
 // full at the end); it asserts nothing about how much CPU or memory the receiver used.
 func TestRunReceiverCostQuick(t *testing.T) {
+	t.Parallel() // the cluster, throughput and cost runs use separate processes and ports
 	bin := filepath.Join(t.TempDir(), "receiver")
 	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/receiver")
 	build.Dir = filepath.Join("..", "..")

@@ -33,6 +33,7 @@ import (
 // checks that its figures are complete and its bookkeeping adds up; it asserts nothing about
 // speed.
 func TestRunReceiverQuick(t *testing.T) {
+	t.Parallel() // the cluster, throughput and cost runs use separate processes and ports
 	bin := filepath.Join(t.TempDir(), "receiver")
 	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/receiver")
 	build.Dir = filepath.Join("..", "..")

@@ -166,12 +166,21 @@ func (r Report) Write(w io.Writer) error {
 			return fmt.Sprintf("%.2f", float64(c.SteadyStripeCalls)/float64(c.Config.N)/c.SteadyResyncs)
 		})
 		row("**Reaction:** key rotation, new fingerprint in status p50 / p99", func(c ClusterResult) string {
+			if c.Config.Rotate == 0 {
+				return skipped
+			}
 			return fmt.Sprintf("%s / %s (%d clinics)", ms(c.RotateP50), ms(c.RotateP99), min(c.Config.Rotate, c.Config.N))
 		})
 		row("endpoints deleted in Stripe, restored p50 / p99 / all", func(c ClusterResult) string {
+			if c.Config.DeleteEndpoints == 0 {
+				return skipped
+			}
 			return fmt.Sprintf("%s / %s / %s (%d)", ms(c.RestoreP50), ms(c.RestoreP99), ms(c.RestoreTotal), min(c.Config.DeleteEndpoints, c.Config.N))
 		})
 		row("**Unrelated load:** Secrets + ConfigMaps created (4 KiB each)", func(c ClusterResult) string {
+			if c.Config.Unrelated == 0 {
+				return skipped
+			}
 			return fmt.Sprintf("%d + %d in %s", c.Config.Unrelated, c.Config.Unrelated, ms(c.UnrelatedCreated))
 		})
 		row("manager RSS before → after (peak)", func(c ClusterResult) string {
@@ -200,6 +209,7 @@ func (r Report) Write(w io.Writer) error {
 		p("")
 		p("Endpoint restoration waits for the next resync: Stripe does not tell the operator that an endpoint was deleted.")
 		p("")
+		writeRestart(p, r.Clusters)
 	}
 	if rr := r.Receiver; rr != nil {
 		p("## Receiver throughput")
@@ -250,6 +260,9 @@ func (r Report) Write(w io.Writer) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// skipped marks a phase the run left out (see hack/bench's -trim-above).
+const skipped = "skipped"
 
 func us(d time.Duration) string {
 	if d >= time.Millisecond {

@@ -131,7 +131,7 @@ func (fe *faultEntry) matches(rq *request, account string) bool {
 func (s *Server) beginCall(rq *request) *firedFault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.counters.record(rq.rawKey, rq.method, rq.template())
+	s.counters.record(rq.rawKey, rq.method, rq.template(), time.Now())
 	if len(s.faults) == 0 {
 		return nil
 	}

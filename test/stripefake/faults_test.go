@@ -286,3 +286,30 @@ func TestFaultAfterExecuteLosesTheAnswerNotTheEffect(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRateCounters feeds the counters requests at chosen times: the largest per-second count
+// is kept per key and for the whole fake, whichever key or second it came from.
+func TestRateCounters(t *testing.T) {
+	c := newCounters()
+	t0 := time.Unix(1_000, 0)
+	for i := range 3 {
+		c.record("k1", "GET", PathWebhookEndpoints, t0.Add(time.Duration(i)*100*time.Millisecond))
+	}
+	c.record("k2", "GET", PathWebhookEndpoints, t0.Add(500*time.Millisecond))
+	for i := range 5 {
+		c.record("k2", "GET", PathWebhookEndpoints, t0.Add(2*time.Second+time.Duration(i)*time.Millisecond))
+	}
+	c.record("", "GET", "/v1/unknown", t0.Add(2*time.Second))
+	s := &Server{counters: c}
+	perKey, overall := s.MaxRates()
+	if perKey != 5 || overall != 6 {
+		t.Errorf("MaxRates() = %d, %d; want 5 (k2 in second 1002), 6 (second 1002)", perKey, overall)
+	}
+	if got := s.CallsBySecond(); len(got) != 2 || got[1000] != 4 || got[1002] != 6 {
+		t.Errorf("CallsBySecond() = %v, want map[1000:4 1002:6]", got)
+	}
+	s.ResetCounters()
+	if perKey, overall := s.MaxRates(); perKey != 0 || overall != 0 || len(s.CallsBySecond()) != 0 {
+		t.Error("rate counters not reset")
+	}
+}
