@@ -194,7 +194,13 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		// normal priority: the first passes of a start come from the informers' initial lists at
 		// controller-runtime's low priority, and a due pass queued behind all of them would make
 		// the passes due meanwhile fire together once they are done.
-		return ctrl.Result{RequeueAfter: min(next, max(obs.stripeDue.Sub(r.now()), time.Millisecond)), Priority: ptr.To(0)}, nil
+		// Its offset is within one period, but may be past this pass's jittered period, which
+		// must not pull it earlier; a follow-up still comes first.
+		after := max(obs.stripeDue.Sub(r.now()), time.Millisecond)
+		if obs.followUp {
+			after = min(after, followUpInterval)
+		}
+		return ctrl.Result{RequeueAfter: after, Priority: ptr.To(0)}, nil
 	}
 	return ctrl.Result{RequeueAfter: next}, nil
 }
