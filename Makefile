@@ -100,10 +100,8 @@ helm: ## Install helm for the chart test in test/manifests (idempotent).
 	@LOCALBIN="$(LOCALBIN)" HELM_VERSION="$(HELM_VERSION)" hack/helm.sh
 
 .PHONY: test
-# -p 4: the envtest packages mostly wait (on the apiserver, the manager's resyncs, Stripe's pacing), so four at once use
-# two cores better than go test's default of one per core (4 min 41 s → 2 min 27 s warm, docs/testing.md).
 test: manifests generate fmt vet envtest-bins stripe-mock fhir-validator kustomize helm ## Run all tests, against a real kube-apiserver + etcd and stripe-mock.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" STRIPE_MOCK="$(LOCALBIN)/stripe-mock" FHIR_VALIDATOR="$(LOCALBIN)/fhir-validator/validate.js" KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test ./... -count=1 -timeout 30m -p 4
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" STRIPE_MOCK="$(LOCALBIN)/stripe-mock" FHIR_VALIDATOR="$(LOCALBIN)/fhir-validator/validate.js" KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test ./... -count=1 -timeout 30m
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint.
