@@ -85,7 +85,7 @@ func TestMain(m *testing.M) {
 // suiteParallel is how many tests run at once unless -parallel says otherwise. The tests mostly
 // wait (for the manager, the resync, Stripe's pacing), each in its own namespace with its own
 // keys, so more of them than -parallel's default of GOMAXPROCS (2 on CI) share the machine well.
-const suiteParallel = 32
+const suiteParallel = 12
 
 var (
 	suiteLog = logcap.Cap(funcr.New(func(prefix, args string) { logs.WriteString(prefix + " " + args + "\n") }, funcr.Options{Verbosity: 10}),
