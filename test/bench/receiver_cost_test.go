@@ -18,7 +18,6 @@ package bench
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -31,11 +30,7 @@ import (
 func TestRunReceiverCostQuick(t *testing.T) {
 	t.Parallel() // the cluster, throughput and cost runs use separate processes and ports
 	bin := filepath.Join(t.TempDir(), "receiver")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/receiver")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/receiver: %v\n%s", err, out)
-	}
+	buildCmd(t, "./cmd/receiver", bin)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	res, err := RunReceiverCost(ctx, ReceiverCostConfig{ReceiverBin: bin, Idle: time.Second, Load: time.Second, Rates: []float64{10, 50}})

@@ -19,7 +19,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -35,11 +34,7 @@ import (
 func TestRunReceiverQuick(t *testing.T) {
 	t.Parallel() // the cluster, throughput and cost runs use separate processes and ports
 	bin := filepath.Join(t.TempDir(), "receiver")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/receiver")
-	build.Dir = filepath.Join("..", "..")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/receiver: %v\n%s", err, out)
-	}
+	buildCmd(t, "./cmd/receiver", bin)
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	res, err := RunReceiver(ctx, ReceiverConfig{ReceiverBin: bin, Duration: 500 * time.Millisecond, Concurrency: 4, Payloads: 2000})
