@@ -49,6 +49,26 @@ func main() {
 	}
 }
 
+// onlySection turns -only into the skip flags it implies.
+func onlySection(only string, noClusters, noReceiver, noCost *bool) error {
+	switch only {
+	case "":
+	case "receiver":
+		if *noReceiver {
+			return fmt.Errorf("-only receiver contradicts -skip-receiver")
+		}
+		*noCost, *noClusters = true, true
+	case "cost":
+		if *noCost {
+			return fmt.Errorf("-only cost contradicts -skip-receiver-cost")
+		}
+		*noReceiver, *noClusters = true, true
+	default:
+		return fmt.Errorf("-only: unknown section %q (known: receiver, cost)", only)
+	}
+	return nil
+}
+
 func run() error {
 	ctrllog.SetLogger(logr.Discard())
 	var (
@@ -80,20 +100,8 @@ func run() error {
 		profileDir = flag.String("profile-dir", "", "Write the manager's CPU profile of each cold start (first 20 s) here.")
 	)
 	flag.Parse()
-	switch *only {
-	case "":
-	case "receiver":
-		if *noReceiver {
-			return fmt.Errorf("-only receiver contradicts -skip-receiver")
-		}
-		*noCost, *noClusters = true, true
-	case "cost":
-		if *noCost {
-			return fmt.Errorf("-only cost contradicts -skip-receiver-cost")
-		}
-		*noReceiver, *noClusters = true, true
-	default:
-		return fmt.Errorf("-only: unknown section %q (known: receiver, cost)", *only)
+	if err := onlySection(*only, noClusters, noReceiver, noCost); err != nil {
+		return err
 	}
 	if *assets == "" && *only == "" {
 		dir, err := envtestbins.Dir()
