@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
 	stripe "github.com/stripe/stripe-go/v76"
-	"github.com/stripe/stripe-go/v76/form"
 )
 
 // RawEvent is one event from the account's event log, with its JSON exactly as Stripe rendered
@@ -86,13 +84,7 @@ func (c *client) ListEvents(ctx context.Context, w EventWindow) ([]RawEvent, err
 			}
 		}
 		var p rawEventPage
-		err := c.do(ctx, func(base stripe.Params) error {
-			// List params go out as a query string through CallRaw, as stripe-go's iterators do.
-			query := &form.Values{}
-			form.AppendTo(query, params)
-			return c.backend.CallRaw(http.MethodGet, "/v1/events", c.key, query, &base, &p)
-		})
-		if err != nil {
+		if err := c.list(ctx, "/v1/events", params, &p); err != nil {
 			return nil, fmt.Errorf("list events: %w", err)
 		}
 		for _, raw := range p.Data {
@@ -140,12 +132,7 @@ func (c *client) HasUndeliveredEvents(ctx context.Context, since time.Time, type
 		}
 	}
 	var p rawEventPage
-	err := c.do(ctx, func(base stripe.Params) error {
-		query := &form.Values{}
-		form.AppendTo(query, params)
-		return c.backend.CallRaw(http.MethodGet, "/v1/events", c.key, query, &base, &p)
-	})
-	if err != nil {
+	if err := c.list(ctx, "/v1/events", params, &p); err != nil {
 		return false, fmt.Errorf("list undelivered events: %w", err)
 	}
 	return len(p.Data) > 0, nil

@@ -117,8 +117,9 @@ func (c *client) ListPayoutTransactions(ctx context.Context, payoutID string) ([
 		Message: fmt.Sprintf("Stripe kept reporting more balance transactions after %d pages", maxPayoutTransactionPages)})
 }
 
-// list makes one rate-limited list request with params as its query string, as stripe-go's
-// iterators send them, and decodes the page into out.
+// list makes one rate-limited list request with params as its query string through CallRaw, as
+// stripe-go's iterators send them, and decodes the page into out (events, payouts, balance
+// transactions).
 func (c *client) list(ctx context.Context, path string, params stripe.ListParamsContainer, out stripe.LastResponseSetter) error {
 	return c.do(ctx, func(base stripe.Params) error {
 		query := &form.Values{}

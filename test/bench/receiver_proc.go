@@ -19,7 +19,6 @@ package bench
 // The receiver bench's processes: the receiver binary under test and the no-op sink it relays to.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -28,7 +27,6 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -239,53 +237,20 @@ type allocStats struct {
 func (p *receiverProc) allocs(ctx context.Context) (allocStats, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.opsURL+"/metrics", nil)
+	v, err := scrape(ctx, p.opsURL+"/metrics", "go_memstats_mallocs_total", "go_memstats_alloc_bytes_total", "go_gc_duration_seconds_count")
 	if err != nil {
 		return allocStats{}, err
 	}
-	resp, err := (&http.Client{Transport: &http.Transport{Proxy: nil}}).Do(req)
-	if err != nil {
-		return allocStats{}, fmt.Errorf("bench: reading the receiver's metrics: %w", err)
-	}
-	defer func() { _ = resp.Body.Close() }()
-	var st allocStats
-	want := map[string]*float64{"go_memstats_mallocs_total": &st.mallocs, "go_memstats_alloc_bytes_total": &st.bytes,
-		"go_gc_duration_seconds_count": &st.gcs}
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		name, value, ok := strings.Cut(sc.Text(), " ")
-		if dst := want[name]; ok && dst != nil {
-			if *dst, err = strconv.ParseFloat(value, 64); err != nil {
-				return st, fmt.Errorf("bench: receiver metric %s: %w", name, err)
-			}
-			delete(want, name)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return st, err
-	}
-	if len(want) > 0 {
-		return st, fmt.Errorf("bench: the receiver's /metrics lacks %d of the runtime series it should have", len(want))
-	}
-	return st, nil
+	return allocStats{mallocs: v[0], bytes: v[1], gcs: v[2]}, nil
 }
 
 // peakRSS returns the running receiver's peak resident set size (VmHWM); 0 when unknown.
 func (p *receiverProc) peakRSS() int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	_, peak, err := procRSS(p.cmd.Process.Pid)
 	if err != nil {
 		return 0
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				return 0
-			}
-			return kb << 10
-		}
-	}
-	return 0
+	return int64(peak)
 }
 
 // cpuTime returns the CPU time the exited receiver used, user and system.
