@@ -97,34 +97,26 @@ var DefaultThresholds = Thresholds{
 // withDefaults fills the zero fields of t from DefaultThresholds.
 func (t Thresholds) withDefaults() Thresholds {
 	d := DefaultThresholds
-	pick := func(v *float64, def float64) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
-	pickInt := func(v *int, def int) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
-	pickDur := func(v *time.Duration, def time.Duration) {
-		if *v <= 0 {
-			*v = def
-		}
-	}
-	pickDur(&t.Window, d.Window)
-	pickDur(&t.Baseline, d.Baseline)
-	pick(&t.RefundFactor, d.RefundFactor)
-	pickInt(&t.RefundMinCount, d.RefundMinCount)
-	pick(&t.OutlierMADs, d.OutlierMADs)
-	pickInt(&t.OutlierMinHistory, d.OutlierMinHistory)
-	pickInt(&t.OutlierHistory, d.OutlierHistory)
-	pickInt(&t.FailedBurstCount, d.FailedBurstCount)
-	pickDur(&t.FailedBurstWindow, d.FailedBurstWindow)
+	orDefault(&t.Window, d.Window)
+	orDefault(&t.Baseline, d.Baseline)
+	orDefault(&t.RefundFactor, d.RefundFactor)
+	orDefault(&t.RefundMinCount, d.RefundMinCount)
+	orDefault(&t.OutlierMADs, d.OutlierMADs)
+	orDefault(&t.OutlierMinHistory, d.OutlierMinHistory)
+	orDefault(&t.OutlierHistory, d.OutlierHistory)
+	orDefault(&t.FailedBurstCount, d.FailedBurstCount)
+	orDefault(&t.FailedBurstWindow, d.FailedBurstWindow)
 	if t.Baseline < t.Window {
 		t.Baseline = t.Window
 	}
 	return t
+}
+
+// orDefault sets *v to def unless *v is positive.
+func orDefault[T int | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // timed is an observation's time and amount, kept for the windows.
