@@ -195,3 +195,42 @@ const SigningSecretKey = "signingSecret"
 const (
 	ReasonConnected = "Connected"
 )
+
+// Informational conditions: reported beside the four above, never part of Connected. Each is
+// present only while the feature it reports is enabled (spec.finance) or, for
+// DeliveriesArriving, once the integration is connected.
+const (
+	// ConditionPayoutsReconciled is True when the last payout check listed the clinic's paid
+	// payouts and every reconciled one reached the system of record.
+	ConditionPayoutsReconciled = "PayoutsReconciled"
+	// ConditionAnomaliesChecked is True when the last anomaly check read the clinic's events up to
+	// status.finance.anomalies.checkedUntil.
+	ConditionAnomaliesChecked = "AnomaliesChecked"
+	// ConditionDeliveriesArriving is True when a signed probe sent through the registered public
+	// URL reached this clinic's receiver and Stripe reports no failed deliveries.
+	ConditionDeliveriesArriving = "DeliveriesArriving"
+)
+
+// Reasons for the finance conditions (PermissionDenied, RateLimited, StripeUnavailable, Suspended,
+// KeysNotValid and NotAuthenticated apply too).
+const (
+	// ReasonPayoutsReconciled: every reconciled payout up to status.finance.payouts.lastArrivalDate
+	// was written to the system of record.
+	ReasonPayoutsReconciled = "PayoutsReconciled"
+	// ReasonPayoutPermissionMissing: the restricted key may not read payouts or balance
+	// transactions; the message names the permission (rak_payout_read, rak_balance_read).
+	ReasonPayoutPermissionMissing = "PayoutPermissionMissing"
+	// ReasonPayoutWriteFailed: the receiver did not accept a payout record; retried next check.
+	ReasonPayoutWriteFailed = "PayoutWriteFailed"
+	// ReasonPayoutInvalid: Stripe listed a payout whose items do not add up to it (or another
+	// inconsistency ledger.Payout.Check names); it is not recorded as if whole.
+	ReasonPayoutInvalid = "PayoutInvalid"
+	// ReasonAnomaliesChecked: the clinic's events were checked up to checkedUntil.
+	ReasonAnomaliesChecked = "AnomaliesChecked"
+	// ReasonEventPermissionMissing: the restricted key may not read events (rak_event_read).
+	ReasonEventPermissionMissing = "EventPermissionMissing"
+	// ReasonFlagWriteFailed: the receiver did not accept a flag; retried next check.
+	ReasonFlagWriteFailed = "FlagWriteFailed"
+	// ReasonNotConnected: the feature waits for the integration to be Connected.
+	ReasonNotConnected = "NotConnected"
+)

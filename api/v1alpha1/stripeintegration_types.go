@@ -79,6 +79,10 @@ type StripeIntegrationSpec struct {
 	// suspend stops all Stripe API calls for this integration and leaves what exists in Stripe as is.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
+
+	// finance opts the clinic into payout reconciliation and anomaly flags (docs/finance.md).
+	// +optional
+	Finance *FinanceSpec `json:"finance,omitempty"`
 }
 
 // CredentialsSecretRef points at the Secret with the clinic's Stripe keys.
@@ -304,6 +308,10 @@ type StripeIntegrationStatus struct {
 	// accepted, so admins can tell whether a rotation was picked up without reading the Secret.
 	// +optional
 	KeyFingerprint string `json:"keyFingerprint,omitempty"`
+
+	// finance reports payout reconciliation and anomaly detection, when spec.finance enables them.
+	// +optional
+	Finance *FinanceStatus `json:"finance,omitempty"`
 }
 
 // ReplayPhase is the state of a replay request.
