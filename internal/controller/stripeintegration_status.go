@@ -42,6 +42,16 @@ type statusInput struct {
 	// pass had none. Grace is how long such a run leaves True conditions True (0: not at all).
 	FailingSince time.Time
 	Grace        time.Duration
+	// Informational are conditions outside Connected (PayoutsReconciled, AnomaliesChecked,
+	// DeliveriesArriving) that this pass evaluated; a type it did not evaluate keeps its stored
+	// condition. Cleared lists informational types to remove: their feature is off.
+	Informational []condition
+	Cleared       []string
+	// Payouts and Anomalies, when set, replace status.finance's parts (nil keeps the stored one);
+	// ClearPayouts and ClearAnomalies remove them.
+	Payouts                      *paymentsv1alpha1.PayoutsStatus
+	Anomalies                    *paymentsv1alpha1.AnomaliesStatus
+	ClearPayouts, ClearAnomalies bool
 }
 
 // conditions returns the evaluated conditions in dependency order.
@@ -74,6 +84,16 @@ func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int
 			ObservedGeneration: generation, LastTransitionTime: ts,
 		})
 	}
+	for _, c := range in.Informational {
+		meta.SetStatusCondition(&next.Conditions, metav1.Condition{
+			Type: c.Type, Status: c.Status, Reason: c.Reason, Message: c.Message,
+			ObservedGeneration: generation, LastTransitionTime: ts,
+		})
+	}
+	for _, t := range in.Cleared {
+		meta.RemoveStatusCondition(&next.Conditions, t)
+	}
+	setFinance(&next, in)
 	if in.Mode != "" {
 		next.Mode = in.Mode
 	}
@@ -99,6 +119,32 @@ func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int
 		next.ObservedGeneration = generation
 	}
 	return next
+}
+
+// setFinance applies the pass's finance findings to status.finance, which exists only while
+// one of its parts does.
+func setFinance(next *paymentsv1alpha1.StripeIntegrationStatus, in statusInput) {
+	f := next.Finance
+	if f == nil {
+		f = &paymentsv1alpha1.FinanceStatus{}
+	}
+	switch {
+	case in.ClearPayouts:
+		f.Payouts = nil
+	case in.Payouts != nil:
+		f.Payouts = in.Payouts.DeepCopy()
+	}
+	switch {
+	case in.ClearAnomalies:
+		f.Anomalies = nil
+	case in.Anomalies != nil:
+		f.Anomalies = in.Anomalies.DeepCopy()
+	}
+	if f.Payouts == nil && f.Anomalies == nil {
+		next.Finance = nil
+		return
+	}
+	next.Finance = f
 }
 
 // withinGrace keeps True the conditions a transient Stripe failure would overturn while the run of
