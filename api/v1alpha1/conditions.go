@@ -225,6 +225,9 @@ const (
 	// ReasonPayoutInvalid: Stripe listed a payout whose items do not add up to it (or another
 	// inconsistency ledger.Payout.Check names); it is not recorded as if whole.
 	ReasonPayoutInvalid = "PayoutInvalid"
+	// ReasonPayoutCheckFailed: Stripe answered a payout listing with an unexpected error (not a
+	// missing permission, not a transient failure); the message has Stripe's answer.
+	ReasonPayoutCheckFailed = "PayoutCheckFailed"
 	// ReasonAnomaliesChecked: the clinic's events were checked up to checkedUntil.
 	ReasonAnomaliesChecked = "AnomaliesChecked"
 	// ReasonEventPermissionMissing: the restricted key may not read events (rak_event_read).
