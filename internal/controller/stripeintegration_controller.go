@@ -106,6 +106,12 @@ type StripeIntegrationReconciler struct {
 	started   time.Time
 	startOnce sync.Once
 
+	// PayoutCheckInterval is the base period between payout checks of an integration with
+	// spec.finance.payouts.enabled (jittered ±10 %); DefaultPayoutCheckInterval when 0.
+	PayoutCheckInterval time.Duration
+	// payoutChecks remembers, in memory only, when each integration's next payout check is due.
+	payoutChecks uidMemory[payoutSchedule]
+
 	// ReceiverTraffic says which peers the receivers' NetworkPolicy admits (manager flags
 	// --receiver-*-from-*); the zero value is the documented default.
 	ReceiverTraffic ReceiverTraffic
@@ -189,6 +195,7 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if obs.followUp {
 		next = min(next, followUpInterval)
 	}
+	next = untilDue(next, obs.financeDue, r.now())
 	if !obs.stripeDue.IsZero() {
 		// The Stripe pass this start deferred runs when due, not a whole period later, and at
 		// normal priority: the first passes of a start come from the informers' initial lists at
@@ -200,6 +207,7 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		if obs.followUp {
 			after = min(after, followUpInterval)
 		}
+		after = untilDue(after, obs.financeDue, r.now())
 		return ctrl.Result{RequeueAfter: after, Priority: ptr.To(0)}, nil
 	}
 	return ctrl.Result{RequeueAfter: next}, nil

@@ -19,6 +19,13 @@ type Metrics struct {
 	// timeouts) of an integration began; the series exists only while the run lasts, so the
 	// failures show here even while the grace keeps the integration's conditions True.
 	FailingSince *prometheus.GaugeVec
+	// PayoutsReconciled counts payouts written to systems of record, PaymentsFilled the payments
+	// of them that a system of record had not had, and PayoutChecks the payout checks by outcome
+	// (the PayoutsReconciled condition's reason). Labels are mode (and reason) only: no per-clinic
+	// series, so thousands of clinics do not grow /metrics.
+	PayoutsReconciled *prometheus.CounterVec
+	PaymentsFilled    *prometheus.CounterVec
+	PayoutChecks      *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them on reg.
@@ -41,8 +48,21 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Unix time the current run of transient Stripe failures (429, 5xx, timeouts) of a StripeIntegration began; absent when its last Stripe " +
 				"pass succeeded.",
 		}, []string{"namespace", "name"}),
+		PayoutsReconciled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_operator_payouts_reconciled_total",
+			Help: "Paid automatic payouts written, with every balance transaction they settle, to the clinics' systems of record.",
+		}, []string{"mode"}),
+		PaymentsFilled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_operator_payout_payments_filled_total",
+			Help: "Payments of reconciled payouts that a system of record had not received and that were recorded with the payout.",
+		}, []string{"mode"}),
+		PayoutChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_operator_payout_checks_total",
+			Help: "Payout checks by outcome (the PayoutsReconciled condition reason; transient Stripe failures as RateLimited or StripeUnavailable).",
+		}, []string{"mode", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites, m.FailingSince} {
+	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites, m.FailingSince, m.PayoutsReconciled, m.PaymentsFilled,
+		m.PayoutChecks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
