@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,9 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/ledger"
@@ -510,5 +514,150 @@ func TestPayoutsToWriteOldestFirstSkippingWritten(t *testing.T) {
 	}
 	if !slices.Equal(ids, []string{"po_a", "po_b", "po_c"}) {
 		t.Errorf("order %v", ids)
+	}
+}
+
+// stubPayouts answers the payout listings from memory; every other call panics (nil interface).
+type stubPayouts struct {
+	stripeclient.Client
+	payouts []stripeclient.Payout
+	txns    map[string][]stripeclient.BalanceTransaction
+	listErr error
+	calls   int
+}
+
+func (s *stubPayouts) ListPaidPayouts(context.Context, time.Time) ([]stripeclient.Payout, error) {
+	s.calls++
+	return s.payouts, s.listErr
+}
+
+func (s *stubPayouts) ListPayoutTransactions(_ context.Context, id string) ([]stripeclient.BalanceTransaction, error) {
+	s.calls++
+	return s.txns[id], nil
+}
+
+// connectedObs is a pass that found the integration connected without a Stripe call (a reused
+// view): the payout check builds its client with stripeFor.
+func connectedObs(sc stripeclient.Client) *observation {
+	obs := &observation{stripeFor: func() stripeclient.Client { return sc }, reusedView: true}
+	obs.KeysValid = trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, "")
+	obs.Authenticated = trueCond(v1.ConditionAuthenticated, v1.ReasonAuthenticated, "")
+	obs.Webhook = trueCond(v1.ConditionWebhookEndpointReady, v1.ReasonEndpointReady, "")
+	obs.Receiver = trueCond(v1.ConditionReceiverReady, v1.ReasonReceiverAvailable, "")
+	obs.Mode = v1.ModeTest
+	return obs
+}
+
+func payoutsSI(uid string) *v1.StripeIntegration {
+	si := integration("ns", "c", "clinic-1", v1.ModeTest, "keys")
+	si.UID = types.UID(uid)
+	si.Spec.Finance = &v1.FinanceSpec{Payouts: &v1.PayoutsSpec{Enabled: true}}
+	return si
+}
+
+func payoutCond(obs *observation) *condition {
+	for i := range obs.Informational {
+		if obs.Informational[i].Type == v1.ConditionPayoutsReconciled {
+			return &obs.Informational[i]
+		}
+	}
+	return nil
+}
+
+// TestPayoutCheckInReusedViewPass: a pass that reused the Stripe view (no probe) runs a due
+// check with the client stripeFor builds, and the passes before the next one are due make no call.
+func TestPayoutCheckInReusedViewPass(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	r := &StripeIntegrationReconciler{Clock: clocktesting.NewFakePassiveClock(now), PayoutCheckInterval: time.Hour}
+	stub := &stubPayouts{}
+	si := payoutsSI("uid-view")
+	obs := connectedObs(stub)
+	r.reconcilePayouts(context.Background(), si, obs)
+	c := payoutCond(obs)
+	if stub.calls != 1 || c == nil || c.Status != metav1.ConditionTrue || obs.Payouts == nil || obs.Payouts.LastReconcileTime == nil {
+		t.Fatalf("calls %d, condition %+v, status %+v", stub.calls, c, obs.Payouts)
+	}
+	if d := obs.financeDue.Sub(now); d < 54*time.Minute || d > 66*time.Minute {
+		t.Errorf("next check in %s, want the jittered hour", d)
+	}
+	again := connectedObs(stub)
+	r.reconcilePayouts(context.Background(), si, again)
+	if stub.calls != 1 || payoutCond(again) == nil || again.Payouts == nil {
+		t.Errorf("a pass before the check is due: %d calls, condition %v, status %v (want none, and the last findings kept)",
+			stub.calls, payoutCond(again), again.Payouts)
+	}
+}
+
+// TestPayoutInvalidAndTransientOutcomes: items that do not add up are not written and are named;
+// a transient Stripe failure keeps the stored condition and retries sooner than the interval.
+func TestPayoutInvalidAndTransientOutcomes(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	r := &StripeIntegrationReconciler{Clock: clocktesting.NewFakePassiveClock(now), PayoutCheckInterval: time.Hour}
+	stub := &stubPayouts{
+		payouts: []stripeclient.Payout{{ID: "po_bad", Amount: 1000, Currency: "usd", Status: "paid", Automatic: true,
+			ReconciliationStatus: "completed", ArrivalDate: now.Add(-24 * time.Hour).Unix()}},
+		txns: map[string][]stripeclient.BalanceTransaction{"po_bad": {
+			{ID: "txn_1", Type: "charge", Amount: 990, Net: 990, Currency: "usd"},
+			{ID: "txn_po", Type: "payout", Amount: -1000, Net: -1000, Currency: "usd", SourceID: "po_bad"}}},
+	}
+	si := payoutsSI("uid-invalid")
+	obs := connectedObs(stub)
+	r.reconcilePayouts(context.Background(), si, obs)
+	c := payoutCond(obs)
+	if c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonPayoutInvalid || !strings.Contains(c.Message, "po_bad") {
+		t.Fatalf("condition = %+v, want PayoutInvalid naming po_bad", c)
+	}
+	if obs.Payouts == nil || obs.Payouts.LastPayoutID != "" || obs.Payouts.Reconciled != 0 {
+		t.Errorf("status advanced past an invalid payout: %+v", obs.Payouts)
+	}
+
+	// The stored condition is True; Stripe is unavailable at the next check.
+	si = payoutsSI("uid-transient")
+	si.Status.Conditions = []metav1.Condition{{Type: v1.ConditionPayoutsReconciled, Status: metav1.ConditionTrue,
+		Reason: v1.ReasonPayoutsReconciled, Message: "earlier"}}
+	stub = &stubPayouts{listErr: &stripeclient.Error{Kind: stripeclient.KindUnavailable, Message: "HTTP 503"}}
+	r.payoutChecks.set(si.UID, payoutSchedule{due: now})
+	obs = connectedObs(stub)
+	r.reconcilePayouts(context.Background(), si, obs)
+	if c := payoutCond(obs); c != nil || obs.Payouts != nil {
+		t.Errorf("a transient failure changed the findings: %+v, %+v", c, obs.Payouts)
+	}
+	if d := obs.financeDue.Sub(now); d <= 0 || d >= time.Hour {
+		t.Errorf("retry in %s, want sooner than the interval", d)
+	}
+}
+
+// TestPayoutScheduleAfterStart: without a schedule in memory a just enabled feature is due at
+// once; one that ran before this process started is due an interval after its last check, but not
+// before its place in the spread after the start.
+func TestPayoutScheduleAfterStart(t *testing.T) {
+	t.Parallel()
+	start := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	r := &StripeIntegrationReconciler{Clock: clocktesting.NewFakePassiveClock(start), PayoutCheckInterval: time.Hour, started: start}
+	if s := r.payoutScheduleFor(payoutsSI("uid-new")); !s.due.IsZero() {
+		t.Errorf("just enabled: due %v, want now", s.due)
+	}
+	ran := func(uid string, last time.Time) *v1.StripeIntegration {
+		si := payoutsSI(uid)
+		si.Status.Conditions = []metav1.Condition{{Type: v1.ConditionPayoutsReconciled, Status: metav1.ConditionTrue, Reason: v1.ReasonPayoutsReconciled}}
+		si.Status.Finance = &v1.FinanceStatus{Payouts: &v1.PayoutsStatus{LastReconcileTime: ptrTime(last)}}
+		return si
+	}
+	recent := ran("uid-recent", start.Add(-time.Minute))
+	if s := r.payoutScheduleFor(recent); s.due.Before(start.Add(59 * time.Minute)) {
+		t.Errorf("checked a minute before the start: due %v, want an interval after that check", s.due)
+	}
+	spread := map[time.Duration]bool{}
+	for range 20 {
+		s := r.payoutScheduleFor(ran(string(uuid.NewUUID()), start.Add(-5*time.Hour)))
+		if s.due.Before(start) || !s.due.Before(start.Add(time.Hour)) {
+			t.Fatalf("overdue before the start: due %v, want within the first interval", s.due)
+		}
+		spread[s.due.Sub(start)/(10*time.Minute)] = true
+	}
+	if len(spread) < 3 {
+		t.Errorf("20 overdue checks fall in %d of 6 ten-minute slots: not spread", len(spread))
 	}
 }
