@@ -413,7 +413,8 @@ func reconciledCondition(st *paymentsv1alpha1.PayoutsStatus, waiting *stripeclie
 	msg := fmt.Sprintf("no paid automatic payout of the last %d days to write yet", int(payoutFirstLookback/(24*time.Hour)))
 	if st.LastPayoutID != "" {
 		msg = fmt.Sprintf("payout %s (arrived %s) written with %d items, %d payments filled in; "+
-			"%d payouts written and %d payments filled in since enabling", st.LastPayoutID, st.LastArrivalDate.UTC().Format(time.DateOnly), st.LastItems, st.LastFilled, st.Reconciled, st.Filled)
+			"%d payouts written and %d payments filled in since enabling",
+			st.LastPayoutID, st.LastArrivalDate.UTC().Format(time.DateOnly), st.LastItems, st.LastFilled, st.Reconciled, st.Filled)
 	}
 	if waiting != nil {
 		msg += fmt.Sprintf("; payout %s (arriving %s) waits for Stripe to finish reconciling it (reconciliation_status %s)",
