@@ -160,10 +160,14 @@ func (r *StripeIntegrationReconciler) reconcilePayouts(ctx context.Context, si *
 	now := r.now()
 	sched := r.payoutScheduleFor(si)
 	if now.Before(sched.due) {
-		if sched.cond != nil {
-			obs.Informational = append(obs.Informational, *sched.cond)
+		if sched.status != nil && newerPayouts(sched.status, storedPayouts(si)) == sched.status {
+			// Re-applied until stored: a status write lost to a conflict is not lost until the
+			// next check. Another manager's newer findings (a leader change) are not overwritten.
+			obs.Payouts = sched.status
+			if sched.cond != nil {
+				obs.Informational = append(obs.Informational, *sched.cond)
+			}
 		}
-		obs.Payouts = sched.status
 		obs.financeDue = sched.due
 		return
 	}
@@ -174,7 +178,7 @@ func (r *StripeIntegrationReconciler) reconcilePayouts(ctx context.Context, si *
 	if sc == nil {
 		return // not reached: a connected pass either called Stripe or reused a view
 	}
-	out := r.checkPayouts(ctx, si, sc)
+	out := r.checkPayouts(ctx, si, sc, newerPayouts(sched.status, storedPayouts(si)))
 	r.recordPayoutCheck(si, obs.Mode, out)
 	sched = r.nextPayoutSchedule(si, sched, out)
 	r.payoutChecks.set(si.UID, sched)
@@ -183,6 +187,22 @@ func (r *StripeIntegrationReconciler) reconcilePayouts(ctx context.Context, si *
 	}
 	obs.Payouts = sched.status
 	obs.financeDue = sched.due
+}
+
+// newerPayouts is whichever of this process's last findings and the stored status comes from the
+// later check: memory after a status write that has not reached the cache (or was lost to a
+// conflict), the stored one after another manager checked meanwhile (a leader change). Memory
+// wins a tie.
+func newerPayouts(mem, stored *paymentsv1alpha1.PayoutsStatus) *paymentsv1alpha1.PayoutsStatus {
+	switch {
+	case mem == nil:
+		return stored
+	case stored == nil || stored.LastReconcileTime == nil:
+		return mem
+	case mem.LastReconcileTime == nil || stored.LastReconcileTime.After(mem.LastReconcileTime.Time):
+		return stored
+	}
+	return mem
 }
 
 // payoutScheduleFor is the integration's schedule. Without one in memory: a feature just enabled
@@ -255,14 +275,14 @@ func (r *StripeIntegrationReconciler) recordPayoutCheck(si *paymentsv1alpha1.Str
 	r.Metrics.PaymentsFilled.WithLabelValues(m).Add(float64(out.filled))
 }
 
-// checkPayouts lists the paid payouts since the cursor and writes the reconciled ones not
-// written yet, oldest first. It stops at the first one Stripe has not finished reconciling (so the
+// checkPayouts lists the paid payouts since the cursor of base and writes the reconciled ones
+// not written yet, oldest first. It stops at the first one Stripe has not finished reconciling (so the
 // cursor never passes it), at one whose items do not add up, and at a write the receiver refused.
 func (r *StripeIntegrationReconciler) checkPayouts(ctx context.Context, si *paymentsv1alpha1.StripeIntegration,
-	sc stripeclient.Client) payoutOutcome {
+	sc stripeclient.Client, base *paymentsv1alpha1.PayoutsStatus) payoutOutcome {
 	next := &paymentsv1alpha1.PayoutsStatus{}
-	if st := storedPayouts(si); st != nil {
-		next = st.DeepCopy()
+	if base != nil {
+		next = base.DeepCopy()
 	}
 	now := r.now()
 	since := now.Add(-payoutFirstLookback)

@@ -661,3 +661,28 @@ func TestPayoutScheduleAfterStart(t *testing.T) {
 		t.Errorf("20 overdue checks fall in %d of 6 ten-minute slots: not spread", len(spread))
 	}
 }
+
+// TestNewerPayouts: memory wins over a cached status that lags, a status another manager wrote
+// after this one's last check wins over memory.
+func TestNewerPayouts(t *testing.T) {
+	t.Parallel()
+	at := func(min int) *v1.PayoutsStatus {
+		return &v1.PayoutsStatus{LastReconcileTime: ptrTime(time.Date(2026, 12, 6, 12, min, 0, 0, time.UTC))}
+	}
+	early, late := at(0), at(5)
+	cases := []struct {
+		name             string
+		mem, stored, win *v1.PayoutsStatus
+	}{
+		{"no memory", nil, early, early},
+		{"nothing stored", late, nil, late},
+		{"cache lags", late, early, late},
+		{"another manager checked since", early, late, late},
+		{"same check", late, at(5), late},
+	}
+	for _, tc := range cases {
+		if got := newerPayouts(tc.mem, tc.stored); got != tc.win {
+			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.win)
+		}
+	}
+}
