@@ -666,8 +666,8 @@ func TestPayoutScheduleAfterStart(t *testing.T) {
 // after this one's last check wins over memory.
 func TestNewerPayouts(t *testing.T) {
 	t.Parallel()
-	at := func(min int) *v1.PayoutsStatus {
-		return &v1.PayoutsStatus{LastReconcileTime: ptrTime(time.Date(2026, 12, 6, 12, min, 0, 0, time.UTC))}
+	at := func(minute int) *v1.PayoutsStatus {
+		return &v1.PayoutsStatus{LastReconcileTime: ptrTime(time.Date(2026, 12, 6, 12, minute, 0, 0, time.UTC))}
 	}
 	early, late := at(0), at(5)
 	cases := []struct {
