@@ -182,10 +182,12 @@ func (r *StripeIntegrationReconciler) reconcilePayouts(ctx context.Context, si *
 	r.recordPayoutCheck(si, obs.Mode, out)
 	sched = r.nextPayoutSchedule(si, sched, out)
 	r.payoutChecks.set(si.UID, sched)
-	if sched.cond != nil {
-		obs.Informational = append(obs.Informational, *sched.cond)
+	if !out.keepCond || meta.FindStatusCondition(si.Status.Conditions, ct) == nil {
+		obs.Informational = append(obs.Informational, out.cond)
 	}
-	obs.Payouts = sched.status
+	if out.status != nil {
+		obs.Payouts = out.status
+	}
 	obs.financeDue = sched.due
 }
 

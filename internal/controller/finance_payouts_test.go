@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -303,6 +304,17 @@ func TestPayoutMultiPageWithRefundsFeesDisputeAndAdjustment(t *testing.T) {
 	}
 	if st.LastArrivalDate == nil || st.LastArrivalDate.Unix() != daysAgo(1).Unix() || st.LastReconcileTime == nil {
 		t.Errorf("cursor = %v, last check %v", st.LastArrivalDate, st.LastReconcileTime)
+	}
+	// The suite's tests share the counters (labelled by mode only), so they are at least ours.
+	mode := string(v1.ModeTest)
+	if n := testutil.ToFloat64(testMetrics.PayoutsReconciled.WithLabelValues(mode)); n < 1 {
+		t.Errorf("stripe_operator_payouts_reconciled_total = %v, want at least 1", n)
+	}
+	if n := testutil.ToFloat64(testMetrics.PaymentsFilled.WithLabelValues(mode)); n < 1 {
+		t.Errorf("stripe_operator_payout_payments_filled_total = %v, want at least 1", n)
+	}
+	if n := testutil.ToFloat64(testMetrics.PayoutChecks.WithLabelValues(mode, v1.ReasonPayoutsReconciled)); n < 1 {
+		t.Errorf("stripe_operator_payout_checks_total{reason=PayoutsReconciled} = %v, want at least 1", n)
 	}
 	_, c := pc.status(t)
 	if !strings.Contains(c.Message, po) || !strings.Contains(c.Message, "158 items") {
