@@ -138,12 +138,14 @@ func main() {
 func checkLeaderElection(o options) error {
 	switch {
 	case o.leaseDuration <= 0 || o.renewDeadline <= 0 || o.retryPeriod <= 0:
-		return fmt.Errorf("--leader-election-lease-duration, --leader-election-renew-deadline and --leader-election-retry-period must be positive, got %s, %s, %s",
-			o.leaseDuration, o.renewDeadline, o.retryPeriod)
+		return fmt.Errorf("--leader-election-lease-duration, --leader-election-renew-deadline and --leader-election-retry-period "+
+			"must be positive, got %s, %s, %s", o.leaseDuration, o.renewDeadline, o.retryPeriod)
 	case o.leaseDuration <= o.renewDeadline:
-		return fmt.Errorf("--leader-election-lease-duration (%s) must be longer than --leader-election-renew-deadline (%s)", o.leaseDuration, o.renewDeadline)
+		return fmt.Errorf("--leader-election-lease-duration (%s) must be longer than --leader-election-renew-deadline (%s)",
+			o.leaseDuration, o.renewDeadline)
 	case float64(o.renewDeadline) <= 1.2*float64(o.retryPeriod):
-		return fmt.Errorf("--leader-election-renew-deadline (%s) must be longer than 1.2 × --leader-election-retry-period (%s)", o.renewDeadline, o.retryPeriod)
+		return fmt.Errorf("--leader-election-renew-deadline (%s) must be longer than 1.2 × --leader-election-retry-period (%s)",
+			o.renewDeadline, o.retryPeriod)
 	}
 	return nil
 }
