@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -66,18 +67,21 @@ func (t *Target) writePayout(ctx context.Context, p ledger.Payout) ([]string, er
 	if _, err := t.conditionalCreate(ctx, recon); err != nil {
 		return nil, fmt.Errorf("fhir: payout %s: %w", p.ID, err)
 	}
+	t.payouts.forget(p.ID)
 	return filled, nil
 }
 
 // writeNotices runs the notices' conditional creates, at most noticeWorkers at once, and returns
 // the keys (pi_… or ch_…) of those this payout filled in, sorted. The first error stops the
-// writes not yet started; those done stay done (a retry finds them).
+// writes not yet started; those done stay done and are remembered (payoutProgress), so the
+// operator's retry of a payout too large for one forward timeout resumes where this one stopped
+// instead of starting over.
 func (t *Target) writeNotices(ctx context.Context, payoutID string, notices []write) ([]string, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	done := t.payouts.get(payoutID)
 	var (
 		mu       sync.Mutex
-		filled   []string
 		firstErr error
 		wg       sync.WaitGroup
 	)
@@ -86,13 +90,14 @@ func (t *Target) writeNotices(ctx context.Context, payoutID string, notices []wr
 		wg.Go(func() {
 			for w := range next {
 				c, err := t.conditionalCreate(ctx, w)
+				if err == nil {
+					done.settle(w.key, c.now || filledBy(c.existing, payoutID))
+					continue
+				}
 				mu.Lock()
-				switch {
-				case err != nil && firstErr == nil:
+				if firstErr == nil {
 					firstErr = fmt.Errorf("PaymentNotice of %s: %w", w.key.Value, err)
 					cancel()
-				case err == nil && (c.now || filledBy(c.existing, payoutID)):
-					filled = append(filled, w.key.Value)
 				}
 				mu.Unlock()
 			}
@@ -100,6 +105,9 @@ func (t *Target) writeNotices(ctx context.Context, payoutID string, notices []wr
 	}
 feed:
 	for _, w := range notices {
+		if done.settled(w.key) {
+			continue
+		}
 		select {
 		case next <- w:
 		case <-ctx.Done():
@@ -114,8 +122,83 @@ feed:
 	if firstErr != nil {
 		return nil, firstErr
 	}
-	sort.Strings(filled)
-	return filled, nil
+	return done.filled(), nil
+}
+
+// maxPayoutsInProgress bounds the payouts whose progress is remembered; the operator writes one
+// payout at a time per clinic, so more are only payouts abandoned half written.
+const maxPayoutsInProgress = 16
+
+// payoutProgress remembers, per payout not yet written whole, which of its PaymentNotices are
+// settled (created, or found) and which of them it filled in. It is dropped once the payout's
+// reconciliation is written. A restart or another replica forgets it, which costs only a request
+// per notice again: the notices' conditional creates and the filled-from-payout extension give
+// the same answer.
+type payoutProgress struct {
+	mu    sync.Mutex
+	by    map[string]*noticesDone
+	order []string // oldest first, for eviction
+}
+
+func (p *payoutProgress) get(payoutID string) *noticesDone {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d := p.by[payoutID]; d != nil {
+		return d
+	}
+	if p.by == nil {
+		p.by = map[string]*noticesDone{}
+	}
+	if len(p.order) >= maxPayoutsInProgress {
+		delete(p.by, p.order[0])
+		p.order = p.order[1:]
+	}
+	d := &noticesDone{keys: map[Identifier]bool{}}
+	p.by[payoutID] = d
+	p.order = append(p.order, payoutID)
+	return d
+}
+
+func (p *payoutProgress) forget(payoutID string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.by[payoutID]; !ok {
+		return
+	}
+	delete(p.by, payoutID)
+	p.order = slices.DeleteFunc(p.order, func(id string) bool { return id == payoutID })
+}
+
+// noticesDone is one payout's settled notices: key → filled in by this payout.
+type noticesDone struct {
+	mu   sync.Mutex
+	keys map[Identifier]bool
+}
+
+func (d *noticesDone) settle(key Identifier, filled bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.keys[key] = filled
+}
+
+func (d *noticesDone) settled(key Identifier) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	_, ok := d.keys[key]
+	return ok
+}
+
+func (d *noticesDone) filled() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []string
+	for key, filled := range d.keys {
+		if filled {
+			out = append(out, key.Value)
+		}
+	}
+	sort.Strings(out)
+	return out
 }
 
 // filledBy reports whether a stored PaymentNotice was written by this package to fill in a

@@ -3,6 +3,7 @@ package fhirrelay
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -283,5 +284,76 @@ func TestValidatorRejectsInvalidFlag(t *testing.T) {
 		if results[i+1].Valid {
 			t.Errorf("Flag broken at %s reported valid", loc)
 		}
+	}
+}
+
+// TestWriteLedgerPayoutResumes: a payout whose notices the FHIR server stops taking half way (a
+// timeout, an outage) is resumed by the retry: only the notices not settled before are sent
+// again, and every payment filled in by either attempt is reported.
+func TestWriteLedgerPayoutResumes(t *testing.T) {
+	f := newFakeFHIR(t, "")
+	var notices int
+	failing := true
+	f.override = func(w http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/PaymentNotice") {
+			return false
+		}
+		f.mu.Lock()
+		notices++
+		fail := failing && notices > 10
+		f.mu.Unlock()
+		if fail {
+			outcome(w, http.StatusServiceUnavailable, "transient", "overloaded")
+			return true
+		}
+		return false
+	}
+	items := make([]ledger.Item, 0, 20)
+	var sum int64
+	for i := range 20 {
+		id := fmt.Sprintf("%02d", i)
+		items = append(items, ledger.Item{ID: "txn_" + id, Type: "charge", ReportingCategory: "charge", Amount: 1000, Fee: 30, Net: 970,
+			Currency: "eur", Created: 1_705_300_000, ChargeID: "ch_" + id, PaymentIntentID: "pi_" + id})
+		sum += 970
+	}
+	p := ledger.Payout{ID: "po_resume", ClinicID: testClinic, Amount: sum, Currency: "eur", ArrivalDate: 1_705_536_000, Created: 1_705_363_200,
+		Items: items}
+	msg := ledger.Message{ID: p.ID, Kind: ledger.KindPayout, ClinicID: testClinic, Payout: &p}
+	target := fhirTarget(t, f)
+	if _, err := target.WriteLedger(context.Background(), msg); err == nil {
+		t.Fatal("the first attempt succeeded against a failing server")
+	}
+	f.mu.Lock()
+	failing, notices = false, 0
+	f.mu.Unlock()
+	filled, err := target.WriteLedger(context.Background(), msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		n := notices
+		notices = 0
+		return n
+	}
+	if len(filled) != 20 || filled[0] != "pi_00" || filled[19] != "pi_19" {
+		t.Errorf("filled %v, want all 20 payments", filled)
+	}
+	// At least the 10 the server refused; a few more when the first attempt gave up on requests
+	// the server had answered (the retry finds those, and they say this payout filled them in).
+	if n := sent(); n < 10 || n >= 10+noticeWorkers {
+		t.Errorf("the retry sent %d notices, want the 10 the first attempt did not settle, not all 20", n)
+	}
+	if n, r := f.count("PaymentNotice"), f.count("PaymentReconciliation"); n != 20 || r != 1 {
+		t.Errorf("%d notices and %d reconciliations, want 20 and 1", n, r)
+	}
+	// Written whole, the payout's progress is forgotten: sending it again asks the server anew,
+	// whose stored notices still say this payout filled them in.
+	if filled, err := target.WriteLedger(context.Background(), msg); err != nil || len(filled) != 20 {
+		t.Errorf("again: %d filled, err %v", len(filled), err)
+	}
+	if n := sent(); n != 20 {
+		t.Errorf("again: %d notices sent, want 20", n)
 	}
 }
