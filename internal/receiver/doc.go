@@ -37,8 +37,9 @@
 //	400  not a JSON ledger.Message, Message.Check fails, another clinic's message, or livemode
 //	     (the message's, the payout's, the flagged event's) contradicting Config.Mode
 //	503  no signing secret loaded yet, or a target did not write the message
-//	200  every target wrote it: {"status":"written","filled":[…]}, filled the payments a target
-//	     had to record with the payout (relay.LedgerWriter)
+//	200  every target wrote it: {"status":"written","filled":[…],"filledCount":n}, filled the
+//	     payments a target had to record with the payout (relay.LedgerWriter), sorted, at most
+//	     ledger.MaxFilledIDs of them (filledCount counts them all)
 //
 // Ledger messages are not deduplicated (the targets are idempotent on the message id) and are
 // counted in stripe_receiver_ledger_messages_total{kind,result}.

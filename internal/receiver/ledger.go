@@ -150,10 +150,14 @@ func (r *Receiver) decodeLedger(body []byte) (ledger.Message, error) {
 	}
 	if msg.Flag != nil && len(msg.Flag.Event) > 0 {
 		var ev struct {
-			Livemode *bool `json:"livemode"`
+			ID       string `json:"id"`
+			Livemode *bool  `json:"livemode"`
 		}
 		if err := json.Unmarshal(msg.Flag.Event, &ev); err != nil {
 			return msg, fmt.Errorf("message %s: the flagged event is not JSON: %w", msg.ID, err)
+		}
+		if ev.ID != msg.Flag.EventID {
+			return msg, fmt.Errorf("message %s: the flagged event is %q, the flag names %s", msg.ID, ev.ID, msg.Flag.EventID)
 		}
 		if ev.Livemode != nil && *ev.Livemode != live {
 			return msg, fmt.Errorf("message %s: the flagged event's livemode contradicts the receiver's %s mode", msg.ID, r.cfg.Mode)
@@ -184,7 +188,13 @@ func (r *Receiver) writeLedger(w http.ResponseWriter, req *http.Request, msg led
 	}
 	r.metrics.ledger.WithLabelValues(msg.Kind, ledgerWritten).Inc()
 	log.Info("Ledger message written", "targets", len(r.targets), "filled", len(filled), "duration", time.Since(start).String())
-	writeLedgerResult(w, http.StatusOK, ledger.Result{Status: ledger.StatusWritten, Filled: filled})
+	res := ledger.Result{Status: ledger.StatusWritten, Filled: filled, FilledCount: len(filled)}
+	if len(filled) > ledger.MaxFilledIDs {
+		// The first ones (sorted); the FHIR server's filled-from-payout extension names them all.
+		res.Filled = filled[:ledger.MaxFilledIDs]
+		res.Message = fmt.Sprintf("%d payments filled in; the first %d listed", len(filled), ledger.MaxFilledIDs)
+	}
+	writeLedgerResult(w, http.StatusOK, res)
 }
 
 // writeLedgerAll hands msg to every target concurrently, each bounded by the forward timeout,

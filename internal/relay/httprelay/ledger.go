@@ -116,9 +116,10 @@ func payoutEnvelope(livemode bool, p ledger.Payout) Envelope {
 }
 
 // flagEnvelope is the envelope of the flagged event with the flag added. A flag whose message
-// carries no usable event (the operator sends it; only a malformed one lacks it) gets an
-// envelope built from the flag's own facts: the event's id, type and time, and the payment's
-// id and amount.
+// carries no event, or one without data.object, gets an envelope built from the flag's own
+// facts: the event's id, type and time, and the payment's id and amount. An event that is not
+// JSON or is another event than the flag names is refused (the receiver answers such a message
+// 400 before any target sees it).
 func flagEnvelope(clinicID string, livemode bool, f ledger.Flag) (Envelope, error) {
 	flag := Flag{ID: f.ID, Rule: f.Rule, Reason: f.Reason, Value: f.Value, Threshold: f.Threshold, EventID: f.EventID,
 		EventType: f.EventType, Created: f.Created, PaymentIntentID: f.PaymentIntentID, ChargeID: f.ChargeID,
@@ -135,12 +136,12 @@ func flagEnvelope(clinicID string, livemode bool, f ledger.Flag) (Envelope, erro
 		if ev.ID != f.EventID {
 			return Envelope{}, fmt.Errorf("flag %s: its event is %q, not %s", f.ID, ev.ID, f.EventID)
 		}
-		env, err := NewEnvelope(relay.Event{ClinicID: clinicID, Stripe: ev})
-		if err != nil {
-			return Envelope{}, fmt.Errorf("flag %s: %w", f.ID, err)
+		// An event without data.object gets the envelope of the flag's facts below rather than
+		// fail: the operator would send the same message again and again to no avail.
+		if env, err := NewEnvelope(relay.Event{ClinicID: clinicID, Stripe: ev}); err == nil {
+			env.Flags = []Flag{flag}
+			return env, nil
 		}
-		env.Flags = []Flag{flag}
-		return env, nil
 	}
 	obj := Object{ID: f.PaymentIntentID, Amount: flag.Amount, AmountDecimal: flag.AmountDecimal, Currency: f.Currency,
 		PaymentIntent: f.PaymentIntentID, Charge: f.ChargeID}

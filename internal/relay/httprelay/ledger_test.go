@@ -136,3 +136,24 @@ func verifyStandard(t *testing.T, key string, body []byte, h http.Header) {
 		t.Errorf("Standard Webhooks verification: %v", err)
 	}
 }
+
+// TestLedgerEnvelopeFromTheFlagsFacts: a flag whose event has no data.object (or no event at all)
+// still reaches the clinic, in an envelope made of the flag's own facts, rather than fail every
+// time the operator sends it.
+func TestLedgerEnvelopeFromTheFlagsFacts(t *testing.T) {
+	msg := jpyFlag()
+	msg.Flag.Event = json.RawMessage(`{"id":"evt_9","object":"event","type":"payment_intent.succeeded"}`)
+	for name, event := range map[string]json.RawMessage{"no data.object": msg.Flag.Event, "no event": nil} {
+		msg.Flag.Event = event
+		env, err := LedgerEnvelope(msg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, _ := jsonMarshal(env)
+		want := `{"id":"evt_9","type":"payment_intent.succeeded","created":1705400000,"livemode":false,"clinicID":"clinic-a","apiVersion":"",` +
+			`"object":{"id":"pi_9","amount":900000,"amountDecimal":"900000","currency":"jpy","payment_intent":"pi_9"},"flags":[`
+		if !strings.HasPrefix(string(got), want) || len(env.Flags) != 1 || env.Flags[0].ID != msg.ID {
+			t.Errorf("%s:\n got %s\nwant %s…", name, got, want)
+		}
+	}
+}
