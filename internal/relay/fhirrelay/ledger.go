@@ -232,10 +232,13 @@ type settledPayment struct {
 // gapFillNotices builds, for each payment the payout settles (isPaymentItem), the PaymentNotice
 // the event relay would have written had its payment event reached the FHIR server, keyed on
 // exactly the identifier the event relay keys it on: the PaymentIntent id when the payment has
-// one, else the Charge id (newPayment). The If-None-Exist search matches any identifier of a
-// stored notice, and an event-written notice lists the PaymentIntent and Charge ids, so it is
-// found whichever the item carries; a notice filled in here lists both too, so the payment's
-// event, arriving late, finds it instead of writing a second one.
+// one, else the Charge id (newPayment). The If-None-Exist search is a token search on
+// identifier, which matches a resource when any of its identifiers has that system and value
+// (https://hl7.org/fhir/R4/search.html#token), and an event-written notice lists the
+// PaymentIntent and Charge ids, so it is found whichever the item carries; a notice filled in
+// here lists both too, so the payment's event, arriving late, finds it instead of writing a
+// second one. The shape is R4's PaymentNotice (https://hl7.org/fhir/R4/paymentnotice.html):
+// payment (1..1) points at the contained PaymentReconciliation, as in the event-written one.
 //
 // Two items of one payment (a PaymentIntent charged twice) make one notice of their sum, as the
 // PaymentIntent's amount_received would be.
