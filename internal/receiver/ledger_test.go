@@ -580,3 +580,43 @@ func TestLedgerLargePayout(t *testing.T) {
 		t.Errorf("%d PaymentNotices, want 2000", n)
 	}
 }
+
+// TestLedgerConcurrentSendsWriteOnce: two sends of one payout at once (the operator's retry
+// while the first is still being written) both end written, with one copy of everything on the
+// FHIR server and the same payments reported filled.
+func TestLedgerConcurrentSendsWriteOnce(t *testing.T) {
+	e := newLedgerEnv(t)
+	msg := dayPayout("usd", 100)
+	answers := make(chan answer, 2)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() { answers <- e.send(t, msg) })
+	}
+	wg.Wait()
+	close(answers)
+	for a := range answers {
+		if a.code != http.StatusOK || !slices.Equal(a.Filled, []string{"ch_2", "pi_1"}) {
+			t.Errorf("answer %d %+v, want written with [ch_2 pi_1]", a.code, a.Result)
+		}
+	}
+	if n, r := e.fhir.count("PaymentNotice"), e.fhir.count("PaymentReconciliation"); n != 2 || r != 1 {
+		t.Errorf("FHIR holds %d notices and %d reconciliations, want 2 and 1", n, r)
+	}
+}
+
+// TestLedgerTargetWithoutLedgerWriter: a system of record that cannot record ledger messages
+// makes the answer 503 naming it: "written" would tell the operator the books are complete.
+func TestLedgerTargetWithoutLedgerWriter(t *testing.T) {
+	events := &fakeTarget{name: "events-only"}
+	f := newFixture(t, secretNew+"\n", []relay.Target{events})
+	srv := httptest.NewServer(f.r.WebhookHandler())
+	t.Cleanup(srv.Close)
+	e := &ledgerEnv{f: f, url: srv.URL}
+	a := e.send(t, dayPayout("usd", 100))
+	if a.code != http.StatusServiceUnavailable || a.Status != ledgerFailed || a.Message != "not written to events-only; send again later" {
+		t.Errorf("answer %d %+v", a.code, a.Result)
+	}
+	if len(events.calls()) != 0 {
+		t.Errorf("the ledger message was relayed as an event")
+	}
+}
