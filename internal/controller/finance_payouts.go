@@ -343,9 +343,11 @@ func (r *StripeIntegrationReconciler) writePayout(ctx context.Context, si *payme
 		return payoutOutcome{retry: true, cond: falseCond(ct, paymentsv1alpha1.ReasonPayoutWriteFailed, stripeclient.Redact(fmt.Sprintf(
 			"payout %s (arriving %s) was not written: %s; retried with backoff", p.ID, day(p.ArrivalDate), writeFailure(err))))}, true
 	}
-	advance(next, p, len(lp.Items), res.Filled, arrivals)
+	// The receiver may cut the ids it names (ledger.MaxFilledIDs); FilledCount is the total.
+	filled := max(res.FilledCount, len(res.Filled))
+	advance(next, p, len(lp.Items), res.Filled, filled, arrivals)
 	out.written++
-	out.filled += len(res.Filled)
+	out.filled += filled
 	return payoutOutcome{}, false
 }
 
@@ -406,17 +408,18 @@ func ledgerPayout(clinicID string, p stripeclient.Payout, txns []stripeclient.Ba
 
 // advance records a written payout in next: the cursor, its figures, the running totals, and the
 // written ids a later check would list again (arrived within the margin before the cursor).
-func advance(next *paymentsv1alpha1.PayoutsStatus, p stripeclient.Payout, items int, filled []string, arrivals map[string]int64) {
+func advance(next *paymentsv1alpha1.PayoutsStatus, p stripeclient.Payout, items int, filled []string, filledCount int,
+	arrivals map[string]int64) {
 	arrival := time.Unix(p.ArrivalDate, 0).UTC()
 	next.LastPayoutID = p.ID
 	if next.LastArrivalDate == nil || arrival.After(next.LastArrivalDate.Time) {
 		next.LastArrivalDate = ptrTime(arrival)
 	}
 	next.LastItems = int32(min(items, 1<<31-1))
-	next.LastFilled = int32(min(len(filled), 1<<31-1))
+	next.LastFilled = int32(min(filledCount, 1<<31-1))
 	next.LastFilledIDs = slices.Clone(filled[:min(len(filled), maxLastFilledIDs)])
 	next.Reconciled++
-	next.Filled += int64(len(filled))
+	next.Filled += int64(filledCount)
 	floor := next.LastArrivalDate.Add(-payoutCursorMargin).Unix()
 	kept := make([]string, 0, len(next.WrittenIDs)+1)
 	for _, id := range append(next.WrittenIDs, p.ID) {
