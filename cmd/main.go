@@ -53,6 +53,7 @@ type options struct {
 	metricsFromNamespaces, metricsFromPods string
 	managerPodSelector                     string
 	transientGrace                         time.Duration
+	payoutCheckInterval                    time.Duration
 	// Leader election timing (client-go's leaderelection.LeaderElectionConfig).
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 }
@@ -121,6 +122,8 @@ func main() {
 	flag.DurationVar(&o.transientGrace, "transient-failure-grace", defaultTransientGrace,
 		"How long transient Stripe failures (429, 5xx, timeouts) of a connected integration leave it Connected, without a Warning Event, before they "+
 			"are reported; 0 reports the first one.")
+	flag.DurationVar(&o.payoutCheckInterval, "payout-check-interval", controller.DefaultPayoutCheckInterval,
+		"Base period between payout checks of an integration with spec.finance.payouts.enabled (jittered ±10%); each costs at least one Stripe call.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -167,6 +170,9 @@ func run(o options) error {
 	}
 	if o.transientGrace < 0 {
 		return fmt.Errorf("--transient-failure-grace must not be negative, got %s", o.transientGrace)
+	}
+	if o.payoutCheckInterval <= 0 {
+		return fmt.Errorf("--payout-check-interval must be positive, got %s", o.payoutCheckInterval)
 	}
 	if err := checkLeaderElection(o); err != nil {
 		return err
@@ -228,6 +234,7 @@ func run(o options) error {
 		// Never nil, so an empty flag allows no annotation rather than the defaults.
 		IngressAnnotationAllowlist: splitList(o.ingressAllowlist),
 		TransientFailureGrace:      o.transientGrace,
+		PayoutCheckInterval:        o.payoutCheckInterval,
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
