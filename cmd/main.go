@@ -55,6 +55,7 @@ type options struct {
 	transientGrace                         time.Duration
 	// Leader election timing (client-go's leaderelection.LeaderElectionConfig).
 	leaseDuration, renewDeadline, retryPeriod time.Duration
+	deliveryCheckInterval                     time.Duration
 }
 
 // defaultTransientGrace outlasts a burst of 429s and most Stripe incidents (minutes) while it is
@@ -121,6 +122,9 @@ func main() {
 	flag.DurationVar(&o.transientGrace, "transient-failure-grace", defaultTransientGrace,
 		"How long transient Stripe failures (429, 5xx, timeouts) of a connected integration leave it Connected, without a Warning Event, before they "+
 			"are reported; 0 reports the first one.")
+	flag.DurationVar(&o.deliveryCheckInterval, "delivery-check-interval", 30*time.Minute,
+		"Base period (jittered ±10%) of the delivery check of a connected integration (the DeliveriesArriving condition): a signed probe through "+
+			"its public URL and one Stripe call; 0 turns the check off.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -164,6 +168,9 @@ func run(o options) error {
 	if traffic.ManagerNamespace == "" && (traffic.WebhookFromNamespaces != nil || traffic.WebhookFromPods != nil) {
 		// Outside a cluster the manager's own pods cannot be named; in one, replays would be refused.
 		log.Info("Manager namespace unknown: receivers admit replays only from the webhook source")
+	}
+	if o.deliveryCheckInterval < 0 {
+		return fmt.Errorf("--delivery-check-interval must not be negative, got %s", o.deliveryCheckInterval)
 	}
 	if o.transientGrace < 0 {
 		return fmt.Errorf("--transient-failure-grace must not be negative, got %s", o.transientGrace)
@@ -228,6 +235,7 @@ func run(o options) error {
 		// Never nil, so an empty flag allows no annotation rather than the defaults.
 		IngressAnnotationAllowlist: splitList(o.ingressAllowlist),
 		TransientFailureGrace:      o.transientGrace,
+		DeliveryCheckInterval:      deliveryCheckInterval(o.deliveryCheckInterval),
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
@@ -246,4 +254,13 @@ func run(o options) error {
 	log.Info("Starting manager", "stripeAPIURL", o.stripeAPIURL, "resyncPeriod", o.resyncPeriod, "watchNamespaces", o.watchNamespaces,
 		"transientFailureGrace", o.transientGrace)
 	return mgr.Start(ctx)
+}
+
+// deliveryCheckInterval maps --delivery-check-interval to the reconciler's field: 0 (off) is
+// negative there, where 0 means the default.
+func deliveryCheckInterval(flagValue time.Duration) time.Duration {
+	if flagValue == 0 {
+		return -1
+	}
+	return flagValue
 }

@@ -48,6 +48,7 @@ func (r *StripeIntegrationReconciler) reconcilePhases(ctx context.Context, si *p
 	} else if gapPending(si) {
 		obs.followUp = true
 	}
+	r.reconcileDelivery(ctx, si, &obs)
 	switch {
 	case obs.stripe != nil:
 		r.recordView(si, &obs) // this pass asked Stripe

@@ -19,6 +19,9 @@ type Metrics struct {
 	// timeouts) of an integration began; the series exists only while the run lasts, so the
 	// failures show here even while the grace keeps the integration's conditions True.
 	FailingSince *prometheus.GaugeVec
+	// DeliveryChecks counts delivery checks (the DeliveriesArriving condition) by mode and
+	// reason; no per-integration labels: the condition names the clinic.
+	DeliveryChecks *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them on reg.
@@ -41,8 +44,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Unix time the current run of transient Stripe failures (429, 5xx, timeouts) of a StripeIntegration began; absent when its last Stripe " +
 				"pass succeeded.",
 		}, []string{"namespace", "name"}),
+		DeliveryChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_operator_delivery_checks_total",
+			Help: "Delivery checks (signed probe through the public URL plus Stripe's undelivered events) by mode and outcome (the DeliveriesArriving reason).",
+		}, []string{"mode", "reason"}),
 	}
-	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites, m.FailingSince} {
+	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites, m.FailingSince, m.DeliveryChecks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
