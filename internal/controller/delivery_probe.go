@@ -39,7 +39,8 @@ import (
 //     domain-separated scheme under the same secret. The receiver answers it with the clinic ID
 //     and the probe's nonce and relays nothing. No redirects are followed.
 //  2. it asks Stripe, in one call, whether events of the endpoint's types created since the
-//     previous check (the endpoint's creation for the first) are undelivered:
+//     last check that found none (the endpoint's creation for the first; at most Stripe's retry
+//     window back; the last two minutes left out, see defaultDeliverySettle) are undelivered:
 //     GET /v1/events?delivery_success=false, which lists "events which are still pending or have
 //     failed all delivery attempts to a webhook endpoint" (https://docs.stripe.com/api/events/list).
 //
@@ -198,6 +199,9 @@ func (r *StripeIntegrationReconciler) checkDelivery(ctx context.Context, si *pay
 	if sched.endpointCreated.After(from) {
 		from = sched.endpointCreated // events before the current endpoint are not its deliveries
 	}
+	if oldest := now.Add(-retryWindow(si)); from.Before(oldest) {
+		from = oldest // Stripe has stopped retrying older ones: a replay is their remedy
+	}
 	until := now.Add(-r.deliverySettleTime()).Truncate(time.Second)
 	if until.Before(from) {
 		until = from
@@ -215,7 +219,11 @@ func (r *StripeIntegrationReconciler) checkDelivery(ctx context.Context, si *pay
 	}
 	if err != nil {
 		log.Info("Reading Stripe's undelivered events failed", "reason", stripeclient.Redact(err.Error()))
-		until = time.Time{} // the same window is read again next time
+	}
+	if err != nil || undelivered {
+		// The window is read again next time: an undelivered event is reported until Stripe
+		// delivers it or its retry window has passed, not only at the check that first saw it.
+		until = time.Time{}
 	}
 	c := deliveryCondition(publicURL, probe, undelivered, err)
 	log.V(1).Info("Delivery check", "reason", c.Reason, "probe", probe.kind)
@@ -366,8 +374,8 @@ func deliveryCondition(publicURL string, p probeOutcome, undelivered bool, strip
 	}
 	if undelivered {
 		return falseCond(ct, paymentsv1alpha1.ReasonStripeDeliveriesFailing,
-			"Stripe reports undelivered events of the endpoint's types since the previous check (GET /v1/events?delivery_success=false; "+
-				"Stripe does not say to which of the account's endpoints)"+probeNote)
+			"Stripe reports undelivered events of the endpoint's types (GET /v1/events?delivery_success=false, events created since the last "+
+				"check that found none, at most Stripe's retry window back; Stripe does not say to which of the account's endpoints)"+probeNote)
 	}
 	stripeNote, stripeCond := "Stripe reports no undelivered events since the previous check", condition{}
 	if stripeErr != nil {

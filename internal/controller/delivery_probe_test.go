@@ -168,4 +168,10 @@ func TestDeliveriesStripeReportsFailures(t *testing.T) {
 		t.Errorf("Connected = %s/%s: DeliveriesArriving must stay outside it", c.Status, c.Reason)
 	}
 	t.Logf("event %s undelivered: %s", id, msg)
+	// Later checks read the same window again: the failure stays reported while the event is
+	// undelivered, not only at the check that first saw it.
+	time.Sleep(2 * testResync)
+	if c := getCondition(t, getSI(t, ns, "clinic-df"), v1.ConditionDeliveriesArriving); c.Reason != v1.ReasonStripeDeliveriesFailing {
+		t.Errorf("a later check reports %s/%s while the event is still undelivered", c.Status, c.Reason)
+	}
 }
