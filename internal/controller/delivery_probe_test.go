@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,12 +49,12 @@ func connectDelivery(t *testing.T, si *v1.StripeIntegration) {
 
 // startProbeTarget serves the real receiver for si on ln with the stored signing secret, relaying
 // to an HTTP and a FHIR system of record that answer sinkStatus; it returns the sinks' hit count.
-func startProbeTarget(t *testing.T, si *v1.StripeIntegration, ln net.Listener, sinkStatus int) func() int {
+func startProbeTarget(t *testing.T, si *v1.StripeIntegration, ln net.Listener, sinkStatus *atomic.Int32) func() int {
 	t.Helper()
-	hits := make(chan struct{}, 1000)
+	var hits atomic.Int64
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		hits <- struct{}{}
-		w.WriteHeader(sinkStatus)
+		hits.Add(1)
+		w.WriteHeader(int(sinkStatus.Load()))
 	}))
 	t.Cleanup(sink.Close)
 	opsLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -61,7 +62,7 @@ func startProbeTarget(t *testing.T, si *v1.StripeIntegration, ln net.Listener, s
 	secretFile := filepath.Join(t.TempDir(), v1.SigningSecretKey)
 	must(t, os.WriteFile(secretFile, signingSecret(t, si).Data[v1.SigningSecretKey], 0o600))
 	startReceiverLogging(t, si, secretFile, sink.URL+"/events", sink.URL+"/r4", ln, opsLn, logr.Discard())
-	return func() int { return len(hits) }
+	return func() int { return int(hits.Load()) }
 }
 
 // The registered public URL leads to the clinic's real receiver: the probe is answered with its
@@ -75,7 +76,9 @@ func TestDeliveriesArrivingThroughTheReceiver(t *testing.T) {
 	_, si := deliveryClinic(t, ns, "clinic-da", func(clinic string) string {
 		return "http://" + ln.Addr().String() + receiver.WebhookPath(receiver.ModeTest, clinic)
 	})
-	sinkHits := startProbeTarget(t, si, ln, http.StatusOK)
+	var status atomic.Int32
+	status.Store(http.StatusOK)
+	sinkHits := startProbeTarget(t, si, ln, &status)
 	connectDelivery(t, si)
 	got := waitCondition(t, ns, "clinic-da", v1.ConditionDeliveriesArriving, metav1.ConditionTrue, v1.ReasonDeliveriesArriving, waitShort)
 	if c := getCondition(t, got, v1.ConditionDeliveriesArriving); !strings.Contains(c.Message, si.Status.WebhookURL) {
@@ -143,7 +146,8 @@ func TestDeliveriesProbeAnsweredByOther(t *testing.T) {
 
 // The receiver answers the probe, but its system of record refuses events, so Stripe's
 // deliveries fail: Stripe lists them as undelivered (delivery_success=false,
-// https://docs.stripe.com/api/events/list) and the condition turns False StripeDeliveriesFailing.
+// https://docs.stripe.com/api/events/list) and the condition turns False StripeDeliveriesFailing,
+// and stays so until Stripe delivers the event; then it is True again.
 func TestDeliveriesStripeReportsFailures(t *testing.T) {
 	t.Parallel()
 	ns := newNamespace(t)
@@ -152,7 +156,9 @@ func TestDeliveriesStripeReportsFailures(t *testing.T) {
 	k, si := deliveryClinic(t, ns, "clinic-df", func(clinic string) string {
 		return "http://" + ln.Addr().String() + receiver.WebhookPath(receiver.ModeTest, clinic)
 	})
-	startProbeTarget(t, si, ln, http.StatusServiceUnavailable)
+	var status atomic.Int32
+	status.Store(http.StatusServiceUnavailable)
+	startProbeTarget(t, si, ln, &status)
 	connectDelivery(t, si)
 	waitCondition(t, ns, "clinic-df", v1.ConditionDeliveriesArriving, metav1.ConditionTrue, v1.ReasonDeliveriesArriving, waitShort)
 
@@ -174,4 +180,10 @@ func TestDeliveriesStripeReportsFailures(t *testing.T) {
 	if c := getCondition(t, getSI(t, ns, "clinic-df"), v1.ConditionDeliveriesArriving); c.Reason != v1.ReasonStripeDeliveriesFailing {
 		t.Errorf("a later check reports %s/%s while the event is still undelivered", c.Status, c.Reason)
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), waitShort)
+	defer cancel()
+	must(t, fake.WaitForEventDeliveries(ctx, id)) // the fake's retries are over
+	status.Store(http.StatusOK)
+	must(t, fake.Redeliver(id))
+	waitCondition(t, ns, "clinic-df", v1.ConditionDeliveriesArriving, metav1.ConditionTrue, v1.ReasonDeliveriesArriving, waitShort)
 }

@@ -66,7 +66,8 @@ func TestDeliveryProbeOutcomes(t *testing.T) {
 
 	notFound := httptest.NewServer(http.NotFoundHandler())
 	t.Cleanup(notFound.Close)
-	if got := r.sendDeliveryProbe(ctx, notFound.URL+"/stripe/webhook-test/clinic-probe", si, probeSecret); got.kind != probeOther || got.detail != "HTTP 404" {
+	got := r.sendDeliveryProbe(ctx, notFound.URL+"/stripe/webhook-test/clinic-probe", si, probeSecret)
+	if got.kind != probeOther || got.detail != "HTTP 404" {
 		t.Errorf("probe answered 404 = %+v, want other HTTP 404", got)
 	}
 	redirect := httptest.NewServer(http.RedirectHandler(rcvURL, http.StatusFound))
@@ -91,7 +92,8 @@ func TestDeliveryProbeOutcomes(t *testing.T) {
 func TestDialErrorClass(t *testing.T) {
 	t.Parallel()
 	u, _ := url.Parse("https://hooks.clinic.example/stripe/webhook/c1")
-	dns := &url.Error{Op: "Post", URL: u.String(), Err: &net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: u.Hostname(), IsNotFound: true}}}
+	dns := &url.Error{Op: "Post", URL: u.String(),
+		Err: &net.OpError{Op: "dial", Err: &net.DNSError{Err: "no such host", Name: u.Hostname(), IsNotFound: true}}}
 	if got := dialErrorClass(dns, u); got != "DNS lookup of hooks.clinic.example failed" {
 		t.Errorf("DNS error class = %q", got)
 	}
@@ -122,7 +124,8 @@ func TestDeliveryCondition(t *testing.T) {
 		reason      string
 		contains    []string
 	}{
-		"all good":                       {reached, false, nil, metav1.ConditionTrue, v1.ReasonDeliveriesArriving, []string{u, "reached this clinic's receiver"}},
+		"all good": {reached, false, nil, metav1.ConditionTrue, v1.ReasonDeliveriesArriving,
+			[]string{u, "reached this clinic's receiver"}},
 		"Stripe reports failures":        {reached, true, nil, metav1.ConditionFalse, v1.ReasonStripeDeliveriesFailing, []string{"did reach"}},
 		"failures and unreachable":       {unreachable, true, nil, metav1.ConditionFalse, v1.ReasonStripeDeliveriesFailing, []string{"connection refused"}},
 		"failures and answered by other": {other, true, nil, metav1.ConditionFalse, v1.ReasonStripeDeliveriesFailing, []string{"HTTP 404"}},
@@ -130,7 +133,8 @@ func TestDeliveryCondition(t *testing.T) {
 			[]string{"cannot reach " + u + " from inside the cluster (connection refused)", "Stripe reports no undelivered events", "may still arrive"}},
 		"unreachable, Stripe unreadable": {unreachable, false, unavailable, metav1.ConditionUnknown, v1.ReasonPublicURLUnreachable,
 			[]string{"could not be read"}},
-		"answered by other":                {other, false, nil, metav1.ConditionFalse, v1.ReasonProbeAnsweredByOther, []string{"HTTP 404", "without the probe's nonce"}},
+		"answered by other": {other, false, nil, metav1.ConditionFalse, v1.ReasonProbeAnsweredByOther,
+			[]string{"HTTP 404", "without the probe's nonce"}},
 		"reached, Stripe unavailable":      {reached, false, unavailable, metav1.ConditionUnknown, v1.ReasonStripeUnavailable, nil},
 		"reached, no event permission":     {reached, false, denied, metav1.ConditionUnknown, v1.ReasonEventPermissionMissing, []string{"rak_event_read"}},
 		"reached, unexpected Stripe error": {reached, false, errors.New("weird"), metav1.ConditionUnknown, v1.ReasonDeliveryCheckFailed, nil},

@@ -46,7 +46,8 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"namespace", "name"}),
 		DeliveryChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "stripe_operator_delivery_checks_total",
-			Help: "Delivery checks (signed probe through the public URL plus Stripe's undelivered events) by mode and outcome (the DeliveriesArriving reason).",
+			Help: "Delivery checks (a signed probe through the public URL, and Stripe's undelivered events) by mode and outcome " +
+				"(the DeliveriesArriving reason).",
 		}, []string{"mode", "reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites, m.FailingSince, m.DeliveryChecks} {
