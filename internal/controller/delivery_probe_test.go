@@ -187,3 +187,43 @@ func TestDeliveriesStripeReportsFailures(t *testing.T) {
 	must(t, fake.Redeliver(id))
 	waitCondition(t, ns, "clinic-df", v1.ConditionDeliveriesArriving, metav1.ConditionTrue, v1.ReasonDeliveriesArriving, waitShort)
 }
+
+// The delivery check keeps to its cadence and rides on passes that run anyway. A connected clinic
+// with the default interval (30 min) makes no events call over several resyncs and gets no
+// condition yet; one checked every 500 ms is checked at most once per pass, never in a pass of
+// its own: its event lists never outnumber its endpoint lists (one per resync).
+func TestDeliveryCheckCadence(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	urlFor := func(clinic string) string { return srv.URL + receiver.WebhookPath(receiver.ModeTest, clinic) }
+
+	kd := newTestKeys(t, "test")
+	fake.AddKey(kd.secret, stripefake.KeyOptions{})
+	def := integration(ns, "clinic-dd", uniqueClinic("clinic-dd", ns), v1.ModeTest, "clinic-dd-keys")
+	def.Spec.Webhook = &v1.WebhookSpec{URL: urlFor(def.Spec.ClinicID)}
+	mustCreate(t, credentialsSecret(ns, "clinic-dd-keys", kd), def)
+	def = waitCondition(t, ns, "clinic-dd", v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
+	connectDelivery(t, def)
+
+	kf, fast := deliveryClinic(t, ns, "clinic-dq", urlFor)
+	connectDelivery(t, fast)
+	waitCondition(t, ns, "clinic-dq", v1.ConditionDeliveriesArriving, metav1.ConditionFalse, v1.ReasonProbeAnsweredByOther, waitShort)
+
+	eventsDef, eventsFast := fake.CallsTo(kd.secret, "GET", stripefake.PathEvents), fake.CallsTo(kf.secret, "GET", stripefake.PathEvents)
+	listsFast := fake.CallsTo(kf.secret, "GET", stripefake.PathWebhookEndpoints)
+	time.Sleep(3 * testResync)
+	if n := fake.CallsTo(kd.secret, "GET", stripefake.PathEvents) - eventsDef; n != 0 {
+		t.Errorf("the default-interval clinic made %d events calls over 3 resyncs, want 0", n)
+	}
+	if c := conditionOrNone(getSI(t, ns, "clinic-dd"), v1.ConditionDeliveriesArriving); c.Status != "" {
+		t.Errorf("the default-interval clinic has DeliveriesArriving %s/%s before its first check", c.Status, c.Reason)
+	}
+	checks := fake.CallsTo(kf.secret, "GET", stripefake.PathEvents) - eventsFast
+	lists := fake.CallsTo(kf.secret, "GET", stripefake.PathWebhookEndpoints) - listsFast
+	t.Logf("over 3 resyncs the 500 ms clinic made %d events calls and %d endpoint lists", checks, lists)
+	if checks == 0 || checks > lists+1 {
+		t.Errorf("%d delivery checks for %d resync passes: want at least one, and at most one per pass", checks, lists)
+	}
+}
