@@ -9,14 +9,20 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	crfake "sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/internal/keys"
 	"github.com/clinicpay/stripe-operator/internal/receiver"
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 )
@@ -147,6 +153,82 @@ func TestDeliveryCondition(t *testing.T) {
 			if !strings.Contains(c.Message, s) {
 				t.Errorf("%s: message %q lacks %q", name, c.Message, s)
 			}
+		}
+	}
+}
+
+// recordingClients hands out one Stripe client and records the keys it was asked for.
+type recordingClients struct {
+	mu     sync.Mutex
+	keys   []string
+	client stripeclient.Client
+}
+
+func (c *recordingClients) For(key string, _ v1.Mode, _ string) stripeclient.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys = append(c.keys, key)
+	return c.client
+}
+
+// A due check in a pass that reused the cached Stripe view (no client in the pass) makes a client
+// for the keys the view was recorded for, as the probe would, and reads Stripe's undelivered
+// events in one call over [endpoint creation, now - settle). Keys that changed under the pass
+// make no client and no check: the next pass, which asks Stripe anyway, checks.
+func TestDeliveryCheckOnReusedView(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pub, sec := "pk_test_"+randomKeyBody(t, 32), "sk_test_"+randomKeyBody(t, 32)
+	for _, keysChanged := range []bool{false, true} {
+		si := branchSI()
+		si.Status.WebhookURL = realReceiverURL(t, si.Spec.ClinicID)
+		creds := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: si.Namespace, Name: "keys"},
+			Data: map[string][]byte{v1.DefaultPublishableKeyKey: []byte(pub), v1.DefaultSecretKeyKey: []byte(sec)}}
+		c := crfake.NewClientBuilder().WithScheme(branchScheme(t)).
+			WithObjects(si, creds, signingSecretObject(si, &storedSigning{endpointID: "we_1", data: probeSecret})).Build()
+		f := &fakeStripe{t: t}
+		f.ListEventsFn = func(context.Context, stripeclient.EventWindow) ([]stripeclient.RawEvent, error) { return nil, nil }
+		sc := &recordingClients{client: f}
+		r := &StripeIntegrationReconciler{Client: c, SecretReader: c, Stripe: sc, WebhookBaseURL: bBaseURL}
+		created := time.Now().Add(-time.Hour).Truncate(time.Second)
+		r.deliveryChecks.set(si.UID, deliveryCheck{due: time.Now().Add(-time.Second), endpointCreated: created})
+		obs := observation{statusInput: statusInput{
+			KeysValid:      trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, ""),
+			Authenticated:  trueCond(v1.ConditionAuthenticated, v1.ReasonAuthenticated, ""),
+			Webhook:        trueCond(v1.ConditionWebhookEndpointReady, v1.ReasonEndpointReady, ""),
+			Receiver:       trueCond(v1.ConditionReceiverReady, v1.ReasonReceiverAvailable, ""),
+			KeyFingerprint: keys.Fingerprint(pub, sec),
+		}, reusedView: true}
+		if keysChanged {
+			obs.KeyFingerprint = "another-fingerprint"
+		}
+		began := time.Now()
+		r.reconcileDelivery(ctx, si, &obs)
+
+		calls := f.Calls()
+		if keysChanged {
+			if len(sc.keys) != 0 || len(calls) != 0 || len(obs.Informational) != 0 {
+				t.Errorf("keys changed under the pass: clients %d, calls %v, conditions %+v; want none", len(sc.keys), calls, obs.Informational)
+			}
+			continue
+		}
+		if !slices.Equal(sc.keys, []string{sec}) {
+			t.Errorf("clients made for %d keys, want one for the secret key", len(sc.keys))
+		}
+		if len(calls) != 1 || calls[0].Method != "ListEvents" {
+			t.Fatalf("Stripe calls = %v, want one ListEvents", calls)
+		}
+		w := calls[0].Args[0].(stripeclient.EventWindow)
+		wantTo := began.Add(-defaultDeliverySettle).Truncate(time.Second)
+		if !w.Undelivered || w.Max != 1 || !w.From.Equal(created) || w.To.Before(wantTo) || w.To.After(wantTo.Add(time.Second)) ||
+			!slices.Equal(w.Types, branchDesired().EnabledEvents) {
+			t.Errorf("window = %+v, want undelivered %s..%s, Max 1, the endpoint's types", w, created, wantTo)
+		}
+		if len(obs.Informational) != 1 || obs.Informational[0].Reason != v1.ReasonDeliveriesArriving {
+			t.Errorf("conditions = %+v, want DeliveriesArriving True", obs.Informational)
+		}
+		if next, _ := r.deliveryChecks.get(si.UID); !next.due.After(began) || next.checkedUntil.IsZero() {
+			t.Errorf("schedule after the check = %+v, want a later due time and the window's end", next)
 		}
 	}
 }
