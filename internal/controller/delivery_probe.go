@@ -111,12 +111,21 @@ func connectedInPass(obs *observation) bool {
 // reconcileDelivery runs the delivery check when it is due and reports DeliveriesArriving in
 // obs.Informational; a pass that does not evaluate it leaves the stored condition as it is. An
 // integration that is no longer connected (or suspended) gets Unknown NotConnected (Suspended)
-// once it had the condition; one that never connected never gets it.
+// once it had the condition; one that never connected never gets it. With the check turned off
+// the condition is removed.
 func (r *StripeIntegrationReconciler) reconcileDelivery(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, obs *observation) {
 	const ct = paymentsv1alpha1.ConditionDeliveriesArriving
 	interval := r.deliveryCheckInterval(si)
-	if interval < 0 || obs.err != nil {
-		return // disabled, or a failed pass, retried with backoff: nothing new to say
+	if interval < 0 {
+		// Turned off: a condition from before would only grow stale.
+		r.deliveryChecks.forget(si.UID)
+		if meta.FindStatusCondition(si.Status.Conditions, ct) != nil {
+			obs.Cleared = append(obs.Cleared, ct)
+		}
+		return
+	}
+	if obs.err != nil {
+		return // a failed pass, retried with backoff: nothing new to say
 	}
 	if !connectedInPass(obs) {
 		r.deliveryChecks.forget(si.UID)

@@ -232,3 +232,46 @@ func TestDeliveryCheckOnReusedView(t *testing.T) {
 		}
 	}
 }
+
+// Not connected, suspended or turned off: the condition an integration had says so (or goes);
+// one that never had it gets none.
+func TestDeliveryConditionWhenNotChecked(t *testing.T) {
+	t.Parallel()
+	had := []metav1.Condition{{Type: v1.ConditionDeliveriesArriving, Status: metav1.ConditionTrue, Reason: v1.ReasonDeliveriesArriving}}
+	notConnected := observation{statusInput: statusInput{
+		KeysValid: trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, ""),
+		Receiver:  falseCond(v1.ConditionReceiverReady, v1.ReasonReceiverProgressing, ""),
+	}}
+	for name, tc := range map[string]struct {
+		stored   []metav1.Condition
+		suspend  bool
+		interval time.Duration
+		reason   string // "" none; "-" cleared
+	}{
+		"never had it":        {reason: ""},
+		"no longer connected": {stored: had, reason: v1.ReasonNotConnected},
+		"suspended":           {stored: had, suspend: true, reason: v1.ReasonSuspended},
+		"turned off":          {stored: had, interval: -1, reason: "-"},
+		"turned off, never":   {interval: -1, reason: ""},
+	} {
+		si := branchSI()
+		si.Status.Conditions, si.Spec.Suspend = tc.stored, tc.suspend
+		r := &StripeIntegrationReconciler{DeliveryCheckInterval: tc.interval}
+		obs := notConnected
+		r.reconcileDelivery(context.Background(), si, &obs)
+		switch {
+		case tc.reason == "-":
+			if len(obs.Cleared) != 1 || len(obs.Informational) != 0 {
+				t.Errorf("%s: cleared %v, conditions %+v; want the condition removed", name, obs.Cleared, obs.Informational)
+			}
+		case tc.reason == "":
+			if len(obs.Cleared)+len(obs.Informational) != 0 {
+				t.Errorf("%s: cleared %v, conditions %+v; want nothing", name, obs.Cleared, obs.Informational)
+			}
+		default:
+			if len(obs.Informational) != 1 || obs.Informational[0].Status != metav1.ConditionUnknown || obs.Informational[0].Reason != tc.reason {
+				t.Errorf("%s: conditions %+v, want Unknown %s", name, obs.Informational, tc.reason)
+			}
+		}
+	}
+}
