@@ -259,12 +259,12 @@ func TestDeliveryConditionWhenNotChecked(t *testing.T) {
 		r := &StripeIntegrationReconciler{DeliveryCheckInterval: tc.interval}
 		obs := notConnected
 		r.reconcileDelivery(context.Background(), si, &obs)
-		switch {
-		case tc.reason == "-":
+		switch tc.reason {
+		case "-":
 			if len(obs.Cleared) != 1 || len(obs.Informational) != 0 {
 				t.Errorf("%s: cleared %v, conditions %+v; want the condition removed", name, obs.Cleared, obs.Informational)
 			}
-		case tc.reason == "":
+		case "":
 			if len(obs.Cleared)+len(obs.Informational) != 0 {
 				t.Errorf("%s: cleared %v, conditions %+v; want nothing", name, obs.Cleared, obs.Informational)
 			}
