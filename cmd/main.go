@@ -56,6 +56,7 @@ type options struct {
 	payoutCheckInterval                    time.Duration
 	// Leader election timing (client-go's leaderelection.LeaderElectionConfig).
 	leaseDuration, renewDeadline, retryPeriod time.Duration
+	deliveryCheckInterval                     time.Duration
 }
 
 // defaultTransientGrace outlasts a burst of 429s and most Stripe incidents (minutes) while it is
@@ -124,6 +125,9 @@ func main() {
 			"are reported; 0 reports the first one.")
 	flag.DurationVar(&o.payoutCheckInterval, "payout-check-interval", controller.DefaultPayoutCheckInterval,
 		"Base period between payout checks of an integration with spec.finance.payouts.enabled (jittered ±10%); each costs at least one Stripe call.")
+	flag.DurationVar(&o.deliveryCheckInterval, "delivery-check-interval", 30*time.Minute,
+		"Base period (jittered ±10%) of the delivery check of a connected integration (the DeliveriesArriving condition): a signed probe through "+
+			"its public URL and one Stripe call; 0 turns the check off.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -167,6 +171,9 @@ func run(o options) error {
 	if traffic.ManagerNamespace == "" && (traffic.WebhookFromNamespaces != nil || traffic.WebhookFromPods != nil) {
 		// Outside a cluster the manager's own pods cannot be named; in one, replays would be refused.
 		log.Info("Manager namespace unknown: receivers admit replays only from the webhook source")
+	}
+	if o.deliveryCheckInterval < 0 {
+		return fmt.Errorf("--delivery-check-interval must not be negative, got %s", o.deliveryCheckInterval)
 	}
 	if o.transientGrace < 0 {
 		return fmt.Errorf("--transient-failure-grace must not be negative, got %s", o.transientGrace)
@@ -235,6 +242,7 @@ func run(o options) error {
 		IngressAnnotationAllowlist: splitList(o.ingressAllowlist),
 		TransientFailureGrace:      o.transientGrace,
 		PayoutCheckInterval:        o.payoutCheckInterval,
+		DeliveryCheckInterval:      deliveryCheckInterval(o.deliveryCheckInterval),
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
@@ -253,4 +261,13 @@ func run(o options) error {
 	log.Info("Starting manager", "stripeAPIURL", o.stripeAPIURL, "resyncPeriod", o.resyncPeriod, "watchNamespaces", o.watchNamespaces,
 		"transientFailureGrace", o.transientGrace)
 	return mgr.Start(ctx)
+}
+
+// deliveryCheckInterval maps --delivery-check-interval to the reconciler's field: 0 (off) is
+// negative there, where 0 means the default.
+func deliveryCheckInterval(flagValue time.Duration) time.Duration {
+	if flagValue == 0 {
+		return -1
+	}
+	return flagValue
 }

@@ -127,6 +127,23 @@ type StripeIntegrationReconciler struct {
 	// statusWrites remembers, in memory only, the resourceVersion each integration's last status
 	// write replaced, to recognise a cached copy that has not seen that write yet.
 	statusWrites uidMemory[statusWrite]
+
+	// DeliveryCheckInterval is the base period of the delivery check behind DeliveriesArriving
+	// (jittered ±10 %): a signed probe through the public URL and one Stripe call
+	// (delivery_probe.go). 0 means 30 min; negative turns the check off.
+	DeliveryCheckInterval time.Duration
+	// DeliveryCheckIntervalFor, when set, gives an integration its own interval (0 keeps
+	// DeliveryCheckInterval): tests check their clinics often without changing the Stripe
+	// budget of every other clinic.
+	DeliveryCheckIntervalFor func(*paymentsv1alpha1.StripeIntegration) time.Duration
+	// DeliveryProbeHTTPClient posts delivery probes; when nil, a client with a 10 s timeout that
+	// follows no redirect.
+	DeliveryProbeHTTPClient *http.Client
+	// deliveryChecks remembers, in memory only, each connected integration's check schedule.
+	deliveryChecks uidMemory[deliveryCheck]
+	// deliverySettle is how young an event may be and still not count as undelivered
+	// (defaultDeliverySettle when 0; tests shorten it).
+	deliverySettle time.Duration
 }
 
 // RBAC: reads are get/list/watch (list already discloses what get would); writes are exactly the

@@ -55,6 +55,7 @@ func (r *StripeIntegrationReconciler) reconcilePhases(ctx context.Context, si *p
 		obs.followUp = true
 	}
 	r.reconcilePayouts(ctx, si, &obs)
+	r.reconcileDelivery(ctx, si, &obs)
 	switch {
 	case obs.stripe != nil:
 		r.recordView(si, &obs) // this pass asked Stripe

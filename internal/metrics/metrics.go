@@ -26,6 +26,9 @@ type Metrics struct {
 	PayoutsReconciled *prometheus.CounterVec
 	PaymentsFilled    *prometheus.CounterVec
 	PayoutChecks      *prometheus.CounterVec
+	// DeliveryChecks counts delivery checks (the DeliveriesArriving condition) by mode and
+	// reason; no per-integration labels: the condition names the clinic.
+	DeliveryChecks *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them on reg.
@@ -60,9 +63,14 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "stripe_operator_payout_checks_total",
 			Help: "Payout checks by outcome (the PayoutsReconciled condition reason; transient Stripe failures as RateLimited or StripeUnavailable).",
 		}, []string{"mode", "reason"}),
+		DeliveryChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_operator_delivery_checks_total",
+			Help: "Delivery checks (a signed probe through the public URL, and Stripe's undelivered events) by mode and outcome " +
+				"(the DeliveriesArriving reason).",
+		}, []string{"mode", "reason"}),
 	}
 	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites, m.FailingSince, m.PayoutsReconciled, m.PaymentsFilled,
-		m.PayoutChecks} {
+		m.PayoutChecks, m.DeliveryChecks} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -100,6 +100,9 @@ func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
 		r.reject(w, rej)
 		return
 	}
+	if r.answerProbe(w, req, body, ev) {
+		return
+	}
 	r.process(w, req, ev, r.isReplay(req, body, ev))
 }
 

@@ -44,7 +44,10 @@ type metrics struct {
 	relays       *prometheus.CounterVec
 	failingSince *prometheus.GaugeVec
 	// ledger counts the operator's ledger messages by kind and result (ledger.go).
-	ledger  *prometheus.CounterVec
+	ledger *prometheus.CounterVec
+	// probes counts the operator's delivery probes (answered, refused), which are never
+	// counted in events.
+	probes  *prometheus.CounterVec
 	mu      sync.Mutex
 	failing map[string]bool
 }
@@ -85,10 +88,14 @@ func newMetrics(reg prometheus.Registerer, targets []string) (*metrics, error) {
 			Help: "Ledger messages from the operator by kind (payout.reconciled, anomaly.flagged, unknown) and result " +
 				"(written, failed, rejected, unauthorized).",
 		}, []string{"kind", "result"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_receiver_probes_total",
+			Help: "The operator's delivery probes by result (answered, refused); never relayed, never in stripe_receiver_events_total.",
+		}, []string{"result"}),
 		failing: map[string]bool{},
 	}
 	for _, c := range []prometheus.Collector{m.events, m.signatureFailures, m.relayDuration, m.duplicates, m.secretReloads, m.relays,
-		m.failingSince, m.ledger} {
+		m.failingSince, m.ledger, m.probes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering receiver metrics: %w", err)
 		}
