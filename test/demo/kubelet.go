@@ -37,6 +37,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -403,8 +404,28 @@ func (k *kubelet) startPod(d *appsv1.Deployment, p *pod, mounts map[string]strin
 	return nil
 }
 
-// route points the integration's public webhook URL at its ready replicas.
+// route points the integration's public webhook URL, and the webhook port of each Service that
+// selects the Deployment's pods, at its ready replicas.
 func (k *kubelet) route(ctx context.Context, d *appsv1.Deployment, pods []*pod) {
+	var addrs []string
+	for _, p := range pods {
+		if p.ready {
+			addrs = append(addrs, p.webhookAddr)
+		}
+	}
+	var svcs corev1.ServiceList
+	if err := k.c.List(ctx, &svcs, client.InNamespace(d.Namespace)); err == nil {
+		for _, svc := range svcs.Items {
+			if len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(d.Spec.Template.Labels)) {
+				continue
+			}
+			for _, sp := range svc.Spec.Ports {
+				if sp.TargetPort.StrVal == "webhook" {
+					k.net.setService(fmt.Sprintf("%s.%s.svc:%d", svc.Name, svc.Namespace, sp.Port), addrs)
+				}
+			}
+		}
+	}
 	owner := metav1.GetControllerOf(d)
 	if owner == nil || owner.Kind != "StripeIntegration" {
 		return
@@ -415,12 +436,6 @@ func (k *kubelet) route(ctx context.Context, d *appsv1.Deployment, pods []*pod) 
 	}
 	if si.Status.WebhookURL == "" {
 		return
-	}
-	var addrs []string
-	for _, p := range pods {
-		if p.ready {
-			addrs = append(addrs, p.webhookAddr)
-		}
 	}
 	u := si.Status.WebhookURL
 	if i := strings.IndexByte(u, '?'); i >= 0 {

@@ -35,16 +35,18 @@ const clusterDomain = ".svc.cluster.local"
 //     (billing.<anything>.svc.cluster.local and fhir.<anything>.svc.cluster.local) resolve to
 //     its loopback addresses.
 type network struct {
-	mu     sync.Mutex
-	routes map[string][]string // webhook URL without query → ready receiver addresses
-	next   int
+	mu       sync.Mutex
+	routes   map[string][]string // webhook URL without query → ready receiver addresses
+	services map[string][]string // receiver Service <name>.<ns>.svc:<port> → ready receiver addresses
+	next     int
 
 	billingAddr, fhirAddr string
 	base                  http.RoundTripper
 }
 
 func newNetwork(billingAddr, fhirAddr string) *network {
-	return &network{routes: map[string][]string{}, billingAddr: billingAddr, fhirAddr: fhirAddr, base: http.DefaultTransport}
+	return &network{routes: map[string][]string{}, services: map[string][]string{},
+		billingAddr: billingAddr, fhirAddr: fhirAddr, base: http.DefaultTransport}
 }
 
 // setRoute points a public webhook URL at receiver addresses; no addresses removes the route.
