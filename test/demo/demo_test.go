@@ -36,6 +36,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/internal/relay/fhirrelay"
 	"github.com/clinicpay/stripe-operator/test/envtestbins"
 )
 
@@ -103,7 +104,8 @@ func TestDemo(t *testing.T) {
 	}()
 
 	t.Run("headed steps", func(t *testing.T) {
-		for _, h := range []string{"== Starting", "== 1. ", "== 2. ", "== 3. ", "== 4. ", "== 5. ", "== Cleaning up", "== Demo finished"} {
+		for _, h := range []string{"== Starting", "== 1. ", "== 2. ", "== 3. ", "== 4. ", "== 5. ", "== 6. ", "== 7. ",
+			"== Cleaning up", "== Demo finished"} {
 			if !strings.Contains(text, h) {
 				t.Errorf("output has no %q heading", h)
 			}
@@ -164,7 +166,17 @@ func TestDemo(t *testing.T) {
 		}
 	})
 
-	t.Run("step 4: a Live integration with a test key is refused without a Stripe call", func(t *testing.T) {
+	t.Run("step 4: the payout is written once, with exactly the payment the clinic never received filled in", func(t *testing.T) {
+		checkPayout(t, res.Payout)
+	})
+
+	t.Run("step 5: DeliveriesArriving is True through the public URL", func(t *testing.T) {
+		if res.Delivery.Status != "True" || !strings.Contains(text, "DeliveriesArriving=True") {
+			t.Errorf("DeliveriesArriving = %+v", res.Delivery)
+		}
+	})
+
+	t.Run("step 6: a Live integration with a test key is refused without a Stripe call", func(t *testing.T) {
 		if res.LiveReason != v1.ReasonModeMismatch || !strings.Contains(res.LiveMessage, "spec.mode is Live") {
 			t.Errorf("reason %q message %q, want %s", res.LiveReason, res.LiveMessage, v1.ReasonModeMismatch)
 		}
@@ -176,7 +188,7 @@ func TestDemo(t *testing.T) {
 		}
 	})
 
-	t.Run("step 5: deletion removed the endpoint and the receivers", func(t *testing.T) {
+	t.Run("step 7: deletion removed the endpoint and the receivers", func(t *testing.T) {
 		if res.EndpointStatusAfter != 404 || res.EndpointsLeft != 0 {
 			t.Errorf("after deletion: GET endpoint %d, %d endpoints left; want 404 and 0", res.EndpointStatusAfter, res.EndpointsLeft)
 		}
@@ -257,5 +269,62 @@ func TestMask(t *testing.T) {
 		if got := mask(in); got != want {
 			t.Errorf("mask(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// checkPayout checks step 4: the FHIR server got one PaymentReconciliation of the payout, found
+// the notice of the payment whose event it had, and created one notice, the missing payment's,
+// marked as filled in from the payout; the billing system got the payout.reconciled envelope;
+// status.finance.payouts says so.
+func checkPayout(t *testing.T, p *Payout) {
+	t.Helper()
+	if p == nil || !strings.HasPrefix(p.ID, "po_") {
+		t.Fatalf("payout = %+v", p)
+	}
+	st := p.Status
+	if st.LastPayoutID != p.ID || st.LastFilled != 1 || !slices.Equal(st.LastFilledIDs, []string{p.MissingCharge}) {
+		t.Errorf("status.finance.payouts = %+v, want lastPayoutID %s, lastFilled 1, lastFilledIDs [%s]", st, p.ID, p.MissingCharge)
+	}
+	if !strings.Contains(p.JSONPath, `"lastFilled":1`) || !strings.Contains(p.JSONPath, p.MissingCharge) {
+		t.Errorf("kubectl printed %s", p.JSONPath)
+	}
+	var recons, created, found, envelopes int
+	for _, r := range p.Received {
+		switch {
+		case r.System == "billing":
+			var env struct{ Type string }
+			if json.Unmarshal(r.Body, &env) == nil && env.Type == "payout.reconciled" {
+				envelopes++
+			}
+		case r.ResourceType == "PaymentReconciliation" && r.Created:
+			recons++
+			var pr fhirrelay.PaymentReconciliation
+			if err := json.Unmarshal(r.Body, &pr); err != nil {
+				t.Fatal(err)
+			}
+			if pr.PaymentAmount.Value != "198.45" || pr.PaymentAmount.Currency != "USD" || len(pr.Detail) != 4 {
+				t.Errorf("PaymentReconciliation: %s %s with %d details, want 198.45 USD (two payments less their fees) in 4",
+					pr.PaymentAmount.Value, pr.PaymentAmount.Currency, len(pr.Detail))
+			}
+		case r.ResourceType == "PaymentNotice" && r.Created:
+			created++
+			var n fhirrelay.PaymentNotice
+			if err := json.Unmarshal(r.Body, &n); err != nil {
+				t.Fatal(err)
+			}
+			if len(n.Identifier) == 0 || n.Identifier[0].Value != p.MissingCharge || len(n.Extension) == 0 ||
+				n.Extension[0].URL != fhirrelay.ExtensionFilledFromPayout || n.Extension[0].ValueString != p.ID {
+				t.Errorf("filled-in PaymentNotice %s", r.Body)
+			}
+		case r.ResourceType == "PaymentNotice":
+			found++
+			if !strings.HasSuffix(r.Key, "|"+p.PaidCharge) {
+				t.Errorf("found a notice by %q, want the paid charge %s", r.Key, p.PaidCharge)
+			}
+		}
+	}
+	if recons != 1 || created != 1 || found < 1 || envelopes < 1 {
+		t.Errorf("for the payout the clinic got %d PaymentReconciliation, %d new and %d found PaymentNotice, %d payout.reconciled envelopes; "+
+			"want 1, 1, ≥1 (a retry finds it again), ≥1", recons, created, found, envelopes)
 	}
 }

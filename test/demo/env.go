@@ -62,6 +62,13 @@ type Config struct {
 	ResyncPeriod time.Duration
 }
 
+// The manager's finance cadence in the demo: seconds, so the payout and the delivery check show
+// within the scenario (the defaults are an hour and half an hour).
+const (
+	payoutCheckInterval   = 2 * time.Second
+	deliveryCheckInterval = 3 * time.Second
+)
+
 // Env is a running demo environment.
 type Env struct {
 	cfg Config
@@ -74,6 +81,7 @@ type Env struct {
 	fakeURL    string
 	clinic     *clinicSystem
 	net        *network
+	edge       *edge
 	kubelet    *kubelet
 	manager    *process
 
@@ -114,6 +122,10 @@ func Up(ctx context.Context, cfg Config) (_ *Env, err error) {
 	}
 	e.net = newNetwork(e.clinic.billingAddr, e.clinic.fhirAddr)
 	e.out.info("clinic system   billing http://%s, FHIR R4 http://%s", e.clinic.billingAddr, e.clinic.fhirAddr)
+	if e.edge, err = startEdge(e.net, filepath.Join(cfg.WorkDir, "public-ca.pem")); err != nil {
+		return nil, fmt.Errorf("start the demo network's load balancer: %w", err)
+	}
+	e.out.info("network         load balancer https://%s (TLS, demo CA), the operator's DNS via proxy http://%s", e.edge.lbAddr, e.edge.proxyAddr)
 
 	e.fake = stripefake.New(stripefake.AcceptAnyKey(), stripefake.WithAdminAPI(),
 		stripefake.WithHTTPClient(&http.Client{Transport: e.net, Timeout: 10 * time.Second}),
@@ -213,8 +225,12 @@ func (e *Env) startManager(ctx context.Context) error {
 		"--health-probe-bind-address=" + probeAddr,
 		"--resync-period=" + e.cfg.ResyncPeriod.String(),
 		"--receiver-image=ghcr.io/clinicpay/stripe-operator:demo",
+		// Finance checks within the demo's seconds, not the production hour and half hour.
+		"--payout-check-interval=" + payoutCheckInterval.String(),
+		"--delivery-check-interval=" + deliveryCheckInterval.String(),
 	}
-	e.manager, err = startProcess("manager", e.cfg.Manager, args, []string{"KUBECONFIG=" + e.kubeconfig}, filepath.Join(e.cfg.WorkDir, "manager.log"))
+	env := append([]string{"KUBECONFIG=" + e.kubeconfig}, e.edge.env()...)
+	e.manager, err = startProcess("manager", e.cfg.Manager, args, env, filepath.Join(e.cfg.WorkDir, "manager.log"))
 	if err != nil {
 		return err
 	}
@@ -262,6 +278,11 @@ func (e *Env) Down() error {
 	if e.clinic != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		errs = append(errs, e.clinic.close(ctx))
+		cancel()
+	}
+	if e.edge != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, e.edge.close(ctx))
 		cancel()
 	}
 	if e.testEnv != nil {

@@ -65,9 +65,13 @@ type Result struct {
 	Events   []Triggered
 	Received []Received
 	// Step 4.
+	Payout *Payout
+	// Step 5.
+	Delivery Delivery
+	// Step 6.
 	LiveReason, LiveMessage string
 	LiveStripeCalls         int
-	// Step 5.
+	// Step 7.
 	EndpointID             string
 	EndpointStatusAfter    int
 	EndpointsLeft          int
@@ -137,8 +141,13 @@ func (e *Env) scenario(ctx context.Context, res *Result) error {
 	}
 
 	e.out.step("3. Stripe sends payment_intent.succeeded and charge.refunded; the receiver verifies and relays them")
+	paidCharge := stripeID("ch")
 	for _, typ := range []string{"payment_intent.succeeded", "charge.refunded"} {
-		ev, err := e.trigger(ctx, key, typ)
+		var object map[string]any
+		if typ == "payment_intent.succeeded" {
+			object = paymentObject(stripeID("pi"), paidCharge, 12500)
+		}
+		ev, err := e.trigger(ctx, key, typ, object)
 		if err != nil {
 			return err
 		}
@@ -146,7 +155,17 @@ func (e *Env) scenario(ctx context.Context, res *Result) error {
 	}
 	res.Received = e.clinic.snapshot()
 
-	e.out.step("4. A mistake: a Live integration given test keys")
+	e.out.step("4. Stripe pays out: the operator writes the payout to the clinic's books and fills in the payment they never received")
+	if res.Payout, err = e.payoutStep(ctx, key, paidCharge); err != nil {
+		return err
+	}
+
+	e.out.step("5. The operator checks that Stripe's deliveries arrive: DeliveriesArriving")
+	if res.Delivery, err = e.deliveryStep(ctx); err != nil {
+		return err
+	}
+
+	e.out.step("6. A mistake: a Live integration given test keys")
 	if _, err := e.kubectl(ctx, "apply", "-f", liveTestKeyFile); err != nil {
 		return err
 	}
@@ -172,7 +191,7 @@ func (e *Env) scenario(ctx context.Context, res *Result) error {
 	e.out.info("Reason %s: %s", res.LiveReason, res.LiveMessage)
 	e.out.info("Stripe API calls made with that key: %d (refused before reaching Stripe)", res.LiveStripeCalls)
 
-	e.out.step("5. The clinic leaves: deleting clinic-a removes its Stripe endpoint and everything the operator created")
+	e.out.step("7. The clinic leaves: deleting clinic-a removes its Stripe endpoint and everything the operator created")
 	if _, err := e.kubectl(ctx, "delete", "stripeintegration", sampleName, "-n", sampleNamespace, "--timeout="+waitTimeout.String()); err != nil {
 		return err
 	}
@@ -191,7 +210,11 @@ func (e *Env) scenario(ctx context.Context, res *Result) error {
 // kubectl runs kubectl against the demo cluster from the repository root, showing the command
 // and its output like a terminal would.
 func (e *Env) kubectl(ctx context.Context, args ...string) (string, error) {
-	e.out.cmd("kubectl " + strings.Join(args, " "))
+	shown := make([]string, len(args))
+	for i, a := range args {
+		shown[i] = shellQuote(a)
+	}
+	e.out.cmd("kubectl " + strings.Join(shown, " "))
 	ctx, cancel := context.WithTimeout(ctx, kubectlTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, e.cfg.Kubectl, args...)
@@ -205,6 +228,14 @@ func (e *Env) kubectl(ctx context.Context, args ...string) (string, error) {
 		return out.String(), fmt.Errorf("kubectl %s: %w", strings.Join(args, " "), err)
 	}
 	return out.String(), nil
+}
+
+// shellQuote quotes an argument for display as a shell would need it.
+func shellQuote(a string) string {
+	if a != "" && strings.Trim(a, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:") == "" {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 }
 
 // secretKey reads one key of a credentials Secret, as the admin running the demo may.
@@ -230,9 +261,16 @@ func mask(key string) string {
 }
 
 // trigger asks the Stripe fake's admin API to emit an event for the key's account.
-func (e *Env) trigger(ctx context.Context, key, typ string) (Triggered, error) {
-	e.out.cmd(fmt.Sprintf(`curl -s -X POST $STRIPE_API_URL/_fake/events -d '{"key":"%s","type":"%s"}'`, mask(key), typ))
-	body, _ := json.Marshal(map[string]string{"key": key, "type": typ}) // strings always marshal
+// A nil object lets the fake use its sample.
+func (e *Env) trigger(ctx context.Context, key, typ string, object map[string]any) (Triggered, error) {
+	req := map[string]any{"key": mask(key), "type": typ}
+	if object != nil {
+		req["object"] = object
+	}
+	shown, _ := json.Marshal(req) // plain data always marshals
+	e.out.cmd(fmt.Sprintf(`curl -s -X POST $STRIPE_API_URL/_fake/events -d '%s'`, shown))
+	req["key"] = key
+	body, _ := json.Marshal(req)
 	var got struct {
 		ID         string `json:"id"`
 		Error      string `json:"error"`
