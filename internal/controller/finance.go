@@ -51,7 +51,8 @@ var errLedgerNotWritten = errors.New("the receiver did not write the ledger mess
 // signing secret in sigheader.LedgerHeader, and returns the receiver's answer. It is nil only
 // once every system of record accepted the message; sending it again is harmless (the systems
 // of record key it on its id).
-func (r *StripeIntegrationReconciler) sendLedger(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, msg ledger.Message) (ledger.Result, error) {
+func (r *StripeIntegrationReconciler) sendLedger(ctx context.Context, si *paymentsv1alpha1.StripeIntegration,
+	msg ledger.Message) (ledger.Result, error) {
 	if err := msg.Check(); err != nil {
 		return ledger.Result{}, fmt.Errorf("not sending an invalid ledger message: %w", err)
 	}

@@ -118,6 +118,13 @@ type StripeIntegrationReconciler struct {
 	// replayWindows remembers, in memory only, the window length each integration's running
 	// replay last listed, so the next pass starts with a window of the right size.
 	replayWindows uidMemory[time.Duration]
+	// AnomalyCheckInterval is how often a clinic with anomaly flags on has its events checked
+	// (jittered ±10 %); 5 minutes when zero.
+	AnomalyCheckInterval time.Duration
+	// anomalies holds, in memory only, each integration's anomaly detector and check progress;
+	// anomaliesMu makes finding or replacing one atomic.
+	anomalies   uidMemory[*anomalyState]
+	anomaliesMu sync.Mutex
 	// statusWrites remembers, in memory only, the resourceVersion each integration's last status
 	// write replaced, to recognise a cached copy that has not seen that write yet.
 	statusWrites uidMemory[statusWrite]
@@ -156,6 +163,7 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	if !si.DeletionTimestamp.IsZero() {
 		r.trackTransient(si, nil)
+		r.forgetAnomalies(si)
 		return r.reconcileDelete(ctx, si)
 	}
 	if !controllerutil.ContainsFinalizer(si, Finalizer) {
@@ -189,6 +197,9 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if obs.followUp {
 		next = min(next, followUpInterval)
 	}
+	if !obs.anomalyDue.IsZero() {
+		next = min(next, max(obs.anomalyDue.Sub(r.now()), time.Millisecond))
+	}
 	if !obs.stripeDue.IsZero() {
 		// The Stripe pass this start deferred runs when due, not a whole period later, and at
 		// normal priority: the first passes of a start come from the informers' initial lists at
@@ -199,6 +210,9 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		after := max(obs.stripeDue.Sub(r.now()), time.Millisecond)
 		if obs.followUp {
 			after = min(after, followUpInterval)
+		}
+		if !obs.anomalyDue.IsZero() {
+			after = min(after, max(obs.anomalyDue.Sub(r.now()), time.Millisecond))
 		}
 		return ctrl.Result{RequeueAfter: after, Priority: ptr.To(0)}, nil
 	}

@@ -29,6 +29,8 @@ type observation struct {
 	stripe           stripeclient.Client // set when Stripe accepted the key in this pass
 	reusedView       bool                // the Stripe part came from a fresh stripeView, without calls
 	stripeDue        time.Time           // a view built after a start: the deferred Stripe pass is due then
+	secretKey        keys.Key            // the secret key this pass used, once it passed the key policy
+	anomalyDue       time.Time           // anomaly flags are on: the next check is due then
 	// err is a transient failure: status is still written, then the pass is retried with backoff.
 	err error
 }
@@ -54,6 +56,7 @@ func (r *StripeIntegrationReconciler) reconcilePhases(ctx context.Context, si *p
 	case obs.err != nil || !obs.reusedView:
 		r.stripeViews.forget(si.UID)
 	}
+	r.reconcileAnomalies(ctx, si, &obs)
 	return obs
 }
 
@@ -86,6 +89,7 @@ func (r *StripeIntegrationReconciler) reconcileStripe(ctx context.Context, si *p
 	}
 	obs.Mode = res.Secret.Mode
 	obs.KeyFingerprint = keys.Fingerprint(res.Publishable.Value, res.Secret.Value)
+	obs.secretKey = res.Secret
 	if si.Spec.Suspend {
 		const msg = "spec.suspend is true: no Stripe calls are made and the endpoint is left as it is"
 		obs.Authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonSuspended, msg)

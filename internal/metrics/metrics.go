@@ -19,6 +19,9 @@ type Metrics struct {
 	// timeouts) of an integration began; the series exists only while the run lasts, so the
 	// failures show here even while the grace keeps the integration's conditions True.
 	FailingSince *prometheus.GaugeVec
+	// AnomalyFlags counts the anomaly flags raised per integration and rule; an integration has
+	// series only once it was flagged, so an alert on it names the clinic.
+	AnomalyFlags *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them on reg.
@@ -41,8 +44,12 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Unix time the current run of transient Stripe failures (429, 5xx, timeouts) of a StripeIntegration began; absent when its last Stripe " +
 				"pass succeeded.",
 		}, []string{"namespace", "name"}),
+		AnomalyFlags: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_operator_anomaly_flags_total",
+			Help: "Anomaly flags raised on a StripeIntegration's events, by rule (RefundSpike, AmountOutlier, FailedPaymentBurst, Dispute).",
+		}, []string{"namespace", "name", "rule"}),
 	}
-	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites, m.FailingSince} {
+	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites, m.FailingSince, m.AnomalyFlags} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
