@@ -113,6 +113,9 @@ type anomalyState struct {
 	warmed, start time.Time
 	// listed is how far events were fed to the detector after warming (zero: not yet).
 	listed time.Time
+	// resume is where a detector rebuilt for other thresholds or keys starts checking: what
+	// its predecessor checked (zero: status's cursor).
+	resume time.Time
 	// window is the listing window's length last used.
 	window time.Duration
 	// pending are flags the receiver has not written yet, oldest first.
@@ -238,11 +241,21 @@ func (r *StripeIntegrationReconciler) anomalyStateFor(si *paymentsv1alpha1.Strip
 	fingerprint string) *anomalyState {
 	r.anomaliesMu.Lock()
 	defer r.anomaliesMu.Unlock()
-	if st, ok := r.anomalies.get(si.UID); ok && st.th == th && st.fingerprint == fingerprint {
-		return st
+	old, ok := r.anomalies.get(si.UID)
+	if ok && old.th == th && old.fingerprint == fingerprint {
+		return old
 	}
 	st := &anomalyState{th: th, fingerprint: fingerprint}
-	if a := storedAnomalies(si); a != nil && a.CheckedUntil != nil && !r.started.IsZero() {
+	switch {
+	case ok:
+		// Other thresholds or keys: what the old detector checked stays checked (its baseline
+		// is rebuilt up to there, silently), and the new one checks from there at once.
+		old.mu.Lock()
+		if old.warm() {
+			st.resume = old.checked()
+		}
+		old.mu.Unlock()
+	case storedAnomalies(si) != nil && storedAnomalies(si).CheckedUntil != nil && !r.started.IsZero():
 		st.due = r.started.Add(startOffset(si.UID, r.anomalyInterval()))
 	}
 	r.anomalies.set(si.UID, st)
@@ -279,6 +292,9 @@ func (r *StripeIntegrationReconciler) checkAnomalies(ctx context.Context, si *pa
 		st.start = now.Add(-anomalySettleDelay).Truncate(time.Second)
 		if a := storedAnomalies(si); a != nil && a.CheckedUntil != nil && a.CheckedUntil.Time.Before(st.start) {
 			st.start = a.CheckedUntil.Time
+		}
+		if !st.resume.IsZero() && st.resume.Before(now) {
+			st.start = st.resume
 		}
 		// Events older than Stripe's log cannot be listed: a cursor that old moves to the log's start.
 		if oldest := now.Add(-eventLogRetention).Add(time.Hour).Truncate(time.Second); st.start.Before(oldest) {

@@ -21,12 +21,14 @@ import (
 //     (https://docs.stripe.com/changelog/acacia/2024-10-28/refund-webhook-update), and Stripe
 //     renders a listed event in the version in force when it was created;
 //   - charge.dispute.created: "Occurs when a customer disputes a charge with their bank."
-var anomalyEventTypes = []string{
-	"payment_intent.succeeded",
-	"payment_intent.payment_failed",
-	"charge.refunded",
-	"charge.dispute.created",
-}
+var anomalyEventTypes = []string{evPaymentSucceeded, evPaymentFailed, evChargeRefunded, evDisputeCreated}
+
+const (
+	evPaymentSucceeded = "payment_intent.succeeded"
+	evPaymentFailed    = "payment_intent.payment_failed"
+	evChargeRefunded   = "charge.refunded"
+	evDisputeCreated   = "charge.dispute.created"
+)
 
 // anomalyEvent is the part of a listed event the rules and the flag read.
 type anomalyEvent struct {
@@ -63,16 +65,16 @@ func observeEvent(ev stripeclient.RawEvent) (anomaly.Observation, ledger.Flag, b
 	o := anomaly.Observation{EventID: ev.ID, Currency: obj.Currency, At: time.Unix(ev.Created, 0).UTC()}
 	f := ledger.Flag{EventID: ev.ID, EventType: ev.Type, Created: ev.Created, Currency: obj.Currency}
 	switch ev.Type {
-	case "payment_intent.succeeded":
+	case evPaymentSucceeded:
 		o.Type, o.Amount = anomaly.Payment, obj.AmountReceived
 		if o.Amount <= 0 {
 			o.Amount = obj.Amount
 		}
 		f.PaymentIntentID, f.ChargeID = obj.ID, idOf(obj.LatestCharge)
-	case "payment_intent.payment_failed":
+	case evPaymentFailed:
 		o.Type, o.Amount = anomaly.FailedPayment, obj.Amount
 		f.PaymentIntentID, f.ChargeID = obj.ID, idOf(obj.LatestCharge)
-	case "charge.refunded":
+	case evChargeRefunded:
 		// amount_refunded is the charge's cumulative refunded amount; the event's own refund is
 		// what it added to the amount before (previous_attributes), the whole of it when Stripe
 		// did not say (the first refund of a charge).
@@ -81,7 +83,7 @@ func observeEvent(ev stripeclient.RawEvent) (anomaly.Observation, ledger.Flag, b
 			o.Amount = obj.AmountRefunded - *p.AmountRefunded
 		}
 		f.ChargeID, f.PaymentIntentID = obj.ID, idOf(obj.PaymentIntent)
-	case "charge.dispute.created":
+	case evDisputeCreated:
 		o.Type, o.Amount = anomaly.Dispute, obj.Amount
 		f.DisputeID, f.ChargeID, f.PaymentIntentID = obj.ID, idOf(obj.Charge), idOf(obj.PaymentIntent)
 	default:
