@@ -17,10 +17,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	clocktesting "k8s.io/utils/clock/testing"
 	crfake "sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/anomaly"
+	"github.com/clinicpay/stripe-operator/internal/keys"
 	"github.com/clinicpay/stripe-operator/internal/ledger"
 	"github.com/clinicpay/stripe-operator/internal/stripeclient"
 )
@@ -184,5 +186,47 @@ func TestAnomalyOperatorPathMatchesRules(t *testing.T) {
 		if missing > 0 || extra > 1 {
 			t.Errorf("seed %d: across a restart %d of the rules' flags were not written and %d others were", seed+1, missing, extra)
 		}
+	}
+}
+
+// TestAnomalyCheckOnReusedView: a pass that reused a recent Stripe view has no client; the check
+// builds one for the key the pass accepted, sharing its account's rate limiters, and runs once
+// per interval, not on every pass, while the feature off asks Stripe nothing and clears status.
+func TestAnomalyCheckOnReusedView(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	sc := logStripe(nil)
+	clients := &fakeStripeClients{client: sc}
+	r := &StripeIntegrationReconciler{Stripe: clients, Clock: clocktesting.NewFakePassiveClock(now), AnomalyCheckInterval: time.Minute}
+	si := &v1.StripeIntegration{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "clinic", UID: "uid-view"},
+		Spec:   v1.StripeIntegrationSpec{ClinicID: "c", Finance: &v1.FinanceSpec{Anomalies: &v1.AnomaliesSpec{Enabled: true}}},
+		Status: v1.StripeIntegrationStatus{KeyFingerprint: "fp", AccountID: "acct_1"}}
+	pass := func() observation {
+		obs := observation{reusedView: true, secretKey: keys.Key{Kind: keys.KindSecret, Mode: v1.ModeTest, Value: "sk_test_x"}}
+		obs.KeyFingerprint, obs.Mode = "fp", v1.ModeTest
+		for _, c := range []*condition{&obs.KeysValid, &obs.Authenticated, &obs.Webhook, &obs.Receiver} {
+			*c = trueCond("T", "R", "")
+		}
+		r.reconcileAnomalies(context.Background(), si, &obs)
+		return obs
+	}
+	obs := pass()
+	if got := clients.Requests(); len(got) != 1 || got[0] != (fakeStripeClientRequest{SecretKey: "sk_test_x", Mode: v1.ModeTest, LimiterKey: "acct_1"}) {
+		t.Fatalf("clients asked for %+v, want the accepted key with the account's limiter", got)
+	}
+	if len(obs.Informational) != 1 || obs.Informational[0].Reason != v1.ReasonAnomaliesChecked || obs.Anomalies == nil ||
+		obs.Anomalies.CheckedUntil == nil || obs.anomalyDue.Sub(now) < 50*time.Second {
+		t.Fatalf("first check: %+v, anomalies %+v, due %s", obs.Informational, obs.Anomalies, obs.anomalyDue)
+	}
+	calls := len(sc.Calls())
+	if obs := pass(); len(sc.Calls()) != calls || obs.anomalyDue.IsZero() || len(obs.Informational) != 0 {
+		t.Errorf("a pass before the check is due asked Stripe (%d calls) or changed status: %+v", len(sc.Calls())-calls, obs.Informational)
+	}
+	si.Spec.Finance.Anomalies.Enabled = false
+	si.Status.Finance = &v1.FinanceStatus{Anomalies: obs.Anomalies}
+	if obs := pass(); !obs.ClearAnomalies || !slices.Contains(obs.Cleared, v1.ConditionAnomaliesChecked) || len(sc.Calls()) != calls {
+		t.Errorf("feature off: %+v", obs.statusInput)
+	}
+	if _, ok := r.anomalies.get(si.UID); ok {
+		t.Error("the detector is kept with the feature off")
 	}
 }
