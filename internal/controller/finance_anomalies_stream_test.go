@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,5 +229,59 @@ func TestAnomalyCheckOnReusedView(t *testing.T) {
 	}
 	if _, ok := r.anomalies.get(si.UID); ok {
 		t.Error("the detector is kept with the feature off")
+	}
+}
+
+// TestAnomalyTransientFailuresDoNotFlap: a 429 on the event list leaves AnomaliesChecked as it
+// was within the transient-failure grace and retries within 30 s; past the grace it reports
+// RateLimited; the next good check reports True again.
+func TestAnomalyTransientFailuresDoNotFlap(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	clk := clocktesting.NewFakePassiveClock(now)
+	var fail atomic.Bool
+	sc := &fakeStripe{ListEventsFn: func(context.Context, stripeclient.EventWindow) ([]stripeclient.RawEvent, error) {
+		if fail.Load() {
+			return nil, &stripeclient.Error{Kind: stripeclient.KindRateLimited, HTTPStatus: 429, Message: "Too many requests"}
+		}
+		return nil, nil
+	}}
+	r := &StripeIntegrationReconciler{Stripe: &fakeStripeClients{client: sc}, Clock: clk, AnomalyCheckInterval: 5 * time.Minute,
+		TransientFailureGrace: 2 * time.Minute}
+	si := &v1.StripeIntegration{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "clinic", UID: "uid-transient"},
+		Spec: v1.StripeIntegrationSpec{ClinicID: "c", Finance: &v1.FinanceSpec{Anomalies: &v1.AnomaliesSpec{Enabled: true}}}}
+	pass := func() observation {
+		obs := observation{reusedView: true, secretKey: keys.Key{Kind: keys.KindSecret, Mode: v1.ModeTest, Value: "sk_test_x"}}
+		for _, c := range []*condition{&obs.KeysValid, &obs.Authenticated, &obs.Webhook, &obs.Receiver} {
+			*c = trueCond("T", "R", "")
+		}
+		r.reconcileAnomalies(context.Background(), si, &obs)
+		// What computeStatus stores.
+		si.Status = computeStatus(si.Status, si.Generation, obs.statusInput, clk.Now())
+		return obs
+	}
+	cond := func() metav1.Condition { return conditionOrNone(si, v1.ConditionAnomaliesChecked) }
+	pass()
+	if c := cond(); c.Status != metav1.ConditionTrue {
+		t.Fatalf("first check: %+v", c)
+	}
+	fail.Store(true)
+	clk.SetTime(now.Add(6 * time.Minute))
+	obs := pass()
+	if c := cond(); c.Status != metav1.ConditionTrue || len(obs.Informational) != 0 {
+		t.Errorf("a 429 within the grace changed AnomaliesChecked: %+v", c)
+	}
+	if d := obs.anomalyDue.Sub(clk.Now()); d > 30*time.Second || d <= 0 {
+		t.Errorf("retry in %s, want within 30 s", d)
+	}
+	clk.SetTime(now.Add(9 * time.Minute))
+	pass()
+	if c := cond(); c.Status != metav1.ConditionFalse || c.Reason != v1.ReasonRateLimited {
+		t.Errorf("past the grace: %+v, want False/RateLimited", c)
+	}
+	fail.Store(false)
+	clk.SetTime(now.Add(10 * time.Minute))
+	pass()
+	if c := cond(); c.Status != metav1.ConditionTrue || c.Reason != v1.ReasonAnomaliesChecked {
+		t.Errorf("after Stripe recovered: %+v", c)
 	}
 }
