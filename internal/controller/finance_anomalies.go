@@ -149,7 +149,7 @@ func (s *anomalyState) checked() time.Time {
 	return c
 }
 
-// AnomalyCheckInterval is the reconciler's check period.
+// anomalyInterval is AnomalyCheckInterval, or its default when unset.
 func (r *StripeIntegrationReconciler) anomalyInterval() time.Duration {
 	if r.AnomalyCheckInterval <= 0 {
 		return defaultAnomalyCheckInterval
