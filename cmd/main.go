@@ -53,6 +53,10 @@ type options struct {
 	metricsFromNamespaces, metricsFromPods string
 	managerPodSelector                     string
 	transientGrace                         time.Duration
+	payoutCheckInterval                    time.Duration
+	// Leader election timing (client-go's leaderelection.LeaderElectionConfig).
+	leaseDuration, renewDeadline, retryPeriod time.Duration
+	deliveryCheckInterval                     time.Duration
 }
 
 // defaultTransientGrace outlasts a burst of 429s and most Stripe incidents (minutes) while it is
@@ -76,6 +80,12 @@ func main() {
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Enable leader election so that only one manager is active.")
 	flag.StringVar(&o.leaderElectionNS, "leader-election-namespace", "",
 		"Namespace of the leader election lease; defaults to the manager's own namespace in a cluster (required outside one).")
+	flag.DurationVar(&o.leaseDuration, "leader-election-lease-duration", 15*time.Second,
+		"How long the other managers wait after the last renewal before taking the lease over (the failover time when a leader dies).")
+	flag.DurationVar(&o.renewDeadline, "leader-election-renew-deadline", 10*time.Second,
+		"How long the leader keeps trying to renew before it gives the lease up and exits; shorter than the lease duration.")
+	flag.DurationVar(&o.retryPeriod, "leader-election-retry-period", 2*time.Second,
+		"How often managers try to acquire or renew the lease; shorter than the renew deadline.")
 	flag.BoolVar(&o.secureMetrics, "metrics-secure", true, "Serve metrics over HTTPS behind Kubernetes authn/authz.")
 	flag.BoolVar(&o.enableHTTP2, "enable-http2", false, "Enable HTTP/2 for the metrics server (off by default: CVE-2023-44487/39325).")
 	flag.StringVar(&o.stripeAPIURL, "stripe-api-url", "https://api.stripe.com", "Base URL of the Stripe API (a fake or stripe-mock in tests).")
@@ -113,6 +123,11 @@ func main() {
 	flag.DurationVar(&o.transientGrace, "transient-failure-grace", defaultTransientGrace,
 		"How long transient Stripe failures (429, 5xx, timeouts) of a connected integration leave it Connected, without a Warning Event, before they "+
 			"are reported; 0 reports the first one.")
+	flag.DurationVar(&o.payoutCheckInterval, "payout-check-interval", controller.DefaultPayoutCheckInterval,
+		"Base period between payout checks of an integration with spec.finance.payouts.enabled (jittered ±10%); each costs at least one Stripe call.")
+	flag.DurationVar(&o.deliveryCheckInterval, "delivery-check-interval", 30*time.Minute,
+		"Base period (jittered ±10%) of the delivery check of a connected integration (the DeliveriesArriving condition): a signed probe through "+
+			"its public URL and one Stripe call; 0 turns the check off.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -122,6 +137,24 @@ func main() {
 		ctrl.Log.WithName("setup").Error(err, "Manager exited with an error")
 		os.Exit(1)
 	}
+}
+
+// checkLeaderElection refuses timings client-go's leader election would refuse later, with the
+// flags' names: lease > renew deadline > retry period (client-go also wants the renew deadline
+// above 1.2 retry periods, its jitter), all positive.
+func checkLeaderElection(o options) error {
+	switch {
+	case o.leaseDuration <= 0 || o.renewDeadline <= 0 || o.retryPeriod <= 0:
+		return fmt.Errorf("--leader-election-lease-duration, --leader-election-renew-deadline and --leader-election-retry-period "+
+			"must be positive, got %s, %s, %s", o.leaseDuration, o.renewDeadline, o.retryPeriod)
+	case o.leaseDuration <= o.renewDeadline:
+		return fmt.Errorf("--leader-election-lease-duration (%s) must be longer than --leader-election-renew-deadline (%s)",
+			o.leaseDuration, o.renewDeadline)
+	case float64(o.renewDeadline) <= 1.2*float64(o.retryPeriod):
+		return fmt.Errorf("--leader-election-renew-deadline (%s) must be longer than 1.2 × --leader-election-retry-period (%s)",
+			o.renewDeadline, o.retryPeriod)
+	}
+	return nil
 }
 
 func run(o options) error {
@@ -139,8 +172,17 @@ func run(o options) error {
 		// Outside a cluster the manager's own pods cannot be named; in one, replays would be refused.
 		log.Info("Manager namespace unknown: receivers admit replays only from the webhook source")
 	}
+	if o.deliveryCheckInterval < 0 {
+		return fmt.Errorf("--delivery-check-interval must not be negative, got %s", o.deliveryCheckInterval)
+	}
 	if o.transientGrace < 0 {
 		return fmt.Errorf("--transient-failure-grace must not be negative, got %s", o.transientGrace)
+	}
+	if o.payoutCheckInterval <= 0 {
+		return fmt.Errorf("--payout-check-interval must be positive, got %s", o.payoutCheckInterval)
+	}
+	if err := checkLeaderElection(o); err != nil {
+		return err
 	}
 	scheme := runtime.NewScheme()
 	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
@@ -163,6 +205,9 @@ func run(o options) error {
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "stripe-operator.payments.clinicpay.dev",
 		LeaderElectionNamespace: o.leaderElectionNS,
+		LeaseDuration:           &o.leaseDuration,
+		RenewDeadline:           &o.renewDeadline,
+		RetryPeriod:             &o.retryPeriod,
 		// The process exits right after the manager stops, so hand the lease over at once.
 		LeaderElectionReleaseOnCancel: true,
 		Cache:                         cacheOptions(watched),
@@ -196,6 +241,8 @@ func run(o options) error {
 		// Never nil, so an empty flag allows no annotation rather than the defaults.
 		IngressAnnotationAllowlist: splitList(o.ingressAllowlist),
 		TransientFailureGrace:      o.transientGrace,
+		PayoutCheckInterval:        o.payoutCheckInterval,
+		DeliveryCheckInterval:      deliveryCheckInterval(o.deliveryCheckInterval),
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {
 		return fmt.Errorf("setting up controller: %w", err)
@@ -214,4 +261,13 @@ func run(o options) error {
 	log.Info("Starting manager", "stripeAPIURL", o.stripeAPIURL, "resyncPeriod", o.resyncPeriod, "watchNamespaces", o.watchNamespaces,
 		"transientFailureGrace", o.transientGrace)
 	return mgr.Start(ctx)
+}
+
+// deliveryCheckInterval maps --delivery-check-interval to the reconciler's field: 0 (off) is
+// negative there, where 0 means the default.
+func deliveryCheckInterval(flagValue time.Duration) time.Duration {
+	if flagValue == 0 {
+		return -1
+	}
+	return flagValue
 }

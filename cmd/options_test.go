@@ -115,6 +115,10 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		{"--receiver-webhook-from-namespaces=team in (a", "--receiver-webhook-from-namespaces"},
 		{"--receiver-metrics-from-namespaces=!!", "--receiver-metrics-from-namespaces"},
 		{"--watch-namespaces=Clinics", "--watch-namespaces"},
+		{"--leader-election-renew-deadline=20s", "--leader-election-lease-duration (15s) must be longer"},
+		{"--leader-election-retry-period=9s", "--leader-election-retry-period (9s)"},
+		{"--leader-election-lease-duration=0s", "must be positive"},
+		{"--payout-check-interval=0s", "--payout-check-interval must be positive"},
 	} {
 		t.Run(tc.arg, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

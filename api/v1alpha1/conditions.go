@@ -225,6 +225,9 @@ const (
 	// ReasonPayoutInvalid: Stripe listed a payout whose items do not add up to it (or another
 	// inconsistency ledger.Payout.Check names); it is not recorded as if whole.
 	ReasonPayoutInvalid = "PayoutInvalid"
+	// ReasonPayoutCheckFailed: Stripe answered a payout listing with an unexpected error (not a
+	// missing permission, not a transient failure); the message has Stripe's answer.
+	ReasonPayoutCheckFailed = "PayoutCheckFailed"
 	// ReasonAnomaliesChecked: the clinic's events were checked up to checkedUntil.
 	ReasonAnomaliesChecked = "AnomaliesChecked"
 	// ReasonEventPermissionMissing: the restricted key may not read events (rak_event_read).
@@ -233,4 +236,30 @@ const (
 	ReasonFlagWriteFailed = "FlagWriteFailed"
 	// ReasonNotConnected: the feature waits for the integration to be Connected.
 	ReasonNotConnected = "NotConnected"
+)
+
+// Reasons for the DeliveriesArriving condition (NotConnected, Suspended, RateLimited,
+// StripeUnavailable and EventPermissionMissing apply too). The check behind it runs at its own
+// cadence (the manager's --delivery-check-interval): a signed probe through the registered public
+// URL, and one read of the events Stripe has not delivered.
+const (
+	// ReasonDeliveriesArriving: a signed probe posted to the registered public URL, as Stripe
+	// posts, was answered by this clinic's receiver with the probe's nonce, and Stripe lists no
+	// undelivered events of the endpoint's types created since the previous check.
+	ReasonDeliveriesArriving = "DeliveriesArriving"
+	// ReasonPublicURLUnreachable: the operator could not reach the public URL from inside the
+	// cluster (DNS, connection refused, timeout, TLS); the message names the error class. This
+	// says nothing about Stripe's path, which may well work: the message says what Stripe reports.
+	ReasonPublicURLUnreachable = "PublicURLUnreachable"
+	// ReasonProbeAnsweredByOther: something answered the probe at the public URL, but not this
+	// clinic's receiver (no nonce in the answer: an ingress 404, another service, a redirect,
+	// another clinic's receiver); the message carries the HTTP status.
+	ReasonProbeAnsweredByOther = "ProbeAnsweredByOther"
+	// ReasonStripeDeliveriesFailing: Stripe lists events of the endpoint's types, created since
+	// the previous check, that it has not delivered (GET /v1/events?delivery_success=false). This
+	// is Stripe's own view and wins over the probe's.
+	ReasonStripeDeliveriesFailing = "StripeDeliveriesFailing"
+	// ReasonDeliveryCheckFailed: the check could not run (the signing secret could not be read,
+	// or Stripe answered the events list with an unexpected error); retried at the next check.
+	ReasonDeliveryCheckFailed = "DeliveryCheckFailed"
 )

@@ -120,6 +120,14 @@ type PayoutsStatus struct {
 	// +optional
 	Filled int64 `json:"filled,omitempty"`
 
+	// writtenIDs are the payouts written that arrived within a day of lastArrivalDate. Each check
+	// lists a day back from the cursor (payouts of one day, or one paid late, are not missed) and
+	// skips these instead of writing them again.
+	// +optional
+	// +listType=atomic
+	// +kubebuilder:validation:MaxItems=100
+	WrittenIDs []string `json:"writtenIDs,omitempty"`
+
 	// lastReconcileTime is when the operator last finished a payout check.
 	// +optional
 	LastReconcileTime *metav1.Time `json:"lastReconcileTime,omitempty"`

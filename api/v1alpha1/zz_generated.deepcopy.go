@@ -305,6 +305,11 @@ func (in *PayoutsStatus) DeepCopyInto(out *PayoutsStatus) {
 		*out = make([]string, len(*in))
 		copy(*out, *in)
 	}
+	if in.WrittenIDs != nil {
+		in, out := &in.WrittenIDs, &out.WrittenIDs
+		*out = make([]string, len(*in))
+		copy(*out, *in)
+	}
 	if in.LastReconcileTime != nil {
 		in, out := &in.LastReconcileTime, &out.LastReconcileTime
 		*out = (*in).DeepCopy()

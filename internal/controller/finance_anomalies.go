@@ -192,21 +192,29 @@ func (r *StripeIntegrationReconciler) reconcileAnomalies(ctx context.Context, si
 	defer st.mu.Unlock()
 	now := r.now()
 	if now.Before(st.due) {
-		obs.anomalyDue = st.due
+		obs.financeDue = soonerDue(obs.financeDue, st.due)
 		return
 	}
 	sc := obs.stripe
+	if sc == nil && obs.stripeFor != nil {
+		// This pass reused what a recent Stripe pass saw (stripeView): a client for the keys
+		// Stripe accepted then, sharing their account's rate limiters.
+		sc = obs.stripeFor()
+	}
 	if sc == nil {
-		// This pass reused what a recent Stripe pass saw (stripeView): the keys are the ones
-		// Stripe accepted then, and the client shares their account's rate limiters.
-		limiterKey := si.Status.AccountID
-		if obs.KeyFingerprint != si.Status.KeyFingerprint {
-			limiterKey = ""
-		}
-		sc = r.Stripe.For(obs.secretKey.Value, obs.secretKey.Mode, limiterKey)
+		return // not reached: a connected pass either called Stripe or reused a view
 	}
 	res := r.checkAnomalies(ctx, si, sc, st, obs.Mode == paymentsv1alpha1.ModeLive, now)
 	r.reportAnomalies(si, st, res, obs, now)
+}
+
+// soonerDue is the earlier of two due times, zero meaning none: the payout check may have
+// scheduled the pass's requeue already.
+func soonerDue(a, b time.Time) time.Time {
+	if a.IsZero() || (!b.IsZero() && b.Before(a)) {
+		return b
+	}
+	return a
 }
 
 // anomaliesSpec is spec.finance.anomalies, nil when unset.
@@ -426,7 +434,7 @@ func (r *StripeIntegrationReconciler) reportAnomalies(si *paymentsv1alpha1.Strip
 	case res.more:
 		st.due = now.Add(min(interval, anomalyContinueDelay))
 	}
-	obs.anomalyDue = st.due
+	obs.financeDue = soonerDue(obs.financeDue, st.due)
 	if !keep {
 		obs.Informational = append(obs.Informational, cond)
 	}

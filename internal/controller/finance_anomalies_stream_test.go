@@ -202,8 +202,9 @@ func TestAnomalyCheckOnReusedView(t *testing.T) {
 		Spec:   v1.StripeIntegrationSpec{ClinicID: "c", Finance: &v1.FinanceSpec{Anomalies: &v1.AnomaliesSpec{Enabled: true}}},
 		Status: v1.StripeIntegrationStatus{KeyFingerprint: "fp", AccountID: "acct_1"}}
 	pass := func() observation {
-		obs := observation{reusedView: true, secretKey: keys.Key{Kind: keys.KindSecret, Mode: v1.ModeTest, Value: "sk_test_x"}}
+		obs := observation{reusedView: true}
 		obs.KeyFingerprint, obs.Mode = "fp", v1.ModeTest
+		obs.stripeFor = r.viewClient(si, keys.Key{Kind: keys.KindSecret, Mode: v1.ModeTest, Value: "sk_test_x"}, obs.KeyFingerprint)
 		for _, c := range []*condition{&obs.KeysValid, &obs.Authenticated, &obs.Webhook, &obs.Receiver} {
 			*c = trueCond("T", "R", "")
 		}
@@ -215,11 +216,11 @@ func TestAnomalyCheckOnReusedView(t *testing.T) {
 		t.Fatalf("clients asked for %+v, want the accepted key with the account's limiter", got)
 	}
 	if len(obs.Informational) != 1 || obs.Informational[0].Reason != v1.ReasonAnomaliesChecked || obs.Anomalies == nil ||
-		obs.Anomalies.CheckedUntil == nil || obs.anomalyDue.Sub(now) < 50*time.Second {
-		t.Fatalf("first check: %+v, anomalies %+v, due %s", obs.Informational, obs.Anomalies, obs.anomalyDue)
+		obs.Anomalies.CheckedUntil == nil || obs.financeDue.Sub(now) < 50*time.Second {
+		t.Fatalf("first check: %+v, anomalies %+v, due %s", obs.Informational, obs.Anomalies, obs.financeDue)
 	}
 	calls := len(sc.Calls())
-	if obs := pass(); len(sc.Calls()) != calls || obs.anomalyDue.IsZero() || len(obs.Informational) != 0 {
+	if obs := pass(); len(sc.Calls()) != calls || obs.financeDue.IsZero() || len(obs.Informational) != 0 {
 		t.Errorf("a pass before the check is due asked Stripe (%d calls) or changed status: %+v", len(sc.Calls())-calls, obs.Informational)
 	}
 	si.Spec.Finance.Anomalies.Enabled = false
@@ -250,7 +251,8 @@ func TestAnomalyTransientFailuresDoNotFlap(t *testing.T) {
 	si := &v1.StripeIntegration{ObjectMeta: metav1.ObjectMeta{Namespace: "ns", Name: "clinic", UID: "uid-transient"},
 		Spec: v1.StripeIntegrationSpec{ClinicID: "c", Finance: &v1.FinanceSpec{Anomalies: &v1.AnomaliesSpec{Enabled: true}}}}
 	pass := func() observation {
-		obs := observation{reusedView: true, secretKey: keys.Key{Kind: keys.KindSecret, Mode: v1.ModeTest, Value: "sk_test_x"}}
+		obs := observation{reusedView: true}
+		obs.stripeFor = r.viewClient(si, keys.Key{Kind: keys.KindSecret, Mode: v1.ModeTest, Value: "sk_test_x"}, "")
 		for _, c := range []*condition{&obs.KeysValid, &obs.Authenticated, &obs.Webhook, &obs.Receiver} {
 			*c = trueCond("T", "R", "")
 		}
@@ -270,7 +272,7 @@ func TestAnomalyTransientFailuresDoNotFlap(t *testing.T) {
 	if c := cond(); c.Status != metav1.ConditionTrue || len(obs.Informational) != 0 {
 		t.Errorf("a 429 within the grace changed AnomaliesChecked: %+v", c)
 	}
-	if d := obs.anomalyDue.Sub(clk.Now()); d > 30*time.Second || d <= 0 {
+	if d := obs.financeDue.Sub(clk.Now()); d > 30*time.Second || d <= 0 {
 		t.Errorf("retry in %s, want within 30 s", d)
 	}
 	clk.SetTime(now.Add(9 * time.Minute))

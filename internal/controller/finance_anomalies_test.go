@@ -38,10 +38,10 @@ const testAnomalyInterval = time.Second
 // loaded machine's reconcile latency; it is about meaning (the check ran), not speed.
 const waitAnomaly = 60 * time.Second
 
-// ledgerSink stands in for the clinic's receiver on its ledger path: it verifies the
+// flagSink stands in for the clinic's receiver on its ledger path: it verifies the
 // Clinicpay-Ledger-Signature with the clinic's signing secret, decodes each message and answers
 // written, or refuses while refuse is set.
-type ledgerSink struct {
+type flagSink struct {
 	t       *testing.T
 	secret  []byte
 	refuse  atomic.Bool
@@ -51,7 +51,7 @@ type ledgerSink struct {
 	badSig  int
 }
 
-func (s *ledgerSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (s *flagSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -77,7 +77,7 @@ func (s *ledgerSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // flags returns the flags written so far.
-func (s *ledgerSink) flags() []ledger.Flag {
+func (s *flagSink) flags() []ledger.Flag {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []ledger.Flag
@@ -89,7 +89,7 @@ func (s *ledgerSink) flags() []ledger.Flag {
 	return out
 }
 
-func (s *ledgerSink) counts() (refused, badSig int) {
+func (s *flagSink) counts() (refused, badSig int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.refused, s.badSig
@@ -100,7 +100,7 @@ type anomalyClinic struct {
 	ns, name, acct string
 	keys           testKeys
 	uid            types.UID
-	sink           *ledgerSink
+	sink           *flagSink
 }
 
 // connectAnomalyClinic connects a clinic (with the key options given to the fake), points its
@@ -118,7 +118,7 @@ func connectAnomalyClinic(t *testing.T, name string, keyOpts stripefake.KeyOptio
 	markAvailable(t, ns, receiverName(si))
 	si = waitCondition(t, ns, name, v1.ConditionConnected, metav1.ConditionTrue, v1.ReasonConnected, waitShort)
 	secret := strings.Fields(string(signingSecret(t, si).Data[v1.SigningSecretKey]))[0]
-	sink := &ledgerSink{t: t, secret: []byte(secret)}
+	sink := &flagSink{t: t, secret: []byte(secret)}
 	srv := httptest.NewServer(sink)
 	t.Cleanup(srv.Close)
 	replayTargets.Store(si.Spec.ClinicID, srv.URL+"/stripe/webhook/"+si.Spec.ClinicID)

@@ -102,9 +102,12 @@ func TestSavedCreateErrorRecoversWithinOneResync(t *testing.T) {
 	w := watchEndpoints(t, k)
 	failed := startAfterFirstCreate(t, ns, name, k)
 
-	si := waitCondition(t, ns, name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, testResync)
-	if d := time.Since(failed); d > testResync {
-		t.Errorf("connected %s after the saved 500, want within one resync (%s)", d, testResync)
+	// The next pass recovers: its create, under a fresh key, is the second and last. A wall-clock
+	// bound would say the same on a quiet machine only; counting the creates says it on any.
+	si := waitCondition(t, ns, name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
+	t.Logf("connected %s after the saved 500 (resync %s)", time.Since(failed).Round(time.Millisecond), testResync)
+	if n := fake.CallsTo(k.secret, http.MethodPost, stripefake.PathWebhookEndpoints); n != 2 {
+		t.Errorf("%d creates, want 2: the saved 500 and the next pass's create under a fresh key", n)
 	}
 	eps := accountEndpoints(k)
 	if len(eps) != 1 || eps[0].ID != si.Status.WebhookEndpointID {
@@ -133,7 +136,7 @@ func TestSavedCreateErrorThenLostAnswerNeverDuplicates(t *testing.T) {
 	w := watchEndpoints(t, k)
 	startAfterFirstCreate(t, ns, name, k)
 
-	si := waitCondition(t, ns, name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, 2*testResync)
+	si := waitCondition(t, ns, name, v1.ConditionWebhookEndpointReady, metav1.ConditionTrue, v1.ReasonEndpointReady, waitShort)
 	waitEvent(t, ns, name, v1.EventSigningSecretRecovered)
 	eps := accountEndpoints(k)
 	if len(eps) != 1 || eps[0].ID != si.Status.WebhookEndpointID {
@@ -159,7 +162,7 @@ func TestSavedCreateErrorAfterCommitReplacesOnce(t *testing.T) {
 	startAfterFirstCreate(t, ns, name, k)
 
 	var si *v1.StripeIntegration
-	eventually(t, 2*testResync, "connected with one endpoint", func() (bool, string) {
+	eventually(t, waitShort, "connected with one endpoint", func() (bool, string) {
 		si = getSI(t, ns, name)
 		c := conditionOrNone(si, v1.ConditionWebhookEndpointReady)
 		eps := accountEndpoints(k)

@@ -106,6 +106,12 @@ type StripeIntegrationReconciler struct {
 	started   time.Time
 	startOnce sync.Once
 
+	// PayoutCheckInterval is the base period between payout checks of an integration with
+	// spec.finance.payouts.enabled (jittered ±10 %); DefaultPayoutCheckInterval when 0.
+	PayoutCheckInterval time.Duration
+	// payoutChecks remembers, in memory only, when each integration's next payout check is due.
+	payoutChecks uidMemory[payoutSchedule]
+
 	// ReceiverTraffic says which peers the receivers' NetworkPolicy admits (manager flags
 	// --receiver-*-from-*); the zero value is the documented default.
 	ReceiverTraffic ReceiverTraffic
@@ -128,6 +134,23 @@ type StripeIntegrationReconciler struct {
 	// statusWrites remembers, in memory only, the resourceVersion each integration's last status
 	// write replaced, to recognise a cached copy that has not seen that write yet.
 	statusWrites uidMemory[statusWrite]
+
+	// DeliveryCheckInterval is the base period of the delivery check behind DeliveriesArriving
+	// (jittered ±10 %): a signed probe through the public URL and one Stripe call
+	// (delivery_probe.go). 0 means 30 min; negative turns the check off.
+	DeliveryCheckInterval time.Duration
+	// DeliveryCheckIntervalFor, when set, gives an integration its own interval (0 keeps
+	// DeliveryCheckInterval): tests check their clinics often without changing the Stripe
+	// budget of every other clinic.
+	DeliveryCheckIntervalFor func(*paymentsv1alpha1.StripeIntegration) time.Duration
+	// DeliveryProbeHTTPClient posts delivery probes; when nil, a client with a 10 s timeout that
+	// follows no redirect.
+	DeliveryProbeHTTPClient *http.Client
+	// deliveryChecks remembers, in memory only, each connected integration's check schedule.
+	deliveryChecks uidMemory[deliveryCheck]
+	// deliverySettle is how young an event may be and still not count as undelivered
+	// (defaultDeliverySettle when 0; tests shorten it).
+	deliverySettle time.Duration
 }
 
 // RBAC: reads are get/list/watch (list already discloses what get would); writes are exactly the
@@ -197,9 +220,7 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	if obs.followUp {
 		next = min(next, followUpInterval)
 	}
-	if !obs.anomalyDue.IsZero() {
-		next = min(next, max(obs.anomalyDue.Sub(r.now()), time.Millisecond))
-	}
+	next = untilDue(next, obs.financeDue, r.now())
 	if !obs.stripeDue.IsZero() {
 		// The Stripe pass this start deferred runs when due, not a whole period later, and at
 		// normal priority: the first passes of a start come from the informers' initial lists at
@@ -211,9 +232,7 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		if obs.followUp {
 			after = min(after, followUpInterval)
 		}
-		if !obs.anomalyDue.IsZero() {
-			after = min(after, max(obs.anomalyDue.Sub(r.now()), time.Millisecond))
-		}
+		after = untilDue(after, obs.financeDue, r.now())
 		return ctrl.Result{RequeueAfter: after, Priority: ptr.To(0)}, nil
 	}
 	return ctrl.Result{RequeueAfter: next}, nil

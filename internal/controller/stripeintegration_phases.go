@@ -29,8 +29,12 @@ type observation struct {
 	stripe           stripeclient.Client // set when Stripe accepted the key in this pass
 	reusedView       bool                // the Stripe part came from a fresh stripeView, without calls
 	stripeDue        time.Time           // a view built after a start: the deferred Stripe pass is due then
-	secretKey        keys.Key            // the secret key this pass used, once it passed the key policy
-	anomalyDue       time.Time           // anomaly flags are on: the next check is due then
+	// stripeFor builds a client for the key a reused view was recorded for, without a Stripe call,
+	// for a finance check due in a pass that made none (stripe nil); nil otherwise.
+	stripeFor func() stripeclient.Client
+	// financeDue is when the next finance check is due (zero: none scheduled); the pass is
+	// requeued by then.
+	financeDue time.Time
 	// err is a transient failure: status is still written, then the pass is retried with backoff.
 	err error
 }
@@ -50,13 +54,15 @@ func (r *StripeIntegrationReconciler) reconcilePhases(ctx context.Context, si *p
 	} else if gapPending(si) {
 		obs.followUp = true
 	}
+	r.reconcilePayouts(ctx, si, &obs)
+	r.reconcileDelivery(ctx, si, &obs)
+	r.reconcileAnomalies(ctx, si, &obs)
 	switch {
 	case obs.stripe != nil:
 		r.recordView(si, &obs) // this pass asked Stripe
 	case obs.err != nil || !obs.reusedView:
 		r.stripeViews.forget(si.UID)
 	}
-	r.reconcileAnomalies(ctx, si, &obs)
 	return obs
 }
 
@@ -89,7 +95,6 @@ func (r *StripeIntegrationReconciler) reconcileStripe(ctx context.Context, si *p
 	}
 	obs.Mode = res.Secret.Mode
 	obs.KeyFingerprint = keys.Fingerprint(res.Publishable.Value, res.Secret.Value)
-	obs.secretKey = res.Secret
 	if si.Spec.Suspend {
 		const msg = "spec.suspend is true: no Stripe calls are made and the endpoint is left as it is"
 		obs.Authenticated = unknown(paymentsv1alpha1.ConditionAuthenticated, paymentsv1alpha1.ReasonSuspended, msg)
@@ -98,6 +103,7 @@ func (r *StripeIntegrationReconciler) reconcileStripe(ctx context.Context, si *p
 	}
 	if r.reuseView(ctx, si, &obs) || r.deferAfterStart(ctx, si, &obs) {
 		obs.reusedView = true
+		obs.stripeFor = r.viewClient(si, res.Secret, obs.KeyFingerprint)
 		return obs
 	}
 	pr := r.probe(ctx, si, res, &obs)

@@ -50,6 +50,9 @@ var (
 	fakeClockOffset atomic.Int64
 	// testReconciler is the manager's reconciler, for tests of its watch mappings.
 	testReconciler *StripeIntegrationReconciler
+	// deliveryCheckIntervals maps a clinic ID to its delivery check interval; the others keep the
+	// default (30 min), longer than any test, so their Stripe call counts do not change.
+	deliveryCheckIntervals sync.Map
 )
 
 // deliveryRetries is the fake's retry schedule after a failed delivery (Stripe's spans 3 days).
@@ -199,12 +202,20 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 		ReceiverImage:           testReceiverImage,
 		TransientFailureGrace:   testGrace,
 		AnomalyCheckInterval:    testAnomalyInterval,
+		PayoutCheckInterval:     testPayoutInterval,
 		ReceiverURL: func(si *paymentsv1alpha1.StripeIntegration) string {
 			if u, ok := replayTargets.Load(si.Spec.ClinicID); ok {
 				return u.(string)
 			}
 			return "http://127.0.0.1:1/unreachable"
 		},
+		DeliveryCheckIntervalFor: func(si *paymentsv1alpha1.StripeIntegration) time.Duration {
+			if d, ok := deliveryCheckIntervals.Load(si.Spec.ClinicID); ok {
+				return d.(time.Duration)
+			}
+			return 0
+		},
+		deliverySettle: time.Second,
 	}
 	testReconciler = r
 	if err := r.SetupWithManager(ctx, mgr); err != nil {

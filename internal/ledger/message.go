@@ -70,9 +70,15 @@ type Result struct {
 	// have and that were recorded with it. Only targets that can tell (FHIR's conditional create
 	// answers 201 for a new resource, 200 for an existing one) contribute.
 	Filled []string `json:"filled,omitempty"`
+	// FilledCount is how many payments were filled in: len(Filled), unless the receiver cut
+	// Filled to MaxFilledIDs to keep its answer small (the operator reads at most 64 KiB of it).
+	FilledCount int `json:"filledCount,omitempty"`
 	// Message explains a failure.
 	Message string `json:"message,omitempty"`
 }
+
+// MaxFilledIDs bounds Result.Filled: 1,000 Stripe ids are about 30 KB of JSON.
+const MaxFilledIDs = 1000
 
 // StatusWritten is Result.Status when every target accepted the message.
 const StatusWritten = "written"

@@ -7,11 +7,13 @@ import (
 	"errors"
 	"math/bits"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/go-logr/logr"
 	stripe "github.com/stripe/stripe-go/v76"
 
+	"github.com/clinicpay/stripe-operator/internal/ledger"
 	"github.com/clinicpay/stripe-operator/internal/relay"
 	"github.com/clinicpay/stripe-operator/internal/sigheader"
 )
@@ -58,6 +60,10 @@ func writeAnswer(w http.ResponseWriter, code int, body []byte) {
 // serveWebhook handles POST to the mode's webhook path (and, in Test mode, the legacy one):
 // verify, dedup, relay, answer.
 func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
+	if strings.HasPrefix(req.URL.Path, ledger.PathPrefix) {
+		r.serveLedger(w, req)
+		return
+	}
 	if req.URL.Path != r.path && (r.legacy == "" || req.URL.Path != r.legacy) {
 		writeJSON(w, http.StatusNotFound, "not_found", "no webhook endpoint at this path")
 		return
@@ -92,6 +98,9 @@ func (r *Receiver) serveWebhook(w http.ResponseWriter, req *http.Request) {
 	}
 	if rej != nil {
 		r.reject(w, rej)
+		return
+	}
+	if r.answerProbe(w, req, body, ev) {
 		return
 	}
 	r.process(w, req, ev, r.isReplay(req, body, ev))

@@ -43,8 +43,13 @@ type metrics struct {
 	// (0 while it accepts), so an alert can fire long before Stripe stops retrying.
 	relays       *prometheus.CounterVec
 	failingSince *prometheus.GaugeVec
-	mu           sync.Mutex
-	failing      map[string]bool
+	// ledger counts the operator's ledger messages by kind and result (ledger.go).
+	ledger *prometheus.CounterVec
+	// probes counts the operator's delivery probes (answered, refused), which are never
+	// counted in events.
+	probes  *prometheus.CounterVec
+	mu      sync.Mutex
+	failing map[string]bool
 }
 
 func newMetrics(reg prometheus.Registerer, targets []string) (*metrics, error) {
@@ -78,9 +83,19 @@ func newMetrics(reg prometheus.Registerer, targets []string) (*metrics, error) {
 			Name: "stripe_receiver_relay_failing_since_timestamp_seconds",
 			Help: "Unix time at which the target's current run of failed relays began; 0 while it accepts.",
 		}, []string{"target"}),
+		ledger: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_receiver_ledger_messages_total",
+			Help: "Ledger messages from the operator by kind (payout.reconciled, anomaly.flagged, unknown) and result " +
+				"(written, failed, rejected, unauthorized).",
+		}, []string{"kind", "result"}),
+		probes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_receiver_probes_total",
+			Help: "The operator's delivery probes by result (answered, refused); never relayed, never in stripe_receiver_events_total.",
+		}, []string{"result"}),
 		failing: map[string]bool{},
 	}
-	for _, c := range []prometheus.Collector{m.events, m.signatureFailures, m.relayDuration, m.duplicates, m.secretReloads, m.relays, m.failingSince} {
+	for _, c := range []prometheus.Collector{m.events, m.signatureFailures, m.relayDuration, m.duplicates, m.secretReloads, m.relays,
+		m.failingSince, m.ledger, m.probes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering receiver metrics: %w", err)
 		}
@@ -88,6 +103,11 @@ func newMetrics(reg prometheus.Registerer, targets []string) (*metrics, error) {
 	// Pre-create the failure series so alerts on rate() see a 0 before the first failure.
 	for _, c := range allCauses() {
 		m.signatureFailures.WithLabelValues(string(c))
+	}
+	for _, k := range ledgerKinds() {
+		for _, res := range ledgerResults() {
+			m.ledger.WithLabelValues(k, res)
+		}
 	}
 	for _, t := range targets {
 		m.relayDuration.WithLabelValues(t)

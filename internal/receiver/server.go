@@ -54,6 +54,8 @@ type Receiver struct {
 	secrets  *secretfile.File[[]string]
 	dedup    *dedup
 	bodies   bodyPool
+	// ledgerSlots bounds the ledger messages in progress (serveLedger).
+	ledgerSlots chan struct{}
 	// draining turns /readyz to 503 once shutdown starts, so Services stop sending traffic.
 	draining atomic.Bool
 }
@@ -93,12 +95,15 @@ func New(cfg Config, targets []relay.Target, log logr.Logger, reg *prometheus.Re
 		gatherer: reg,
 		secrets:  newSecretStore(cfg.SigningSecretFile, cfg.SecretCheckInterval, log, m),
 		dedup:    newDedup(cfg.DedupCapacity, len(targets)),
+
+		ledgerSlots: make(chan struct{}, ledgerSlots),
 	}
 	_, _ = r.secrets.Reload() // a missing file is logged; /readyz says 503 until it appears
 	return r, nil
 }
 
-// WebhookHandler serves Stripe's deliveries; mount it at the root of the webhook port.
+// WebhookHandler serves Stripe's deliveries, and the operator's ledger messages under
+// ledger.PathPrefix; mount it at the root of the webhook port.
 func (r *Receiver) WebhookHandler() http.Handler {
 	return http.HandlerFunc(r.serveWebhook)
 }

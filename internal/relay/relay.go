@@ -7,6 +7,8 @@ import (
 	"context"
 
 	stripe "github.com/stripe/stripe-go/v76"
+
+	"github.com/clinicpay/stripe-operator/internal/ledger"
 )
 
 // Event is a Stripe event whose signature, age, clinic and mode the receiver has verified.
@@ -26,4 +28,17 @@ type Target interface {
 	// must be idempotent on the Stripe event id: delivering the same event again creates nothing
 	// new downstream. A non-nil error makes the receiver answer 5xx so Stripe retries.
 	Deliver(ctx context.Context, ev Event) error
+}
+
+// LedgerWriter is implemented by targets that record the operator's ledger messages (package
+// ledger: a reconciled payout with every item it settles, or an anomaly flag). The receiver
+// hands a verified message to every target and answers the operator "written" only once each
+// returned nil.
+type LedgerWriter interface {
+	// WriteLedger records msg durably and returns nil only once the target accepted all of it.
+	// It must be idempotent on msg.ID: writing the same message again creates nothing new
+	// downstream (the operator re-sends until every target accepted it). filled names the
+	// payments (pi_… or ch_…) of a payout that the target did not have and recorded with it; a
+	// target that cannot tell returns none.
+	WriteLedger(ctx context.Context, msg ledger.Message) (filled []string, err error)
 }

@@ -73,6 +73,13 @@ func TestClientCallsMatchStripeAPI(t *testing.T) {
 	_, err = c.ListEvents(ctx, stripeclient.EventWindow{From: time.Now().Add(-time.Hour), To: time.Now(),
 		Types: operatorEndpoint().EnabledEvents, Max: 1000})
 	mustAccept(t, "ListEvents", err)
+	// The delivery check (DeliveriesArriving): the endpoint's undelivered events in a window, one
+	// page (more than one is as good an answer as one).
+	_, err = c.ListEvents(ctx, stripeclient.EventWindow{From: time.Now().Add(-time.Hour), To: time.Now().Add(-2 * time.Minute),
+		Types: operatorEndpoint().EnabledEvents, Undelivered: true, Max: 1})
+	if !errors.Is(err, stripeclient.ErrTooManyEvents) {
+		mustAccept(t, "ListEvents (undelivered)", err)
+	}
 
 	// Payout reconciliation: paid payouts by arrival date, then one payout's balance transactions
 	// with their sources expanded.

@@ -229,6 +229,7 @@ func TestChartValuesReachTheManager(t *testing.T) {
 				"stripe-call-timeout":              v.StripeCallTimeout,
 				"resync-period":                    v.ResyncPeriod,
 				"transient-failure-grace":          v.TransientFailureGrace,
+				"delivery-check-interval":          v.DeliveryCheckInterval,
 				"max-concurrent-reconciles":        strconv.Itoa(v.MaxConcurrentReconciles),
 				"zap-log-level":                    v.LogLevel,
 				"receiver-image":                   cmp.Or(v.ReceiverImage, image),

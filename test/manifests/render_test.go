@@ -90,6 +90,7 @@ type chartValues struct {
 	StripeCallTimeout     string `json:"stripeCallTimeout"`
 	ResyncPeriod          string `json:"resyncPeriod"`
 	TransientFailureGrace string `json:"transientFailureGrace"`
+	DeliveryCheckInterval string `json:"deliveryCheckInterval"`
 	ReceiverMonitoring    struct {
 		Enabled bool              `json:"enabled"`
 		Labels  map[string]string `json:"labels"`

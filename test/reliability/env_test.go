@@ -190,10 +190,17 @@ func (w *world) startManager(leaderElect bool) *testenv.Manager {
 	log := filepath.Join(w.dir, fmt.Sprintf("manager-%d.log", len(w.logs)))
 	w.logs = append(w.logs, log)
 	w.mu.Unlock()
+	args := []string{"--webhook-base-url=" + webhookBaseURL, "--zap-log-level=info"}
+	if leaderElect {
+		// A failover waits for the lease to expire: 8 s instead of the default 15 s. The renew
+		// deadline stays generous (a leader that misses it exits), for a machine running other
+		// suites at the same time.
+		args = append(args, "--leader-election-lease-duration=8s", "--leader-election-renew-deadline=6s", "--leader-election-retry-period=1s")
+	}
 	m, err := testenv.StartManager(context.Background(), testenv.ManagerOptions{
 		Bin: managerBin, Kubeconfig: w.kubeconfig, StripeURL: w.fakeURL, LogPath: log, Resync: w.resync,
 		LeaderElect: leaderElect, LeaderElectionNamespace: leaseNamespace, StripeCallTimeout: time.Second,
-		ExtraArgs: []string{"--webhook-base-url=" + webhookBaseURL, "--zap-log-level=info"},
+		ExtraArgs: args,
 	})
 	if err != nil {
 		w.t.Fatalf("start manager: %v", err)

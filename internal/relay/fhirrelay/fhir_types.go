@@ -32,11 +32,13 @@ type CodeableConcept struct {
 	Text   string   `json:"text,omitempty"`
 }
 
-// Extension is a FHIR extension with a string value: here, the Stripe API version the event
-// came in (ExtensionStripeAPIVersion).
+// Extension is a FHIR extension with a string or a Money value (exactly one is set): the Stripe
+// API version the event came in (ExtensionStripeAPIVersion), the payout that filled a missing
+// PaymentNotice in, and the Stripe ids and amount of an anomaly Flag.
 type Extension struct {
 	URL         string `json:"url"`
-	ValueString string `json:"valueString"`
+	ValueString string `json:"valueString,omitempty"`
+	ValueMoney  *Money `json:"valueMoney,omitempty"`
 }
 
 // Money is a FHIR Money. Value is a json.Number so the decimal built exactly from Stripe's
@@ -101,4 +103,22 @@ type Account struct {
 	Name         string       `json:"name,omitempty"`
 	Subject      []Reference  `json:"subject,omitempty"`
 	Owner        *Reference   `json:"owner,omitempty"`
+}
+
+// Period is a FHIR Period; only its start is used.
+type Period struct {
+	Start string `json:"start,omitempty"`
+}
+
+// Flag is a FHIR R4 Flag (https://hl7.org/fhir/R4/flag.html): a prospective warning about a
+// subject, here an anomaly the operator's rules raised on the clinic's Stripe account.
+type Flag struct {
+	ResourceType string            `json:"resourceType"`
+	Extension    []Extension       `json:"extension,omitempty"`
+	Identifier   []Identifier      `json:"identifier,omitempty"`
+	Status       string            `json:"status"`
+	Category     []CodeableConcept `json:"category,omitempty"`
+	Code         CodeableConcept   `json:"code"`
+	Subject      Reference         `json:"subject"`
+	Period       *Period           `json:"period,omitempty"`
 }

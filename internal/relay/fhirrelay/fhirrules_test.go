@@ -31,7 +31,7 @@ var (
 
 // dateTimeKeys and dateKeys are the elements of the emitted resources with those types.
 var (
-	dateTimeKeys = map[string]bool{"created": true}
+	dateTimeKeys = map[string]bool{"created": true, "start": true}
 	dateKeys     = map[string]bool{"paymentDate": true, "date": true}
 )
 

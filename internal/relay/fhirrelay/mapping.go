@@ -19,6 +19,9 @@ type write struct {
 	resourceType string
 	key          Identifier
 	resource     any
+	// wantExisting asks the server for the matching resource when it already exists (see
+	// created.existing); only the payout's gap-filling PaymentNotices need it.
+	wantExisting bool
 }
 
 // eventFacts are the parts of the event envelope every mapping uses.

@@ -29,6 +29,25 @@ const (
 	// Stripe API version its event was rendered in ("2023-10-16"): a replayed event comes in
 	// the version of its creation, so records may be mapped from different shapes.
 	ExtensionStripeAPIVersion = "https://clinicpay.dev/fhir/StructureDefinition/stripe-api-version"
+
+	// SystemAnomalyFlag holds anomaly flag ids ("<rule>/<eventID>"): the key of a Flag.
+	SystemAnomalyFlag = "https://clinicpay.dev/anomaly-flag"
+	// CodeSystemAnomalyRule names the operator's anomaly rules (RefundSpike, AmountOutlier,
+	// FailedPaymentBurst, Dispute): Flag.code.
+	CodeSystemAnomalyRule = "https://clinicpay.dev/fhir/CodeSystem/anomaly-rule"
+	// ExtensionFilledFromPayout marks a PaymentNotice written from a payout's balance transaction
+	// because the payment's own event never reached the FHIR server; its valueString is the
+	// payout id (po_…).
+	ExtensionFilledFromPayout = "https://clinicpay.dev/fhir/StructureDefinition/filled-from-payout"
+	// The extensions of a Flag naming what it concerns, each a valueString: the Stripe event
+	// that raised it (id and type) and the PaymentIntent, Charge and Dispute ids; and
+	// ExtensionStripeAmount, a valueMoney, the event's amount.
+	ExtensionStripeEventID       = "https://clinicpay.dev/fhir/StructureDefinition/stripe-event-id"
+	ExtensionStripeEventType     = "https://clinicpay.dev/fhir/StructureDefinition/stripe-event-type"
+	ExtensionStripePaymentIntent = "https://clinicpay.dev/fhir/StructureDefinition/stripe-payment-intent"
+	ExtensionStripeCharge        = "https://clinicpay.dev/fhir/StructureDefinition/stripe-charge"
+	ExtensionStripeDispute       = "https://clinicpay.dev/fhir/StructureDefinition/stripe-dispute"
+	ExtensionStripeAmount        = "https://clinicpay.dev/fhir/StructureDefinition/stripe-amount"
 )
 
 // FHIR code systems and codes the mapping uses.

@@ -51,6 +51,9 @@ type Target struct {
 	timeout time.Duration
 	client  *http.Client
 	token   *tokenSource
+	// payouts remembers, per payout being written, the notices already settled, so a retry
+	// resumes (ledger.go).
+	payouts payoutProgress
 }
 
 var _ relay.Target = (*Target)(nil)

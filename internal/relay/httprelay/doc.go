@@ -16,7 +16,8 @@
 // not followed, so the body and signature never go to another host), a network error or a
 // timeout is a failure: the receiver answers Stripe 503 and Stripe delivers the event again, so
 // the clinic may see the same event more than once and must deduplicate on Idempotency-Key
-// (equal to the envelope's id).
+// (equal to the envelope's id for events; a flag's envelope is keyed on the flag id, see
+// "Ledger envelopes").
 //
 // # Envelope
 //
@@ -93,4 +94,20 @@
 // secret: the key file's content if it starts with whsec_, else "whsec_" + base64 of it), then,
 // optionally, rotates the key file to a whsec_ secret. The next release stops sending
 // Clinicpay-Signature.
+//
+// # Ledger envelopes
+//
+// The operator's ledger messages (package ledger) reach the clinic as envelopes of the same
+// format and signatures ([Target.WriteLedger], [LedgerEnvelope]):
+//   - a paid payout: type "payout.reconciled", id and Idempotency-Key the payout id, object the
+//     deposit (id, object "payout", amount, amountDecimal, currency, status "paid"), apiVersion
+//     "", and an added "payout" field: {"arrivalDate": <unix>, "items": [<every balance
+//     transaction the payout settles, with amount, fee and net in minor and major units>]};
+//   - an anomaly flag: the envelope of the Stripe event that raised it, with an added "flags"
+//     array holding the flag (id, rule, reason, value, threshold, the event's id, type and time,
+//     the payment's ids and amount). Its id is the event's; Idempotency-Key and webhook-id are
+//     the flag id, so a clinic that already took the event's envelope takes this one too.
+//
+// An endpoint answers only accepted or not, so this target reports no filled-in payments. See
+// docs/envelope.md for examples.
 package httprelay

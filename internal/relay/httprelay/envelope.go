@@ -22,6 +22,12 @@ type Envelope struct {
 	// the version of its creation, so clinics reading more than the envelope can tell shapes apart.
 	APIVersion string `json:"apiVersion"`
 	Object     Object `json:"object"`
+	// Payout is set only in "payout.reconciled" envelopes: the deposit's arrival and every
+	// balance transaction it settles (ledger.go).
+	Payout *Payout `json:"payout,omitempty"`
+	// Flags is set only in the envelope of an event an anomaly rule flagged: the flags it
+	// raised (ledger.go).
+	Flags []Flag `json:"flags,omitempty"`
 }
 
 // Object is the subset of the event's data.object a clinic needs. Pointer fields distinguish

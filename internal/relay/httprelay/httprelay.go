@@ -118,6 +118,12 @@ func (t *Target) Deliver(ctx context.Context, ev relay.Event) error {
 	if err != nil {
 		return fmt.Errorf("encoding envelope: %w", err)
 	}
+	return t.post(ctx, env.ID, body)
+}
+
+// post sends one signed envelope body whose deduplication key (Idempotency-Key, webhook-id) is
+// key, and returns nil on a 2xx answer.
+func (t *Target) post(ctx context.Context, key string, body []byte) error {
 	if t.timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.timeout)
@@ -129,15 +135,15 @@ func (t *Target) Deliver(ctx context.Context, ev relay.Event) error {
 	}
 	// Built whole rather than Set one by one: the constant values are shared (nothing writes to
 	// a request's header once it is sent), so each event allocates only its own values.
-	req.Header = http.Header{"Content-Type": contentTypeJSON, "Idempotency-Key": {env.ID}, "User-Agent": userAgent}
+	req.Header = http.Header{"Content-Type": contentTypeJSON, "Idempotency-Key": {key}, "User-Agent": userAgent}
 	if t.key != nil {
-		key, now := t.key.Current(), t.now()
+		secret, now := t.key.Current(), t.now()
 		// Standard Webhooks, and the Stripe-style header it replaces (kept for one release; see
 		// the package documentation, "Clinicpay-Signature"). Canonical keys, as Set would make.
-		req.Header[canonicalWebhookID] = []string{env.ID}
+		req.Header[canonicalWebhookID] = []string{key}
 		req.Header[canonicalWebhookTimestamp] = []string{strconv.FormatInt(now.Unix(), 10)}
-		req.Header[canonicalWebhookSignature] = []string{SignStandard(key, env.ID, now, body)}
-		req.Header[SignatureHeader] = []string{Sign(key, now, body)}
+		req.Header[canonicalWebhookSignature] = []string{SignStandard(secret, key, now, body)}
+		req.Header[SignatureHeader] = []string{Sign(secret, now, body)}
 	}
 	resp, err := t.client.Do(req)
 	if err != nil {
