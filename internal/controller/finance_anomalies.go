@@ -38,8 +38,6 @@ import (
 // checked again, which at worst sends a flag again.
 
 const (
-	// defaultAnomalyCheckInterval is how often a clinic's events are checked (jittered ±10 %).
-	defaultAnomalyCheckInterval = 5 * time.Minute
 	// anomalySettleDelay keeps a check off the newest seconds of the log: an event listed once
 	// the second it was created has passed for a while is not followed by one created earlier.
 	anomalySettleDelay = 5 * time.Second
@@ -57,6 +55,10 @@ const (
 	// anomalyCursorPersistEvery bounds how far the stored cursor lags the checked one.
 	anomalyCursorPersistEvery = 30 * time.Minute
 )
+
+// DefaultAnomalyCheckInterval is how often a clinic's events are checked (jittered ±10 %): the
+// manager's --anomaly-check-interval default.
+const DefaultAnomalyCheckInterval = 5 * time.Minute
 
 // anomalyThresholds maps spec.finance.anomalies to the rules' thresholds. Unset fields stay
 // zero and take anomaly.DefaultThresholds. refundFactorPercent is a percentage (400 is 4×) and
@@ -152,7 +154,7 @@ func (s *anomalyState) checked() time.Time {
 // anomalyInterval is AnomalyCheckInterval, or its default when unset.
 func (r *StripeIntegrationReconciler) anomalyInterval() time.Duration {
 	if r.AnomalyCheckInterval <= 0 {
-		return defaultAnomalyCheckInterval
+		return DefaultAnomalyCheckInterval
 	}
 	return r.AnomalyCheckInterval
 }
