@@ -50,9 +50,11 @@ import (
 // undelivered says exactly that (Unknown), rather than guessing.
 //
 // Stripe budget: a check costs one Stripe call (the events list) per interval, made on a pass that
-// runs anyway (no extra wake-up, no extra probe list). With the default 30 min interval and the
-// default 10 min resync (each resync one call), that adds about one call every three resyncs:
-// about 1.3 calls per integration per resync on average instead of 1 (docs/architecture.md).
+// runs anyway (no extra wake-up), and that pass lists no endpoints: it takes the Stripe part from
+// the last Stripe pass (deliveryCheckStandsIn), so the events call, which proves the key as well,
+// stands in for the resync's list. Each resync stays one Stripe call per integration, the
+// delivery check included; endpoint drift is then found one resync later on those passes
+// (docs/architecture.md).
 const (
 	// defaultDeliveryCheckInterval is how often a connected integration is checked by default.
 	defaultDeliveryCheckInterval = 30 * time.Minute
@@ -105,6 +107,30 @@ func connectedInPass(obs *observation) bool {
 			return false
 		}
 	}
+	return true
+}
+
+// deliveryCheckStandsIn lets the pass in which an integration's delivery check is due take its
+// Stripe part from the last Stripe pass's view instead of listing the endpoints: the check's one
+// events call stands in for the resync's list (see the budget above). A view stands in once and
+// only while it is at most two resync periods old and anything the Stripe pass depends on is
+// unchanged (reuseViewOf); the next resync lists the endpoints again. A view built from status
+// after a start does not stand in: its own deferred pass comes first.
+func (r *StripeIntegrationReconciler) deliveryCheckStandsIn(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, obs *observation) bool {
+	if r.deliveryCheckInterval(si) < 0 {
+		return false
+	}
+	sched, known := r.deliveryChecks.get(si.UID)
+	now := r.now()
+	if !known || now.Before(sched.due) {
+		return false
+	}
+	v, ok := r.stripeViews.get(si.UID)
+	if !ok || v.deferred || v.stoodIn || now.Sub(v.at) > 2*r.resyncPeriod() || !r.reuseViewOf(ctx, si, obs, v) {
+		return false
+	}
+	v.stoodIn = true
+	r.stripeViews.set(si.UID, v)
 	return true
 }
 

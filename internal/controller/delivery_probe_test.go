@@ -227,3 +227,34 @@ func TestDeliveryCheckCadence(t *testing.T) {
 		t.Errorf("%d delivery checks for %d resync passes: want at least one, and at most one per pass", checks, lists)
 	}
 }
+
+// The delivery check keeps to the resync's Stripe budget: the pass in which it is due lists no
+// endpoints (its events call stands in for the list), so an integration makes one Stripe call
+// per resync, the check included, and the endpoints are still listed on the other resyncs.
+func TestDeliveryCheckStandsInForTheResyncList(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	srv := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(srv.Close)
+	k, si := deliveryClinic(t, ns, "clinic-dsi", func(clinic string) string {
+		return srv.URL + receiver.WebhookPath(receiver.ModeTest, clinic)
+	})
+	// Due every 1.5 resyncs: every second or third resync pass carries the check.
+	deliveryCheckIntervals.Store(si.Spec.ClinicID, testResync*3/2)
+	connectDelivery(t, si)
+	waitCondition(t, ns, si.Name, v1.ConditionDeliveriesArriving, metav1.ConditionFalse, v1.ReasonProbeAnsweredByOther, waitShort)
+
+	events, lists := fake.CallsTo(k.secret, "GET", stripefake.PathEvents), fake.CallsTo(k.secret, "GET", stripefake.PathWebhookEndpoints)
+	at := stripeCallTimes(t, k.secret, 6, waitShort+6*testResync)
+	events = fake.CallsTo(k.secret, "GET", stripefake.PathEvents) - events
+	lists = fake.CallsTo(k.secret, "GET", stripefake.PathWebhookEndpoints) - lists
+	t.Logf("6 Stripe calls %s apart (resync %s): %d delivery checks, %d endpoint lists", callGaps(at), testResync, events, lists)
+	for i := 1; i < len(at); i++ {
+		if gap := at[i].Sub(at[i-1]); gap < testResync*8/10 {
+			t.Errorf("calls %d and %d only %s apart: the delivery check added a call to a resync", i, i+1, gap)
+		}
+	}
+	if events == 0 || lists == 0 {
+		t.Errorf("%d delivery checks and %d endpoint lists in 6 resyncs: want both (a check stands in once, then the list returns)", events, lists)
+	}
+}

@@ -45,8 +45,11 @@ type stripeView struct {
 	at time.Time
 	// until is when the view stops being reused; deferred marks a view built from status after a
 	// start, whose expiry is the integration's scheduled Stripe pass.
-	until       time.Time
-	deferred    bool
+	until    time.Time
+	deferred bool
+	// stoodIn: a delivery check already took this view's Stripe part in place of a list
+	// (deliveryCheckStandsIn); a view stands in once.
+	stoodIn     bool
 	stripeSpec  string
 	fingerprint string
 	annotations map[string]string
@@ -81,8 +84,17 @@ func (r *StripeIntegrationReconciler) recordView(si *paymentsv1alpha1.StripeInte
 // everything else allows it does it read the signing Secret: a lost or replaced one needs Stripe.
 func (r *StripeIntegrationReconciler) reuseView(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, obs *observation) bool {
 	v, ok := r.stripeViews.get(si.UID)
-	if !ok || !r.now().Before(v.until) || v.stripeSpec != stripeFacingSpec(si) || v.fingerprint != obs.KeyFingerprint ||
-		!maps.Equal(v.annotations, si.Annotations) {
+	if !ok || !r.now().Before(v.until) {
+		return false
+	}
+	return r.reuseViewOf(ctx, si, obs, v)
+}
+
+// reuseViewOf fills the Stripe part of obs from v, whatever its age, if nothing the Stripe pass
+// depends on changed since it was recorded.
+func (r *StripeIntegrationReconciler) reuseViewOf(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, obs *observation,
+	v stripeView) bool {
+	if v.stripeSpec != stripeFacingSpec(si) || v.fingerprint != obs.KeyFingerprint || !maps.Equal(v.annotations, si.Annotations) {
 		return false
 	}
 	if _, replay := si.Annotations[paymentsv1alpha1.AnnotationReplaySince]; replay {

@@ -101,7 +101,7 @@ func (r *StripeIntegrationReconciler) reconcileStripe(ctx context.Context, si *p
 		obs.Webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSuspended, msg)
 		return obs
 	}
-	if r.reuseView(ctx, si, &obs) || r.deferAfterStart(ctx, si, &obs) {
+	if r.reuseView(ctx, si, &obs) || r.deferAfterStart(ctx, si, &obs) || r.deliveryCheckStandsIn(ctx, si, &obs) {
 		obs.reusedView = true
 		obs.stripeFor = r.viewClient(si, res.Secret, obs.KeyFingerprint)
 		return obs
