@@ -54,6 +54,7 @@ type options struct {
 	managerPodSelector                     string
 	transientGrace                         time.Duration
 	payoutCheckInterval                    time.Duration
+	anomalyCheckInterval                   time.Duration
 	// Leader election timing (client-go's leaderelection.LeaderElectionConfig).
 	leaseDuration, renewDeadline, retryPeriod time.Duration
 	deliveryCheckInterval                     time.Duration
@@ -125,6 +126,9 @@ func main() {
 			"are reported; 0 reports the first one.")
 	flag.DurationVar(&o.payoutCheckInterval, "payout-check-interval", controller.DefaultPayoutCheckInterval,
 		"Base period between payout checks of an integration with spec.finance.payouts.enabled (jittered ±10%); each costs at least one Stripe call.")
+	flag.DurationVar(&o.anomalyCheckInterval, "anomaly-check-interval", controller.DefaultAnomalyCheckInterval,
+		"Base period between anomaly checks of an integration with spec.finance.anomalies.enabled (jittered ±10%); each lists the events "+
+			"created since the last one.")
 	flag.DurationVar(&o.deliveryCheckInterval, "delivery-check-interval", 30*time.Minute,
 		"Base period (jittered ±10%) of the delivery check of a connected integration (the DeliveriesArriving condition): a signed probe through "+
 			"its public URL and one Stripe call; 0 turns the check off.")
@@ -180,6 +184,9 @@ func run(o options) error {
 	}
 	if o.payoutCheckInterval <= 0 {
 		return fmt.Errorf("--payout-check-interval must be positive, got %s", o.payoutCheckInterval)
+	}
+	if o.anomalyCheckInterval <= 0 {
+		return fmt.Errorf("--anomaly-check-interval must be positive, got %s", o.anomalyCheckInterval)
 	}
 	if err := checkLeaderElection(o); err != nil {
 		return err
@@ -242,6 +249,7 @@ func run(o options) error {
 		IngressAnnotationAllowlist: splitList(o.ingressAllowlist),
 		TransientFailureGrace:      o.transientGrace,
 		PayoutCheckInterval:        o.payoutCheckInterval,
+		AnomalyCheckInterval:       o.anomalyCheckInterval,
 		DeliveryCheckInterval:      deliveryCheckInterval(o.deliveryCheckInterval),
 	}
 	if err := r.SetupWithManager(ctx, mgr); err != nil {

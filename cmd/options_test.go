@@ -119,6 +119,7 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		{"--leader-election-retry-period=9s", "--leader-election-retry-period (9s)"},
 		{"--leader-election-lease-duration=0s", "must be positive"},
 		{"--payout-check-interval=0s", "--payout-check-interval must be positive"},
+		{"--anomaly-check-interval=0s", "--anomaly-check-interval must be positive"},
 	} {
 		t.Run(tc.arg, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

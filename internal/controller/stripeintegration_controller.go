@@ -124,6 +124,13 @@ type StripeIntegrationReconciler struct {
 	// replayWindows remembers, in memory only, the window length each integration's running
 	// replay last listed, so the next pass starts with a window of the right size.
 	replayWindows uidMemory[time.Duration]
+	// AnomalyCheckInterval is how often a clinic with anomaly flags on has its events checked
+	// (jittered ±10 %); 5 minutes when zero.
+	AnomalyCheckInterval time.Duration
+	// anomalies holds, in memory only, each integration's anomaly detector and check progress;
+	// anomaliesMu makes finding or replacing one atomic.
+	anomalies   uidMemory[*anomalyState]
+	anomaliesMu sync.Mutex
 	// statusWrites remembers, in memory only, the resourceVersion each integration's last status
 	// write replaced, to recognise a cached copy that has not seen that write yet.
 	statusWrites uidMemory[statusWrite]
@@ -179,6 +186,7 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	}
 	if !si.DeletionTimestamp.IsZero() {
 		r.trackTransient(si, nil)
+		r.forgetAnomalies(si)
 		return r.reconcileDelete(ctx, si)
 	}
 	if !controllerutil.ContainsFinalizer(si, Finalizer) {

@@ -56,6 +56,7 @@ func (r *StripeIntegrationReconciler) reconcilePhases(ctx context.Context, si *p
 	}
 	r.reconcilePayouts(ctx, si, &obs)
 	r.reconcileDelivery(ctx, si, &obs)
+	r.reconcileAnomalies(ctx, si, &obs)
 	switch {
 	case obs.stripe != nil:
 		r.recordView(si, &obs) // this pass asked Stripe

@@ -201,6 +201,7 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 		WebhookBaseURL:          testWebhookURL,
 		ReceiverImage:           testReceiverImage,
 		TransientFailureGrace:   testGrace,
+		AnomalyCheckInterval:    testAnomalyInterval,
 		PayoutCheckInterval:     testPayoutInterval,
 		ReceiverURL: func(si *paymentsv1alpha1.StripeIntegration) string {
 			if u, ok := replayTargets.Load(si.Spec.ClinicID); ok {

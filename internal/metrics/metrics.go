@@ -29,6 +29,9 @@ type Metrics struct {
 	// DeliveryChecks counts delivery checks (the DeliveriesArriving condition) by mode and
 	// reason; no per-integration labels: the condition names the clinic.
 	DeliveryChecks *prometheus.CounterVec
+	// AnomalyFlags counts the anomaly flags raised per integration and rule; an integration has
+	// series only once it was flagged, so an alert on it names the clinic.
+	AnomalyFlags *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them on reg.
@@ -68,9 +71,13 @@ func New(reg prometheus.Registerer) (*Metrics, error) {
 			Help: "Delivery checks (a signed probe through the public URL, and Stripe's undelivered events) by mode and outcome " +
 				"(the DeliveriesArriving reason).",
 		}, []string{"mode", "reason"}),
+		AnomalyFlags: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "stripe_operator_anomaly_flags_total",
+			Help: "Anomaly flags raised on a StripeIntegration's events, by rule (RefundSpike, AmountOutlier, FailedPaymentBurst, Dispute).",
+		}, []string{"namespace", "name", "rule"}),
 	}
 	for _, c := range []prometheus.Collector{m.ProbeTotal, m.LastProbe, m.StatusWrites, m.FailingSince, m.PayoutsReconciled, m.PaymentsFilled,
-		m.PayoutChecks, m.DeliveryChecks} {
+		m.PayoutChecks, m.DeliveryChecks, m.AnomalyFlags} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
