@@ -104,7 +104,7 @@ func TestDemo(t *testing.T) {
 	}()
 
 	t.Run("headed steps", func(t *testing.T) {
-		for _, h := range []string{"== Starting", "== 1. ", "== 2. ", "== 3. ", "== 4. ", "== 5. ", "== 6. ", "== 7. ",
+		for _, h := range []string{"== Starting", "== 1. ", "== 2. ", "== 3. ", "== 4. ", "== 5. ", "== 6. ", "== 7. ", "== 8. ",
 			"== Cleaning up", "== Demo finished"} {
 			if !strings.Contains(text, h) {
 				t.Errorf("output has no %q heading", h)
@@ -170,13 +170,17 @@ func TestDemo(t *testing.T) {
 		checkPayout(t, res.Payout)
 	})
 
-	t.Run("step 5: DeliveriesArriving is True through the public URL", func(t *testing.T) {
+	t.Run("step 5: the dispute is flagged on the FHIR server and to the billing system", func(t *testing.T) {
+		checkDispute(t, res.Dispute)
+	})
+
+	t.Run("step 6: DeliveriesArriving is True through the public URL", func(t *testing.T) {
 		if res.Delivery.Status != "True" || !strings.Contains(text, "DeliveriesArriving=True") {
 			t.Errorf("DeliveriesArriving = %+v", res.Delivery)
 		}
 	})
 
-	t.Run("step 6: a Live integration with a test key is refused without a Stripe call", func(t *testing.T) {
+	t.Run("step 7: a Live integration with a test key is refused without a Stripe call", func(t *testing.T) {
 		if res.LiveReason != v1.ReasonModeMismatch || !strings.Contains(res.LiveMessage, "spec.mode is Live") {
 			t.Errorf("reason %q message %q, want %s", res.LiveReason, res.LiveMessage, v1.ReasonModeMismatch)
 		}
@@ -188,7 +192,7 @@ func TestDemo(t *testing.T) {
 		}
 	})
 
-	t.Run("step 7: deletion removed the endpoint and the receivers", func(t *testing.T) {
+	t.Run("step 8: deletion removed the endpoint and the receivers", func(t *testing.T) {
 		if res.EndpointStatusAfter != 404 || res.EndpointsLeft != 0 {
 			t.Errorf("after deletion: GET endpoint %d, %d endpoints left; want 404 and 0", res.EndpointStatusAfter, res.EndpointsLeft)
 		}
@@ -326,5 +330,43 @@ func checkPayout(t *testing.T, p *Payout) {
 	if recons != 1 || created != 1 || found < 1 || envelopes < 1 {
 		t.Errorf("for the payout the clinic got %d PaymentReconciliation, %d new and %d found PaymentNotice, %d payout.reconciled envelopes; "+
 			"want 1, 1, ≥1 (a retry finds it again), ≥1", recons, created, found, envelopes)
+	}
+}
+
+// checkDispute checks step 5: one Flag keyed on the Dispute flag of the event, about the dispute,
+// and the event's envelope with the flag, keyed on the flag id; status counts it.
+func checkDispute(t *testing.T, d *Dispute) {
+	t.Helper()
+	if d == nil || !strings.HasPrefix(d.EventID, "evt_") {
+		t.Fatalf("dispute = %+v", d)
+	}
+	flagID := "Dispute/" + d.EventID
+	if d.Flag == nil {
+		t.Fatal("the FHIR server received no Flag")
+	}
+	var f fhirrelay.Flag
+	if err := json.Unmarshal(d.Flag.Body, &f); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.Identifier) != 1 || f.Identifier[0].Value != flagID || f.Status != "active" ||
+		len(f.Code.Coding) == 0 || f.Code.Coding[0].Code != "Dispute" ||
+		!slices.ContainsFunc(f.Extension, func(e fhirrelay.Extension) bool { return e.ValueString == d.DisputeID }) {
+		t.Errorf("Flag %s", d.Flag.Body)
+	}
+	if d.Envelope == nil {
+		t.Fatal("the billing system received no flagged envelope")
+	}
+	var env struct {
+		ID, Type string
+		Flags    []struct{ Rule string }
+	}
+	if err := json.Unmarshal(d.Envelope.Body, &env); err != nil {
+		t.Fatal(err)
+	}
+	if d.Envelope.Key != flagID || env.ID != d.EventID || env.Type != "charge.dispute.created" || len(env.Flags) != 1 || env.Flags[0].Rule != "Dispute" {
+		t.Errorf("envelope %s (Idempotency-Key %q)", d.Envelope.Body, d.Envelope.Key)
+	}
+	if d.Status.Flags != 1 || d.Status.LastFlag == nil || d.Status.LastFlag.Rule != "Dispute" || d.Status.LastFlag.EventID != d.EventID {
+		t.Errorf("status.finance.anomalies = %+v", d.Status)
 	}
 }

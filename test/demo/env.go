@@ -62,11 +62,12 @@ type Config struct {
 	ResyncPeriod time.Duration
 }
 
-// The manager's finance cadence in the demo: seconds, so the payout and the delivery check show
-// within the scenario (the defaults are an hour and half an hour).
+// The manager's finance cadence in the demo: seconds, so the payout, the delivery and the anomaly
+// checks show within the scenario (the defaults are an hour, half an hour and 5 minutes).
 const (
 	payoutCheckInterval   = 2 * time.Second
 	deliveryCheckInterval = 3 * time.Second
+	anomalyCheckInterval  = 2 * time.Second
 )
 
 // Env is a running demo environment.
@@ -228,6 +229,7 @@ func (e *Env) startManager(ctx context.Context) error {
 		// Finance checks within the demo's seconds, not the production hour and half hour.
 		"--payout-check-interval=" + payoutCheckInterval.String(),
 		"--delivery-check-interval=" + deliveryCheckInterval.String(),
+		"--anomaly-check-interval=" + anomalyCheckInterval.String(),
 	}
 	env := append([]string{"KUBECONFIG=" + e.kubeconfig}, e.edge.env()...)
 	e.manager, err = startProcess("manager", e.cfg.Manager, args, env, filepath.Join(e.cfg.WorkDir, "manager.log"))

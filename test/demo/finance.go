@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -213,6 +214,72 @@ func (e *Env) deliveryStep(ctx context.Context) (Delivery, error) {
 	var d Delivery
 	if c := meta.FindStatusCondition(si.Status.Conditions, v1.ConditionDeliveriesArriving); c != nil {
 		d = Delivery{Status: string(c.Status), Reason: c.Reason, Message: c.Message}
+	}
+	return d, nil
+}
+
+// Dispute is what the dispute step observed.
+type Dispute struct {
+	// EventID is the charge.dispute.created event, DisputeID its dispute.
+	EventID, DisputeID string
+	// Flag is the FHIR Flag the clinic's server created for it, Envelope the billing system's
+	// envelope of the flagged event.
+	Flag, Envelope *Received
+	// Status is status.finance.anomalies once it counted the flag.
+	Status v1.AnomaliesStatus
+}
+
+// disputeStep has the patient of step 3's payment dispute it and waits for the operator's
+// anomaly check to flag it in the clinic's systems of record.
+func (e *Env) disputeStep(ctx context.Context, key, pi, ch string) (*Dispute, error) {
+	d := &Dispute{DisputeID: stripeID("dp")}
+	before := len(e.clinic.snapshot())
+	ev, err := e.trigger(ctx, key, "charge.dispute.created", map[string]any{
+		"id": d.DisputeID, "object": "dispute", "amount": 12500, "currency": "usd", "charge": ch, "payment_intent": pi,
+		"reason": "fraudulent", "status": "needs_response", "created": time.Now().Unix(),
+	})
+	if err != nil {
+		return d, err
+	}
+	d.EventID = ev.ID
+	e.out.info("the operator reads the account's event log every %s here (--anomaly-check-interval), events once they are 5 s old",
+		anomalyCheckInterval)
+	if _, err := e.kubectl(ctx, "wait", "stripeintegration/"+sampleName, "-n", sampleNamespace,
+		"--for=jsonpath={.status.finance.anomalies.lastFlag.eventID}="+d.EventID, "--timeout="+waitTimeout.String()); err != nil {
+		return d, err
+	}
+	if _, err := e.kubectl(ctx, "get", "si", sampleName, "-n", sampleNamespace, "-o",
+		"jsonpath={.status.finance.anomalies.lastFlag}{\"\\n\"}"); err != nil {
+		return d, err
+	}
+	var si v1.StripeIntegration
+	if err := e.client.Get(ctx, types.NamespacedName{Namespace: sampleNamespace, Name: sampleName}, &si); err != nil {
+		return d, fmt.Errorf("read %s: %w", sampleName, err)
+	}
+	if si.Status.Finance != nil && si.Status.Finance.Anomalies != nil {
+		d.Status = *si.Status.Finance.Anomalies
+	}
+	for _, r := range e.clinic.snapshot()[before:] {
+		switch {
+		case r.ResourceType == "Flag" && r.Created && d.Flag == nil:
+			d.Flag = &r
+			var f fhirrelay.Flag
+			if json.Unmarshal(r.Body, &f) == nil {
+				key, _ := url.QueryUnescape(strings.TrimPrefix(r.Key, "identifier=")) // shown only
+				e.out.info("FHIR Flag/%s (%s), status %s: %s", r.ID, key, f.Status, f.Code.Text)
+			}
+		case r.System == systemBilling && strings.Contains(r.Key, "/") && d.Envelope == nil:
+			d.Envelope = &r
+			var env struct {
+				Type  string
+				Flags []struct{ Rule, Reason string }
+			}
+			if json.Unmarshal(r.Body, &env) == nil {
+				for _, f := range env.Flags {
+					e.out.info("billing system: the %s event's envelope with flags: %s (Idempotency-Key %s)", env.Type, f.Rule, r.Key)
+				}
+			}
+		}
 	}
 	return d, nil
 }

@@ -67,11 +67,13 @@ type Result struct {
 	// Step 4.
 	Payout *Payout
 	// Step 5.
-	Delivery Delivery
+	Dispute *Dispute
 	// Step 6.
+	Delivery Delivery
+	// Step 7.
 	LiveReason, LiveMessage string
 	LiveStripeCalls         int
-	// Step 7.
+	// Step 8.
 	EndpointID             string
 	EndpointStatusAfter    int
 	EndpointsLeft          int
@@ -141,11 +143,11 @@ func (e *Env) scenario(ctx context.Context, res *Result) error {
 	}
 
 	e.out.step("3. Stripe sends payment_intent.succeeded and charge.refunded; the receiver verifies and relays them")
-	paidCharge := stripeID("ch")
+	paidPI, paidCharge := stripeID("pi"), stripeID("ch")
 	for _, typ := range []string{"payment_intent.succeeded", "charge.refunded"} {
 		var object map[string]any
 		if typ == "payment_intent.succeeded" {
-			object = paymentObject(stripeID("pi"), paidCharge, 12500)
+			object = paymentObject(paidPI, paidCharge, 12500)
 		}
 		ev, err := e.trigger(ctx, key, typ, object)
 		if err != nil {
@@ -160,12 +162,17 @@ func (e *Env) scenario(ctx context.Context, res *Result) error {
 		return err
 	}
 
-	e.out.step("5. The operator checks that Stripe's deliveries arrive: DeliveriesArriving")
+	e.out.step("5. The patient disputes the payment: the operator flags it in the clinic's systems of record")
+	if res.Dispute, err = e.disputeStep(ctx, key, paidPI, paidCharge); err != nil {
+		return err
+	}
+
+	e.out.step("6. The operator checks that Stripe's deliveries arrive: DeliveriesArriving")
 	if res.Delivery, err = e.deliveryStep(ctx); err != nil {
 		return err
 	}
 
-	e.out.step("6. A mistake: a Live integration given test keys")
+	e.out.step("7. A mistake: a Live integration given test keys")
 	if _, err := e.kubectl(ctx, "apply", "-f", liveTestKeyFile); err != nil {
 		return err
 	}
@@ -191,7 +198,7 @@ func (e *Env) scenario(ctx context.Context, res *Result) error {
 	e.out.info("Reason %s: %s", res.LiveReason, res.LiveMessage)
 	e.out.info("Stripe API calls made with that key: %d (refused before reaching Stripe)", res.LiveStripeCalls)
 
-	e.out.step("7. The clinic leaves: deleting clinic-a removes its Stripe endpoint and everything the operator created")
+	e.out.step("8. The clinic leaves: deleting clinic-a removes its Stripe endpoint and everything the operator created")
 	if _, err := e.kubectl(ctx, "delete", "stripeintegration", sampleName, "-n", sampleNamespace, "--timeout="+waitTimeout.String()); err != nil {
 		return err
 	}
