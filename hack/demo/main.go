@@ -183,6 +183,10 @@ The demo environment is up. Explore it:
   kubectl get si -A
   curl -s -u sk_test_clinicAdemo0000000000000000: $STRIPE_API_URL/v1/webhook_endpoints
   curl -s -X POST $STRIPE_ADMIN_URL/events -d '{"key":"sk_test_clinicAdemo0000000000000000","type":"payment_intent.succeeded"}'
+  curl -s -X POST $STRIPE_ADMIN_URL/payouts -d '{"key":"sk_test_clinicAdemo0000000000000000","pay":true,
+    "transactions":[{"type":"charge","amount":8000,"currency":"usd","source":"ch_demo1"}]}'
+  kubectl get si clinic-a-test -o jsonpath='{.status.finance}'
+  curl -s "$CLINIC_FHIR_URL/r4/PaymentNotice?identifier=https://stripe.com/charges|ch_demo1"
 More in docs/demo.md. Stop it with: make demo-down
 `, envFile)
 	<-ctx.Done()
