@@ -249,10 +249,17 @@ func TestDeliveryCheckStandsInForTheResyncList(t *testing.T) {
 	events = fake.CallsTo(k.secret, "GET", stripefake.PathEvents) - events
 	lists = fake.CallsTo(k.secret, "GET", stripefake.PathWebhookEndpoints) - lists
 	t.Logf("6 Stripe calls %s apart (resync %s): %d delivery checks, %d endpoint lists", callGaps(at), testResync, events, lists)
+	// Without the stand-in every check adds a call right after its pass's list: as many short
+	// gaps as checks. A loaded machine may add one of its own (a timed-out call retried after
+	// the backoff), which the bound allows.
+	short := 0
 	for i := 1; i < len(at); i++ {
-		if gap := at[i].Sub(at[i-1]); gap < testResync*8/10 {
-			t.Errorf("calls %d and %d only %s apart: the delivery check added a call to a resync", i, i+1, gap)
+		if at[i].Sub(at[i-1]) < testResync*8/10 {
+			short++
 		}
+	}
+	if short > 1 || (short > 0 && short >= events) {
+		t.Errorf("%d of the gaps under 0.8 resync with %d delivery checks: the delivery check adds a call to its resync", short, events)
 	}
 	if events == 0 || lists == 0 {
 		t.Errorf("%d delivery checks and %d endpoint lists in 6 resyncs: want both (a check stands in once, then the list returns)", events, lists)
