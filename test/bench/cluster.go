@@ -58,7 +58,10 @@ type ClusterConfig struct {
 	Resync        time.Duration
 	SteadyPeriods int
 	// Unrelated is the number of unrelated Secrets and, again, of ConfigMaps created.
-	Unrelated int
+	// UnrelatedSettle is how long the manager is left alone before its memory is read, before
+	// and after them (10 s when 0).
+	Unrelated       int
+	UnrelatedSettle time.Duration
 	// Rotate and DeleteEndpoints size the reaction phase.
 	Rotate, DeleteEndpoints int
 	// MaxConcurrentReconciles is passed to the manager.
@@ -368,9 +371,10 @@ func parallel(ctx context.Context, n int, fn func(i int) error) error {
 // QuickClusterConfig is the quick mode (`make bench BENCH_QUICK=1`, and the test in `make test`).
 func QuickClusterConfig(root, assets, manager string) ClusterConfig {
 	// Quick mode proves the harness works, not the figures: one steady period of 3 s is enough
-	// for every integration to resync once, and it keeps `make test` short.
+	// for every integration to resync once, a second's settling before a memory reading is
+	// enough to read it, and both keep `make test` short.
 	return ClusterConfig{Root: root, Assets: assets, Manager: manager, N: 50, Namespaces: 5, Resync: 3 * time.Second,
-		SteadyPeriods: 1, Unrelated: 500, Rotate: 10, DeleteEndpoints: 10, Restart: true}
+		SteadyPeriods: 1, Unrelated: 500, UnrelatedSettle: time.Second, Rotate: 10, DeleteEndpoints: 10, Restart: true}
 }
 
 // FullClusterConfig is one size of the full run.

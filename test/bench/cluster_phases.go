@@ -236,7 +236,10 @@ func (c *cluster) restore(ctx context.Context, res *ClusterResult) error {
 // unrelated creates Secrets and ConfigMaps the operator has no business with and compares the
 // manager's memory before and after.
 func (c *cluster) unrelated(ctx context.Context, res *ClusterResult) error {
-	settle := 10 * time.Second
+	settle := c.cfg.UnrelatedSettle
+	if settle == 0 {
+		settle = 10 * time.Second
+	}
 	time.Sleep(settle)
 	res.RSSBeforeUnrelated, res.HeapBeforeUnrelated = c.mgr.Current()
 	c.mgr.ResetPeaks()
