@@ -47,6 +47,7 @@ func goMemLimitEnv(c corev1.Container) string {
 // PodDisruptionBudget and a Test receiver 1 replica without one; both get the measured requests
 // and limits, and GOMEMLIMIT below the memory limit.
 func TestReceiverDefaultsPerMode(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	newClinic(t, ns, "clinic-live", withMode(v1.ModeLive))
 	newClinic(t, ns, "clinic-test", withMode(v1.ModeTest))
@@ -97,6 +98,7 @@ func TestReceiverDefaultsPerMode(t *testing.T) {
 // TestReceiverDisruptionBudgetFollowsReplicas: the budget follows the effective replicas, in
 // either mode: dropped below two, restored at two or more, and a hand edit is undone.
 func TestReceiverDisruptionBudgetFollowsReplicas(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	newClinic(t, ns, "clinic-pdb", withMode(v1.ModeLive))
 	si := receiverSettled(t, ns, "clinic-pdb")
@@ -147,6 +149,7 @@ func TestReceiverDisruptionBudgetFollowsReplicas(t *testing.T) {
 // write for the budget (a no-op server-side apply would not move resourceVersion, so the writes
 // are counted at the client), and resyncs rewrite neither the budget nor the Deployment.
 func TestReceiverDisruptionBudgetSteadyState(t *testing.T) {
+	t.Parallel()
 	ns := newNamespace(t)
 	newClinic(t, ns, "clinic-pss", withMode(v1.ModeLive))
 	si := receiverSettled(t, ns, "clinic-pss")
