@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -122,6 +123,11 @@ type anomalyState struct {
 	window time.Duration
 	// pending are flags the receiver has not written yet, oldest first.
 	pending []pendingFlag
+	// unreported are flags the receiver wrote that status may not count yet, oldest first: the
+	// status write of the pass that raised them can fail (a conflict with a newer copy), and the
+	// detector raises a flag once. Each pass counts them on top of the stored count until status
+	// shows the newest of them as lastFlag.
+	unreported []anomaly.Flag
 	// due is when the next check runs; failingSince when the current run of transient Stripe
 	// failures began (zero: none).
 	due, failingSince time.Time
@@ -195,6 +201,7 @@ func (r *StripeIntegrationReconciler) reconcileAnomalies(ctx context.Context, si
 	now := r.now()
 	if now.Before(st.due) {
 		obs.financeDue = soonerDue(obs.financeDue, st.due)
+		recountUnreported(si, st, obs)
 		return
 	}
 	sc := obs.stripe
@@ -409,6 +416,40 @@ func (r *StripeIntegrationReconciler) listAnomalyEvents(ctx context.Context, sc 
 	return cursor, nil
 }
 
+// unreportedFlags drops from flags (oldest first) those that stored already counts: up to and
+// including the one stored names as lastFlag.
+func unreportedFlags(flags []anomaly.Flag, stored *paymentsv1alpha1.AnomaliesStatus) []anomaly.Flag {
+	if stored == nil || stored.LastFlag == nil {
+		return flags
+	}
+	for i, f := range flags {
+		if string(f.Kind) == stored.LastFlag.Rule && f.EventID == stored.LastFlag.EventID {
+			return slices.Clone(flags[i+1:])
+		}
+	}
+	return flags
+}
+
+// recountUnreported, in a pass without a check, writes the flags the last check raised whose
+// status write failed (it lost a conflict): the retried pass must not wait for the next check to
+// count them.
+func recountUnreported(si *paymentsv1alpha1.StripeIntegration, st *anomalyState, obs *observation) {
+	stored := storedAnomalies(si)
+	st.unreported = unreportedFlags(st.unreported, stored)
+	n := len(st.unreported)
+	if n == 0 || stored == nil {
+		return
+	}
+	next := stored.DeepCopy()
+	next.Flags += int64(n)
+	f := st.unreported[n-1]
+	next.LastFlag = &paymentsv1alpha1.AnomalyFlagStatus{Rule: string(f.Kind), EventID: f.EventID, Time: metav1.NewTime(f.At), Reason: f.Reason}
+	if c := st.checked(); st.warm() && (next.CheckedUntil == nil || c.After(next.CheckedUntil.Time)) {
+		next.CheckedUntil = &metav1.Time{Time: c}
+	}
+	obs.Anomalies = next
+}
+
 // reportAnomalies turns a check's outcome into status, metrics and the next check's time.
 func (r *StripeIntegrationReconciler) reportAnomalies(si *paymentsv1alpha1.StripeIntegration, st *anomalyState, res anomalyResult,
 	obs *observation, now time.Time) {
@@ -422,9 +463,10 @@ func (r *StripeIntegrationReconciler) reportAnomalies(si *paymentsv1alpha1.Strip
 	if stored != nil {
 		next = *stored.DeepCopy()
 	}
-	next.Flags += int64(len(res.raised))
-	if n := len(res.raised); n > 0 {
-		f := res.raised[n-1]
+	st.unreported = unreportedFlags(append(st.unreported, res.raised...), stored)
+	next.Flags += int64(len(st.unreported))
+	if n := len(st.unreported); n > 0 {
+		f := st.unreported[n-1]
 		next.LastFlag = &paymentsv1alpha1.AnomalyFlagStatus{Rule: string(f.Kind), EventID: f.EventID, Time: metav1.NewTime(f.At), Reason: f.Reason}
 	}
 	interval := jittered(r.anomalyInterval(), rand.Float64())
@@ -443,7 +485,7 @@ func (r *StripeIntegrationReconciler) reportAnomalies(si *paymentsv1alpha1.Strip
 	// The cursor is written with every flag, when the condition changes, and otherwise once it
 	// lags by anomalyCursorPersistEvery: a quiet clinic's checks write nothing in between.
 	checked := st.checked()
-	if st.warm() && (stored == nil || stored.CheckedUntil == nil || len(res.raised) > 0 || len(res.written) > 0 ||
+	if st.warm() && (stored == nil || stored.CheckedUntil == nil || len(st.unreported) > 0 || len(res.written) > 0 ||
 		checked.Sub(stored.CheckedUntil.Time) >= anomalyCursorPersistEvery || conditionChanges(si, cond, keep)) {
 		next.CheckedUntil = &metav1.Time{Time: checked}
 		obs.Anomalies = &next

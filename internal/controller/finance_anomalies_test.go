@@ -617,3 +617,42 @@ func TestAnomalyEventsListedTwiceCountOnce(t *testing.T) {
 		t.Errorf("write error %v, %d pending, cursor %s", res.writeErr, len(st.pending), st.checked())
 	}
 }
+
+// A flag's count and lastFlag survive a lost status write: the detector raises a flag once, so
+// the pass retried after a conflict (no check due) must still count it, and stop counting once
+// status shows it. Before, the retried pass wrote nothing and the next check counted only its
+// own flags: status said 1 flag where the receiver had written 2.
+func TestAnomalyFlagCountSurvivesALostStatusWrite(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC().Truncate(time.Second)
+	si := &v1.StripeIntegration{}
+	si.Status.Finance = &v1.FinanceStatus{Anomalies: &v1.AnomaliesStatus{Flags: 1,
+		LastFlag:     &v1.AnomalyFlagStatus{Rule: string(anomaly.KindDispute), EventID: "evt_dispute"},
+		CheckedUntil: &metav1.Time{Time: now.Add(-time.Minute)}}}
+	st := &anomalyState{start: now.Add(-time.Hour), warmed: now.Add(-time.Hour), listed: now}
+	spike := anomaly.Flag{Kind: anomaly.KindRefundSpike, EventID: "evt_refund9", At: now}
+	r := &StripeIntegrationReconciler{}
+
+	var checkPass observation
+	r.reportAnomalies(si, st, anomalyResult{raised: []anomaly.Flag{spike}, written: []anomaly.Flag{spike}}, &checkPass, now)
+	if a := checkPass.Anomalies; a == nil || a.Flags != 2 || a.LastFlag == nil || a.LastFlag.EventID != "evt_refund9" {
+		t.Fatalf("the check's status = %+v, want 2 flags, the spike last", a)
+	}
+	// Its status write lost a conflict: the retried pass sees the stored status unchanged.
+	var retried observation
+	recountUnreported(si, st, &retried)
+	if a := retried.Anomalies; a == nil || a.Flags != 2 || a.LastFlag == nil || a.LastFlag.EventID != "evt_refund9" {
+		t.Fatalf("the retried pass's status = %+v, want the spike still counted (2 flags)", a)
+	}
+	// Written now: later passes count nothing twice.
+	si.Status.Finance.Anomalies = retried.Anomalies
+	var later observation
+	recountUnreported(si, st, &later)
+	if later.Anomalies != nil || len(st.unreported) != 0 {
+		t.Errorf("after the write: status %+v, %d unreported; want nothing to write", later.Anomalies, len(st.unreported))
+	}
+	r.reportAnomalies(si, st, anomalyResult{}, &later, now.Add(time.Minute))
+	if a := later.Anomalies; a != nil && a.Flags != 2 {
+		t.Errorf("the next check's status counts %d flags, want 2", a.Flags)
+	}
+}
