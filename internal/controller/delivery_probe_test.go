@@ -249,16 +249,17 @@ func TestDeliveryCheckStandsInForTheResyncList(t *testing.T) {
 	events = fake.CallsTo(k.secret, "GET", stripefake.PathEvents) - events
 	lists = fake.CallsTo(k.secret, "GET", stripefake.PathWebhookEndpoints) - lists
 	t.Logf("6 Stripe calls %s apart (resync %s): %d delivery checks, %d endpoint lists", callGaps(at), testResync, events, lists)
-	// Without the stand-in every check adds a call right after its pass's list: as many short
-	// gaps as checks. A loaded machine may add one of its own (a timed-out call retried after
-	// the backoff), which the bound allows.
+	// Without the stand-in every check adds a call right after its pass's list: at least as many
+	// short gaps as checks. A loaded machine adds some of its own (a timed-out call retried after
+	// the backoff, a pass a watch event brought forward past the view's age), which the bound
+	// allows as long as they are fewer than the checks.
 	short := 0
 	for i := 1; i < len(at); i++ {
 		if at[i].Sub(at[i-1]) < testResync*8/10 {
 			short++
 		}
 	}
-	if short > 1 || (short > 0 && short >= events) {
+	if short >= events {
 		t.Errorf("%d of the gaps under 0.8 resync with %d delivery checks: the delivery check adds a call to its resync", short, events)
 	}
 	if events == 0 || lists == 0 {
