@@ -117,21 +117,28 @@ func connectedInPass(obs *observation) bool {
 // unchanged (reuseViewOf); the next resync lists the endpoints again. A view built from status
 // after a start does not stand in: its own deferred pass comes first.
 func (r *StripeIntegrationReconciler) deliveryCheckStandsIn(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, obs *observation) bool {
-	if r.deliveryCheckInterval(si) < 0 {
-		return false
-	}
-	sched, known := r.deliveryChecks.get(si.UID)
-	now := r.now()
-	if !known || now.Before(sched.due) {
+	if !obs.deliveryDue {
 		return false
 	}
 	v, ok := r.stripeViews.get(si.UID)
-	if !ok || v.deferred || v.stoodIn || now.Sub(v.at) > 2*r.resyncPeriod() || !r.reuseViewOf(ctx, si, obs, v) {
+	if !ok || v.deferred || v.stoodIn || r.now().Sub(v.at) > 2*r.resyncPeriod() || !r.reuseViewOf(ctx, si, obs, v) {
 		return false
 	}
 	v.stoodIn = true
 	r.stripeViews.set(si.UID, v)
 	return true
+}
+
+// deliveryCheckDue reports whether the integration's delivery check is due at the start of this
+// pass. The pass decides once: were the check to fall due between the Stripe phase (which
+// lists the endpoints because it was not due yet) and the delivery phase, the pass would make
+// both calls; it runs on the next pass instead.
+func (r *StripeIntegrationReconciler) deliveryCheckDue(si *paymentsv1alpha1.StripeIntegration) bool {
+	if r.deliveryCheckInterval(si) < 0 {
+		return false
+	}
+	sched, known := r.deliveryChecks.get(si.UID)
+	return known && !r.now().Before(sched.due)
 }
 
 // reconcileDelivery runs the delivery check when it is due and reports DeliveriesArriving in
@@ -175,7 +182,8 @@ func (r *StripeIntegrationReconciler) reconcileDelivery(ctx context.Context, si 
 		// spread over [0.5, 1.5) intervals so that a restart does not check every clinic at once.
 		sched.due = now.Add(interval/2 + time.Duration(rand.Float64()*float64(interval)))
 	}
-	if now.Before(sched.due) {
+	if !obs.deliveryDue {
+		// Not due when the pass began (deliveryCheckDue), or first seen connected now.
 		r.deliveryChecks.set(si.UID, sched)
 		return
 	}

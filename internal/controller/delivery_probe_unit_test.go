@@ -202,6 +202,7 @@ func TestDeliveryCheckOnReusedView(t *testing.T) {
 		if keysChanged {
 			obs.KeyFingerprint = "another-fingerprint"
 		}
+		obs.deliveryDue = r.deliveryCheckDue(si) // as the pass decides it when its Stripe phase begins
 		began := time.Now()
 		r.reconcileDelivery(ctx, si, &obs)
 
@@ -273,5 +274,33 @@ func TestDeliveryConditionWhenNotChecked(t *testing.T) {
 				t.Errorf("%s: conditions %+v, want Unknown %s", name, obs.Informational, tc.reason)
 			}
 		}
+	}
+}
+
+// A check that falls due during a pass (after its Stripe phase listed the endpoints, because it
+// was not due then) waits for the next pass, whose list it replaces: one pass never makes both
+// calls. Before, the delivery phase read the clock again and ran the check in that same pass.
+func TestDeliveryCheckDueMidPassWaitsForTheNextPass(t *testing.T) {
+	t.Parallel()
+	si := branchSI()
+	f := &fakeStripe{t: t}
+	r := &StripeIntegrationReconciler{Stripe: &recordingClients{client: f}}
+	due := time.Now().Add(-time.Millisecond) // due by the time the delivery phase runs
+	r.deliveryChecks.set(si.UID, deliveryCheck{due: due})
+	obs := observation{statusInput: statusInput{
+		KeysValid:     trueCond(v1.ConditionKeysValid, v1.ReasonKeysValid, ""),
+		Authenticated: trueCond(v1.ConditionAuthenticated, v1.ReasonAuthenticated, ""),
+		Webhook:       trueCond(v1.ConditionWebhookEndpointReady, v1.ReasonEndpointReady, ""),
+		Receiver:      trueCond(v1.ConditionReceiverReady, v1.ReasonReceiverAvailable, ""),
+	}, stripe: f, deliveryDue: false} // the Stripe phase found it not due and listed
+	r.reconcileDelivery(context.Background(), si, &obs)
+	if calls := f.Calls(); len(calls) != 0 || len(obs.Informational) != 0 {
+		t.Errorf("the pass checked: calls %v, conditions %+v; want the check left to the next pass", calls, obs.Informational)
+	}
+	if sched, _ := r.deliveryChecks.get(si.UID); !sched.due.Equal(due) {
+		t.Errorf("due moved to %s, want it kept (%s) for the next pass", sched.due, due)
+	}
+	if !r.deliveryCheckDue(si) {
+		t.Error("the next pass does not find the check due")
 	}
 }

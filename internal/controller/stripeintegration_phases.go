@@ -35,6 +35,9 @@ type observation struct {
 	// financeDue is when the next finance check is due (zero: none scheduled); the pass is
 	// requeued by then.
 	financeDue time.Time
+	// deliveryDue: the delivery check was due when the Stripe phase began (deliveryCheckDue);
+	// the pass runs it then, and only then.
+	deliveryDue bool
 	// err is a transient failure: status is still written, then the pass is retried with backoff.
 	err error
 }
@@ -101,6 +104,7 @@ func (r *StripeIntegrationReconciler) reconcileStripe(ctx context.Context, si *p
 		obs.Webhook = unknown(paymentsv1alpha1.ConditionWebhookEndpointReady, paymentsv1alpha1.ReasonSuspended, msg)
 		return obs
 	}
+	obs.deliveryDue = r.deliveryCheckDue(si)
 	if r.reuseView(ctx, si, &obs) || r.deferAfterStart(ctx, si, &obs) || r.deliveryCheckStandsIn(ctx, si, &obs) {
 		obs.reusedView = true
 		obs.stripeFor = r.viewClient(si, res.Secret, obs.KeyFingerprint)
