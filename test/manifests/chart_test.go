@@ -230,6 +230,8 @@ func TestChartValuesReachTheManager(t *testing.T) {
 				"resync-period":                    v.ResyncPeriod,
 				"transient-failure-grace":          v.TransientFailureGrace,
 				"delivery-check-interval":          v.DeliveryCheckInterval,
+				"payout-check-interval":            v.PayoutCheckInterval,
+				"anomaly-check-interval":           v.AnomalyCheckInterval,
 				"max-concurrent-reconciles":        strconv.Itoa(v.MaxConcurrentReconciles),
 				"zap-log-level":                    v.LogLevel,
 				"receiver-image":                   cmp.Or(v.ReceiverImage, image),

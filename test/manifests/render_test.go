@@ -91,6 +91,8 @@ type chartValues struct {
 	ResyncPeriod          string `json:"resyncPeriod"`
 	TransientFailureGrace string `json:"transientFailureGrace"`
 	DeliveryCheckInterval string `json:"deliveryCheckInterval"`
+	PayoutCheckInterval   string `json:"payoutCheckInterval"`
+	AnomalyCheckInterval  string `json:"anomalyCheckInterval"`
 	ReceiverMonitoring    struct {
 		Enabled bool              `json:"enabled"`
 		Labels  map[string]string `json:"labels"`
