@@ -101,7 +101,10 @@ helm: ## Install helm for the chart test in test/manifests (idempotent).
 
 .PHONY: test
 test: manifests generate fmt vet envtest-bins stripe-mock fhir-validator kustomize helm ## Run all tests, against a real kube-apiserver + etcd and stripe-mock.
-	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" STRIPE_MOCK="$(LOCALBIN)/stripe-mock" FHIR_VALIDATOR="$(LOCALBIN)/fhir-validator/validate.js" KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" go test ./... -count=1 -timeout 30m
+	@# The manager and receiver the tests run as processes, linked once here (test/testbin).
+	CGO_ENABLED=0 go build -o "$(LOCALBIN)/test/manager" ./cmd
+	CGO_ENABLED=0 go build -o "$(LOCALBIN)/test/receiver" ./cmd/receiver
+	KUBEBUILDER_ASSETS="$(ENVTEST_ASSETS)" STRIPE_MOCK="$(LOCALBIN)/stripe-mock" FHIR_VALIDATOR="$(LOCALBIN)/fhir-validator/validate.js" KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" STRIPE_OPERATOR_TEST_BINS="$(LOCALBIN)/test" go test ./... -count=1 -timeout 30m
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -25,6 +24,7 @@ import (
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/test/envtestbins"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
+	"github.com/clinicpay/stripe-operator/test/testbin"
 	"github.com/clinicpay/stripe-operator/test/testenv"
 )
 
@@ -124,13 +124,12 @@ func TestManagerLogsNoPersonalData(t *testing.T) {
 	}
 }
 
+// buildManager returns this command's binary (testbin.Build).
 func buildManager(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "manager")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := testbin.Build("..", "./cmd", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

@@ -18,8 +18,6 @@ package bench
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -29,17 +27,17 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/clinicpay/stripe-operator/test/envtestbins"
+	"github.com/clinicpay/stripe-operator/test/testbin"
 )
 
-// buildCmd builds one of the operator's commands into dir.
-func buildCmd(t *testing.T, pkg, out string) {
+// buildCmd returns the binary of one of the operator's commands (testbin.Build).
+func buildCmd(t *testing.T, pkg string) string {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+	bin, err := testbin.Build("../..", pkg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
+	return bin
 }
 
 // TestClusterQuick runs the cluster bench in its quick mode (the one `make bench BENCH_QUICK=1`
@@ -55,8 +53,7 @@ func TestClusterQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mgr := filepath.Join(t.TempDir(), "manager")
-	buildCmd(t, "./cmd", mgr)
+	mgr := buildCmd(t, "./cmd")
 	cfg := QuickClusterConfig(root, assets, mgr)
 	var log strings.Builder
 	cfg.Log = &log

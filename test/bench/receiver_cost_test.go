@@ -18,7 +18,6 @@ package bench
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,8 +28,7 @@ import (
 // full at the end); it asserts nothing about how much CPU or memory the receiver used.
 func TestRunReceiverCostQuick(t *testing.T) {
 	t.Parallel() // the cluster, throughput and cost runs use separate processes and ports
-	bin := filepath.Join(t.TempDir(), "receiver")
-	buildCmd(t, "./cmd/receiver", bin)
+	bin := buildCmd(t, "./cmd/receiver")
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
 	res, err := RunReceiverCost(ctx, ReceiverCostConfig{ReceiverBin: bin, Idle: time.Second, Load: time.Second, Rates: []float64{10, 50}})

@@ -19,7 +19,6 @@ package bench
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -33,8 +32,7 @@ import (
 // speed.
 func TestRunReceiverQuick(t *testing.T) {
 	t.Parallel() // the cluster, throughput and cost runs use separate processes and ports
-	bin := filepath.Join(t.TempDir(), "receiver")
-	buildCmd(t, "./cmd/receiver", bin)
+	bin := buildCmd(t, "./cmd/receiver")
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer cancel()
 	res, err := RunReceiver(ctx, ReceiverConfig{ReceiverBin: bin, Duration: 500 * time.Millisecond, Concurrency: 4, Payloads: 2000})

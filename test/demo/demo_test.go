@@ -38,6 +38,7 @@ import (
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/relay/fhirrelay"
 	"github.com/clinicpay/stripe-operator/test/envtestbins"
+	"github.com/clinicpay/stripe-operator/test/testbin"
 )
 
 // The sample keys the demo applies (config/samples): none may appear in any output or log.
@@ -46,15 +47,14 @@ var sampleKeys = []string{
 	"sk_test_clinicBdemo0000000000000000", "pk_test_clinicBdemo0000000000000000",
 }
 
-// buildBinary builds one of the operator's commands the way `make build` does.
-func buildBinary(t *testing.T, root, pkg, out string) {
+// buildBinary returns the binary of one of the operator's commands (testbin.Build).
+func buildBinary(t *testing.T, root, pkg string) string {
 	t.Helper()
-	cmd := exec.Command("go", "build", "-o", out, pkg)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+	bin, err := testbin.Build(root, pkg, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
+	return bin
 }
 
 // TestDemo runs `make demo`'s scenario end to end, with the real manager and receiver binaries,
@@ -76,9 +76,7 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := t.TempDir()
-	buildBinary(t, root, "./cmd", filepath.Join(bin, "manager"))
-	buildBinary(t, root, "./cmd/receiver", filepath.Join(bin, "receiver"))
+	manager, receiverBin := buildBinary(t, root, "./cmd"), buildBinary(t, root, "./cmd/receiver")
 
 	var out bytes.Buffer
 	work := t.TempDir()
@@ -87,7 +85,7 @@ func TestDemo(t *testing.T) {
 	start := time.Now()
 	res, err := Run(ctx, Config{
 		Root: root, Assets: assets, Kubectl: kubectl, WorkDir: work, Out: &out,
-		Manager: filepath.Join(bin, "manager"), Receiver: filepath.Join(bin, "receiver"),
+		Manager: manager, Receiver: receiverBin,
 	})
 	t.Logf("demo ran in %s", time.Since(start).Round(time.Millisecond))
 	if err != nil || t.Failed() {

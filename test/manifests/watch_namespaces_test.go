@@ -22,7 +22,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,6 +41,7 @@ import (
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
+	"github.com/clinicpay/stripe-operator/test/testbin"
 	"github.com/clinicpay/stripe-operator/test/testenv"
 )
 
@@ -171,15 +171,12 @@ func TestManagerWatchesOnlyItsNamespaces(t *testing.T) {
 	}
 }
 
-// buildManager builds the manager binary (./cmd) into a temporary directory.
+// buildManager returns the manager binary (./cmd; testbin.Build).
 func buildManager(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "manager")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd")
-	cmd.Dir = mustRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd: %v\n%s", err, out)
+	bin, err := testbin.Build(mustRoot(t), "./cmd", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
 }

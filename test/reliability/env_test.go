@@ -27,7 +27,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -52,6 +51,7 @@ import (
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/test/envtestbins"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
+	"github.com/clinicpay/stripe-operator/test/testbin"
 	"github.com/clinicpay/stripe-operator/test/testenv"
 	"github.com/clinicpay/stripe-operator/test/testrun"
 )
@@ -68,12 +68,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	managerBin = filepath.Join(dir, "manager")
-	cmd := exec.Command("go", "build", "-o", managerBin, "./cmd")
-	cmd.Dir = "../.."
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build ./cmd: %v\n%s", err, out)
+	if managerBin, err = testbin.Build("../..", "./cmd", dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 	code := m.Run()
