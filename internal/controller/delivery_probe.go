@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
@@ -98,16 +97,6 @@ func (r *StripeIntegrationReconciler) deliverySettleTime() time.Duration {
 		return defaultDeliverySettle
 	}
 	return max(r.deliverySettle, 0)
-}
-
-// connectedInPass reports whether this pass found the four conditions behind Connected True.
-func connectedInPass(obs *observation) bool {
-	for _, c := range []condition{obs.KeysValid, obs.Authenticated, obs.Webhook, obs.Receiver} {
-		if c.Status != metav1.ConditionTrue {
-			return false
-		}
-	}
-	return true
 }
 
 // deliveryCheckStandsIn lets the pass in which an integration's delivery check is due take its

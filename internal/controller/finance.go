@@ -11,8 +11,6 @@ import (
 	"net/url"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 	"github.com/clinicpay/stripe-operator/internal/ledger"
 	"github.com/clinicpay/stripe-operator/internal/sigheader"
@@ -23,14 +21,6 @@ import (
 // Stripe account with the operator's key and hand what they find to the clinic's receiver as
 // ledger messages (internal/ledger), which the receiver writes to the systems of record with
 // its forward credentials. Keys stay in the operator, forward credentials in the receiver.
-
-// financeConnected reports whether this pass found the integration connected, which the
-// finance checks need: Stripe accepts the key, the endpoint (whose signing secret signs the
-// ledger messages) and the receiver are ready.
-func financeConnected(obs *observation) bool {
-	return obs.KeysValid.Status == metav1.ConditionTrue && obs.Authenticated.Status == metav1.ConditionTrue &&
-		obs.Webhook.Status == metav1.ConditionTrue && obs.Receiver.Status == metav1.ConditionTrue
-}
 
 // ledgerURL is where the receiver takes ledger messages: the host replays go to, with the
 // ledger path for the clinic.

@@ -188,7 +188,7 @@ func (r *StripeIntegrationReconciler) reconcileAnomalies(ctx context.Context, si
 		}
 		return
 	}
-	if !financeConnected(obs) {
+	if !connectedInPass(obs) {
 		anomaliesWaiting(si, obs)
 		return
 	}
@@ -416,18 +416,26 @@ func (r *StripeIntegrationReconciler) listAnomalyEvents(ctx context.Context, sc 
 	return cursor, nil
 }
 
-// unreportedFlags drops from flags (oldest first) those that stored already counts: up to and
-// including the one stored names as lastFlag.
-func unreportedFlags(flags []anomaly.Flag, stored *paymentsv1alpha1.AnomaliesStatus) []anomaly.Flag {
-	if stored == nil || stored.LastFlag == nil {
-		return flags
-	}
-	for i, f := range flags {
-		if string(f.Kind) == stored.LastFlag.Rule && f.EventID == stored.LastFlag.EventID {
-			return slices.Clone(flags[i+1:])
+// countUnreported drops from st.unreported (oldest first) the flags stored already counts, up to
+// and including the one it names as lastFlag, and adds the rest to next (a copy of stored): their
+// number to flags, the newest as lastFlag. It returns how many it added.
+func countUnreported(next *paymentsv1alpha1.AnomaliesStatus, st *anomalyState, stored *paymentsv1alpha1.AnomaliesStatus) int {
+	if stored != nil && stored.LastFlag != nil {
+		for i, f := range st.unreported {
+			if string(f.Kind) == stored.LastFlag.Rule && f.EventID == stored.LastFlag.EventID {
+				st.unreported = slices.Clone(st.unreported[i+1:])
+				break
+			}
 		}
 	}
-	return flags
+	n := len(st.unreported)
+	if n == 0 {
+		return 0
+	}
+	next.Flags += int64(n)
+	f := st.unreported[n-1]
+	next.LastFlag = &paymentsv1alpha1.AnomalyFlagStatus{Rule: string(f.Kind), EventID: f.EventID, Time: metav1.NewTime(f.At), Reason: f.Reason}
+	return n
 }
 
 // recountUnreported, in a pass without a check, writes the flags the last check raised whose
@@ -435,15 +443,13 @@ func unreportedFlags(flags []anomaly.Flag, stored *paymentsv1alpha1.AnomaliesSta
 // count them.
 func recountUnreported(si *paymentsv1alpha1.StripeIntegration, st *anomalyState, obs *observation) {
 	stored := storedAnomalies(si)
-	st.unreported = unreportedFlags(st.unreported, stored)
-	n := len(st.unreported)
-	if n == 0 || stored == nil {
+	if stored == nil {
 		return
 	}
 	next := stored.DeepCopy()
-	next.Flags += int64(n)
-	f := st.unreported[n-1]
-	next.LastFlag = &paymentsv1alpha1.AnomalyFlagStatus{Rule: string(f.Kind), EventID: f.EventID, Time: metav1.NewTime(f.At), Reason: f.Reason}
+	if countUnreported(next, st, stored) == 0 {
+		return
+	}
 	if c := st.checked(); st.warm() && (next.CheckedUntil == nil || c.After(next.CheckedUntil.Time)) {
 		next.CheckedUntil = &metav1.Time{Time: c}
 	}
@@ -463,12 +469,8 @@ func (r *StripeIntegrationReconciler) reportAnomalies(si *paymentsv1alpha1.Strip
 	if stored != nil {
 		next = *stored.DeepCopy()
 	}
-	st.unreported = unreportedFlags(append(st.unreported, res.raised...), stored)
-	next.Flags += int64(len(st.unreported))
-	if n := len(st.unreported); n > 0 {
-		f := st.unreported[n-1]
-		next.LastFlag = &paymentsv1alpha1.AnomalyFlagStatus{Rule: string(f.Kind), EventID: f.EventID, Time: metav1.NewTime(f.At), Reason: f.Reason}
-	}
+	st.unreported = append(st.unreported, res.raised...)
+	countUnreported(&next, st, stored)
 	interval := jittered(r.anomalyInterval(), rand.Float64())
 	st.due = now.Add(interval)
 	cond, keep := anomalyCondition(si, st, res, r.TransientFailureGrace, r.anomalyInterval(), now)

@@ -152,7 +152,7 @@ func (r *StripeIntegrationReconciler) reconcilePayouts(ctx context.Context, si *
 	if obs.err != nil {
 		return // the pass failed elsewhere and is retried with backoff; the stored findings stay
 	}
-	if !financeConnected(obs) {
+	if !connectedInPass(obs) {
 		obs.Informational = append(obs.Informational, unknown(ct, paymentsv1alpha1.ReasonNotConnected,
 			"payout reconciliation waits for the integration to be Connected"))
 		return

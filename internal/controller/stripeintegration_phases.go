@@ -69,6 +69,19 @@ func (r *StripeIntegrationReconciler) reconcilePhases(ctx context.Context, si *p
 	return obs
 }
 
+// connectedInPass reports whether this pass found the four conditions behind Connected True: what
+// the checks that run beside the resync need (the delivery check, the finance checks: Stripe
+// accepts the key, the endpoint whose signing secret signs their messages and the receiver are
+// ready).
+func connectedInPass(obs *observation) bool {
+	for _, c := range []condition{obs.KeysValid, obs.Authenticated, obs.Webhook, obs.Receiver} {
+		if c.Status != metav1.ConditionTrue {
+			return false
+		}
+	}
+	return true
+}
+
 // reconcileStripe runs the key, probe and webhook endpoint phases.
 func (r *StripeIntegrationReconciler) reconcileStripe(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) observation {
 	var obs observation
