@@ -42,11 +42,17 @@ func secretMetadata() *metav1.PartialObjectMetadata {
 
 // protectCredentials puts CredentialsInUseFinalizer on the integration's credentials Secret before
 // any Stripe call. It writes only when the finalizer is missing (a metadata patch under optimistic
-// lock); a missing Secret is left to the key check, which reports SecretNotFound.
+// lock). It runs after the key check read the keys from the Secret, so a Secret missing now went
+// during the pass: that is errCredentialsTerminating too, and the next pass reports SecretNotFound.
 func (r *StripeIntegrationReconciler) protectCredentials(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) error {
 	secret, err := r.credentialsMetadata(ctx, si)
-	if err != nil || secret == nil || controllerutil.ContainsFinalizer(secret, paymentsv1alpha1.CredentialsInUseFinalizer) {
+	if err != nil || (secret != nil && controllerutil.ContainsFinalizer(secret, paymentsv1alpha1.CredentialsInUseFinalizer)) {
 		return err
+	}
+	if secret == nil {
+		// The key phase has just read the keys from it: it went since, so nothing protects an
+		// endpoint those keys would create. Its deletion brings the object back (SecretNotFound).
+		return fmt.Errorf("%w: %s/%s is gone", errCredentialsTerminating, si.Namespace, si.Spec.CredentialsSecretRef.Name)
 	}
 	if secret.DeletionTimestamp != nil {
 		// The apiserver refuses new finalizers on a terminating object: wait until it is gone.
@@ -56,7 +62,10 @@ func (r *StripeIntegrationReconciler) protectCredentials(ctx context.Context, si
 	orig := secret.DeepCopy()
 	controllerutil.AddFinalizer(secret, paymentsv1alpha1.CredentialsInUseFinalizer)
 	if err := r.Client.Patch(ctx, secret, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		return client.IgnoreNotFound(fmt.Errorf("protecting credentials Secret %s/%s: %w", secret.Namespace, secret.Name, err))
+		if apierrors.IsNotFound(err) {
+			return fmt.Errorf("%w: %s/%s is gone", errCredentialsTerminating, secret.Namespace, secret.Name)
+		}
+		return fmt.Errorf("protecting credentials Secret %s/%s: %w", secret.Namespace, secret.Name, err)
 	}
 	return nil
 }
