@@ -128,6 +128,8 @@ type cluster struct {
 	cfg   ClusterConfig
 	env   *envtest.Environment
 	c     client.Client
+	// admin is the admin's REST config, for the apiserver's own /debug/pprof.
+	admin *rest.Config
 	fake  *stripefake.Server
 	audit *auditLog
 	mgr   *testenv.Manager
@@ -225,6 +227,7 @@ func (c *cluster) start(ctx context.Context, work string) error {
 	}
 	restCfg = rest.CopyConfig(restCfg)
 	restCfg.QPS, restCfg.Burst = -1, 0 // the bench's own writes must not be the bottleneck
+	c.admin = restCfg
 	scheme := runtime.NewScheme()
 	if err := errors.Join(clientgoscheme.AddToScheme(scheme), v1.AddToScheme(scheme)); err != nil {
 		return err

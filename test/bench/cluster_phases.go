@@ -23,14 +23,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
@@ -53,9 +58,11 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 	c.mgr.ResetPeaks()
 	marked := c.marked.Load()
 	c.logf("cold start: applying %d integrations with their Secrets", c.cfg.N)
-	var profiled <-chan error
+	var profiled, apiProfiled <-chan error
 	if c.cfg.ProfileDir != "" {
 		profiled = c.mgr.CPUProfile(20*time.Second, filepath.Join(c.cfg.ProfileDir, fmt.Sprintf("cold-%d.pprof", c.cfg.N)))
+		apiProfiled = apiserverCPUProfile(ctx, c.admin, 20*time.Second,
+			filepath.Join(c.cfg.ProfileDir, fmt.Sprintf("cold-%d-apiserver.pprof", c.cfg.N)))
 	}
 	start := time.Now()
 	err = parallel(ctx, c.cfg.N, func(i int) error {
@@ -120,11 +127,50 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 	c.logf("cold start writes: %s", res.ColdWrites.Summary())
 	c.logf("cold start pass: %s", res.ColdPass)
 	if profiled != nil {
-		if err := <-profiled; err != nil {
+		if err := errors.Join(<-profiled, <-apiProfiled); err != nil {
 			return fmt.Errorf("CPU profile: %w", err)
 		}
 	}
 	return nil
+}
+
+// apiserverCPUProfile fetches the apiserver's CPU profile for d (its /debug/pprof, on by
+// default, as the admin) into path; the channel gets the outcome.
+func apiserverCPUProfile(ctx context.Context, admin *rest.Config, d time.Duration, path string) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		done <- func() error {
+			hc, err := rest.HTTPClientFor(admin)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := context.WithTimeout(ctx, d+30*time.Second)
+			defer cancel()
+			url := fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", strings.TrimSuffix(admin.Host, "/"), int(d.Seconds()))
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+			if err != nil {
+				return err
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				return fmt.Errorf("apiserver profile: %w", err)
+			}
+			defer func() { _ = resp.Body.Close() }()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("apiserver profile: %s", resp.Status)
+			}
+			f, err := os.Create(path)
+			if err != nil {
+				return err
+			}
+			if _, err := io.Copy(f, resp.Body); err != nil {
+				_ = f.Close()
+				return err
+			}
+			return f.Close()
+		}()
+	}()
+	return done
 }
 
 func (c *cluster) steady(ctx context.Context, res *ClusterResult) error {
