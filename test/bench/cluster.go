@@ -125,9 +125,9 @@ const (
 
 // cluster is a running bench environment.
 type cluster struct {
-	cfg   ClusterConfig
-	env   *envtest.Environment
-	c     client.Client
+	cfg ClusterConfig
+	env *envtest.Environment
+	c   client.Client
 	// admin is the admin's REST config, for the apiserver's own /debug/pprof.
 	admin *rest.Config
 	fake  *stripefake.Server
@@ -236,6 +236,10 @@ func (c *cluster) start(ctx context.Context, work string) error {
 		return err
 	}
 	c.audit = &auditLog{path: auditPath}
+	// As an install does (config/default, the chart): the finalizer comes with the creation.
+	if err := testenv.InstallAdmissionPolicy(ctx, c.c, c.cfg.Root, "default"); err != nil {
+		return err
+	}
 
 	c.fake = stripefake.New(stripefake.AcceptAnyKey())
 	fakeURL, err := c.fake.Start()

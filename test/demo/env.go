@@ -199,6 +199,12 @@ func (e *Env) startControlPlane() error {
 	if e.client, err = client.New(restCfg, client.Options{Scheme: scheme}); err != nil {
 		return fmt.Errorf("build client: %w", err)
 	}
+	// As an install does: the finalizer policy of config/admission.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := testenv.InstallAdmissionPolicy(ctx, e.client, e.cfg.Root, "default"); err != nil {
+		return err
+	}
 	user, err := e.testEnv.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
 		return fmt.Errorf("add the demo admin user: %w", err)

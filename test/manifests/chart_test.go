@@ -334,14 +334,15 @@ func TestChartValuesReachTheManager(t *testing.T) {
 	}
 }
 
-// TestChartOptionalPartsTurnOff renders the chart with metrics and leader election off: the
-// manager gets --metrics-bind-address=0 and no --leader-elect, and the objects that only served
-// those (metrics Service and RBAC, leader-election Role) are left out.
+// TestChartOptionalPartsTurnOff renders the chart with metrics, leader election and the finalizer
+// policy off: the manager gets --metrics-bind-address=0 and no --leader-elect, and the objects
+// that only served those (metrics Service and RBAC, leader-election Role, the admission policy and
+// its binding) are left out.
 func TestChartOptionalPartsTurnOff(t *testing.T) {
 	t.Parallel()
 	root := mustRoot(t)
 	out, err := runHelm(root, "template", "stripe-operator", filepath.Join(root, chartDir), "--namespace", "single",
-		"--set", "metrics.enabled=false,leaderElection=false,replicaCount=1")
+		"--set", "metrics.enabled=false,leaderElection=false,replicaCount=1,finalizerPolicy=false")
 	if err != nil {
 		t.Fatal(err)
 	}

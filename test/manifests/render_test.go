@@ -139,7 +139,7 @@ var renderAll = sync.OnceValues(func() ([]rendering, error) {
 	kustomized.wantKinds = map[string]int{
 		"Namespace": 1, "CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 5,
 		"ClusterRoleBinding": 2, "Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1,
-		"NetworkPolicy": 1,
+		"NetworkPolicy": 1, "MutatingAdmissionPolicy": 1, "MutatingAdmissionPolicyBinding": 1,
 	}
 	// The namespace-scoped overlay: the manager's ClusterRole and binding become a Role and
 	// RoleBinding in the watched namespace.
@@ -151,7 +151,7 @@ var renderAll = sync.OnceValues(func() ([]rendering, error) {
 	namespaced.wantKinds = map[string]int{
 		"Namespace": 1, "CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 4,
 		"ClusterRoleBinding": 1, "Role": 2, "RoleBinding": 2, "Service": 1, "Deployment": 1,
-		"NetworkPolicy": 1,
+		"NetworkPolicy": 1, "MutatingAdmissionPolicy": 1, "MutatingAdmissionPolicyBinding": 1,
 	}
 	// The release named like the chart gets config/default's object names; the other release
 	// name and namespace catch names and namespaces written into a template by hand.
@@ -162,6 +162,7 @@ var renderAll = sync.OnceValues(func() ([]rendering, error) {
 	chartDefaults.wantKinds = map[string]int{
 		"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 5, "ClusterRoleBinding": 2,
 		"Role": 1, "RoleBinding": 1, "Service": 1, "Deployment": 1,
+		"MutatingAdmissionPolicy": 1, "MutatingAdmissionPolicyBinding": 1,
 	}
 	chartAll, err := renderChart(root, "helm (all optional values)", "payments", "clinicpay-payments", allOptionalValues)
 	if err != nil {
@@ -172,6 +173,7 @@ var renderAll = sync.OnceValues(func() ([]rendering, error) {
 	chartAll.wantKinds = map[string]int{
 		"CustomResourceDefinition": 1, "ServiceAccount": 1, "ClusterRole": 4, "ClusterRoleBinding": 1,
 		"Role": 3, "RoleBinding": 3, "Service": 1, "Deployment": 1, "NetworkPolicy": 1, "ServiceMonitor": 2, "PrometheusRule": 1,
+		"MutatingAdmissionPolicy": 1, "MutatingAdmissionPolicyBinding": 1,
 	}
 	return []rendering{kustomized, namespaced, chartDefaults, chartAll}, nil
 })
