@@ -74,6 +74,7 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(defaultGCPercent)
 	}
+	memLimit, memLimited := applyContainerMemoryLimit("/sys/fs/cgroup")
 	var o options
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", "0",
 		"Address the metrics endpoint binds to, e.g. :8443 (https) or :8080 (http); 0 disables it.")
@@ -136,6 +137,9 @@ func main() {
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 	ctrl.SetLogger(logcap.Cap(zap.New(zap.UseFlagOptions(&zapOpts)), logcap.MaxVerbosity))
+	if memLimited {
+		ctrl.Log.WithName("setup").Info("Go memory limit set from the container's", "bytes", memLimit, "share", memoryLimitShare)
+	}
 
 	if err := run(o); err != nil {
 		ctrl.Log.WithName("setup").Error(err, "Manager exited with an error")
