@@ -134,6 +134,9 @@ type StripeIntegrationReconciler struct {
 	// statusWrites remembers, in memory only, the resourceVersion each integration's last status
 	// write replaced, to recognise a cached copy that has not seen that write yet.
 	statusWrites uidMemory[statusWrite]
+	// verified remembers which owned objects were last found to hold what would be applied
+	// (applyIfChanged), so a steady-state pass skips the comparison.
+	verified verifiedApplies
 
 	// DeliveryCheckInterval is the base period of the delivery check behind DeliveriesArriving
 	// (jittered ±10 %): a signed probe through the public URL and one Stripe call
