@@ -247,18 +247,25 @@ var notes = []string{
 		"(the rest fall due just after it), writes 0 → 0. N = 300, resync 20 s: busiest second 121 → 29 (8.1× → 2.1×). Without " +
 		"the priority, the first passes of 1,000 integrations (about 9 s here) held back the passes due meanwhile: busiest " +
 		"second 159 (5.1×).",
-	"**Not measured: N = 10,000.** The default run now includes it (resync 5 min there, reaction and unrelated phases " +
-		"skipped, steady state one period), but on 2026-12-06 the shared machine ran at load average 20–30 and the cold start " +
-		"stalled at 6,461 of 10,000 Connected after 22 min (creating the 20,000 objects alone took 3 min 54 s), so the run was " +
-		"stopped; the restart targets at 10,000, the 10,000 time to Connected and its request rates are still open. At about " +
-		"6,400 integrations the manager's RSS was 532 MiB, on course to exceed 600 MiB at 10,000. The heap profile after a GC " +
-		"(287 MB live) shows: managed fields of the cached receiver objects 55 MB (kept for applyIfChanged; only the operator's " +
-		"own entry is needed), a /metrics scrape in flight 38 MB (the bench reads the heap from /metrics every 500 ms; the " +
-		"per-integration last-probe gauge makes each scrape proportional to N), cache indexes 22 MB, object metadata 55 MB. " +
-		"The receiver objects are now cached with the operator's own applied managedFields entry only; in this harness the " +
-		"other entry is the bench's small Deployment status write, and at N = 1,000 (two runs side by side, " +
-		"`-n 1000 -restart-from 0 -unrelated 0`) peak heap was 84.8 → 81.8 MiB and peak RSS 138.9 → 141.9 MiB: no change " +
-		"beyond the noise. Still to do: measure at 10,000 and, if needed, cap the heap with GOMEMLIMIT.",
+	"**N = 10,000 before the 2026-12-07 changes** (the manager of commit deae1d0, `go run ./hack/bench -n 10000 -skip-receiver " +
+		"-skip-receiver-cost`, load average 3–15 from builds and tests on the same 2 cores): all Connected after 19 min 58 s " +
+		"(p50 6 min 59 s, p99 18 min 32 s), 8.0 writes and 3.2 Stripe calls per integration, peak RSS 717.9 MiB and heap " +
+		"643.7 MiB; steady state 0.067 writes and 1.05 Stripe calls per integration per resync; restart: 2 writes, 0.84 Stripe " +
+		"calls per integration, busiest second 153 (5.5× the mean), calls in each tenth of the period " +
+		"0·37·172·471·784·1186·2019·1870·1046·737. The median pass took 3.19 s, 2.84 s of it the receiver Service's create " +
+		"(the ClusterIP allocator, above). The heap profile in the steady state (500 MB live after a GC) held 237 MB in " +
+		"passes in flight, 114 MB of it client-go's Extract* walking owned objects for applyIfChanged's comparison, which " +
+		"every pass repeated for every receiver object. The steady-state writes are the first delivery check of each " +
+		"integration adding DeliveriesArriving, due 15–45 min after it connected (delivery_probe.go): once per " +
+		"integration, not per resync; the window at 10,000 starts 20 min after the first integrations connected.",
+	"**Steady-state comparisons remembered.** applyIfChanged now remembers, per integration and kind of receiver object, " +
+		"the resourceVersion at which the object last matched what it would apply and a digest of that apply configuration, " +
+		"and skips the Extract* comparison while neither changed (any write to the object, a hand edit included, changes its " +
+		"resourceVersion, so drift is still compared and undone; TestApplyIfChangedSkipsTheComparisonOfAnUnchangedObject). " +
+		"A restarted manager compares each object once.",
+	"**Memory limit from the container.** The manager sets the Go runtime's soft memory limit to 90% of its container's " +
+		"(cgroup v2 memory.max or v1 memory.limit_in_bytes) unless GOMEMLIMIT is set, so near the limit the collector works " +
+		"harder instead of the kernel killing it. The bench runs the manager as a plain process, without a limit.",
 	"**Harness:** envtest's default Service range (a /24) holds about 250 Services, so the bench's apiserver uses a /16.",
 	"**Cold start (issue 16): where the time goes.** Profiled before any change, N = 1,000, on this 2-core VM while other " +
 		"sessions ran benches and builds (load 2.5 to 28, so wall times differ up to 5× between runs; compare within a run). " +
@@ -291,23 +298,32 @@ var notes = []string{
 		"and 2–8% at N = 300 to 1,000. Such a pass now recognises the copy its last status write replaced (resourceVersion " +
 		"equality, in memory, at most 10 s) and comes back 200 ms later. Quick mode, back-to-back: 8.46 → 8.00 writes " +
 		"and 3.16 → 3.00 Stripe calls per integration.",
-	"**Target missed: writes at creation (8 > 7).** Seven are object writes, each needed: the finalizer and the " +
-		"credentials protection before any Stripe call, the signing Secret, the three receiver objects, the status. Seven " +
-		"in all would mean no Event for a new clinic at all. Live mode makes the same writes (the mode changes only the webhook path " +
-		"and the retry window), 9 once a PodDisruptionBudget guards its 2 replicas. Where a receiver takes seconds to " +
-		"become available (a real cluster), the status is written " +
-		"twice, Progressing then Connected, with one Event each: 9 (was 10).",
+	"**Writes at creation: 8 → 7 per integration, the Event included.** The finalizer now comes with the creation: " +
+		"config/admission's MutatingAdmissionPolicy (the chart's finalizerPolicy, on by default; Kubernetes 1.36+) adds it " +
+		"as the apiserver creates the StripeIntegration, and the operator, finding it there, writes nothing for it (without " +
+		"the policy it adds it itself, as before). The bench installs the policy as an install does. Quick mode, N = 50, " +
+		"same manager: 7.0 writes per integration. The seven: the credentials Secret's in-use finalizer, the signing Secret, " +
+		"the receiver Deployment, Service and NetworkPolicy, the status, one Event. Live mode adds its PodDisruptionBudget.",
 	"**Cold start of 1,000, before and after, back-to-back (N = 1,000, resync 30 s, load about 25):** all Connected " +
 		"2 min 57 s → 2 min 9 s, with Services created alone at 136/s and 141/s just before each (cold start / Service " +
 		"floor 24 → 18); writes 9.02 → 8.02 per integration; the Service create 2.54 → 1.39 s median in the apiserver; " +
 		"apiserver CPU 62 → 47 s, manager 18.8 → 16.4 s. Stripe calls went 3.3 → 4.0 and passes 1.4 → 2.1 per " +
 		"integration: a follow-up pass that waits in a long queue past the Stripe view's 15 s probes again; quick mode " +
 		"and N = 300 show 3.0–3.6 calls and 2.1 passes either way, so this is the queue's timing, not understood further.",
-	"**Target missed: cold start of 1,000 ≤ 15 s.** It is bound by the apiserver's serial ClusterIP allocation (above), " +
-		"not by the operator's writes: at the Service rate measured alone on a quiet run of this machine it cannot go below " +
-		"N ÷ that rate, and under the cold start's own load the allocation is several times slower. Options left open: a " +
-		"headless receiver Service (no ClusterIP; needs the Ingress controller to route to endpoints, and the e2e relays " +
-		"through the ClusterIP today), or several apiservers (each has its own allocator lock).",
+	"**Target missed: cold start of 1,000 ≤ 15 s. Where the time goes, on a quiet machine.** `-profile-dir` now also " +
+		"takes the apiserver's CPU profile of the cold start. N = 1,000, load average about 2, the manager of commit deae1d0 " +
+		"(`go run ./hack/bench -n 1000 -restart-from 0 -unrelated 0 -skip-receiver -skip-receiver-cost -trim-above 500`): " +
+		"all Connected after 32.7 s. Sampled from /proc every second, the apiserver used 1.1 cores throughout, etcd 0.2, " +
+		"the manager 0.3, the bench 0.13: the 2 cores are saturated, and the apiserver spends about 55 ms of CPU per " +
+		"integration (its 7–8 writes, the bench's 2 creates and Deployment status write, the reads, the watch fan-out). Its " +
+		"profile: the patch path 26% (of it server-side apply's managed fields 6%), the request filter chain with x509 " +
+		"authentication, priority and fairness and audit about 17%, garbage collection 11%, creates 7%, watch events 5%. " +
+		"A headless receiver Service (tried, not kept) took the Service create from 604 to 68 ms median, and every other " +
+		"write got about twice as slow: 32.7 → 33.0 s. So at 1,000 the apiserver's CPU is the limit, not the ClusterIP " +
+		"allocator, and the floor the issue counts (small writes alone, about 1,400/s here) leaves out what each write costs " +
+		"it beyond the write; at 10,000 the allocator is the limit too (2.84 s of a 3.19 s pass, above). What the operator " +
+		"can still take off is requests: one write (the finalizer, above) and, left open, the one GET of the signing Secret " +
+		"that a new integration answers with 404.",
 	"**Receiver CPU per event: 251 → 196 µs, allocations 380 → 345 (31.3 → 23.8 KiB), GC cycles per 1,000 events 14 → 3.9** " +
 		"(`go run ./hack/bench -only receiver`, three runs of the old and the new receiver binary interleaved, best of each; load " +
 		"average 19–24 on the 2 cores from other sessions, so every CPU figure is inflated: this harness measured 164 µs for the old " +
