@@ -1,23 +1,18 @@
 package controller
 
 import (
-	"bytes"
 	"context"
-	"errors"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/test/admissionpolicy"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
 )
 
@@ -69,19 +64,9 @@ func TestFinalizerFromTheAdmissionPolicyCostsNoWrite(t *testing.T) {
 func installFinalizerPolicy(t *testing.T, ns string) {
 	t.Helper()
 	ctx := context.Background()
-	data, err := os.ReadFile(filepath.Join("..", "..", "config", "admission", "finalizer_policy.yaml"))
+	policy, binding, err := admissionpolicy.Read(filepath.Join("..", ".."))
 	if err != nil {
 		t.Fatal(err)
-	}
-	policy, binding := &admissionv1.MutatingAdmissionPolicy{}, &admissionv1.MutatingAdmissionPolicyBinding{}
-	dec := yaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
-	for _, into := range []any{policy, binding} {
-		if err := dec.Decode(into); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := dec.Decode(&struct{}{}); !errors.Is(err, io.EOF) {
-		t.Fatalf("config/admission/finalizer_policy.yaml holds more than a policy and its binding (%v)", err)
 	}
 	policy.Name = "finalizer-" + ns
 	binding.Name, binding.Spec.PolicyName = policy.Name, policy.Name
@@ -93,11 +78,7 @@ func installFinalizerPolicy(t *testing.T, ns string) {
 		}
 		t.Cleanup(func() { _ = k8sClient.Delete(context.Background(), o) })
 	}
-	eventually(t, 30*time.Second, "the finalizer policy to act", func() (bool, string) {
-		probe := integration(ns, "policy-probe", "policy-probe", v1.ModeTest, "none")
-		if err := k8sClient.Create(ctx, probe, client.DryRunAll); err != nil {
-			return false, err.Error()
-		}
-		return slices.Contains(probe.Finalizers, Finalizer), "not yet"
-	})
+	if err := admissionpolicy.WaitForFinalizer(ctx, k8sClient, ns); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -42,6 +42,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/test/admissionpolicy"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
 	"github.com/clinicpay/stripe-operator/test/testenv"
 )
@@ -237,7 +238,7 @@ func (c *cluster) start(ctx context.Context, work string) error {
 	}
 	c.audit = &auditLog{path: auditPath}
 	// As an install does (config/default, the chart): the finalizer comes with the creation.
-	if err := testenv.InstallAdmissionPolicy(ctx, c.c, c.cfg.Root, "default"); err != nil {
+	if err := admissionpolicy.Install(ctx, c.c, c.cfg.Root, "default"); err != nil {
 		return err
 	}
 

@@ -39,6 +39,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
+	"github.com/clinicpay/stripe-operator/test/admissionpolicy"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
 	"github.com/clinicpay/stripe-operator/test/testenv"
 )
@@ -202,7 +203,7 @@ func (e *Env) startControlPlane() error {
 	// As an install does: the finalizer policy of config/admission.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := testenv.InstallAdmissionPolicy(ctx, e.client, e.cfg.Root, "default"); err != nil {
+	if err := admissionpolicy.Install(ctx, e.client, e.cfg.Root, "default"); err != nil {
 		return err
 	}
 	user, err := e.testEnv.AddUser(envtest.User{Name: "demo-admin", Groups: []string{"system:masters"}}, nil)
