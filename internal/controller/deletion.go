@@ -77,6 +77,7 @@ func (r *StripeIntegrationReconciler) reconcileDelete(ctx context.Context, si *p
 	r.replayWindows.forget(si.UID)
 	r.statusWrites.forget(si.UID)
 	r.verified.forget(si.UID)
+	r.startConsidered.forget(si.UID)
 	r.payoutChecks.forget(si.UID)
 	if r.Metrics != nil {
 		r.Metrics.LastProbe.DeleteLabelValues(si.Namespace, si.Name)

@@ -37,14 +37,21 @@ import (
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 )
 
-// deferAfterStart fills the Stripe part of obs from the stored status, without Stripe calls, when
-// this process started less than the integration's start offset ago and status proves a Stripe
-// pass that still holds. It reports whether it did; the pass is then due at the view's expiry.
+// deferAfterStart fills the Stripe part of obs from the stored status, without Stripe calls, in
+// the integration's first pass since this process started, when status proves a Stripe pass that
+// still holds. It reports whether it did; the Stripe pass is then due at the view's expiry, the
+// integration's place in the period (startSlot).
 func (r *StripeIntegrationReconciler) deferAfterStart(ctx context.Context, si *paymentsv1alpha1.StripeIntegration,
 	obs *observation) bool {
-	due := r.started.Add(startOffset(si.UID, r.resyncPeriod()))
-	if r.started.IsZero() || !r.now().Before(due) ||
-		!statusProvesStripePass(si, obs.KeyFingerprint, obs.Mode, webhookURL(si, r.WebhookBaseURL)) {
+	if r.started.IsZero() {
+		return false
+	}
+	if _, considered := r.startConsidered.get(si.UID); considered {
+		return false // only an integration's first pass since the start defers
+	}
+	r.startConsidered.set(si.UID, struct{}{})
+	due := startSlot(r.started, r.now(), startOffset(si.UID, r.resyncPeriod()), r.resyncPeriod())
+	if !statusProvesStripePass(si, obs.KeyFingerprint, obs.Mode, webhookURL(si, r.WebhookBaseURL)) {
 		return false
 	}
 	// A lost or replaced signing Secret, or a retiring endpoint, needs Stripe now.
@@ -109,4 +116,21 @@ func startOffset(uid types.UID, period time.Duration) time.Duration {
 	_, _ = h.Write([]byte(uid)) // a hash.Hash never fails to write
 	frac := float64(h.Sum64()>>11) / (1 << 53)
 	return time.Duration(frac * float64(period))
+}
+
+// startSlot is when an integration's deferred Stripe pass is due: its offset into the first
+// resync period after the start or, when its first pass comes later than that (the first passes
+// of 10,000 integrations take minutes on a busy apiserver), the same offset in the next period.
+// Probing at once instead would make the Stripe calls follow the pace of the first passes and
+// bunch where they run fastest; this way they keep the even spread of the offsets, and no
+// integration waits more than one period from its first pass.
+func startSlot(started, now time.Time, offset, period time.Duration) time.Time {
+	due := started.Add(offset)
+	if period <= 0 {
+		return due
+	}
+	if now.Before(due) {
+		return due
+	}
+	return due.Add((now.Sub(due)/period + 1) * period)
 }

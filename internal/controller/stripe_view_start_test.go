@@ -279,3 +279,32 @@ func TestStartOffsetSpreads(t *testing.T) {
 		}
 	}
 }
+
+// TestStartSlot: a deferred Stripe pass is due at the integration's offset into the first period
+// after the start; a first pass that comes after that slot is due at the same offset of the next
+// period (never at once, never more than a period away).
+func TestStartSlot(t *testing.T) {
+	start := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	const period = 5 * time.Minute
+	offset := 2 * time.Minute
+	for _, c := range []struct {
+		after time.Duration // first pass this long after the start
+		want  time.Duration // due this long after the start
+	}{
+		{0, 2 * time.Minute},
+		{time.Minute, 2 * time.Minute},
+		{2 * time.Minute, 7 * time.Minute}, // exactly at the slot: the next one
+		{3 * time.Minute, 7 * time.Minute},
+		{9 * time.Minute, 12 * time.Minute},
+		{12*time.Minute + time.Second, 17 * time.Minute},
+	} {
+		now := start.Add(c.after)
+		got := startSlot(start, now, offset, period)
+		if got != start.Add(c.want) {
+			t.Errorf("first pass %s after the start: due %s after it, want %s", c.after, got.Sub(start), c.want)
+		}
+		if !got.After(now) || got.Sub(now) > period {
+			t.Errorf("first pass %s after the start: due in %s, want within (0, %s]", c.after, got.Sub(now), period)
+		}
+	}
+}

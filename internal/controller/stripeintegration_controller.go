@@ -101,6 +101,9 @@ type StripeIntegrationReconciler struct {
 	previousKeys uidMemory[rememberedKey]
 	// stripeViews remembers, in memory only, what the last successful Stripe pass saw.
 	stripeViews uidMemory[stripeView]
+	// startConsidered marks the integrations whose first pass since the start was considered for
+	// deferring its Stripe pass (deferAfterStart): only that pass may.
+	startConsidered uidMemory[struct{}]
 	// started is when this process reconciled for the first time (as leader): the Stripe passes
 	// that status lets it defer are spread over the resync period from then (deferAfterStart).
 	started   time.Time
