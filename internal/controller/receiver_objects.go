@@ -272,10 +272,17 @@ func receiverDeployment(si *paymentsv1alpha1.StripeIntegration, image, signingSe
 			WithTemplate(corev1ac.PodTemplateSpec().WithLabels(receiverLabels(si)).WithSpec(pod)))
 }
 
+// receiverService is headless (no ClusterIP): nothing needs a virtual IP. Ingress and Gateway
+// controllers route to the Service's endpoints, Prometheus scrapes them, and the operator's
+// replays resolve <name>.<namespace>.svc, which for a headless Service gives the ready pods'
+// addresses. So the apiserver allocates no ClusterIP (it does so one at a time, the largest cost
+// of a new clinic's pass) and kube-proxy programs no rules for it on any node. spec.clusterIP is
+// immutable: a Service an older version created with one is replaced (deleteClusterIPService).
 func receiverService(si *paymentsv1alpha1.StripeIntegration) *corev1ac.ServiceApplyConfiguration {
 	return corev1ac.Service(receiverName(si), si.Namespace).
 		WithLabels(receiverLabels(si)).WithOwnerReferences(ownerRefApply(si)).
 		WithSpec(corev1ac.ServiceSpec().
+			WithClusterIP(corev1.ClusterIPNone).
 			WithSelector(receiverSelector(si)).
 			WithPorts(
 				corev1ac.ServicePort().WithName("webhook").WithPort(webhookPort).WithTargetPort(intstr.FromString("webhook")).WithProtocol(corev1.ProtocolTCP),

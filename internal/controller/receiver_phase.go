@@ -79,6 +79,9 @@ func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *pay
 	if err := r.deleteLegacyReceiver(ctx, si); err != nil {
 		return err
 	}
+	if err := r.deleteClusterIPService(ctx, si); err != nil {
+		return err
+	}
 	if err := applyIfChanged(ctx, r.Client, &r.verified, si.UID, key, &corev1.Service{}, receiverService(si), func(o *corev1.Service) (any, error) {
 		return corev1ac.ExtractService(o, string(fieldOwner))
 	}); err != nil {

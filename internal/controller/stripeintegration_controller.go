@@ -160,8 +160,10 @@ type StripeIntegrationReconciler struct {
 }
 
 // RBAC: reads are get/list/watch (list already discloses what get would); writes are exactly the
-// verbs the code issues. Server-side apply needs create and patch; nothing but a stale Ingress or
-// PodDisruptionBudget is ever deleted (owned objects go with their owner through garbage collection), and the
+// verbs the code issues. Server-side apply needs create and patch; owned objects go with their
+// owner through garbage collection, so nothing is deleted but a stale Ingress or
+// PodDisruptionBudget, a receiver Deployment under its pre-upgrade dotted name, and a receiver
+// Service an older version created with a ClusterIP (replaced by a headless one). The
 // finalizers subresource lets owned objects carry blockOwnerDeletion.
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=payments.clinicpay.dev,resources=stripeintegrations/status,verbs=patch
@@ -169,7 +171,7 @@ type StripeIntegrationReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;update;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=networkpolicies,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;patch;delete

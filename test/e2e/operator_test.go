@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -36,6 +37,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -53,7 +55,6 @@ const (
 	operatorNS      = "stripe-system"
 	release         = "op"
 	webhookHostBase = ".hooks.e2e.example" // <namespace>.hooks.e2e.example routes to that namespace's receivers
-	receiverPort    = 8080
 )
 
 // stripeEnv is the world outside the cluster: the Stripe fake, which the manager pods call and
@@ -135,9 +136,11 @@ func (e *stripeEnv) sinkGot(eventID string) bool {
 }
 
 // serviceRouter is the public route from Stripe to a clinic's receivers (what DNS and a load
-// balancer or Ingress are in production): https://<namespace>.hooks.e2e.example/... goes to
-// the ClusterIP of the receiver Service in that namespace that serves the webhook path, through
-// kube-proxy. TLS ends at that stand-in load balancer.
+// balancer or Ingress are in production): https://<namespace>.hooks.e2e.example/... goes where
+// an Ingress controller sends it for the headless receiver Service in that namespace that
+// serves the webhook path: to the webhook port of one of the Service's ready endpoints (its
+// EndpointSlices), a pod IP, chosen at random per request. TLS ends at that stand-in load
+// balancer.
 type serviceRouter struct{}
 
 func (serviceRouter) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -152,14 +155,54 @@ func (serviceRouter) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	clinicID := req.URL.Path[strings.LastIndex(req.URL.Path, "/")+1:]
 	for _, s := range svcs.Items {
-		if s.Labels["payments.clinicpay.dev/clinic-id"] == clinicID && s.Spec.ClusterIP != "" {
-			out := req.Clone(req.Context())
-			out.URL.Scheme, out.URL.Host = "http", net.JoinHostPort(s.Spec.ClusterIP, fmt.Sprint(receiverPort))
-			out.Host = req.URL.Host
-			return http.DefaultTransport.RoundTrip(out)
+		if s.Labels["payments.clinicpay.dev/clinic-id"] != clinicID {
+			continue
 		}
+		addr, err := readyEndpoint(req.Context(), ns, s.Name)
+		if err != nil {
+			return nil, err
+		}
+		out := req.Clone(req.Context())
+		out.URL.Scheme, out.URL.Host = "http", addr
+		out.Host = req.URL.Host
+		return http.DefaultTransport.RoundTrip(out)
 	}
 	return nil, fmt.Errorf("e2e router: no receiver Service for clinic %q in %s", clinicID, ns)
+}
+
+// readyEndpoint is host:port of the webhook port of a ready endpoint of the Service, picked at
+// random among them, from the Service's EndpointSlices (a nil ready condition means ready).
+func readyEndpoint(ctx context.Context, ns, service string) (string, error) {
+	list, err := cluster.Kube.DiscoveryV1().EndpointSlices(ns).List(ctx, metav1.ListOptions{
+		LabelSelector: discoveryv1.LabelServiceName + "=" + service})
+	if err != nil {
+		return "", err
+	}
+	var ready []string
+	for _, sl := range list.Items {
+		port := int32(0)
+		for _, p := range sl.Ports {
+			if ptr.Deref(p.Name, "") == "webhook" && p.Port != nil {
+				port = *p.Port
+			}
+		}
+		if port == 0 {
+			continue
+		}
+		for _, ep := range sl.Endpoints {
+			if !ptr.Deref(ep.Conditions.Ready, true) {
+				continue
+			}
+			for _, a := range ep.Addresses {
+				ready = append(ready, net.JoinHostPort(a, fmt.Sprint(port)))
+			}
+		}
+	}
+	if len(ready) == 0 {
+		// What an Ingress controller answers with no ready endpoint: Stripe retries the delivery.
+		return "", fmt.Errorf("e2e router: Service %s/%s has no ready endpoint", ns, service)
+	}
+	return ready[rand.IntN(len(ready))], nil
 }
 
 func newClient(t *testing.T) client.Client {

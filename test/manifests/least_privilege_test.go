@@ -45,11 +45,12 @@ var usedVerbs = map[string][]string{
 	// Receiver objects are server-side applied (create + patch) and cached; garbage
 	// collection removes them with their owner.
 	"apps/deployments":                  {"create", "delete", "get", "list", "patch", "watch"},
-	"/services":                         {"create", "get", "list", "patch", "watch"},
+	"/services":                         {"create", "delete", "get", "list", "patch", "watch"},
 	"networking.k8s.io/networkpolicies": {"create", "get", "list", "patch", "watch"},
 	// ... except that a Deployment an older version created under an unsanitised dotted name is
-	// deleted (deleteLegacyReceiver), and an Ingress is deleted when spec.webhook.ingress goes
-	// away (deleteStaleIngress).
+	// deleted (deleteLegacyReceiver), a receiver Service an older version created with a
+	// ClusterIP (immutable) is deleted for its headless replacement (deleteClusterIPService), and
+	// an Ingress is deleted when spec.webhook.ingress goes away (deleteStaleIngress).
 	"networking.k8s.io/ingresses": {"create", "delete", "get", "list", "patch", "watch"},
 	// ... and the receiver's PodDisruptionBudget is deleted when its replicas drop below two
 	// (applyReceiverDisruptionBudget).
@@ -58,7 +59,7 @@ var usedVerbs = map[string][]string{
 
 // TestManagerRoleGrantsOnlyUsedVerbs checks config/rbac/role.yaml (generated from the
 // +kubebuilder:rbac markers, and copied into the chart) against usedVerbs: no verb the code
-// never uses (delete on Secrets, Services, NetworkPolicies; update where only
+// never uses (delete on Secrets, NetworkPolicies; update where only
 // patches are sent), no wildcard, nothing missing.
 func TestManagerRoleGrantsOnlyUsedVerbs(t *testing.T) {
 	t.Parallel()

@@ -122,6 +122,7 @@ from the +kubebuilder:rbac markers: test/manifests fails when they differ.
   - services
   verbs:
   - create
+  - delete
   - get
   - list
   - patch
