@@ -318,10 +318,13 @@ var notes = []string{
 		"integration (its 7–8 writes, the bench's 2 creates and Deployment status write, the reads, the watch fan-out). Its " +
 		"profile: the patch path 26% (of it server-side apply's managed fields 6%), the request filter chain with x509 " +
 		"authentication, priority and fairness and audit about 17%, garbage collection 11%, creates 7%, watch events 5%. " +
-		"A headless receiver Service (tried, not kept) took the Service create from 604 to 68 ms median, and every other " +
-		"write got about twice as slow: 32.7 → 33.0 s. So at 1,000 the apiserver's CPU is the limit, not the ClusterIP " +
-		"allocator, and the floor the issue counts (small writes alone, about 1,400/s here) leaves out what each write costs " +
-		"it beyond the write; at 10,000 the allocator is the limit too (2.84 s of a 3.19 s pass, above). What the operator " +
+		"A headless receiver Service took the Service create from 604 to 68 ms median, and every other write got about " +
+		"twice as slow: 32.7 → 33.0 s (same machine, back-to-back). So at 1,000 the apiserver's CPU is the limit, not the " +
+		"ClusterIP allocator, and the floor the issue counts (small writes alone, about 1,400/s here) leaves out what each " +
+		"write costs it beyond the write; at 10,000 the allocator is the limit (2.84 s of a 3.19 s pass, above). The " +
+		"receiver Service is now headless (clusterIP: None): nothing routes through its ClusterIP (Ingress and Gateway " +
+		"controllers route to endpoints, Prometheus scrapes them, the operator resolves the Service's DNS name), and a " +
+		"cluster of 10,000 clinics is spared 10,000 ClusterIPs and their kube-proxy rules on every node. What the operator " +
 		"can still take off is requests: one write (the finalizer, above) and, left open, the one GET of the signing Secret " +
 		"that a new integration answers with 404.",
 	"**Receiver CPU per event: 251 → 196 µs, allocations 380 → 345 (31.3 → 23.8 KiB), GC cycles per 1,000 events 14 → 3.9** " +
