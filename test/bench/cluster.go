@@ -125,9 +125,9 @@ const (
 
 // cluster is a running bench environment.
 type cluster struct {
-	cfg   ClusterConfig
-	env   *envtest.Environment
-	c     client.Client
+	cfg ClusterConfig
+	env *envtest.Environment
+	c   client.Client
 	// admin is the admin's REST config, for the apiserver's own /debug/pprof.
 	admin *rest.Config
 	fake  *stripefake.Server
