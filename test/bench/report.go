@@ -241,7 +241,8 @@ func (r Report) Write(w io.Writer) error {
 				fmt.Sprintf("The generator keeps at most %d keep-alive connections to the receiver and opens no more: an event that finds "+
 					"every one busy waits for one, and the wait counts in its latency.", openLoopConns))
 			p("")
-			p("| rate | sent | p50 | p99 | max | sent > 1 ms late | receiver CPU per event | receiver cores busy | errors | relayed once to the sink | connections to the receiver / to the sink |")
+			p("| rate | sent | p50 | p99 | max | sent > 1 ms late | receiver CPU per event | receiver cores busy | errors | " +
+				"relayed once to the sink | connections to the receiver / to the sink |")
 			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 			p("| %.0f/s | %d | %s | %s | %s | %d | %s | %.2f | %d | %d of %d (%d duplicates) | %d / %d |", l.Rate, l.Sent, us(l.P50), us(l.P99), us(l.Max),
 				l.Late, us(l.CPUPerEvent), l.CoresBusy, l.Errors, l.SinkCount, l.Events, l.SinkDuplicates, l.Conns, l.SinkConns)
