@@ -22,9 +22,11 @@ package bench
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -48,6 +50,9 @@ type LatencyRun struct {
 	Late int
 	// SinkCount and SinkDuplicates are as in ReceiverRun.
 	SinkCount, SinkDuplicates int
+	// Conns is the number of connections the generator opened to the receiver, SinkConns the
+	// number the receiver opened to the sink.
+	Conns, SinkConns int
 	// CPUPerEvent and CoresBusy are the receiver's, as in ReceiverRun.
 	CPUPerEvent time.Duration
 	CoresBusy   float64
@@ -55,6 +60,20 @@ type LatencyRun struct {
 
 // lateAfter is how far behind schedule a send counts as late.
 const lateAfter = time.Millisecond
+
+// openLoopConns is how many keep-alive connections the open-loop generator keeps to the
+// receiver, and the most it opens: when every one is busy, the next event waits for one, and
+// its wait counts in its latency (which runs from the scheduled time). Without the bound, Go's
+// transport dialed a new connection for every event that found none idle and, past 256 kept,
+// closed it after that one request: once the receiver fell behind, nearly every event came on a
+// new TCP connection (6978 connections for 7500 events at 1500/s), which cost the receiver more
+// than the event, the accept queue overflowed, and the dropped SYNs, retried after 1, 3 and 7 s,
+// made the latencies seconds.
+const openLoopConns = 256
+
+// openLoopMaxConns bounds the generator's connections; a variable so that an experiment can
+// lift the bound (0).
+var openLoopMaxConns = openLoopConns
 
 // runLatency starts a sink and a 1-core receiver placed as in the 1-core throughput run and
 // sends events at rate for cfg.Duration on a fixed schedule.
@@ -91,6 +110,7 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 		out.Max = st.latencies[n-1]
 	}
 	out.SinkCount, out.SinkDuplicates = sink.counts()
+	out.Conns, out.SinkConns = st.conns, sink.connections()
 	if cpu := proc.cpuTime(); out.Events > 0 {
 		out.CPUPerEvent = cpu / time.Duration(out.Events)
 		out.CoresBusy = cpu.Seconds() / st.elapsed.Seconds()
@@ -102,6 +122,7 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 type openLoopStats struct {
 	driveStats
 	sent, late int
+	conns      int // connections dialed to the receiver
 }
 
 // driveOpenLoop sends event k at start + k/rate, each on its own goroutine, whether or not
@@ -109,10 +130,17 @@ type openLoopStats struct {
 // runs from the scheduled time, so a generator that fell behind adds its delay to the figure
 // rather than hiding it.
 func driveOpenLoop(ctx context.Context, url string, pool *eventPool, run int, rate float64, dur time.Duration) openLoopStats {
+	var dials atomic.Int64
+	dialer := &net.Dialer{}
 	tr := &http.Transport{
-		Proxy:               nil, // loopback only, whatever the environment says
-		MaxIdleConns:        256,
-		MaxIdleConnsPerHost: 256, // Stripe, too, opens more connections when answers are slow
+		Proxy: nil, // loopback only, whatever the environment says
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			dials.Add(1)
+			return dialer.DialContext(ctx, network, addr)
+		},
+		MaxIdleConns:        openLoopConns,
+		MaxIdleConnsPerHost: openLoopConns, // Stripe, too, opens more connections when answers are slow
+		MaxConnsPerHost:     openLoopMaxConns,
 		IdleConnTimeout:     time.Minute,
 		DisableCompression:  true,
 	}
@@ -156,6 +184,7 @@ func driveOpenLoop(ctx context.Context, url string, pool *eventPool, run int, ra
 	}
 	wg.Wait()
 	st.elapsed = time.Since(start)
+	st.conns = int(dials.Load())
 	slices.Sort(st.latencies)
 	return st
 }

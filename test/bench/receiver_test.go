@@ -86,6 +86,9 @@ func TestRunReceiverQuick(t *testing.T) {
 	if l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
 		t.Errorf("latency run: p50 %s, p99 %s, max %s", l.P50, l.P99, l.Max)
 	}
+	if l.Conns <= 0 || l.Conns > openLoopConns || l.SinkConns <= 0 {
+		t.Errorf("latency run: %d connections to the receiver (at most %d), %d to the sink", l.Conns, openLoopConns, l.SinkConns)
+	}
 	if res.Method == "" {
 		t.Error("no method description")
 	}

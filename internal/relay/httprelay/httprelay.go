@@ -124,7 +124,10 @@ func (t *Target) Deliver(ctx context.Context, ev relay.Event) error {
 // post sends one signed envelope body whose deduplication key (Idempotency-Key, webhook-id) is
 // key, and returns nil on a 2xx answer.
 func (t *Target) post(ctx context.Context, key string, body []byte) error {
-	if t.timeout > 0 {
+	// A caller whose own deadline comes first (the receiver bounds every delivery with the same
+	// forward timeout) needs no second one: it would only add a context, and a timer to set and
+	// stop, to every event.
+	if dl, bounded := ctx.Deadline(); t.timeout > 0 && (!bounded || time.Until(dl) > t.timeout) {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, t.timeout)
 		defer cancel()
