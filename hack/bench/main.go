@@ -341,11 +341,28 @@ var notes = []string{
 		"The profile after the changes: stripe-go's ConstructEvent (the limit's own work) about 38%, socket syscalls about 22% (the " +
 		"relay's write to the sink and the answer to Stripe; on loopback a write also runs the receiving side's TCP path), other " +
 		"net/http about 15%, allocation and GC about 10%. What is left is mostly the two HTTP hops, which the receiver cannot skip.",
-	"**Not established: p99 at half load under 5 ms.** The open-loop run is in place, but during these runs the 1-core receiver " +
-		"got 0.16–0.22 of a core (others' builds and benches), so most sends were late and p99 ranged from 85 ms to 16 s for both " +
-		"binaries; the figure needs a quiet machine.",
+	"**Half-load latency: connections, not CPU (2026-12-07).** The open-loop runs' seconds of latency came from TCP " +
+		"connections opened per event on both hops. (a) The generator kept 256 idle connections but had no limit, so with 256 " +
+		"requests in flight each further one dialed and closed a connection: at 1,500/s 6,978 connections for 7,500 events, the " +
+		"listen queue overflowed (TcpExtListenOverflows +8,056) and the kernel's SYN retries (1, 3, 7 s) became the latency. It " +
+		"now keeps at most 256 connections and an event that finds all busy waits for one, the wait counted in its latency " +
+		"from the scheduled time, as a sender that keeps its connections (Stripe does) would see it; the table counts " +
+		"connections to the receiver and to the sink. (b) The receiver's relay kept 16 idle connections to the system of " +
+		"record, so more than 16 deliveries in flight made each event a connect and close to the sink (1,615 sink connections " +
+		"for 10,000 events at 2,000/s); it now opens at most 64 per target and a delivery that finds all busy waits for one " +
+		"(a clinic's system of record answering in 200 ms then takes up to about 320 events/s per replica; the 10 s forward " +
+		"timeout still bounds each). Interleaved runs at 2,500/s on a loaded machine, old → new receiver: p50 4.1 ms–470 ms → " +
+		"0.56–1.63 ms, p99 318–744 ms → 5.9–252 ms, sink connections 4,641–10,419 → 64. Also: the per-event logger is built " +
+		"only for a line written, and the HTTP relay adds no second timeout under an earlier deadline (344 → 326 allocations " +
+		"per event; CPU within noise).",
+	"**Why a receiver spends more CPU per event at low rates.** With connections reused, CPU per event still rises as the " +
+		"rate falls (about 145 µs saturated, 252 µs at 2,000/s, 299 µs at 1,000/s, 478 µs at 300/s; interleaved runs, loaded " +
+		"machine): each time the process goes idle and wakes, the Go runtime's monitor thread (sysmon) wakes and polls, and " +
+		"in this paravirtualised VM each context switch is dear (perf, saturated → 1,000/s: runtime.sysmon 1.0 → 13.2% of " +
+		"samples, the idle path of findRunnable 1.1 → 9.2%, pvm_irq_enable 11.9 → 28.3%; about 2.5 nanosleep calls per event " +
+		"by strace). No runtime setting changes it; timers, metrics and logging are each under 1%.",
 	"**Measured and left out:** reusing the relay's envelope buffers (net/http may still read a request body after Client.Do " +
 		"returns, so a pooled body needs close tracking; about 2% of allocated bytes); batching log writes instead of moving the line " +
-		"to verbosity 1 (a crash would lose the batch); raising the relay's idle connections per host above 16 (the sink saw 16–20 " +
-		"connections per run: no churn to remove).",
+		"to verbosity 1 (a crash would lose the batch); a leaner relay client or server than net/http for the rest of the way to " +
+		"50% of the limit (198 of the 326 allocations per event are stripe-go's own decode, which the limit pays too).",
 }
