@@ -258,6 +258,14 @@ var notes = []string{
 		"every pass repeated for every receiver object. The steady-state writes are the first delivery check of each " +
 		"integration adding DeliveriesArriving, due 15–45 min after it connected (delivery_probe.go): once per " +
 		"integration, not per resync; the window at 10,000 starts 20 min after the first integrations connected.",
+	"**N = 10,000 after (the `make bench` run above):** all Connected after 19 min 58 s → 6 min 15 s, the median pass " +
+		"3.19 s → 0.81 s (the receiver Service is headless: its create 2.84 s → 82 ms median in the apiserver); restart: " +
+		"busiest second 5.5× → 1.8× the mean, calls in each tenth of the period 206·933·943·997·1052·1004·1020·1010·1007·1035, " +
+		"0 writes, 0.92 calls per integration; steady state 0 writes, 0.87 calls per integration per resync. **Target " +
+		"missed: peak RSS 752 MiB (heap 676 MiB) during the cold start** (717.9 MiB before, for the same work spread over " +
+		"three times as long); 583 MiB (heap 508 MiB) for the restarted manager. Writes 7.4 and Stripe calls 4.0 per " +
+		"integration: follow-up passes that wait in the queue (up to 4,600 deep) longer than the Stripe view's 30 s reuse " +
+		"probe again. Sizing: docs/operations.md.",
 	"**Steady-state comparisons remembered.** applyIfChanged now remembers, per integration and kind of receiver object, " +
 		"the resourceVersion at which the object last matched what it would apply and a digest of that apply configuration, " +
 		"and skips the Extract* comparison while neither changed (any write to the object, a hand edit included, changes its " +
@@ -298,12 +306,18 @@ var notes = []string{
 		"and 2–8% at N = 300 to 1,000. Such a pass now recognises the copy its last status write replaced (resourceVersion " +
 		"equality, in memory, at most 10 s) and comes back 200 ms later. Quick mode, back-to-back: 8.46 → 8.00 writes " +
 		"and 3.16 → 3.00 Stripe calls per integration.",
-	"**Writes at creation: 8 → 7 per integration, the Event included.** The finalizer now comes with the creation: " +
-		"config/admission's MutatingAdmissionPolicy (the chart's finalizerPolicy, on by default; Kubernetes 1.36+) adds it " +
-		"as the apiserver creates the StripeIntegration, and the operator, finding it there, writes nothing for it (without " +
-		"the policy it adds it itself, as before). The bench installs the policy as an install does. Quick mode, N = 50, " +
-		"same manager: 7.0 writes per integration. The seven: the credentials Secret's in-use finalizer, the signing Secret, " +
-		"the receiver Deployment, Service and NetworkPolicy, the status, one Event. Live mode adds its PodDisruptionBudget.",
+	"**Writes at creation: 8 → 7 per integration, the Event included, when the receiver is available within the first " +
+		"pass.** The finalizer now comes with the creation: config/admission's MutatingAdmissionPolicy (the chart's " +
+		"finalizerPolicy, on by default; Kubernetes 1.36+) adds it as the apiserver creates the StripeIntegration, and the " +
+		"operator, finding it there, writes nothing for it (without the policy it adds it itself, as before). The bench " +
+		"installs the policy as an install does. Quick mode, N = 50: 7.0 writes per integration. The seven: the credentials " +
+		"Secret's in-use finalizer, the signing Secret, the receiver Deployment, Service and NetworkPolicy, the status, one " +
+		"Event. The run above shows 7.4–7.6: with the Service no longer waiting on the ClusterIP allocator, the first pass " +
+		"often ends before the bench marks the Deployment available, and then writes Progressing and, on the Deployment's " +
+		"event, Connected: two status writes and two Events for 15–30% of integrations. In a real cluster, where a receiver's " +
+		"pods take seconds, that is every integration: 9. Left open: holding a new integration's first status write for a " +
+		"few seconds while only its receiver is progressing (kubectl would show no status meanwhile). Live mode adds its " +
+		"PodDisruptionBudget.",
 	"**Cold start of 1,000, before and after, back-to-back (N = 1,000, resync 30 s, load about 25):** all Connected " +
 		"2 min 57 s → 2 min 9 s, with Services created alone at 136/s and 141/s just before each (cold start / Service " +
 		"floor 24 → 18); writes 9.02 → 8.02 per integration; the Service create 2.54 → 1.39 s median in the apiserver; " +
@@ -337,10 +351,18 @@ var notes = []string{
 	"**Limit by CPU time.** The limit is now also measured as the bench process's CPU time per event (its GC included), which " +
 		"is what the receiver's CPU per event is compared with: over six runs in an hour its wall-time rate ranged 3,073–5,858 " +
 		"events/s while its CPU per event stayed 59–96 µs (five of six within 59–64 µs).",
-	"**Target missed: receiver at 27–33% of the limit by events per CPU-second (< 50%)** (old binary 24–25% in the same runs). " +
-		"The profile after the changes: stripe-go's ConstructEvent (the limit's own work) about 38%, socket syscalls about 22% (the " +
-		"relay's write to the sink and the answer to Stripe; on loopback a write also runs the receiving side's TCP path), other " +
-		"net/http about 15%, allocation and GC about 10%. What is left is mostly the two HTTP hops, which the receiver cannot skip.",
+	"**Target missed: receiver at 41–42% of the limit by events per CPU-second (< 50%).** On a quiet machine (load " +
+		"average 0.3, 2026-12-07 03:40, `go run ./hack/bench -only receiver -receiver <binary>`, this stop's receiver then " +
+		"the previous stop's, back-to-back): 136 µs per event (42% of a 57 µs limit) and 138 µs (41% of 56 µs). The " +
+		"`make bench` run above measured its receiver section while the 10,000-integration control plane was being torn " +
+		"down (224 µs, 26%): compare the quiet figures. The profile: stripe-go's ConstructEvent (the limit's own work) " +
+		"about 38%, socket syscalls about 22% (the relay's write to the sink and the answer to Stripe; on loopback a write " +
+		"also runs the receiving side's TCP path), other net/http about 15%, allocation and GC about 10%. What is left is " +
+		"mostly the two HTTP hops.",
+	"**Target missed: p99 under 5 ms at half load.** Same quiet runs, open loop at half the 1-core rate (about 3,500/s): " +
+		"this stop's receiver p50 0.99 ms, p99 78.7 ms, 256 connections to it and 64 to the sink; the previous stop's p50 " +
+		"0.69 ms, p99 134 ms, 2,010 connections to the sink. In the `make bench` run above, at 2,216/s: p50 0.95 ms, p99 " +
+		"11.7 ms. What remains is the cost of waking per request (next note), which the open loop's gaps between requests pay.",
 	"**Half-load latency: connections, not CPU (2026-12-07).** The open-loop runs' seconds of latency came from TCP " +
 		"connections opened per event on both hops. (a) The generator kept 256 idle connections but had no limit, so with 256 " +
 		"requests in flight each further one dialed and closed a connection: at 1,500/s 6,978 connections for 7,500 events, the " +

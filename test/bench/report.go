@@ -196,8 +196,9 @@ func (r Report) Write(w io.Writer) error {
 			p("- N = %d: %s", c.Config.N, c.ColdWrites.Summary())
 		}
 		p("")
-		p("Where the cold start's time goes: an integration's first pass as the apiserver's audit log shows it. The Service's " +
-			"time is mostly the apiserver's ClusterIP allocation, which it makes one at a time, hence the Service floor above.")
+		p("Where the cold start's time goes: an integration's first pass as the apiserver's audit log shows it. The receiver " +
+			"Services are headless, so the apiserver allocates them no ClusterIP; the floor's Services have one, which it " +
+			"allocates one at a time.")
 		p("")
 		for _, c := range r.Clusters {
 			p("- N = %d: %s", c.Config.N, c.ColdPass)
