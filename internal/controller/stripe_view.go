@@ -20,6 +20,7 @@ import (
 	"context"
 	"encoding/json"
 	"maps"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,8 +77,21 @@ func (r *StripeIntegrationReconciler) recordView(si *paymentsv1alpha1.StripeInte
 	r.stripeViews.set(si.UID, stripeView{
 		at: now, until: now.Add(r.viewAge()), stripeSpec: stripeFacingSpec(si), fingerprint: obs.KeyFingerprint, annotations: maps.Clone(si.Annotations),
 		endpointID: *obs.EndpointID, authenticated: obs.Authenticated, webhook: obs.Webhook,
-		accountID: obs.AccountID, endpointIDPtr: obs.EndpointID, webhookURL: obs.WebhookURL, signing: obs.SigningSecretName,
+		accountID: ownString(obs.AccountID), endpointIDPtr: ownString(obs.EndpointID), webhookURL: ownString(obs.WebhookURL),
+		signing: ownString(obs.SigningSecretName),
 	})
+}
+
+// ownString is a pointer to a copy of *p, nil for nil. A view outlives its pass, and the pass's
+// pointers point into what it decoded (the account, the listed endpoint, the webhook phase's state
+// and through it the StripeIntegration as the status write's answer left it): keeping one would
+// keep that whole object alive for as long as the view, which at 10,000 integrations was tens of MB.
+func ownString(p *string) *string {
+	if p == nil {
+		return nil
+	}
+	s := strings.Clone(*p)
+	return &s
 }
 
 // reuseView fills the Stripe part of obs from a fresh view and reports whether it did. Only when

@@ -104,7 +104,8 @@ func viewFromStatus(si *paymentsv1alpha1.StripeIntegration, fingerprint string) 
 		stripeSpec: stripeFacingSpec(si), fingerprint: fingerprint, annotations: maps.Clone(si.Annotations),
 		endpointID:    st.WebhookEndpointID,
 		authenticated: cond(paymentsv1alpha1.ConditionAuthenticated), webhook: cond(paymentsv1alpha1.ConditionWebhookEndpointReady),
-		accountID: &st.AccountID, endpointIDPtr: &st.WebhookEndpointID, webhookURL: &st.WebhookURL, signing: &st.SigningSecretName,
+		accountID: ownString(&st.AccountID), endpointIDPtr: ownString(&st.WebhookEndpointID), webhookURL: ownString(&st.WebhookURL),
+		signing: ownString(&st.SigningSecretName),
 	}
 }
 
