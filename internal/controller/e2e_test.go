@@ -211,12 +211,20 @@ func startReceiverLogging(t *testing.T, si *v1.StripeIntegration, secretFile, ht
 	must(t, err)
 	ft, err := fhirrelay.New(fhirrelay.Config{BaseURL: fhirURL, Timeout: 5 * time.Second})
 	must(t, err)
+	serveReceiver(t, si, secretFile, []relay.Target{ht, ft}, webhookLn, opsLn, log)
+}
+
+// serveReceiver runs the receiver for si, as cmd/receiver wires it, with the given targets on the
+// given listeners until the test ends, and waits until it is ready.
+func serveReceiver(t *testing.T, si *v1.StripeIntegration, secretFile string, targets []relay.Target, webhookLn, opsLn net.Listener,
+	log logr.Logger) {
+	t.Helper()
 	mode, err := receiver.ParseMode(string(si.Spec.Mode))
 	must(t, err)
 	rcv, err := receiver.New(receiver.Config{
 		ClinicID: si.Spec.ClinicID, Mode: mode, SigningSecretFile: secretFile,
 		WebhookBindAddress: webhookLn.Addr().String(), OpsBindAddress: opsLn.Addr().String(),
-	}, []relay.Target{ht, ft}, log, prometheus.NewRegistry())
+	}, targets, log, prometheus.NewRegistry())
 	must(t, err)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

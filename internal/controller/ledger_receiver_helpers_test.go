@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -11,10 +10,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus"
 
 	v1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
-	"github.com/clinicpay/stripe-operator/internal/receiver"
 	"github.com/clinicpay/stripe-operator/internal/relay"
 	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
 )
@@ -34,20 +31,7 @@ func startLedgerReceiver(t *testing.T, si *v1.StripeIntegration, sink http.Handl
 	must(t, err)
 	opsLn, err := net.Listen("tcp", "127.0.0.1:0")
 	must(t, err)
-	mode, err := receiver.ParseMode(string(si.Spec.Mode))
-	must(t, err)
-	rcv, err := receiver.New(receiver.Config{ClinicID: si.Spec.ClinicID, Mode: mode, SigningSecretFile: secretFile,
-		WebhookBindAddress: webhookLn.Addr().String(), OpsBindAddress: opsLn.Addr().String()},
-		[]relay.Target{ht}, logr.Discard(), prometheus.NewRegistry())
-	must(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = rcv.Serve(ctx, webhookLn, opsLn)
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	eventually(t, waitShort, "receiver ready", func() (bool, string) { return rcv.Ready(), "not ready" })
+	serveReceiver(t, si, secretFile, []relay.Target{ht}, webhookLn, opsLn, logr.Discard())
 	replayTargets.Store(si.Spec.ClinicID, "http://"+webhookLn.Addr().String()+"/")
 	t.Cleanup(func() { replayTargets.Delete(si.Spec.ClinicID) })
 }
