@@ -78,25 +78,33 @@ func Install(ctx context.Context, c client.Client, root, ns string) error {
 	return WaitForFinalizer(ctx, c, ns)
 }
 
+// Finalizer is the operator's finalizer, which the policy adds (internal/controller.Finalizer).
+const Finalizer = "payments.clinicpay.dev/finalizer"
+
+// Probe is a valid StripeIntegration named name in ns, to create with a dry run and see what the
+// apiserver would store.
+func Probe(ns, name string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "payments.clinicpay.dev/v1alpha1", "kind": "StripeIntegration",
+		"metadata": map[string]any{"namespace": ns, "name": name},
+		"spec": map[string]any{"clinicID": "probe", "mode": "Test", "credentialsSecretRef": map[string]any{"name": "probe"},
+			"invoiceFooterDisclaimer": "Payments are processed by Stripe."},
+	}}
+}
+
 // WaitForFinalizer waits, 30 s at most, until a StripeIntegration created (dry run) in ns
 // gets the operator's finalizer from the apiserver.
 func WaitForFinalizer(ctx context.Context, c client.Client, ns string) error {
-	const finalizer = "payments.clinicpay.dev/finalizer"
 	var last error
 	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		si := &unstructured.Unstructured{Object: map[string]any{
-			"apiVersion": "payments.clinicpay.dev/v1alpha1", "kind": "StripeIntegration",
-			"metadata": map[string]any{"namespace": ns, "name": "admission-policy-probe"},
-			"spec": map[string]any{"clinicID": "probe", "mode": "Test", "credentialsSecretRef": map[string]any{"name": "probe"},
-				"invoiceFooterDisclaimer": "probe"},
-		}}
+		si := Probe(ns, "admission-policy-probe")
 		// Until the apiserver has loaded the CRD's schema for admission policies, it refuses
 		// the creation (503, "Resource kind ... not found"): not yet.
 		if err := c.Create(ctx, si, client.DryRunAll); err != nil {
 			last = err
 			return false, nil
 		}
-		return slices.Contains(si.GetFinalizers(), finalizer), nil
+		return slices.Contains(si.GetFinalizers(), Finalizer), nil
 	})
 	if err != nil {
 		return fmt.Errorf("the apiserver does not add the finalizer in %s: %w (last refusal: %v)", ns, err, last)

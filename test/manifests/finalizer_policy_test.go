@@ -29,10 +29,12 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/clinicpay/stripe-operator/test/admissionpolicy"
 )
 
-// operatorFinalizer is the finalizer the policy adds (internal/controller.Finalizer).
-const operatorFinalizer = "payments.clinicpay.dev/finalizer"
+// operatorFinalizer is the finalizer the policy adds.
+const operatorFinalizer = admissionpolicy.Finalizer
 
 // TestFinalizerPolicyAddsTheFinalizerAtCreation installs the finalizer policy of each packaging
 // into a real kube-apiserver, one after the other, and creates StripeIntegrations (dry run: the
@@ -180,39 +182,21 @@ func createdFinalizers(ctx context.Context, t *testing.T, c client.Client, ns st
 
 // testIntegration is a valid StripeIntegration in ns with the given finalizers, named uniquely.
 func testIntegration(ns string, given []string) *unstructured.Unstructured {
-	si := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "payments.clinicpay.dev/v1alpha1",
-		"kind":       "StripeIntegration",
-		"metadata":   map[string]any{"namespace": ns, "name": fmt.Sprintf("clinic-%d", dryRunSeq.Add(1))},
-		"spec": map[string]any{
-			"clinicID":                "clinic-1",
-			"mode":                    "Test",
-			"credentialsSecretRef":    map[string]any{"name": "clinic-1-keys"},
-			"invoiceFooterDisclaimer": "Payments are processed by Stripe.",
-		},
-	}}
+	si := admissionpolicy.Probe(ns, fmt.Sprintf("clinic-%d", dryRunSeq.Add(1)))
 	if given != nil {
 		si.SetFinalizers(given)
 	}
 	return si
 }
 
-// waitForFinalizer waits (30 s at most) until a StripeIntegration created in ns gets the finalizer.
-// Until the apiserver has loaded both the policy and the CRD's schema for admission policies, a
-// creation may also be refused (503, "Resource kind ... not found"): that counts as not yet.
+// waitForFinalizer waits (30 s at most) until a StripeIntegration created in ns gets the
+// finalizer (admissionpolicy.WaitForFinalizer, which also waits out the apiserver's 503s while it
+// loads the CRD's schema for admission policies) and logs how long that took.
 func waitForFinalizer(ctx context.Context, t *testing.T, c client.Client, name, ns string) {
 	t.Helper()
-	start, last := time.Now(), ""
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		si := testIntegration(ns, nil)
-		if err := c.Create(ctx, si, client.DryRunAll); err != nil {
-			last = err.Error()
-			return false, nil
-		}
-		return slices.Contains(si.GetFinalizers(), operatorFinalizer), nil
-	})
-	if err != nil {
-		t.Fatalf("%s: a StripeIntegration created in %s never got %s: %v (last error: %s)", name, ns, operatorFinalizer, err, last)
+	start := time.Now()
+	if err := admissionpolicy.WaitForFinalizer(ctx, c, ns); err != nil {
+		t.Fatalf("%s: %v", name, err)
 	}
-	t.Logf("%s: acting after %s (last refusal: %q)", name, time.Since(start).Round(time.Millisecond), last)
+	t.Logf("%s: acting after %s", name, time.Since(start).Round(time.Millisecond))
 }
