@@ -53,6 +53,7 @@ type options struct {
 	metricsFromNamespaces, metricsFromPods string
 	managerPodSelector                     string
 	transientGrace                         time.Duration
+	firstStatusHold                        time.Duration
 	payoutCheckInterval                    time.Duration
 	anomalyCheckInterval                   time.Duration
 	// Leader election timing (client-go's leaderelection.LeaderElectionConfig).
@@ -125,6 +126,9 @@ func main() {
 	flag.DurationVar(&o.transientGrace, "transient-failure-grace", defaultTransientGrace,
 		"How long transient Stripe failures (429, 5xx, timeouts) of a connected integration leave it Connected, without a Warning Event, before they "+
 			"are reported; 0 reports the first one.")
+	flag.DurationVar(&o.firstStatusHold, "first-status-hold", controller.DefaultFirstStatusHold,
+		"How long a new integration's first status may wait for its receiver to become available when nothing else is amiss, so that it is "+
+			"written once, Connected, instead of ReceiverProgressing and then Connected; 0 writes it at once.")
 	flag.DurationVar(&o.payoutCheckInterval, "payout-check-interval", controller.DefaultPayoutCheckInterval,
 		"Base period between payout checks of an integration with spec.finance.payouts.enabled (jittered ±10%); each costs at least one Stripe call.")
 	flag.DurationVar(&o.anomalyCheckInterval, "anomaly-check-interval", controller.DefaultAnomalyCheckInterval,
@@ -182,6 +186,9 @@ func run(o options) error {
 	}
 	if o.deliveryCheckInterval < 0 {
 		return fmt.Errorf("--delivery-check-interval must not be negative, got %s", o.deliveryCheckInterval)
+	}
+	if o.firstStatusHold < 0 {
+		return fmt.Errorf("--first-status-hold must not be negative, got %s", o.firstStatusHold)
 	}
 	if o.transientGrace < 0 {
 		return fmt.Errorf("--transient-failure-grace must not be negative, got %s", o.transientGrace)
@@ -252,6 +259,7 @@ func run(o options) error {
 		// Never nil, so an empty flag allows no annotation rather than the defaults.
 		IngressAnnotationAllowlist: splitList(o.ingressAllowlist),
 		TransientFailureGrace:      o.transientGrace,
+		FirstStatusHold:            o.firstStatusHold,
 		PayoutCheckInterval:        o.payoutCheckInterval,
 		AnomalyCheckInterval:       o.anomalyCheckInterval,
 		DeliveryCheckInterval:      deliveryCheckInterval(o.deliveryCheckInterval),

@@ -120,6 +120,7 @@ func TestBadFlagsExitNonZero(t *testing.T) {
 		{"--leader-election-lease-duration=0s", "must be positive"},
 		{"--payout-check-interval=0s", "--payout-check-interval must be positive"},
 		{"--anomaly-check-interval=0s", "--anomaly-check-interval must be positive"},
+		{"--first-status-hold=-1s", "--first-status-hold must not be negative"},
 	} {
 		t.Run(tc.arg, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

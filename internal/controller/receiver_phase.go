@@ -65,6 +65,7 @@ func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si 
 		obs.Receiver = falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing, "receiver Deployment created; waiting for it to become available")
 		return
 	}
+	obs.receiverCreated = dep.CreationTimestamp.Time
 	obs.Receiver = receiverCondition(dep, receiverReplicas(si))
 }
 

@@ -154,6 +154,13 @@ type StripeIntegrationReconciler struct {
 	DeliveryProbeHTTPClient *http.Client
 	// deliveryChecks remembers, in memory only, each connected integration's check schedule.
 	deliveryChecks uidMemory[deliveryCheck]
+	// FirstStatusHold is how long a new integration's first status write may wait for its
+	// receiver to become available, when nothing else is amiss (firstStatusHold); 0 writes it at
+	// once.
+	FirstStatusHold time.Duration
+	// FirstStatusHoldFor, when set, gives an integration its own hold (0 keeps FirstStatusHold):
+	// tests hold the clinics that test the hold and no other.
+	FirstStatusHoldFor func(*paymentsv1alpha1.StripeIntegration) time.Duration
 	// deliverySettle is how young an event may be and still not count as undelivered
 	// (defaultDeliverySettle when 0; tests shorten it).
 	deliverySettle time.Duration
@@ -209,6 +216,9 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 	in.Succeeded = obs.err == nil
 	in.FailingSince, in.Grace = r.trackTransient(si, obs.err), r.TransientFailureGrace
 	newStatus := computeStatus(si.Status, si.Generation, in, r.now())
+	if hold := r.firstStatusHold(si, &obs, r.now()); hold > 0 {
+		return ctrl.Result{RequeueAfter: hold}, nil
+	}
 	if err := r.writeStatus(ctx, si, newStatus); err != nil {
 		if apierrors.IsConflict(err) {
 			// This pass started from an object that has changed since (the cache lagged behind

@@ -38,6 +38,9 @@ type observation struct {
 	// deliveryDue: the delivery check was due when the Stripe phase began (deliveryCheckDue);
 	// the pass runs it then, and only then.
 	deliveryDue bool
+	// receiverCreated is when the receiver Deployment was created, as the cache shows it (zero:
+	// not in the cache yet, just applied).
+	receiverCreated time.Time
 	// err is a transient failure: status is still written, then the pass is retried with backoff.
 	err error
 }

@@ -53,6 +53,9 @@ var (
 	// deliveryCheckIntervals maps a clinic ID to its delivery check interval; the others keep the
 	// default (30 min), longer than any test, so their Stripe call counts do not change.
 	deliveryCheckIntervals sync.Map
+	// firstStatusHolds maps a clinic ID to its first-status hold; the others have none, as
+	// nothing marks their receivers available unless the test does.
+	firstStatusHolds sync.Map
 )
 
 // deliveryRetries is the fake's retry schedule after a failed delivery (Stripe's spans 3 days).
@@ -211,6 +214,12 @@ func startManager(ctx context.Context, cfg *rest.Config, scheme *runtime.Scheme,
 		},
 		DeliveryCheckIntervalFor: func(si *paymentsv1alpha1.StripeIntegration) time.Duration {
 			if d, ok := deliveryCheckIntervals.Load(si.Spec.ClinicID); ok {
+				return d.(time.Duration)
+			}
+			return 0
+		},
+		FirstStatusHoldFor: func(si *paymentsv1alpha1.StripeIntegration) time.Duration {
+			if d, ok := firstStatusHolds.Load(si.Spec.ClinicID); ok {
 				return d.(time.Duration)
 			}
 			return 0

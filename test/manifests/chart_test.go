@@ -229,6 +229,7 @@ func TestChartValuesReachTheManager(t *testing.T) {
 				"stripe-call-timeout":              v.StripeCallTimeout,
 				"resync-period":                    v.ResyncPeriod,
 				"transient-failure-grace":          v.TransientFailureGrace,
+				"first-status-hold":                v.FirstStatusHold,
 				"delivery-check-interval":          v.DeliveryCheckInterval,
 				"payout-check-interval":            v.PayoutCheckInterval,
 				"anomaly-check-interval":           v.AnomalyCheckInterval,

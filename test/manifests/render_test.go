@@ -90,6 +90,7 @@ type chartValues struct {
 	StripeCallTimeout     string `json:"stripeCallTimeout"`
 	ResyncPeriod          string `json:"resyncPeriod"`
 	TransientFailureGrace string `json:"transientFailureGrace"`
+	FirstStatusHold       string `json:"firstStatusHold"`
 	DeliveryCheckInterval string `json:"deliveryCheckInterval"`
 	PayoutCheckInterval   string `json:"payoutCheckInterval"`
 	AnomalyCheckInterval  string `json:"anomalyCheckInterval"`

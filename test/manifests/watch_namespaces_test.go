@@ -90,7 +90,9 @@ func TestManagerWatchesOnlyItsNamespaces(t *testing.T) {
 	mgr, err := testenv.StartManager(ctx, testenv.ManagerOptions{
 		Bin: bin, Kubeconfig: kubeconfig, StripeURL: fakeURL, LogPath: logPath, Resync: time.Minute,
 		LeaderElect: true, LeaderElectionNamespace: deploy.Namespace,
-		ExtraArgs: []string{"--watch-namespaces=" + watched, "--webhook-base-url=https://hooks.example.test", "--zap-log-level=info"},
+		// No kubelet makes a receiver available here, so the first status is not held for one.
+		ExtraArgs: []string{"--watch-namespaces=" + watched, "--webhook-base-url=https://hooks.example.test", "--zap-log-level=info",
+			"--first-status-hold=0"},
 	})
 	if err != nil {
 		t.Fatal(err)
