@@ -19,7 +19,6 @@ package controller
 import (
 	"testing"
 
-	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	toolscache "k8s.io/client-go/tools/cache"
 
@@ -27,8 +26,8 @@ import (
 )
 
 // TestCacheTransforms: a Secret applied with kubectl carries its data in the last-applied
-// annotation; the metadata-only Secret cache must not keep it, nor any managedFields. Objects
-// the operator applies keep their managedFields, which applyIfChanged compares.
+// annotation; the metadata-only Secret cache must not keep it, nor any managedFields. (Objects
+// the operator applies: TestOwnedObjectsAreCachedSmall.)
 func TestCacheTransforms(t *testing.T) {
 	t.Parallel()
 	fields := []metav1.ManagedFieldsEntry{{Manager: "stripe-operator", Operation: metav1.ManagedFieldsOperationApply}}
@@ -46,38 +45,6 @@ func TestCacheTransforms(t *testing.T) {
 		t.Errorf("cached Secret metadata = annotations %v, managedFields %v", got.Annotations, got.ManagedFields)
 	}
 
-	var depOpts *toolscache.TransformFunc
-	for obj, by := range CacheByObject() {
-		if _, ok := obj.(*appsv1.Deployment); ok {
-			depOpts = &by.Transform
-		}
-	}
-	if depOpts == nil || *depOpts == nil {
-		t.Fatal("Deployments have no transform: the default one would strip the managedFields applyIfChanged needs")
-	}
-	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{ManagedFields: fields, Annotations: map[string]string{lastAppliedAnnotation: "{}"}}}
-	out, err = (*depOpts)(dep)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := out.(*appsv1.Deployment); len(d.ManagedFields) != 1 || d.Annotations[lastAppliedAnnotation] != "" {
-		t.Errorf("cached Deployment = annotations %v, managedFields %v", d.Annotations, d.ManagedFields)
-	}
-	// Other managers' entries (the Deployment controller's status, a hand edit) are never read
-	// by applyIfChanged, which extracts fieldOwner's applied fields only: they are not cached.
-	others := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{ManagedFields: []metav1.ManagedFieldsEntry{
-		{Manager: "kube-controller-manager", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status"},
-		fields[0],
-		{Manager: "kubectl-edit", Operation: metav1.ManagedFieldsOperationUpdate},
-		{Manager: "stripe-operator", Operation: metav1.ManagedFieldsOperationUpdate, Subresource: "status"},
-	}}}
-	out, err = (*depOpts)(others)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := out.(*appsv1.Deployment); len(d.ManagedFields) != 1 || d.ManagedFields[0] != fields[0] {
-		t.Errorf("cached Deployment managedFields = %+v, want only the operator's applied entry", d.ManagedFields)
-	}
 	if out, err := trimForCache(toolscache.DeletedFinalStateUnknown{Key: "ns/x"}); err != nil || out == nil {
 		t.Errorf("tombstone: %v %v", out, err)
 	}

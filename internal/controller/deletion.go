@@ -76,7 +76,6 @@ func (r *StripeIntegrationReconciler) reconcileDelete(ctx context.Context, si *p
 	r.stripeViews.forget(si.UID)
 	r.replayWindows.forget(si.UID)
 	r.statusWrites.forget(si.UID)
-	r.verified.forget(si.UID)
 	r.startConsidered.forget(si.UID)
 	r.payoutChecks.forget(si.UID)
 	if r.Metrics != nil {

@@ -38,7 +38,7 @@ func (r *StripeIntegrationReconciler) applyReceiverDisruptionBudget(ctx context.
 	if pdb == nil {
 		return r.deleteControlled(ctx, si, key, &policyv1.PodDisruptionBudget{}, "receiver PodDisruptionBudget")
 	}
-	if err := applyIfChanged(ctx, r.Client, &r.verified, si.UID, key, &policyv1.PodDisruptionBudget{}, pdb,
+	if err := applyIfChanged(ctx, r.Client, key, &policyv1.PodDisruptionBudget{}, pdb,
 		func(o *policyv1.PodDisruptionBudget) (any, error) {
 			return policyv1ac.ExtractPodDisruptionBudget(o, string(fieldOwner))
 		}); err != nil {

@@ -5,12 +5,10 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"sync"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -72,7 +70,7 @@ func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si 
 func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, secretName string) error {
 	key := types.NamespacedName{Namespace: si.Namespace, Name: receiverName(si)}
 	dep := receiverDeployment(si, r.ReceiverImage, secretName)
-	if err := applyIfChanged(ctx, r.Client, &r.verified, si.UID, key, &appsv1.Deployment{}, dep, func(o *appsv1.Deployment) (any, error) {
+	if err := applyIfChanged(ctx, r.Client, key, &appsv1.Deployment{}, dep, func(o *appsv1.Deployment) (any, error) {
 		return appsv1ac.ExtractDeployment(o, string(fieldOwner))
 	}); err != nil {
 		return fmt.Errorf("applying receiver Deployment: %w", err)
@@ -83,12 +81,12 @@ func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *pay
 	if err := r.deleteClusterIPService(ctx, si); err != nil {
 		return err
 	}
-	if err := applyIfChanged(ctx, r.Client, &r.verified, si.UID, key, &corev1.Service{}, receiverService(si), func(o *corev1.Service) (any, error) {
+	if err := applyIfChanged(ctx, r.Client, key, &corev1.Service{}, receiverService(si), func(o *corev1.Service) (any, error) {
 		return corev1ac.ExtractService(o, string(fieldOwner))
 	}); err != nil {
 		return fmt.Errorf("applying receiver Service: %w", err)
 	}
-	if err := applyIfChanged(ctx, r.Client, &r.verified, si.UID, key, &networkingv1.NetworkPolicy{}, receiverNetworkPolicy(si, r.ReceiverTraffic),
+	if err := applyIfChanged(ctx, r.Client, key, &networkingv1.NetworkPolicy{}, receiverNetworkPolicy(si, r.ReceiverTraffic),
 		func(o *networkingv1.NetworkPolicy) (any, error) {
 			return netv1ac.ExtractNetworkPolicy(o, string(fieldOwner))
 		}); err != nil {
@@ -98,7 +96,7 @@ func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *pay
 		return err
 	}
 	if ing := receiverIngress(si); ing != nil {
-		if err := applyIfChanged(ctx, r.Client, &r.verified, si.UID, key, &networkingv1.Ingress{}, ing, func(o *networkingv1.Ingress) (any, error) {
+		if err := applyIfChanged(ctx, r.Client, key, &networkingv1.Ingress{}, ing, func(o *networkingv1.Ingress) (any, error) {
 			return netv1ac.ExtractIngress(o, string(fieldOwner))
 		}); err != nil {
 			return fmt.Errorf("applying receiver Ingress: %w", err)
@@ -112,22 +110,16 @@ func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *pay
 // holds exactly the fields this operator's field manager applied with these values. A resync of
 // an unchanged integration then sends no write at all, while a hand edit of an owned field moves
 // that field to another manager, so the comparison fails and the apply restores it.
-// The comparison (client-go's Extract*, a walk of the whole object against its schema) is the
-// costliest part of a steady-state pass, so verified remembers the resourceVersion at which the
-// object was last found to match, with a digest of desired: while neither changed, nothing can
-// differ and it is skipped. Any write to the object, by anyone, changes its resourceVersion.
-func applyIfChanged[T client.Object](ctx context.Context, c client.Client, verified *verifiedApplies, owner types.UID,
-	key types.NamespacedName, live T, desired runtime.ApplyConfiguration, extract func(T) (any, error)) error {
+// The comparison is of digests: of what desired would send, and of what the field manager owns in
+// the live object (client-go's Extract*, a walk of the whole object against its schema). The
+// manager's cache takes the live one as each version of the object arrives and then drops the
+// managedFields and spec it was taken from (ownedCacheTransform); an object read past the cache,
+// with its managedFields, has it taken here.
+func applyIfChanged[T client.Object](ctx context.Context, c client.Client, key types.NamespacedName, live T,
+	desired runtime.ApplyConfiguration, extract func(T) (any, error)) error {
 	if err := c.Get(ctx, key, live); err == nil {
-		kind := fmt.Sprintf("%T", live)
-		sum, sumErr := applyDigest(desired)
-		if sumErr == nil && verified.matches(owner, kind, live, sum) {
-			return nil
-		}
-		if owned, err := extract(live); err == nil && equality.Semantic.DeepEqual(owned, desired) {
-			if sumErr == nil {
-				verified.record(owner, kind, live, sum)
-			}
+		want, wantErr := applyDigest(desired)
+		if have, ok := ownedDigestOf(live, extract); ok && wantErr == nil && have == want {
 			return nil
 		}
 	} else if !apierrors.IsNotFound(err) {
@@ -136,55 +128,8 @@ func applyIfChanged[T client.Object](ctx context.Context, c client.Client, verif
 	return c.Apply(ctx, desired, fieldOwner, client.ForceOwnership)
 }
 
-// verifiedApplies remembers, per integration and kind of owned object, the object version last
-// found to hold what the operator would apply (in memory: a restarted manager compares once).
-type verifiedApplies struct {
-	mu sync.Mutex
-	m  map[types.UID]map[string]verifiedApply
-}
-
-// verifiedApply is one object's version (UID and resourceVersion) and the digest of the apply
-// configuration it was found to match.
-type verifiedApply struct {
-	uid             types.UID
-	resourceVersion string
-	desired         [sha256.Size]byte
-}
-
-func (v *verifiedApplies) matches(owner types.UID, kind string, live client.Object, sum [sha256.Size]byte) bool {
-	if v == nil {
-		return false
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	got, ok := v.m[owner][kind]
-	return ok && got.uid == live.GetUID() && got.resourceVersion == live.GetResourceVersion() && got.desired == sum
-}
-
-func (v *verifiedApplies) record(owner types.UID, kind string, live client.Object, sum [sha256.Size]byte) {
-	if v == nil || live.GetResourceVersion() == "" {
-		return
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.m == nil {
-		v.m = map[types.UID]map[string]verifiedApply{}
-	}
-	if v.m[owner] == nil {
-		v.m[owner] = map[string]verifiedApply{}
-	}
-	v.m[owner][kind] = verifiedApply{uid: live.GetUID(), resourceVersion: live.GetResourceVersion(), desired: sum}
-}
-
-// forget drops what is remembered for an integration (it is gone).
-func (v *verifiedApplies) forget(owner types.UID) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	delete(v.m, owner)
-}
-
 // applyDigest is a digest of an apply configuration's JSON, what the apply would send.
-func applyDigest(desired runtime.ApplyConfiguration) ([sha256.Size]byte, error) {
+func applyDigest(desired any) ([sha256.Size]byte, error) {
 	data, err := json.Marshal(desired)
 	if err != nil {
 		return [sha256.Size]byte{}, err

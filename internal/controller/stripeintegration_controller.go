@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -137,9 +136,6 @@ type StripeIntegrationReconciler struct {
 	// statusWrites remembers, in memory only, the resourceVersion each integration's last status
 	// write replaced, to recognise a cached copy that has not seen that write yet.
 	statusWrites uidMemory[statusWrite]
-	// verified remembers which owned objects were last found to hold what would be applied
-	// (applyIfChanged), so a steady-state pass skips the comparison.
-	verified verifiedApplies
 
 	// DeliveryCheckInterval is the base period of the delivery check behind DeliveriesArriving
 	// (jittered ±10 %): a signed probe through the public URL and one Stripe call
@@ -368,6 +364,9 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 		func(o client.Object) []string { return []string{signingSecretName(o.GetName())} }); err != nil {
 		return fmt.Errorf("indexing %s: %w", signingSecretIndex, err)
 	}
+	if err := forgetDeletedOwned(ctx, mgr.GetCache()); err != nil {
+		return err
+	}
 	if err := r.indexWebhookURLs(ctx, mgr); err != nil {
 		return err
 	}
@@ -431,23 +430,14 @@ func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context,
 
 // CacheByObject limits the manager's caches of the objects it creates to those it labelled, so
 // unrelated Deployments, Services, NetworkPolicies, Ingresses and PodDisruptionBudgets in the
-// cluster cost no memory.
-// Of their managedFields only the operator's own applied entry is kept: applyIfChanged compares it
-// with what it would apply (client-go's Extract* read nothing else), and the others, such as the
-// Deployment controller's status entry, cost memory per clinic (keepOwnManagedFields).
+// cluster cost no memory, and caches those without their managedFields and the parts of their
+// spec the operator never reads, keeping a digest of what it applied (owned_cache.go).
 func CacheByObject() map[client.Object]cache.ByObject {
-	managed := cache.ByObject{
-		Label:     labels.SelectorFromSet(labels.Set{LabelManagedBy: managedByValue}),
-		Transform: keepOwnManagedFields,
-	}
-	return map[client.Object]cache.ByObject{
-		&appsv1.Deployment{}:            managed,
-		&corev1.Service{}:               managed,
-		&networkingv1.NetworkPolicy{}:   managed,
-		&networkingv1.Ingress{}:         managed,
-		&policyv1.PodDisruptionBudget{}: managed,
-	}
+	return ownedKinds()
 }
+
+// managedSelector selects the objects the operator labelled as its own.
+var managedSelector = labels.SelectorFromSet(labels.Set{LabelManagedBy: managedByValue})
 
 // CacheOptions are the manager's cache options: CacheByObject, and for every other cached object
 // (StripeIntegrations, Secret metadata) no managedFields and no kubectl last-applied annotation.
@@ -464,22 +454,6 @@ const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 func trimForCache(obj any) (any, error) {
 	if m, err := meta.Accessor(obj); err == nil {
 		m.SetManagedFields(nil)
-	}
-	return dropLastApplied(obj)
-}
-
-// keepOwnManagedFields caches an object the operator applies with kubectl's last-applied annotation
-// dropped and only the managedFields entry of the operator's own apply (no subresource), which is
-// all that client-go's Extract* functions read for fieldOwner.
-func keepOwnManagedFields(obj any) (any, error) {
-	if m, err := meta.Accessor(obj); err == nil {
-		all := m.GetManagedFields()
-		own := slices.DeleteFunc(slices.Clone(all), func(e metav1.ManagedFieldsEntry) bool {
-			return e.Manager != string(fieldOwner) || e.Operation != metav1.ManagedFieldsOperationApply || e.Subresource != ""
-		})
-		if len(own) != len(all) {
-			m.SetManagedFields(own)
-		}
 	}
 	return dropLastApplied(obj)
 }

@@ -34,13 +34,14 @@ import (
 	"github.com/clinicpay/stripe-operator/internal/controller"
 )
 
-// NewCache is a cache for test tools that sees the receiver Deployments the way the manager
-// does (only those the operator labelled) and everything else unfiltered.
+// NewCache is a cache for test tools that sees the receiver Deployments the manager does (only
+// those the operator labelled), whole (the manager's own cache trims them), and everything else
+// unfiltered.
 func NewCache(cfg *rest.Config, scheme *runtime.Scheme) (cache.Cache, error) {
 	byObject := map[client.Object]cache.ByObject{}
 	for obj, by := range controller.CacheByObject() {
 		if _, ok := obj.(*appsv1.Deployment); ok {
-			byObject[&appsv1.Deployment{}] = by
+			byObject[&appsv1.Deployment{}] = cache.ByObject{Label: by.Label}
 		}
 	}
 	return cache.New(cfg, cache.Options{Scheme: scheme, ByObject: byObject})
