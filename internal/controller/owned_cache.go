@@ -159,12 +159,6 @@ func (v *ownedDigestMemo) forget(uid types.UID) {
 	delete(v.m, uid)
 }
 
-func (v *ownedDigestMemo) len() int {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return len(v.m)
-}
-
 // forgetDeletedOwned removes an object's digest when the cache drops it. The deletion itself
 // passed through the transform, so the entry goes only after it.
 func forgetDeletedOwned(ctx context.Context, c cache.Cache) error {

@@ -154,8 +154,9 @@ func TestOwnedCacheTransformKeepsWhatIsRead(t *testing.T) {
 	replicas := int32(2)
 	dep := &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "r", Generation: 3, Labels: map[string]string{"a": "b"}},
-		Spec:       appsv1.DeploymentSpec{Replicas: &replicas, Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}},
-		Status:     appsv1.DeploymentStatus{ObservedGeneration: 3, AvailableReplicas: 2},
+		Spec: appsv1.DeploymentSpec{Replicas: &replicas,
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}},
+		Status: appsv1.DeploymentStatus{ObservedGeneration: 3, AvailableReplicas: 2},
 	}
 	if _, err := deploymentTransform(t)(dep); err != nil {
 		t.Fatal(err)
