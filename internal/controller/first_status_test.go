@@ -116,7 +116,13 @@ func TestFirstStatusWaitsForTheReceiver(t *testing.T) {
 	}
 
 	setReceiverAvailable(t, ns, receiverName(si))
-	waitCondition(t, ns, name, v1.ConditionConnected, metav1.ConditionTrue, v1.ReasonConnected, waitShort)
+	si = waitCondition(t, ns, name, v1.ConditionConnected, metav1.ConditionTrue, v1.ReasonConnected, waitShort)
+	// Written from the first pass's Stripe view, it still records that pass's probe; without it
+	// the next resync's probe would write status again to add it.
+	if si.Status.LastProbeTime == nil || si.Status.LastProbeTime.After(si.Status.Conditions[0].LastTransitionTime.Time) {
+		t.Errorf("lastProbeTime %v, want the first pass's probe (before the status write at %v)", si.Status.LastProbeTime,
+			si.Status.Conditions[0].LastTransitionTime)
+	}
 	if got := h.history(); strings.Join(got, " → ") != "- → Connected=True/Connected" {
 		t.Errorf("statuses stored: %s, want none and then Connected", strings.Join(got, " → "))
 	}

@@ -82,8 +82,12 @@ func ownedCacheTransform[T client.Object](extract func(T) (any, error), trim fun
 		if !ok {
 			return obj, nil
 		}
-		if sum, ok := takeOwnedDigest(o, extract); ok {
-			ownedDigests.record(o, sum)
+		// An object without managedFields has been through here already (a relist may hand the
+		// cache's own objects back): its digest stands.
+		if len(o.GetManagedFields()) > 0 {
+			if sum, ok := takeOwnedDigest(o, extract); ok {
+				ownedDigests.record(o, sum)
+			}
 		}
 		o.SetManagedFields(nil)
 		trim(o)
@@ -113,15 +117,16 @@ func ownedDigestOf[T client.Object](live T, extract func(T) (any, error)) ([sha2
 	return takeOwnedDigest(live, extract)
 }
 
-// ownedDigests holds, per object UID, the digest the cache took of its latest version. It is
-// process-wide: keyed by UID and resourceVersion, and a function of the object alone, it is the
-// same whichever cache took it (tests run several managers in one process). Deletions from the
-// caches remove entries (forgetDeletedOwned).
+// ownedDigests holds, per object UID, the digests the cache took of its latest two versions: the
+// transform runs as a version arrives, a moment before the cache's store has it, so a reader may
+// still see the one before. It is process-wide: keyed by UID and resourceVersion, and a function
+// of the object alone, it is the same whichever cache took it (tests run several managers in one
+// process). Deletions from the caches remove entries (forgetDeletedOwned).
 var ownedDigests ownedDigestMemo
 
 type ownedDigestMemo struct {
 	mu sync.Mutex
-	m  map[types.UID]ownedVersion
+	m  map[types.UID][2]ownedVersion // latest first
 }
 
 type ownedVersion struct {
@@ -136,21 +141,29 @@ func (v *ownedDigestMemo) record(o metav1.Object, sum [sha256.Size]byte) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if v.m == nil {
-		v.m = map[types.UID]ownedVersion{}
+		v.m = map[types.UID][2]ownedVersion{}
 	}
-	v.m[o.GetUID()] = ownedVersion{resourceVersion: o.GetResourceVersion(), digest: sum}
+	prev := v.m[o.GetUID()]
+	latest := ownedVersion{resourceVersion: o.GetResourceVersion(), digest: sum}
+	if prev[0].resourceVersion == latest.resourceVersion {
+		prev[0] = latest
+	} else {
+		prev = [2]ownedVersion{latest, prev[0]}
+	}
+	v.m[o.GetUID()] = prev
 }
 
-// lookup returns the digest taken of o's version; none when the cache took another version
-// (o was read before the cache had it, or after a newer one arrived) or none at all.
+// lookup returns the digest taken of o's version; none when the cache took no such version (o
+// was read past it, or two newer ones arrived since).
 func (v *ownedDigestMemo) lookup(o metav1.Object) ([sha256.Size]byte, bool) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	got, ok := v.m[o.GetUID()]
-	if !ok || got.resourceVersion != o.GetResourceVersion() {
-		return [sha256.Size]byte{}, false
+	for _, got := range v.m[o.GetUID()] {
+		if got.resourceVersion != "" && got.resourceVersion == o.GetResourceVersion() {
+			return got.digest, true
+		}
 	}
-	return got.digest, true
+	return [sha256.Size]byte{}, false
 }
 
 func (v *ownedDigestMemo) forget(uid types.UID) {

@@ -130,6 +130,11 @@ func fillFromView(v stripeView, obs *observation) {
 	obs.Authenticated, obs.Webhook = v.authenticated, v.webhook
 	obs.KeysAccepted = true // the view was recorded for these keys (the fingerprint was checked)
 	obs.AccountID, obs.EndpointID, obs.WebhookURL, obs.SigningSecretName = v.accountID, v.endpointIDPtr, v.webhookURL, v.signing
+	if !v.at.IsZero() {
+		// The view reports its probe: a status first written from it (a first status held for
+		// the receiver) records when that probe ran, and the next resync's probe writes nothing.
+		obs.Probed, obs.ProbedAt = true, v.at
+	}
 	if v.deferred {
 		obs.stripeDue = v.until
 	}

@@ -36,7 +36,9 @@ type statusInput struct {
 	ManualCleanup []string
 	// Replay, when set, is the outcome of a replay request that ran in this pass.
 	Replay    *paymentsv1alpha1.ReplayStatus
-	Probed    bool // a Stripe probe ran in this pass
+	Probed    bool // a Stripe probe ran in this pass, or at ProbedAt for a view it reused
+	// ProbedAt is when the probe of a reused view ran (zero: in this pass).
+	ProbedAt time.Time
 	Succeeded bool // no transient error: observedGeneration may move
 	// FailingSince is when the current run of transient Stripe failures began; zero when this
 	// pass had none. Grace is how long such a run leaves True conditions True (0: not at all).
@@ -113,7 +115,11 @@ func computeStatus(prev paymentsv1alpha1.StripeIntegrationStatus, generation int
 		next.Replay = in.Replay.DeepCopy()
 	}
 	if in.Probed && probeOutcomeChanged(prev, next) {
-		next.LastProbeTime = &ts
+		at := ts
+		if !in.ProbedAt.IsZero() {
+			at = metav1.NewTime(in.ProbedAt.Truncate(time.Second))
+		}
+		next.LastProbeTime = &at
 	}
 	if in.Succeeded {
 		next.ObservedGeneration = generation
