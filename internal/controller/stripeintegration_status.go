@@ -35,10 +35,10 @@ type statusInput struct {
 	// ManualCleanup adds endpoints that need removal by hand (kept, deduplicated, at most 16).
 	ManualCleanup []string
 	// Replay, when set, is the outcome of a replay request that ran in this pass.
-	Replay    *paymentsv1alpha1.ReplayStatus
-	Probed    bool // a Stripe probe ran in this pass, or at ProbedAt for a view it reused
+	Replay *paymentsv1alpha1.ReplayStatus
+	Probed bool // a Stripe probe ran in this pass, or at ProbedAt for a view it reused
 	// ProbedAt is when the probe of a reused view ran (zero: in this pass).
-	ProbedAt time.Time
+	ProbedAt  time.Time
 	Succeeded bool // no transient error: observedGeneration may move
 	// FailingSince is when the current run of transient Stripe failures began; zero when this
 	// pass had none. Grace is how long such a run leaves True conditions True (0: not at all).
