@@ -288,7 +288,8 @@ func method(cfg ReceiverConfig, cpus cpuPlan, payloadBytes int) string {
 			cpuList(cpus.receiverCPUs(1)), cpuList(cpus.receiverCPUs(2)))
 		for _, cores := range []int{1, 2} {
 			if rest := cpus.outside(cores); len(rest) > 0 {
-				fmt.Fprintf(&b, "during the %d-core run the bench process (generator and sink) is pinned to CPU %s; ", cores, cpuList(rest))
+				fmt.Fprintf(&b, "during the %d-core run the bench process (generator and sink) is pinned to CPU %s, its GOMAXPROCS "+
+					"set to match; ", cores, cpuList(rest))
 			} else {
 				fmt.Fprintf(&b, "during the %d-core run the bench process (generator and sink) shares the receiver's CPUs and competes with it; ", cores)
 			}

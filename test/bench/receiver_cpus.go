@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 )
@@ -74,16 +75,31 @@ func (c cpuPlan) outside(cores int) []int {
 	return c.allowed[cores:]
 }
 
-// pinning is a change of this process's CPU affinity; restore undoes it.
+// pinning is a change of this process's CPU affinity, and of its GOMAXPROCS to match; restore
+// undoes both. The Go runtime sizes GOMAXPROCS from the affinity at start only: pinned to one CPU
+// with two Ps, the generator's and sink's goroutines would wait on each other's threads for a
+// scheduler slice, and their delays would count in the receiver's latency.
 type pinning struct {
-	plan    cpuPlan
-	changed bool
+	plan       cpuPlan
+	changed    bool
+	gomaxprocs int // before the pinning
 }
 
 func (p pinning) restore() {
 	if p.changed {
 		_ = p.plan.setSelf(p.plan.original)
+		runtime.GOMAXPROCS(p.gomaxprocs)
 	}
+}
+
+// pinned pins this process to cpus and sets GOMAXPROCS to their number.
+func (c cpuPlan) pinned(cpus []int) (pinning, error) {
+	p := pinning{plan: c, changed: true, gomaxprocs: runtime.GOMAXPROCS(0)}
+	if err := c.setSelf(cpuList(cpus)); err != nil {
+		return p, err
+	}
+	runtime.GOMAXPROCS(len(cpus))
+	return p, nil
 }
 
 // pinSelfOutside pins this process (the load generator and sink) to the CPUs the receiver does
@@ -93,7 +109,7 @@ func (c cpuPlan) pinSelfOutside(cores int) (pinning, error) {
 	if len(rest) == 0 {
 		return pinning{plan: c}, nil
 	}
-	return pinning{plan: c, changed: true}, c.setSelf(cpuList(rest))
+	return c.pinned(rest)
 }
 
 // pinSelf pins this process to the first n allowed CPUs, those a receiver on n cores uses.
@@ -102,7 +118,7 @@ func (c cpuPlan) pinSelf(n int) (pinning, error) {
 	if len(cpus) == 0 {
 		return pinning{plan: c}, nil
 	}
-	return pinning{plan: c, changed: true}, c.setSelf(cpuList(cpus))
+	return c.pinned(cpus)
 }
 
 // setSelf sets the affinity of every thread of this process (taskset -a); threads started later
