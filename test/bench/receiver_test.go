@@ -77,11 +77,12 @@ func TestRunReceiverQuick(t *testing.T) {
 	if want := res.Runs[0].PerSecond / 2; l.Rate != want {
 		t.Errorf("latency run at %.1f/s, want half the 1-core throughput, %.1f/s", l.Rate, want)
 	}
-	if l.Sent <= 0 || l.Events != l.Sent || l.Errors != 0 {
-		t.Errorf("latency run: %d sent, %d acknowledged, %d errors (first: %s)", l.Sent, l.Events, l.Errors, l.ErrorSample)
+	if l.Sent <= 0 || l.Events != l.Sent || l.Errors != 0 || l.WarmupEvents <= 0 || l.WarmupAcked != l.WarmupEvents || l.WarmupMax <= 0 {
+		t.Errorf("latency run: %d sent, %d acknowledged, %d errors (first: %s); warm-up %d sent, %d acknowledged, slowest %s", l.Sent,
+			l.Events, l.Errors, l.ErrorSample, l.WarmupEvents, l.WarmupAcked, l.WarmupMax)
 	}
-	if l.SinkCount != l.Events || l.SinkDuplicates != 0 {
-		t.Errorf("latency run: sink received %d relays (%d duplicated) for %d acknowledged events", l.SinkCount, l.SinkDuplicates, l.Events)
+	if acked := l.Events + l.WarmupAcked; l.SinkCount != acked || l.SinkDuplicates != 0 {
+		t.Errorf("latency run: sink received %d relays (%d duplicated) for %d acknowledged events", l.SinkCount, l.SinkDuplicates, acked)
 	}
 	if l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
 		t.Errorf("latency run: p50 %s, p99 %s, max %s", l.P50, l.P99, l.Max)

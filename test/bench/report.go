@@ -240,13 +240,16 @@ func (r Report) Write(w io.Writer) error {
 				"half the 1-core events/s above, each on its own request whether or not earlier ones were answered, and each latency runs " +
 				"from the event's scheduled send time to its answer, so a stall delays every event scheduled during it (no coordinated omission). " +
 				fmt.Sprintf("The generator keeps at most %d keep-alive connections to the receiver and opens no more: an event that finds "+
-					"every one busy waits for one, and the wait counts in its latency.", openLoopConns))
+					"every one busy waits for one, and the wait counts in its latency. ", openLoopConns) +
+				fmt.Sprintf("For the first %s events are sent at the same rate and not measured (the warm-up columns): they open the "+
+					"connections a steady sender such as Stripe keeps, and the receiver's to the sink; errors count from the start.", latencyWarmup))
 			p("")
-			p("| rate | sent | p50 | p99 | max | sent > 1 ms late | receiver CPU per event | receiver cores busy | errors | " +
-				"relayed once to the sink | connections to the receiver / to the sink |")
-			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-			p("| %.0f/s | %d | %s | %s | %s | %d | %s | %.2f | %d | %d of %d (%d duplicates) | %d / %d |", l.Rate, l.Sent, us(l.P50), us(l.P99), us(l.Max),
-				l.Late, us(l.CPUPerEvent), l.CoresBusy, l.Errors, l.SinkCount, l.Events, l.SinkDuplicates, l.Conns, l.SinkConns)
+			p("| rate | warm-up: events / slowest | sent | p50 | p99 | max | sent > 1 ms late | receiver CPU per event | receiver cores busy | " +
+				"errors | relayed once to the sink | connections to the receiver / to the sink |")
+			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+			p("| %.0f/s | %d / %s | %d | %s | %s | %s | %d | %s | %.2f | %d | %d of %d (%d duplicates) | %d / %d |", l.Rate, l.WarmupEvents,
+				us(l.WarmupMax), l.Sent, us(l.P50), us(l.P99), us(l.Max), l.Late, us(l.CPUPerEvent), l.CoresBusy, l.Errors, l.SinkCount,
+				l.Events+l.WarmupAcked, l.SinkDuplicates, l.Conns, l.SinkConns)
 			p("")
 		}
 	}
