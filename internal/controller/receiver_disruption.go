@@ -38,10 +38,7 @@ func (r *StripeIntegrationReconciler) applyReceiverDisruptionBudget(ctx context.
 	if pdb == nil {
 		return r.deleteControlled(ctx, si, key, &policyv1.PodDisruptionBudget{}, "receiver PodDisruptionBudget")
 	}
-	if err := applyIfChanged(ctx, r.Client, key, &policyv1.PodDisruptionBudget{}, pdb,
-		func(o *policyv1.PodDisruptionBudget) (any, error) {
-			return policyv1ac.ExtractPodDisruptionBudget(o, string(fieldOwner))
-		}); err != nil {
+	if err := applyIfChanged(ctx, r.Client, key, &policyv1.PodDisruptionBudget{}, pdb, extractPodDisruptionBudget); err != nil {
 		return fmt.Errorf("applying receiver PodDisruptionBudget: %w", err)
 	}
 	return nil

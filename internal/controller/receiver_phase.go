@@ -13,9 +13,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
-	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
-	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	netv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
@@ -70,9 +67,7 @@ func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si 
 func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, secretName string) error {
 	key := types.NamespacedName{Namespace: si.Namespace, Name: receiverName(si)}
 	dep := receiverDeployment(si, r.ReceiverImage, secretName)
-	if err := applyIfChanged(ctx, r.Client, key, &appsv1.Deployment{}, dep, func(o *appsv1.Deployment) (any, error) {
-		return appsv1ac.ExtractDeployment(o, string(fieldOwner))
-	}); err != nil {
+	if err := applyIfChanged(ctx, r.Client, key, &appsv1.Deployment{}, dep, extractDeployment); err != nil {
 		return fmt.Errorf("applying receiver Deployment: %w", err)
 	}
 	if err := r.deleteLegacyReceiver(ctx, si); err != nil {
@@ -81,24 +76,18 @@ func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *pay
 	if err := r.deleteClusterIPService(ctx, si); err != nil {
 		return err
 	}
-	if err := applyIfChanged(ctx, r.Client, key, &corev1.Service{}, receiverService(si), func(o *corev1.Service) (any, error) {
-		return corev1ac.ExtractService(o, string(fieldOwner))
-	}); err != nil {
+	if err := applyIfChanged(ctx, r.Client, key, &corev1.Service{}, receiverService(si), extractService); err != nil {
 		return fmt.Errorf("applying receiver Service: %w", err)
 	}
 	if err := applyIfChanged(ctx, r.Client, key, &networkingv1.NetworkPolicy{}, receiverNetworkPolicy(si, r.ReceiverTraffic),
-		func(o *networkingv1.NetworkPolicy) (any, error) {
-			return netv1ac.ExtractNetworkPolicy(o, string(fieldOwner))
-		}); err != nil {
+		extractNetworkPolicy); err != nil {
 		return fmt.Errorf("applying receiver NetworkPolicy: %w", err)
 	}
 	if err := r.applyReceiverDisruptionBudget(ctx, si); err != nil {
 		return err
 	}
 	if ing := receiverIngress(si); ing != nil {
-		if err := applyIfChanged(ctx, r.Client, key, &networkingv1.Ingress{}, ing, func(o *networkingv1.Ingress) (any, error) {
-			return netv1ac.ExtractIngress(o, string(fieldOwner))
-		}); err != nil {
+		if err := applyIfChanged(ctx, r.Client, key, &networkingv1.Ingress{}, ing, extractIngress); err != nil {
 			return fmt.Errorf("applying receiver Ingress: %w", err)
 		}
 		return nil
