@@ -27,12 +27,7 @@ type statusHistory struct {
 
 func watchStatuses(t *testing.T, ns, name string) *statusHistory {
 	t.Helper()
-	watchClientOnce.Do(func() {
-		watchClient, watchClientErr = client.NewWithWatch(restConfig, client.Options{Scheme: k8sClient.Scheme()})
-	})
-	if watchClientErr != nil {
-		t.Fatal(watchClientErr)
-	}
+	watchClient := sharedWatchClient(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	wi, err := watchClient.Watch(ctx, &v1.StripeIntegrationList{}, client.InNamespace(ns))
 	if err != nil {

@@ -96,7 +96,8 @@ var watchedKinds = []schema.GroupVersionKind{
 	{Group: "policy", Version: "v1", Kind: "PodDisruptionBudgetList"},
 }
 
-func countWrites(t *testing.T, ns string) *writeCounter {
+// sharedWatchClient is one direct client with watch for the tests that watch the apiserver.
+func sharedWatchClient(t *testing.T) client.WithWatch {
 	t.Helper()
 	watchClientOnce.Do(func() {
 		watchClient, watchClientErr = client.NewWithWatch(restConfig, client.Options{Scheme: k8sClient.Scheme()})
@@ -104,6 +105,12 @@ func countWrites(t *testing.T, ns string) *writeCounter {
 	if watchClientErr != nil {
 		t.Fatal(watchClientErr)
 	}
+	return watchClient
+}
+
+func countWrites(t *testing.T, ns string) *writeCounter {
+	t.Helper()
+	watchClient := sharedWatchClient(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &writeCounter{cancel: cancel, byKind: map[string]int{}}
 	for _, gvk := range watchedKinds {
