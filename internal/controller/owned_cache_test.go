@@ -177,3 +177,34 @@ func TestOwnedCacheTransformKeepsWhatIsRead(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnedDigestsForgetDeletedObjects: the manager's cache forgets an owned object's digest once
+// the object is deleted (forgetDeletedOwned), so clinics that come and go leave nothing behind.
+func TestOwnedDigestsForgetDeletedObjects(t *testing.T) {
+	t.Parallel()
+	ns := newNamespace(t)
+	const name = "clinic-forget"
+	newClinic(t, ns, name)
+	si := waitCondition(t, ns, name, paymentsv1alpha1.ConditionReceiverReady, metav1.ConditionFalse, paymentsv1alpha1.ReasonReceiverProgressing, waitShort)
+	key := types.NamespacedName{Namespace: ns, Name: receiverName(si)}
+	dep := &appsv1.Deployment{}
+	if err := k8sClient.Get(context.Background(), key, dep); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitShort, "the manager's cache took the Deployment's digest", func() (bool, string) {
+		if err := k8sClient.Get(context.Background(), key, dep); err != nil {
+			return false, err.Error()
+		}
+		_, ok := ownedDigests.lookup(dep)
+		return ok, "no digest for resourceVersion " + dep.ResourceVersion
+	})
+	if err := k8sClient.Delete(context.Background(), dep, client.Preconditions{UID: &dep.UID}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, waitShort, "the deleted Deployment's digest forgotten", func() (bool, string) {
+		ownedDigests.mu.Lock()
+		defer ownedDigests.mu.Unlock()
+		_, kept := ownedDigests.m[dep.UID]
+		return !kept, "still remembered"
+	})
+}
