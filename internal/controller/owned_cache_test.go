@@ -185,7 +185,8 @@ func TestOwnedDigestsForgetDeletedObjects(t *testing.T) {
 	ns := newNamespace(t)
 	const name = "clinic-forget"
 	newClinic(t, ns, name)
-	si := waitCondition(t, ns, name, paymentsv1alpha1.ConditionReceiverReady, metav1.ConditionFalse, paymentsv1alpha1.ReasonReceiverProgressing, waitShort)
+	si := waitCondition(t, ns, name, paymentsv1alpha1.ConditionReceiverReady, metav1.ConditionFalse,
+		paymentsv1alpha1.ReasonReceiverProgressing, waitShort)
 	key := types.NamespacedName{Namespace: ns, Name: receiverName(si)}
 	dep := &appsv1.Deployment{}
 	if err := k8sClient.Get(context.Background(), key, dep); err != nil {
