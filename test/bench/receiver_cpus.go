@@ -76,9 +76,9 @@ func (c cpuPlan) outside(cores int) []int {
 }
 
 // pinning is a change of this process's CPU affinity, and of its GOMAXPROCS to match; restore
-// undoes both. The Go runtime sizes GOMAXPROCS from the affinity at start only: pinned to one CPU
-// with two Ps, the generator's and sink's goroutines would wait on each other's threads for a
-// scheduler slice, and their delays would count in the receiver's latency.
+// undoes both. The Go runtime sizes GOMAXPROCS from the affinity at start only, so pinned to one
+// CPU the process kept two Ps whose threads the kernel time-sliced; with one, the generator keeps
+// the 1-core receiver busier (0.95–0.99 of its core against 0.81–0.93 in quiet runs).
 type pinning struct {
 	plan       cpuPlan
 	changed    bool
