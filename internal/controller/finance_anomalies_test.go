@@ -374,9 +374,12 @@ func TestAnomalyRestartKeepsBaseline(t *testing.T) {
 	if len(got) != 2 || got[0].EventID != disputeID || got[1].Rule != string(anomaly.KindRefundSpike) {
 		t.Fatalf("flags = %+v, want the dispute once, then one RefundSpike after the restart", got)
 	}
-	if a := storedAnomalies(getSI(t, c.ns, c.name)); a == nil || a.Flags != 2 {
-		t.Errorf("status.finance.anomalies = %+v, want 2 flags", a)
-	}
+	// The pass writes status after its check and its flags: the detector's state (waitChecked)
+	// and the sink are ahead of it for a moment.
+	eventually(t, waitShort, "status.finance.anomalies with 2 flags", func() (bool, string) {
+		a := storedAnomalies(getSI(t, c.ns, c.name))
+		return a != nil && a.Flags == 2, fmt.Sprintf("%+v", a)
+	})
 }
 
 // TestAnomalyEventPermissionMissing: a restricted key that may not read events reports
