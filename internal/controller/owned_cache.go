@@ -11,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
@@ -48,9 +49,13 @@ func extractPodDisruptionBudget(o *policyv1.PodDisruptionBudget) (any, error) {
 	return policyv1ac.ExtractPodDisruptionBudget(o, string(fieldOwner))
 }
 
-// ownedKinds are the cache options of each kind the operator applies: only the objects it
-// labelled (unrelated ones in the cluster cost no memory), each reduced as above.
-func ownedKinds() map[client.Object]cache.ByObject {
+// managedSelector selects the objects the operator labelled as its own.
+var managedSelector = labels.SelectorFromSet(labels.Set{LabelManagedBy: managedByValue})
+
+// CacheByObject are the cache options of each kind the operator applies: only the objects it
+// labelled (unrelated Deployments, Services, NetworkPolicies, Ingresses and PodDisruptionBudgets
+// in the cluster cost no memory), each reduced as above.
+func CacheByObject() map[client.Object]cache.ByObject {
 	managed := func(transform toolscache.TransformFunc) cache.ByObject {
 		return cache.ByObject{Label: managedSelector, Transform: transform}
 	}
@@ -175,7 +180,7 @@ func (v *ownedDigestMemo) forget(uid types.UID) {
 // forgetDeletedOwned removes an object's digest when the cache drops it. The deletion itself
 // passed through the transform, so the entry goes only after it.
 func forgetDeletedOwned(ctx context.Context, c cache.Cache) error {
-	for obj := range ownedKinds() {
+	for obj := range CacheByObject() {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
 			return fmt.Errorf("informer for %T: %w", obj, err)

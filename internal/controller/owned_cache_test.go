@@ -16,15 +16,16 @@ import (
 	paymentsv1alpha1 "github.com/clinicpay/stripe-operator/api/v1alpha1"
 )
 
-// deploymentTransform is the manager cache's transform of Deployments.
-func deploymentTransform(t *testing.T) toolscache.TransformFunc {
+// cacheTransform is the manager cache's transform of the kind T.
+func cacheTransform[T client.Object](t *testing.T) toolscache.TransformFunc {
 	t.Helper()
 	for o, by := range CacheByObject() {
-		if _, ok := o.(*appsv1.Deployment); ok {
+		if _, ok := o.(T); ok {
 			return by.Transform
 		}
 	}
-	t.Fatal("no cache transform for Deployments")
+	var zero T
+	t.Fatalf("no cache transform for %T", zero)
 	return nil
 }
 
@@ -40,7 +41,7 @@ func TestOwnedObjectsAreCachedSmall(t *testing.T) {
 	si := integration(ns, "clinic-cache", uniqueClinic("clinic-cache", ns), paymentsv1alpha1.ModeTest, "keys")
 	si.UID = types.UID("00000000-0000-0000-0000-00000000cace")
 	key := types.NamespacedName{Namespace: ns, Name: receiverName(si)}
-	transform := deploymentTransform(t)
+	transform := cacheTransform[*appsv1.Deployment](t)
 
 	// The cache, as the manager's: what the apiserver returns, through the transform.
 	direct, err := client.NewWithWatch(restConfig, client.Options{Scheme: k8sClient.Scheme()})
@@ -158,23 +159,19 @@ func TestOwnedCacheTransformKeepsWhatIsRead(t *testing.T) {
 			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "c"}}}}},
 		Status: appsv1.DeploymentStatus{ObservedGeneration: 3, AvailableReplicas: 2},
 	}
-	if _, err := deploymentTransform(t)(dep); err != nil {
+	if _, err := cacheTransform[*appsv1.Deployment](t)(dep); err != nil {
 		t.Fatal(err)
 	}
 	if dep.Generation != 3 || dep.Labels["a"] != "b" || *dep.Spec.Replicas != 2 || dep.Status.AvailableReplicas != 2 ||
 		len(dep.Spec.Template.Spec.Containers) != 0 {
 		t.Errorf("cached Deployment %+v", dep)
 	}
-	for o, by := range CacheByObject() {
-		if _, ok := o.(*corev1.Service); ok {
-			svc := &corev1.Service{Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.7", Ports: []corev1.ServicePort{{Port: 80}}}}
-			if _, err := by.Transform(svc); err != nil {
-				t.Fatal(err)
-			}
-			if svc.Spec.ClusterIP != "10.0.0.7" || svc.Spec.Ports != nil {
-				t.Errorf("cached Service spec %+v", svc.Spec)
-			}
-		}
+	svc := &corev1.Service{Spec: corev1.ServiceSpec{ClusterIP: "10.0.0.7", Ports: []corev1.ServicePort{{Port: 80}}}}
+	if _, err := cacheTransform[*corev1.Service](t)(svc); err != nil {
+		t.Fatal(err)
+	}
+	if svc.Spec.ClusterIP != "10.0.0.7" || svc.Spec.Ports != nil {
+		t.Errorf("cached Service spec %+v", svc.Spec)
 	}
 }
 

@@ -19,7 +19,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/workqueue"
@@ -427,17 +426,6 @@ func (r *StripeIntegrationReconciler) integrationsForSecret(ctx context.Context,
 	}
 	return reqs
 }
-
-// CacheByObject limits the manager's caches of the objects it creates to those it labelled, so
-// unrelated Deployments, Services, NetworkPolicies, Ingresses and PodDisruptionBudgets in the
-// cluster cost no memory, and caches those without their managedFields and the parts of their
-// spec the operator never reads, keeping a digest of what it applied (owned_cache.go).
-func CacheByObject() map[client.Object]cache.ByObject {
-	return ownedKinds()
-}
-
-// managedSelector selects the objects the operator labelled as its own.
-var managedSelector = labels.SelectorFromSet(labels.Set{LabelManagedBy: managedByValue})
 
 // CacheOptions are the manager's cache options: CacheByObject, and for every other cached object
 // (StripeIntegrations, Secret metadata) no managedFields and no kubectl last-applied annotation.
