@@ -51,7 +51,7 @@ func (r *StripeIntegrationReconciler) deferAfterStart(ctx context.Context, si *p
 	}
 	r.startConsidered.set(si.UID, struct{}{})
 	due := startSlot(r.started, r.now(), startOffset(si.UID, r.resyncPeriod()), r.resyncPeriod())
-	if !statusProvesStripePass(si, obs.KeyFingerprint, obs.Mode, webhookURL(si, r.WebhookBaseURL)) {
+	if !statusProvesStripePass(si, obs.KeyFingerprint, obs.Mode, WebhookURL(si, r.WebhookBaseURL)) {
 		return false
 	}
 	// A lost or replaced signing Secret, or a retiring endpoint, needs Stripe now.

@@ -23,7 +23,7 @@ const webhookURLIndex = "stripeintegration.webhookURL"
 
 // webhookURLKey is the index value of si's effective URL; "" when it has none.
 func (r *StripeIntegrationReconciler) webhookURLKey(si *paymentsv1alpha1.StripeIntegration) string {
-	u := webhookURL(si, r.WebhookBaseURL)
+	u := WebhookURL(si, r.WebhookBaseURL)
 	if u == "" {
 		return ""
 	}

@@ -45,7 +45,7 @@ func webhookPath(si *paymentsv1alpha1.StripeIntegration) string {
 // defaultBaseURL is the manager's --webhook-base-url. An empty URL means none is configured.
 func desiredEndpoint(si *paymentsv1alpha1.StripeIntegration, defaultBaseURL, apiVersion string) stripeclient.EndpointSpec {
 	spec := stripeclient.EndpointSpec{
-		URL:           webhookURL(si, defaultBaseURL),
+		URL:           WebhookURL(si, defaultBaseURL),
 		EnabledEvents: paymentsv1alpha1.DefaultEnabledEvents,
 		Description:   fmt.Sprintf("stripe-operator: clinic %s (StripeIntegration %s/%s)", si.Spec.ClinicID, si.Namespace, si.Name),
 		Metadata: map[string]string{
@@ -64,7 +64,12 @@ func desiredEndpoint(si *paymentsv1alpha1.StripeIntegration, defaultBaseURL, api
 	return spec
 }
 
-func webhookURL(si *paymentsv1alpha1.StripeIntegration, defaultBaseURL string) string {
+// WebhookURL is the public URL the operator registers at Stripe for si: spec.webhook.url, or
+// the base URL (spec.webhook.baseURL, else defaultBaseURL, the manager's --webhook-base-url) plus
+// the mode's path and the clinic ID; empty when neither gives one. A platform routes it (load
+// balancer, Ingress) to the integration's receiver Service from the spec alone, before any
+// status is written; the demo's network stand-in does the same.
+func WebhookURL(si *paymentsv1alpha1.StripeIntegration, defaultBaseURL string) string {
 	base := defaultBaseURL
 	if w := si.Spec.Webhook; w != nil {
 		if w.URL != "" {

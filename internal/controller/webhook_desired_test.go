@@ -47,7 +47,7 @@ func TestWebhookURL(t *testing.T) {
 			if tc.mode != "" {
 				si.Spec.Mode = tc.mode
 			}
-			if got := webhookURL(si, tc.def); got != tc.want {
+			if got := WebhookURL(si, tc.def); got != tc.want {
 				t.Errorf("webhookURL = %q, want %q", got, tc.want)
 			}
 		})

@@ -434,10 +434,17 @@ func (k *kubelet) route(ctx context.Context, d *appsv1.Deployment, pods []*pod) 
 	if err := k.c.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: owner.Name}, &si); err != nil || si.UID != owner.UID {
 		return
 	}
-	if si.Status.WebhookURL == "" {
+	// The public route is configured from the spec, as a platform's Ingress is, not from the
+	// status: the operator's first status waits for the receiver to be ready
+	// (--first-status-hold), and Stripe may deliver as soon as it says Connected. The demo's
+	// manager has no --webhook-base-url, so the spec gives the URL.
+	u := controller.WebhookURL(&si, "")
+	if u == "" {
+		u = si.Status.WebhookURL
+	}
+	if u == "" {
 		return
 	}
-	u := si.Status.WebhookURL
 	if i := strings.IndexByte(u, '?'); i >= 0 {
 		u = u[:i]
 	}
