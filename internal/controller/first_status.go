@@ -28,23 +28,35 @@ func (r *StripeIntegrationReconciler) firstStatusHold(si *paymentsv1alpha1.Strip
 			hold = d
 		}
 	}
-	if hold <= 0 || obs.err != nil || len(si.Status.Conditions) > 0 {
+	if hold <= 0 || !holdable(si, obs) {
+		r.holdStarts.forget(si.UID)
 		return 0
-	}
-	if obs.Receiver.Reason != paymentsv1alpha1.ReasonReceiverProgressing {
-		return 0
-	}
-	for _, c := range []condition{obs.KeysValid, obs.Authenticated, obs.Webhook} {
-		if c.Status != metav1.ConditionTrue {
-			return 0
-		}
 	}
 	// From the receiver's creation, not the integration's: at a cold start of thousands a first
 	// pass may come long after the creation, and its receiver needs its seconds all the same.
-	// Bounded by the hold itself, in case this clock runs behind the apiserver's.
+	// Bounded by the hold itself, in case this clock runs behind the apiserver's. A Deployment
+	// the cache does not show yet (applied in this pass) counts from the first pass that held
+	// without it, so a cache that never shows it cannot hold the status for ever.
 	start := obs.receiverCreated
-	if start.IsZero() {
-		start = now // applied in this pass, not in the cache yet
+	if first := r.holdStarts.getOrSet(si.UID, now); start.IsZero() || first.Before(start) {
+		start = first
 	}
-	return min(start.Add(hold).Sub(now), hold)
+	left := min(start.Add(hold).Sub(now), hold)
+	if left <= 0 {
+		r.holdStarts.forget(si.UID)
+	}
+	return left
+}
+
+// holdable: a first status whose only news is a receiver still progressing.
+func holdable(si *paymentsv1alpha1.StripeIntegration, obs *observation) bool {
+	if obs.err != nil || len(si.Status.Conditions) > 0 || obs.Receiver.Reason != paymentsv1alpha1.ReasonReceiverProgressing {
+		return false
+	}
+	for _, c := range []condition{obs.KeysValid, obs.Authenticated, obs.Webhook} {
+		if c.Status != metav1.ConditionTrue {
+			return false
+		}
+	}
+	return true
 }

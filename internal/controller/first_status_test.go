@@ -10,6 +10,7 @@ import (
 
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/watch"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -189,8 +190,7 @@ func TestFirstStatusHoldIsBounded(t *testing.T) {
 		o.receiverCreated = created
 		return o
 	}
-	si := &v1.StripeIntegration{}
-	for _, tc := range []struct {
+	for i, tc := range []struct {
 		name    string
 		created time.Time
 		want    time.Duration
@@ -200,10 +200,23 @@ func TestFirstStatusHoldIsBounded(t *testing.T) {
 		{"created long ago", now.Add(-time.Hour), -time.Hour + hold},
 		{"apiserver clock ahead", now.Add(time.Hour), hold},
 	} {
+		si := &v1.StripeIntegration{ObjectMeta: metav1.ObjectMeta{UID: types.UID(fmt.Sprint("bounded-", i))}}
 		if got := r.firstStatusHold(si, obsAt(tc.created), now); got != tc.want {
 			t.Errorf("%s: hold %s, want %s", tc.name, got, tc.want)
 		}
 	}
+	// A Deployment the cache never shows, or one whose creation time runs ahead of this clock,
+	// holds the status once, not on every pass after the hold ran out.
+	for _, created := range []time.Time{{}, now.Add(time.Hour)} {
+		si := &v1.StripeIntegration{ObjectMeta: metav1.ObjectMeta{UID: types.UID("again-" + created.String())}}
+		for pass, at := range []time.Time{now, now.Add(4 * time.Second), now.Add(hold)} {
+			want := hold - at.Sub(now)
+			if got := r.firstStatusHold(si, obsAt(created), at); got != want {
+				t.Errorf("Deployment created %v, pass %d at +%s: hold %s, want %s", created, pass, at.Sub(now), got, want)
+			}
+		}
+	}
+	si := &v1.StripeIntegration{}
 	written := &v1.StripeIntegration{Status: v1.StripeIntegrationStatus{Conditions: []metav1.Condition{{Type: v1.ConditionConnected}}}}
 	if got := r.firstStatusHold(written, obsAt(now), now); got > 0 {
 		t.Errorf("an integration with a status is held %s", got)

@@ -45,6 +45,20 @@ func (m *uidMemory[T]) set(uid types.UID, v T) {
 	m.m[uid] = v
 }
 
+// getOrSet returns the value remembered for uid, remembering v first when there is none.
+func (m *uidMemory[T]) getOrSet(uid types.UID, v T) T {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old, ok := m.m[uid]; ok {
+		return old
+	}
+	if m.m == nil {
+		m.m = map[types.UID]T{}
+	}
+	m.m[uid] = v
+	return v
+}
+
 func (m *uidMemory[T]) forget(uid types.UID) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -156,6 +156,9 @@ type StripeIntegrationReconciler struct {
 	// FirstStatusHoldFor, when set, gives an integration its own hold (0 keeps FirstStatusHold):
 	// tests hold the clinics that test the hold and no other.
 	FirstStatusHoldFor func(*paymentsv1alpha1.StripeIntegration) time.Duration
+	// holdStarts remembers when a held first status began to wait, for a receiver Deployment the
+	// cache did not show yet.
+	holdStarts uidMemory[time.Time]
 	// deliverySettle is how young an event may be and still not count as undelivered
 	// (defaultDeliverySettle when 0; tests shorten it).
 	deliverySettle time.Duration

@@ -36,6 +36,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/clinicpay/stripe-operator/test/testenv"
 )
 
 // config is what hack/e2e/run.sh hands the test binary: it made the network namespace this
@@ -240,7 +242,7 @@ func (c *Cluster) startControlPlane() error {
 	etcd.Err = etcd.Out
 	c.plane = &envtest.ControlPlane{APIServer: api, Etcd: etcd}
 	if err := c.plane.Start(); err != nil {
-		return fmt.Errorf("%w\n%s", err, tailFile(filepath.Join(c.logDir, "kube-apiserver.log"), 3000))
+		return fmt.Errorf("%w\n%s", err, testenv.TailFile(filepath.Join(c.logDir, "kube-apiserver.log"), 3000))
 	}
 	admin, err := c.plane.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
 	if err != nil {
@@ -469,7 +471,7 @@ func (c *Cluster) waitNodeReady(ctx context.Context, timeout time.Duration) erro
 	})
 	if err != nil {
 		return fmt.Errorf("node %s not Ready: %w (last: %s)\nkubelet log:\n%s", nodeName, err, last,
-			tailFile(filepath.Join(c.logDir, "kubelet.log"), 3000))
+			testenv.TailFile(filepath.Join(c.logDir, "kubelet.log"), 3000))
 	}
 	return nil
 }
@@ -492,7 +494,7 @@ func (c *Cluster) waitKubeProxy(ctx context.Context, timeout time.Duration) erro
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("kube-proxy: %w\n%s", err, tailFile(filepath.Join(c.logDir, "kube-proxy.log"), 3000))
+		return fmt.Errorf("kube-proxy: %w\n%s", err, testenv.TailFile(filepath.Join(c.logDir, "kube-proxy.log"), 3000))
 	}
 	return nil
 }
@@ -599,7 +601,7 @@ func (c *Cluster) Logs(n int64) string {
 	var b strings.Builder
 	entries, _ := os.ReadDir(c.logDir)
 	for _, e := range entries {
-		fmt.Fprintf(&b, "==> %s <==\n%s\n", e.Name(), tailFile(filepath.Join(c.logDir, e.Name()), n))
+		fmt.Fprintf(&b, "==> %s <==\n%s\n", e.Name(), testenv.TailFile(filepath.Join(c.logDir, e.Name()), n))
 	}
 	return b.String()
 }

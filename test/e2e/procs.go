@@ -19,7 +19,6 @@ limitations under the License.
 package e2e
 
 import (
-	"errors"
 	"fmt"
 	"log"
 	"os"
@@ -27,6 +26,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/clinicpay/stripe-operator/test/testenv"
 )
 
 // proc is one process of the cluster (containerd, a Kubernetes component), in its own process
@@ -94,25 +95,7 @@ func (p *proc) stop() {
 
 // tail returns the last n bytes of the process's log, for failure messages.
 func (p *proc) tail(n int64) string {
-	return tailFile(p.log, n)
-}
-
-func tailFile(path string, n int64) string {
-	f, err := os.Open(path)
-	if err != nil {
-		return err.Error()
-	}
-	defer func() { _ = f.Close() }()
-	info, err := f.Stat()
-	if err != nil {
-		return err.Error()
-	}
-	off := max(info.Size()-n, 0)
-	buf := make([]byte, info.Size()-off)
-	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, os.ErrClosed) {
-		return string(buf)
-	}
-	return string(buf)
+	return testenv.TailFile(p.log, n)
 }
 
 // run runs a short command and returns its combined output.

@@ -252,6 +252,23 @@ func (w *world) keyOf(key types.NamespacedName) string {
 // account is the fake's account of the integration's key ("" before the operator first used it).
 func (w *world) account(key types.NamespacedName) string { return w.fake.AccountForKey(w.keyOf(key)) }
 
+// managersState says, for a failure message, whether each manager started so far still runs,
+// with the end of its log (which the leak scan keeps free of keys and secrets).
+func (w *world) managersState() string {
+	w.mu.Lock()
+	managers, logs := append([]*testenv.Manager(nil), w.managers...), append([]string(nil), w.logs...)
+	w.mu.Unlock()
+	var b strings.Builder
+	for i, m := range managers {
+		state := "running"
+		if m.Exited() {
+			state = "exited"
+		}
+		fmt.Fprintf(&b, "manager %d (%s), end of %s:\n%s\n", i, state, filepath.Base(logs[i]), testenv.TailFile(logs[i], 4096))
+	}
+	return b.String()
+}
+
 // waitFor polls cond until it holds or timeout passes.
 func (w *world) waitFor(timeout time.Duration, what string, cond func() (bool, string)) {
 	w.t.Helper()
@@ -262,7 +279,7 @@ func (w *world) waitFor(timeout time.Duration, what string, cond func() (bool, s
 			return
 		}
 		if time.Now().After(deadline) {
-			w.t.Fatalf("timed out after %s waiting for %s: %s", timeout, what, msg)
+			w.t.Fatalf("timed out after %s waiting for %s: %s\n%s", timeout, what, msg, w.managersState())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -351,3 +351,23 @@ func (m *Manager) LogPath() string { return m.logPath }
 
 // MetricsURL is the manager's plain-HTTP /metrics endpoint.
 func (m *Manager) MetricsURL() string { return m.metrics }
+
+// TailFile returns the last n bytes of a log file, for failure messages (the error, if it cannot
+// be read).
+func TailFile(path string, n int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer func() { _ = f.Close() }()
+	info, err := f.Stat()
+	if err != nil {
+		return err.Error()
+	}
+	off := max(info.Size()-n, 0)
+	buf := make([]byte, info.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil && !errors.Is(err, os.ErrClosed) {
+		return string(buf)
+	}
+	return string(buf)
+}
