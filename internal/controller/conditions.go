@@ -95,8 +95,11 @@ func receiverCondition(dep *appsv1.Deployment, want int32) condition {
 			available = true
 		}
 	}
+	// A new receiver reads the same from its apply until a replica is available (just applied
+	// and not cached yet, not yet observed by the Deployment controller, pods starting): one
+	// status write, not one per step.
 	switch {
-	case st.ObservedGeneration < dep.Generation:
+	case st.ObservedGeneration < dep.Generation && st.AvailableReplicas > 0:
 		return falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing, "receiver Deployment change not yet observed by its controller")
 	case !available || st.AvailableReplicas < 1:
 		return falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing,

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	stripe "github.com/stripe/stripe-go/v76"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/clinicpay/stripe-operator/api/v1alpha1"
@@ -88,5 +90,36 @@ func TestAuthCondition(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNewReceiverReadsTheSameUntilAvailable: a new receiver Deployment, from its apply until a
+// replica is available, gives one ReceiverReady condition, so its status is written once, not at
+// each step (not cached yet, not yet observed by the Deployment controller, pods starting). A
+// change to a running receiver still says that its controller has not observed it yet.
+func TestNewReceiverReadsTheSameUntilAvailable(t *testing.T) {
+	t.Parallel()
+	dep := func(gen, observed int64, available int32) *appsv1.Deployment {
+		d := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "c-receiver", Generation: gen}}
+		d.Status.ObservedGeneration, d.Status.AvailableReplicas, d.Status.UpdatedReplicas = observed, available, available
+		if available > 0 {
+			d.Status.Conditions = []appsv1.DeploymentCondition{{Type: appsv1.DeploymentAvailable, Status: corev1.ConditionTrue}}
+		}
+		return d
+	}
+	first := receiverCondition(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "c-receiver"}}, 2)
+	for name, d := range map[string]*appsv1.Deployment{
+		"not yet observed":   dep(1, 0, 0),
+		"observed, starting": dep(1, 1, 0),
+	} {
+		if got := receiverCondition(d, 2); got != first {
+			t.Errorf("%s: %+v, want what the apply's own pass said: %+v", name, got, first)
+		}
+	}
+	if first.Reason != v1alpha1.ReasonReceiverProgressing {
+		t.Errorf("new receiver: reason %s, want %s", first.Reason, v1alpha1.ReasonReceiverProgressing)
+	}
+	if got := receiverCondition(dep(2, 1, 2), 2); !strings.Contains(got.Message, "not yet observed") {
+		t.Errorf("change to a running receiver: %q, want it not yet observed", got.Message)
 	}
 }

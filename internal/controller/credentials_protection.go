@@ -67,6 +67,8 @@ func (r *StripeIntegrationReconciler) protectCredentials(ctx context.Context, si
 		}
 		return fmt.Errorf("protecting credentials Secret %s/%s: %w", secret.Namespace, secret.Name, err)
 	}
+	// The lock made the patch apply to exactly the version read: the data stayed as it was.
+	r.secretReads.advance(client.ObjectKeyFromObject(secret), secret.UID, orig.ResourceVersion, secret.ResourceVersion)
 	return nil
 }
 

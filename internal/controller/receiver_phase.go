@@ -56,8 +56,9 @@ func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si 
 	}
 	dep := &appsv1.Deployment{}
 	if err := r.Client.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: receiverName(si)}, dep); err != nil {
-		// Just applied; the cache catches up and the Deployment's own event brings us back.
-		obs.Receiver = falseCond(ct, paymentsv1alpha1.ReasonReceiverProgressing, "receiver Deployment created; waiting for it to become available")
+		// Just applied; the cache catches up and the Deployment's own event brings us back. It
+		// reads as the new Deployment will (receiverCondition): nothing available yet.
+		obs.Receiver = receiverCondition(&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: receiverName(si)}}, receiverReplicas(si))
 		return
 	}
 	obs.receiverCreated = dep.CreationTimestamp.Time

@@ -42,7 +42,7 @@ var errSigningSecretConflict = errors.New("signing Secret name taken by a Secret
 func (r *StripeIntegrationReconciler) readSigningSecret(ctx context.Context, si *paymentsv1alpha1.StripeIntegration) (storedSecret, error) {
 	st := storedSecret{name: signingSecretName(si.Name)}
 	s := &corev1.Secret{}
-	if err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: st.name}, s); err != nil {
+	if err := r.getSecret(ctx, types.NamespacedName{Namespace: si.Namespace, Name: st.name}, s); err != nil {
 		if apierrors.IsNotFound(err) {
 			st.absent = true
 			return st, nil
@@ -93,6 +93,7 @@ func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si
 		if err := r.Client.Create(ctx, want); err != nil {
 			return fmt.Errorf("creating signing Secret: %w", err)
 		}
+		r.secretReads.remember(want)
 		return nil
 	case err != nil:
 		return fmt.Errorf("reading signing Secret: %w", err)
@@ -105,6 +106,7 @@ func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si
 	if err := r.Client.Update(ctx, existing); err != nil {
 		return fmt.Errorf("updating signing Secret: %w", err)
 	}
+	r.secretReads.remember(existing)
 	return nil
 }
 
@@ -113,9 +115,11 @@ func (r *StripeIntegrationReconciler) writeSigningSecret(ctx context.Context, si
 // writeSigningSecret, which reads it and keeps the ownership check.
 func (r *StripeIntegrationReconciler) createSigningSecret(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, endpointID, secret string,
 	retiring retiringEndpoint) error {
-	err := r.Client.Create(ctx, wantSigningSecret(si, endpointID, secret, retiring))
+	want := wantSigningSecret(si, endpointID, secret, retiring)
+	err := r.Client.Create(ctx, want)
 	switch {
 	case err == nil:
+		r.secretReads.remember(want)
 		return nil
 	case apierrors.IsAlreadyExists(err):
 		return r.writeSigningSecret(ctx, si, endpointID, secret, retiring)

@@ -156,6 +156,8 @@ type StripeIntegrationReconciler struct {
 	// FirstStatusHoldFor, when set, gives an integration its own hold (0 keeps FirstStatusHold):
 	// tests hold the clinics that test the hold and no other.
 	FirstStatusHoldFor func(*paymentsv1alpha1.StripeIntegration) time.Duration
+	// secretReads remembers the Secrets read past the cache, by resourceVersion (secret_reads.go).
+	secretReads secretReads
 	// holdStarts remembers when a held first status began to wait, for a receiver Deployment the
 	// cache did not show yet.
 	holdStarts uidMemory[time.Time]
@@ -367,6 +369,9 @@ func (r *StripeIntegrationReconciler) SetupWithManager(ctx context.Context, mgr 
 		return fmt.Errorf("indexing %s: %w", signingSecretIndex, err)
 	}
 	if err := forgetDeletedOwned(ctx, mgr.GetCache()); err != nil {
+		return err
+	}
+	if err := r.forgetDeletedSecrets(ctx, mgr.GetCache()); err != nil {
 		return err
 	}
 	if err := r.indexWebhookURLs(ctx, mgr); err != nil {

@@ -173,7 +173,7 @@ func (r *StripeIntegrationReconciler) checkKeys(ctx context.Context, si *payment
 	pubName, secName := orDefault(ref.PublishableKeyKey, paymentsv1alpha1.DefaultPublishableKeyKey),
 		orDefault(ref.SecretKeyKey, paymentsv1alpha1.DefaultSecretKeyKey)
 	secret := &corev1.Secret{}
-	if err := r.SecretReader.Get(ctx, types.NamespacedName{Namespace: si.Namespace, Name: ref.Name}, secret); err != nil {
+	if err := r.getSecret(ctx, types.NamespacedName{Namespace: si.Namespace, Name: ref.Name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			return keys.Result{
 				Reason: paymentsv1alpha1.ReasonSecretNotFound,

@@ -88,8 +88,11 @@ type ClusterResult struct {
 	ColdP50, ColdP99 time.Duration
 	ColdWrites       Writes
 	ColdStripeCalls  int
-	ColdPeakRSS      uint64
-	ColdPeakHeap     uint64
+	// ColdReads and SteadyReads are the manager's GET requests to the apiserver (its client-go
+	// metrics; Secrets are read past the cache, everything else through it); -1: not measured.
+	ColdReads    int
+	ColdPeakRSS  uint64
+	ColdPeakHeap uint64
 	// Floor is the apiserver measured alone just before the cold start; ColdBenchWrites are the
 	// bench's own writes during the cold start (its creates, Deployments marked available);
 	// ColdPass is where an integration's first pass spent its time (floor.go, passes.go).
@@ -101,6 +104,7 @@ type ClusterResult struct {
 	SteadyResyncs     float64 // resync periods in the window
 	SteadyWrites      Writes
 	SteadyStripeCalls int
+	SteadyReads       int
 
 	RotateP50, RotateP99 time.Duration
 	RotateTotal          time.Duration

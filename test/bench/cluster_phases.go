@@ -57,6 +57,7 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 	c.fake.ResetCounters()
 	c.mgr.ResetPeaks()
 	marked := c.marked.Load()
+	readsBefore := apiserverReads(c.mgr.MetricsURL())
 	c.logf("cold start: applying %d integrations with their Secrets", c.cfg.N)
 	var profiled, apiProfiled <-chan error
 	if c.cfg.ProfileDir != "" {
@@ -120,10 +121,11 @@ func (c *cluster) coldStart(ctx context.Context, res *ClusterResult) error {
 	}
 	res.ColdBenchWrites = 2*c.cfg.N + int(c.marked.Load()-marked)
 	res.ColdStripeCalls = c.fake.TotalCalls()
+	res.ColdReads = readsSince(readsBefore, apiserverReads(c.mgr.MetricsURL()))
 	res.ColdPeakRSS, res.ColdPeakHeap = c.mgr.Peaks()
-	c.logf("cold start: all %d Connected in %s (p50 %s, p99 %s); %.1f writes and %.1f Stripe calls per integration",
+	c.logf("cold start: all %d Connected in %s (p50 %s, p99 %s); %.1f writes, %.1f reads and %.1f Stripe calls per integration",
 		c.cfg.N, res.ColdTotal.Round(time.Millisecond), res.ColdP50.Round(time.Millisecond), res.ColdP99.Round(time.Millisecond),
-		float64(res.ColdWrites.Total)/float64(c.cfg.N), float64(res.ColdStripeCalls)/float64(c.cfg.N))
+		float64(res.ColdWrites.Total)/float64(c.cfg.N), float64(res.ColdReads)/float64(c.cfg.N), float64(res.ColdStripeCalls)/float64(c.cfg.N))
 	c.logf("cold start writes: %s", res.ColdWrites.Summary())
 	c.logf("cold start pass: %s", res.ColdPass)
 	if profiled != nil {
@@ -179,6 +181,7 @@ func (c *cluster) steady(ctx context.Context, res *ClusterResult) error {
 		return err
 	}
 	c.fake.ResetCounters()
+	readsBefore := apiserverReads(c.mgr.MetricsURL())
 	periods := c.cfg.SteadyPeriods
 	if periods <= 0 {
 		periods = 2
@@ -195,7 +198,8 @@ func (c *cluster) steady(ctx context.Context, res *ClusterResult) error {
 		return err
 	}
 	res.SteadyStripeCalls = c.fake.TotalCalls()
-	c.logf("steady state: %d writes, %d Stripe calls", res.SteadyWrites.Total, res.SteadyStripeCalls)
+	res.SteadyReads = readsSince(readsBefore, apiserverReads(c.mgr.MetricsURL()))
+	c.logf("steady state: %d writes, %d reads, %d Stripe calls", res.SteadyWrites.Total, res.SteadyReads, res.SteadyStripeCalls)
 	return nil
 }
 
@@ -360,3 +364,11 @@ func percentile(ds []time.Duration, p int) time.Duration {
 }
 
 func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
+
+// readsSince is the reads between two samples of apiserverReads, -1 if either failed.
+func readsSince(before, after int) int {
+	if before < 0 || after < 0 {
+		return -1
+	}
+	return after - before
+}

@@ -104,6 +104,14 @@ func per(n, of int) string {
 	return fmt.Sprintf("%.2f", float64(n)/float64(of))
 }
 
+// perMeasured is per for a count that may not have been measured (negative).
+func perMeasured(n, of int) string {
+	if n < 0 {
+		return noFigure
+	}
+	return per(n, of)
+}
+
 // Write renders the report as markdown.
 func (r Report) Write(w io.Writer) error {
 	var b strings.Builder
@@ -154,6 +162,7 @@ func (r Report) Write(w io.Writer) error {
 			return fmt.Sprintf("%.2f", c.ColdTotal.Seconds()/max(w, s).Seconds())
 		})
 		row("apiserver writes per integration", func(c ClusterResult) string { return per(c.ColdWrites.Total, c.Config.N) })
+		row("apiserver reads (GET) per integration", func(c ClusterResult) string { return perMeasured(c.ColdReads, c.Config.N) })
 		row("Stripe calls per integration", func(c ClusterResult) string { return per(c.ColdStripeCalls, c.Config.N) })
 		row("manager peak RSS / heap", func(c ClusterResult) string { return mib(c.ColdPeakRSS) + " / " + mib(c.ColdPeakHeap) })
 		row("**Steady state:** window (resync periods)", func(c ClusterResult) string {
@@ -161,6 +170,12 @@ func (r Report) Write(w io.Writer) error {
 		})
 		row("writes per integration per resync", func(c ClusterResult) string {
 			return fmt.Sprintf("%.3f", float64(c.SteadyWrites.Total)/float64(c.Config.N)/c.SteadyResyncs)
+		})
+		row("apiserver reads (GET) per integration per resync", func(c ClusterResult) string {
+			if c.SteadyReads < 0 {
+				return noFigure
+			}
+			return fmt.Sprintf("%.2f", float64(c.SteadyReads)/float64(c.Config.N)/c.SteadyResyncs)
 		})
 		row("Stripe calls per integration per resync", func(c ClusterResult) string {
 			return fmt.Sprintf("%.2f", float64(c.SteadyStripeCalls)/float64(c.Config.N)/c.SteadyResyncs)

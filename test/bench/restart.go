@@ -229,10 +229,23 @@ func writeRestart(p func(string, ...any), clusters []ClusterResult) {
 // reconciles reads how many passes the manager's StripeIntegration controller finished, from its
 // /metrics (controller-runtime's controller_runtime_reconcile_total); 0 when unknown.
 func reconciles(metricsURL string) int {
+	return int(metricSum(metricsURL, "controller_runtime_reconcile_total{", `controller="stripeintegration"`))
+}
+
+// apiserverReads is how many GET and LIST requests the manager's clients have sent to the
+// apiserver (client-go's rest_client_requests_total, by method), or -1 if it cannot be read.
+// Watches are LISTs' long-running kin and are not counted by method GET.
+func apiserverReads(metricsURL string) int {
+	return int(metricSum(metricsURL, "rest_client_requests_total{", `method="GET"`))
+}
+
+// metricSum adds up the samples of one metric family on a Prometheus text page whose labels
+// contain match; -1 if the page cannot be read.
+func metricSum(metricsURL, prefix, match string) float64 {
 	c := http.Client{Timeout: time.Second}
 	resp, err := c.Get(metricsURL)
 	if err != nil {
-		return 0
+		return -1
 	}
 	defer func() { _ = resp.Body.Close() }()
 	total := 0.0
@@ -240,14 +253,14 @@ func reconciles(metricsURL string) int {
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "controller_runtime_reconcile_total{") || !strings.Contains(line, `controller="stripeintegration"`) {
+		if !strings.HasPrefix(line, prefix) || !strings.Contains(line, match) {
 			continue
 		}
 		if f, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64); err == nil {
 			total += f
 		}
 	}
-	return int(total)
+	return total
 }
 
 // logEvery is how often waitFor logs progress: every 10 s, every second while a restart is watched.
