@@ -79,6 +79,7 @@ func (r *StripeIntegrationReconciler) reconcileDelete(ctx context.Context, si *p
 	r.startConsidered.forget(si.UID)
 	r.payoutChecks.forget(si.UID)
 	r.holdStarts.forget(si.UID)
+	r.ownCreates.forget(si.UID)
 	if r.Metrics != nil {
 		r.Metrics.LastProbe.DeleteLabelValues(si.Namespace, si.Name)
 	}

@@ -62,7 +62,7 @@ func TestOwnedObjectsAreCachedSmall(t *testing.T) {
 	})
 	pass := func(image string) {
 		t.Helper()
-		if err := applyIfChanged(ctx, cached, key, &appsv1.Deployment{}, receiverDeployment(si, image, "signing"), extractDeployment); err != nil {
+		if _, err := applyIfChanged(ctx, cached, key, &appsv1.Deployment{}, receiverDeployment(si, image, "signing"), extractDeployment); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -113,7 +113,8 @@ func TestOwnedObjectsAreCachedSmall(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := live.ResourceVersion
-	if err := applyIfChanged(ctx, k8sClient, key, &appsv1.Deployment{}, receiverDeployment(si, "receiver:2", "signing"), extractDeployment); err != nil {
+	if _, err := applyIfChanged(ctx, k8sClient, key, &appsv1.Deployment{}, receiverDeployment(si, "receiver:2", "signing"),
+		extractDeployment); err != nil {
 		t.Fatal(err)
 	}
 	if err := k8sClient.Get(ctx, key, live); err != nil {

@@ -38,8 +38,10 @@ func (r *StripeIntegrationReconciler) applyReceiverDisruptionBudget(ctx context.
 	if pdb == nil {
 		return r.deleteControlled(ctx, si, key, &policyv1.PodDisruptionBudget{}, "receiver PodDisruptionBudget")
 	}
-	if err := applyIfChanged(ctx, r.Client, key, &policyv1.PodDisruptionBudget{}, pdb, extractPodDisruptionBudget); err != nil {
+	created, err := applyIfChanged(ctx, r.Client, key, &policyv1.PodDisruptionBudget{}, pdb, extractPodDisruptionBudget)
+	if err != nil {
 		return fmt.Errorf("applying receiver PodDisruptionBudget: %w", err)
 	}
+	r.noteCreated(si, created, &policyv1.PodDisruptionBudget{}, key)
 	return nil
 }

@@ -68,29 +68,37 @@ func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si 
 func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, secretName string) error {
 	key := types.NamespacedName{Namespace: si.Namespace, Name: receiverName(si)}
 	dep := receiverDeployment(si, r.ReceiverImage, secretName)
-	if err := applyIfChanged(ctx, r.Client, key, &appsv1.Deployment{}, dep, extractDeployment); err != nil {
+	created, err := applyIfChanged(ctx, r.Client, key, &appsv1.Deployment{}, dep, extractDeployment)
+	if err != nil {
 		return fmt.Errorf("applying receiver Deployment: %w", err)
 	}
+	r.noteCreated(si, created, &appsv1.Deployment{}, key)
 	if err := r.deleteLegacyReceiver(ctx, si); err != nil {
 		return err
 	}
 	if err := r.deleteClusterIPService(ctx, si); err != nil {
 		return err
 	}
-	if err := applyIfChanged(ctx, r.Client, key, &corev1.Service{}, receiverService(si), extractService); err != nil {
+	created, err = applyIfChanged(ctx, r.Client, key, &corev1.Service{}, receiverService(si), extractService)
+	if err != nil {
 		return fmt.Errorf("applying receiver Service: %w", err)
 	}
-	if err := applyIfChanged(ctx, r.Client, key, &networkingv1.NetworkPolicy{}, receiverNetworkPolicy(si, r.ReceiverTraffic),
-		extractNetworkPolicy); err != nil {
+	r.noteCreated(si, created, &corev1.Service{}, key)
+	created, err = applyIfChanged(ctx, r.Client, key, &networkingv1.NetworkPolicy{}, receiverNetworkPolicy(si, r.ReceiverTraffic),
+		extractNetworkPolicy)
+	if err != nil {
 		return fmt.Errorf("applying receiver NetworkPolicy: %w", err)
 	}
+	r.noteCreated(si, created, &networkingv1.NetworkPolicy{}, key)
 	if err := r.applyReceiverDisruptionBudget(ctx, si); err != nil {
 		return err
 	}
 	if ing := receiverIngress(si); ing != nil {
-		if err := applyIfChanged(ctx, r.Client, key, &networkingv1.Ingress{}, ing, extractIngress); err != nil {
+		created, err := applyIfChanged(ctx, r.Client, key, &networkingv1.Ingress{}, ing, extractIngress)
+		if err != nil {
 			return fmt.Errorf("applying receiver Ingress: %w", err)
 		}
+		r.noteCreated(si, created, &networkingv1.Ingress{}, key)
 		return nil
 	}
 	return r.deleteStaleIngress(ctx, si)
@@ -105,17 +113,21 @@ func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *pay
 // manager's cache takes the live one as each version of the object arrives and then drops the
 // managedFields and spec it was taken from (ownedCacheTransform); an object read past the cache,
 // with its managedFields, has it taken here.
+// It reports whether the cache had no such object, so that the apply created it (or re-created
+// one the cache saw deleted).
 func applyIfChanged[T client.Object](ctx context.Context, c client.Client, key types.NamespacedName, live T,
-	desired runtime.ApplyConfiguration, extract func(T) (any, error)) error {
+	desired runtime.ApplyConfiguration, extract func(T) (any, error)) (created bool, err error) {
 	if err := c.Get(ctx, key, live); err == nil {
 		want, wantErr := applyDigest(desired)
 		if have, ok := ownedDigestOf(live, extract); ok && wantErr == nil && have == want {
-			return nil
+			return false, nil
 		}
 	} else if !apierrors.IsNotFound(err) {
-		return err
+		return false, err
+	} else {
+		created = true
 	}
-	return c.Apply(ctx, desired, fieldOwner, client.ForceOwnership)
+	return created, c.Apply(ctx, desired, fieldOwner, client.ForceOwnership)
 }
 
 // applyDigest is a digest of an apply configuration's JSON, what the apply would send.

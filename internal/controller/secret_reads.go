@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -41,13 +42,28 @@ func (s *secretReads) lookup(key types.NamespacedName, uid types.UID, resourceVe
 	return sec, true
 }
 
-// remember keeps a copy of sec, without its managedFields.
+// remember keeps what a pass reads of sec: its identity, data, owners and annotations (the
+// operator's own bookkeeping; never kubectl's last-applied copy, which may hold the data again).
 func (s *secretReads) remember(sec *corev1.Secret) {
 	if sec.UID == "" || sec.ResourceVersion == "" {
 		return
 	}
-	c := sec.DeepCopy()
-	c.ManagedFields = nil
+	c := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: sec.Namespace, Name: sec.Name, UID: sec.UID,
+		ResourceVersion: sec.ResourceVersion}, Type: sec.Type}
+	c.OwnerReferences = slices.Clone(sec.OwnerReferences)
+	for k, v := range sec.Annotations {
+		if k == lastAppliedAnnotation {
+			continue
+		}
+		if c.Annotations == nil {
+			c.Annotations = make(map[string]string, len(sec.Annotations))
+		}
+		c.Annotations[k] = v
+	}
+	c.Data = make(map[string][]byte, len(sec.Data))
+	for k, v := range sec.Data {
+		c.Data[k] = slices.Clone(v)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.m == nil {

@@ -158,6 +158,9 @@ type StripeIntegrationReconciler struct {
 	FirstStatusHoldFor func(*paymentsv1alpha1.StripeIntegration) time.Duration
 	// secretReads remembers the Secrets read past the cache, by resourceVersion (secret_reads.go).
 	secretReads secretReads
+	// ownCreates remembers the receiver objects a pass created until the cache shows them
+	// (own_creates.go).
+	ownCreates uidMemory[ownCreated]
 	// holdStarts remembers when a held first status began to wait, for a receiver Deployment the
 	// cache did not show yet.
 	holdStarts uidMemory[time.Time]
@@ -203,6 +206,11 @@ func (r *StripeIntegrationReconciler) Reconcile(ctx context.Context, req ctrl.Re
 		r.trackTransient(si, nil)
 		r.forgetAnomalies(si)
 		return r.reconcileDelete(ctx, si)
+	}
+	if r.cacheBehindOwnCreates(ctx, si) {
+		// The receiver objects the last pass created are on their way into the cache; a pass
+		// now would apply them again.
+		return ctrl.Result{RequeueAfter: conflictRetryDelay}, nil
 	}
 	if !controllerutil.ContainsFinalizer(si, Finalizer) {
 		orig := si.DeepCopy()
