@@ -79,7 +79,11 @@ func (s *secretReads) advance(key types.NamespacedName, uid types.UID, from, to 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if sec, ok := s.m[key]; ok && sec.UID == uid && sec.ResourceVersion == from {
-		sec.ResourceVersion = to
+		// A new entry: a pass may be copying the old one outside the lock. Entries are never
+		// changed once stored, so the two may share their maps.
+		moved := *sec
+		moved.ResourceVersion = to
+		s.m[key] = &moved
 	}
 }
 
