@@ -459,11 +459,12 @@ var notes = []string{
 		"and 37.1 s before, 20.7, 22.5, 24.5 and 26.8 s after (load average 1.0–1.6; the 37.1 s run had host noise). The " +
 		"cold start gains little because reads were the cheap part of the apiserver's work; the steady state of a large " +
 		"install gains most: at 10,000 integrations and the default 10-minute resync, about 33 GETs a second less. The " +
-		"`make bench` run above (its commit has this change) shows 2.00 reads per integration at creation and 0 per " +
-		"resync at every N. Its cost is memory: the version read of 20,000 Secrets at N = 10,000, where that run's peak " +
-		"heap was 402 MiB against 350 MiB in the run before (RSS 469 against 414 MiB, still under the 600 MiB target). " +
-		"What is kept of each Secret has since been cut to its identity, data, owners and annotations (not measured at " +
-		"10,000 again).",
+		"`make bench` run above shows 2.00 reads per integration at creation and 0 per resync at every N. Its cost is " +
+		"memory: the version read of 20,000 Secrets at N = 10,000. Peak heap / RSS at 10,000: 350 / 414 MiB in the last " +
+		"`make bench` without it, 402 / 469 MiB in the first with it, 421 / 488 MiB in the run above (which keeps only " +
+		"each Secret's identity, data, owners and annotations, and whose cold start took 6 min 22 s against 4 min 50 s: " +
+		"a slower apiserver, every write's median time about 30% longer). Still under the 600 MiB target; the sizing in " +
+		"docs/operations.md follows the run above.",
 	"**Writes at creation: 7.01–7.12 → 7.00 (2026-12-07).** The `make bench` run above counts 109 Deployment, 102 " +
 		"Service and 101 NetworkPolicy applies for 100 new integrations, and 13 extra NetworkPolicy applies at 1,000: the " +
 		"pass that follows a new integration's first one starts the moment it ends (the first pass's own creates queue it, " +
@@ -472,5 +473,5 @@ var notes = []string{
 		"for at most 10 s from the creation (own_creates.go, TestPassWaitsForCacheToShowItsCreates). Quick A/B, " +
 		"`go run ./hack/bench -n 100 -restart-from 0 -unrelated 0 -skip-receiver -skip-receiver-cost -manager <binary>`, " +
 		"interleaved, two runs each: 7.08 and 7.19 writes per integration before, 7.00 and 7.00 after (every kind exactly " +
-		"100). Not in the table above, whose run came before this change.",
+		"100). The run above: 7.00 at every N, every kind exactly N.",
 }
