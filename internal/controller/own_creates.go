@@ -28,11 +28,9 @@ type ownCreatedObject struct {
 	obj client.Object // an empty object of its kind, to read into
 }
 
-// noteCreated records an owned object this pass's apply created (created from applyIfChanged).
-func (r *StripeIntegrationReconciler) noteCreated(si *paymentsv1alpha1.StripeIntegration, created bool, obj client.Object, key types.NamespacedName) {
-	if !created {
-		return
-	}
+// noteCreated records an owned object this pass's apply created (applyOwned); obj is the object
+// the cache read found nothing for, read into again by cacheBehindOwnCreates.
+func (r *StripeIntegrationReconciler) noteCreated(si *paymentsv1alpha1.StripeIntegration, obj client.Object, key types.NamespacedName) {
 	c, ok := r.ownCreates.get(si.UID)
 	if !ok || r.now().Sub(c.at) >= staleCacheWait {
 		c = ownCreated{}

@@ -38,10 +38,8 @@ func (r *StripeIntegrationReconciler) applyReceiverDisruptionBudget(ctx context.
 	if pdb == nil {
 		return r.deleteControlled(ctx, si, key, &policyv1.PodDisruptionBudget{}, "receiver PodDisruptionBudget")
 	}
-	created, err := applyIfChanged(ctx, r.Client, key, &policyv1.PodDisruptionBudget{}, pdb, extractPodDisruptionBudget)
-	if err != nil {
+	if err := applyOwned(ctx, r, si, key, &policyv1.PodDisruptionBudget{}, pdb, extractPodDisruptionBudget); err != nil {
 		return fmt.Errorf("applying receiver PodDisruptionBudget: %w", err)
 	}
-	r.noteCreated(si, created, &policyv1.PodDisruptionBudget{}, key)
 	return nil
 }

@@ -68,37 +68,29 @@ func (r *StripeIntegrationReconciler) reconcileReceiver(ctx context.Context, si 
 func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *paymentsv1alpha1.StripeIntegration, secretName string) error {
 	key := types.NamespacedName{Namespace: si.Namespace, Name: receiverName(si)}
 	dep := receiverDeployment(si, r.ReceiverImage, secretName)
-	created, err := applyIfChanged(ctx, r.Client, key, &appsv1.Deployment{}, dep, extractDeployment)
-	if err != nil {
+	if err := applyOwned(ctx, r, si, key, &appsv1.Deployment{}, dep, extractDeployment); err != nil {
 		return fmt.Errorf("applying receiver Deployment: %w", err)
 	}
-	r.noteCreated(si, created, &appsv1.Deployment{}, key)
 	if err := r.deleteLegacyReceiver(ctx, si); err != nil {
 		return err
 	}
 	if err := r.deleteClusterIPService(ctx, si); err != nil {
 		return err
 	}
-	created, err = applyIfChanged(ctx, r.Client, key, &corev1.Service{}, receiverService(si), extractService)
-	if err != nil {
+	if err := applyOwned(ctx, r, si, key, &corev1.Service{}, receiverService(si), extractService); err != nil {
 		return fmt.Errorf("applying receiver Service: %w", err)
 	}
-	r.noteCreated(si, created, &corev1.Service{}, key)
-	created, err = applyIfChanged(ctx, r.Client, key, &networkingv1.NetworkPolicy{}, receiverNetworkPolicy(si, r.ReceiverTraffic),
-		extractNetworkPolicy)
-	if err != nil {
+	if err := applyOwned(ctx, r, si, key, &networkingv1.NetworkPolicy{}, receiverNetworkPolicy(si, r.ReceiverTraffic),
+		extractNetworkPolicy); err != nil {
 		return fmt.Errorf("applying receiver NetworkPolicy: %w", err)
 	}
-	r.noteCreated(si, created, &networkingv1.NetworkPolicy{}, key)
 	if err := r.applyReceiverDisruptionBudget(ctx, si); err != nil {
 		return err
 	}
 	if ing := receiverIngress(si); ing != nil {
-		created, err := applyIfChanged(ctx, r.Client, key, &networkingv1.Ingress{}, ing, extractIngress)
-		if err != nil {
+		if err := applyOwned(ctx, r, si, key, &networkingv1.Ingress{}, ing, extractIngress); err != nil {
 			return fmt.Errorf("applying receiver Ingress: %w", err)
 		}
-		r.noteCreated(si, created, &networkingv1.Ingress{}, key)
 		return nil
 	}
 	return r.deleteStaleIngress(ctx, si)
@@ -117,17 +109,30 @@ func (r *StripeIntegrationReconciler) applyReceiver(ctx context.Context, si *pay
 // one the cache saw deleted).
 func applyIfChanged[T client.Object](ctx context.Context, c client.Client, key types.NamespacedName, live T,
 	desired runtime.ApplyConfiguration, extract func(T) (any, error)) (created bool, err error) {
-	if err := c.Get(ctx, key, live); err == nil {
+	err = c.Get(ctx, key, live)
+	switch {
+	case apierrors.IsNotFound(err):
+		created = true
+	case err != nil:
+		return false, err
+	default:
 		want, wantErr := applyDigest(desired)
 		if have, ok := ownedDigestOf(live, extract); ok && wantErr == nil && have == want {
 			return false, nil
 		}
-	} else if !apierrors.IsNotFound(err) {
-		return false, err
-	} else {
-		created = true
 	}
 	return created, c.Apply(ctx, desired, fieldOwner, client.ForceOwnership)
+}
+
+// applyOwned is applyIfChanged for one of si's receiver objects, remembering one it created
+// (ownCreates) so that the next pass waits for the cache to show it rather than apply it again.
+func applyOwned[T client.Object](ctx context.Context, r *StripeIntegrationReconciler, si *paymentsv1alpha1.StripeIntegration,
+	key types.NamespacedName, live T, desired runtime.ApplyConfiguration, extract func(T) (any, error)) error {
+	created, err := applyIfChanged(ctx, r.Client, key, live, desired, extract)
+	if err == nil && created {
+		r.noteCreated(si, live, key)
+	}
+	return err
 }
 
 // applyDigest is a digest of an apply configuration's JSON, what the apply would send.

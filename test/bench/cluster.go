@@ -88,8 +88,8 @@ type ClusterResult struct {
 	ColdP50, ColdP99 time.Duration
 	ColdWrites       Writes
 	ColdStripeCalls  int
-	// ColdReads and SteadyReads are the manager's GET requests to the apiserver (its client-go
-	// metrics; Secrets are read past the cache, everything else through it); -1: not measured.
+	// ColdReads and SteadyReads are the manager's GET requests to the apiserver (apiserverReads:
+	// Secrets read past the cache, and the informers' occasional watch restarts); -1: not measured.
 	ColdReads    int
 	ColdPeakRSS  uint64
 	ColdPeakHeap uint64

@@ -229,12 +229,12 @@ func writeRestart(p func(string, ...any), clusters []ClusterResult) {
 // reconciles reads how many passes the manager's StripeIntegration controller finished, from its
 // /metrics (controller-runtime's controller_runtime_reconcile_total); 0 when unknown.
 func reconciles(metricsURL string) int {
-	return int(metricSum(metricsURL, "controller_runtime_reconcile_total{", `controller="stripeintegration"`))
+	return int(max(0, metricSum(metricsURL, "controller_runtime_reconcile_total{", `controller="stripeintegration"`)))
 }
 
-// apiserverReads is how many GET and LIST requests the manager's clients have sent to the
-// apiserver (client-go's rest_client_requests_total, by method), or -1 if it cannot be read.
-// Watches are LISTs' long-running kin and are not counted by method GET.
+// apiserverReads is how many requests with method GET the manager's clients have sent to the
+// apiserver (client-go's rest_client_requests_total), or -1 if it cannot be read: its Secret reads
+// past the cache, and the informers' lists and watch restarts (a few over a resync period).
 func apiserverReads(metricsURL string) int {
 	return int(metricSum(metricsURL, "rest_client_requests_total{", `method="GET"`))
 }
