@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
+
+	"github.com/clinicpay/stripe-operator/internal/relay/h1"
 )
 
 func TestParseFlags(t *testing.T) {
@@ -155,5 +158,22 @@ func TestServeUntilCancelled(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not stop after cancellation")
+	}
+}
+
+func TestRelayTransportFollowsProxyEnvironment(t *testing.T) {
+	for _, env := range []string{"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"} {
+		t.Setenv(env, "")
+	}
+	if _, ok := newHTTPClient("http://sor.clinic.svc:8080/events").Transport.(*h1.Transport); !ok {
+		t.Error("no proxy configured: want the h1 transport")
+	}
+	t.Setenv("HTTPS_PROXY", "http://proxy.corp:3128")
+	t.Setenv("NO_PROXY", "sor.clinic.svc")
+	if _, ok := newHTTPClient("https://fhir.example.com/r4").Transport.(*http.Transport); !ok {
+		t.Error("HTTPS_PROXY set: want net/http's transport, which speaks to proxies")
+	}
+	if _, ok := newHTTPClient("https://sor.clinic.svc/events").Transport.(*h1.Transport); !ok {
+		t.Error("target in NO_PROXY: want the h1 transport")
 	}
 }

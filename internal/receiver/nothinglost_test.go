@@ -36,6 +36,7 @@ import (
 	"github.com/stripe/stripe-go/v76/webhookendpoint"
 
 	"github.com/clinicpay/stripe-operator/internal/relay"
+	"github.com/clinicpay/stripe-operator/internal/relay/h1"
 	"github.com/clinicpay/stripe-operator/internal/relay/httprelay"
 	"github.com/clinicpay/stripe-operator/test/stripefake"
 	"github.com/clinicpay/stripe-operator/test/testreport"
@@ -163,10 +164,9 @@ func TestNothingLost(t *testing.T) {
 	sink := newFlakySink(t)
 	keyFile := filepath.Join(t.TempDir(), "hmacKey")
 	writeFile(t, keyFile, sinkKey+"\n")
-	// The receiver's HTTP client as cmd/receiver builds it: its own transport, 16 idle
-	// connections per host.
-	relayTransport := http.DefaultTransport.(*http.Transport).Clone()
-	relayTransport.MaxIdleConnsPerHost = 16
+	// The receiver's HTTP client as cmd/receiver builds it when no proxy applies: its own h1
+	// transport, at most 64 connections to the system of record.
+	relayTransport := h1.New(h1.Config{MaxConns: 64})
 	t.Cleanup(relayTransport.CloseIdleConnections)
 	target, err := httprelay.New(httprelay.Config{URL: sink.srv.URL, SigningKeyFile: keyFile, Timeout: 5 * time.Second,
 		HTTPClient: &http.Client{Transport: relayTransport}})
