@@ -491,7 +491,7 @@ var notes = []string{
 		"event 1.43 → 1.31 ms at 1 event/s, 1.17 → 1.05 ms at 10/s, 167 → 152 µs filling the dedup memory. Measured " +
 		"and left out: GC percent 400 instead of 200 (another 4–6% less CPU per event at saturation, but peak RSS 21 → " +
 		"29 MiB, above the 24Mi request; requests are what 10,000 clinics pay for). **Receiver still below 50% of the " +
-		"limit (target missed)** in most runs: 45–48% by CPU per event in those quiet runs (one h1 run 50%). What is left " +
+		"limit (target missed):** 42–48% by CPU per event in those runs (41–45% before). What is left " +
 		"beside stripe-go's own decode (about 45% of the receiver's samples) is mostly the kernel's: two socket writes " +
 		"and two reads per event, whose loopback TCP path runs in the writer (about 25%), and net/http's server.",
 }
