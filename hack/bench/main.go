@@ -97,6 +97,8 @@ func run() error {
 		noClusters = flag.Bool("skip-clusters", false, "Skip the cluster runs (only the receiver sections).")
 		command    = flag.String("command", "", "How this run was started, for the report (default: the go run command line).")
 		managerEnv = flag.String("manager-env", "", "Comma-separated NAME=value pairs added to the manager's environment, e.g. GOGC=50.")
+		quietWait  = flag.Duration("quiet-wait", 2*time.Minute, "How long each receiver section waits at most for the machine's CPUs "+
+			"to be under 10% busy before it starts.")
 		profileDir = flag.String("profile-dir", "", "Write the manager's CPU profile of each cold start (first 20 s) here.")
 	)
 	flag.Parse()
@@ -156,9 +158,10 @@ func run() error {
 	// still settling after a cluster run (10,000 integrations' control plane going down) would
 	// disturb them; the cluster runs report counts and ratios measured within each run.
 	if !*noReceiver {
-		rcfg := bench.ReceiverConfig{ReceiverBin: abs(*receiver), Duration: *rcvDur, Concurrency: 16, Payloads: 20_000}
+		rcfg := bench.ReceiverConfig{ReceiverBin: abs(*receiver), Duration: *rcvDur, Concurrency: 16, Payloads: 20_000,
+			QuietWait: *quietWait}
 		if *quick {
-			rcfg.Duration = time.Second
+			rcfg.Duration, rcfg.QuietWait = time.Second, 0
 		}
 		fmt.Fprintln(os.Stderr, "bench: receiver throughput")
 		rr, err := bench.RunReceiver(ctx, rcfg)
@@ -168,9 +171,9 @@ func run() error {
 		rep.Receiver = &rr
 	}
 	if !*noCost {
-		ccfg := bench.ReceiverCostConfig{ReceiverBin: abs(*receiver)}
+		ccfg := bench.ReceiverCostConfig{ReceiverBin: abs(*receiver), QuietWait: *quietWait}
 		if *quick {
-			ccfg.Idle, ccfg.Load = 2*time.Second, time.Second
+			ccfg.Idle, ccfg.Load, ccfg.QuietWait = 2*time.Second, time.Second, 0
 		}
 		fmt.Fprintln(os.Stderr, "bench: receiver cost")
 		rc, err := bench.RunReceiverCost(ctx, ccfg)

@@ -53,6 +53,9 @@ type ReceiverConfig struct {
 	// When a run sends more events than that, the later ones reuse a payload under a new event
 	// id, re-signed by the sender, so no event is ever a duplicate.
 	Payloads int
+	// QuietWait is how long the section waits at most, before it starts, for the machine's CPUs
+	// to be busy less than 10% over a second; 0 only measures one second.
+	QuietWait time.Duration
 }
 
 // ReceiverRun is one configuration's figures.
@@ -97,6 +100,10 @@ type ReceiverRun struct {
 
 // ReceiverResult is RunReceiver's report.
 type ReceiverResult struct {
+	// MachineBusy is the fraction of the machine's CPUs busy in the second before the section
+	// started (-1: unknown), after waiting at most QuietWait for it to fall under 10%.
+	MachineBusy float64
+	QuietWait   time.Duration
 	// Runs holds the 1-core run, then the 2-core run.
 	Runs []ReceiverRun
 	// LimitPerSec is what one goroutine achieves doing only the unavoidable work on the same
@@ -166,7 +173,7 @@ func RunReceiver(ctx context.Context, cfg ReceiverConfig) (ReceiverResult, error
 		return ReceiverResult{}, err
 	}
 	cpus := planCPUs()
-	res := ReceiverResult{PayloadBytes: pool.avgSize()}
+	res := ReceiverResult{PayloadBytes: pool.avgSize(), MachineBusy: waitQuiet(ctx, cfg.QuietWait), QuietWait: cfg.QuietWait}
 	for run, cores := range []int{1, 2} {
 		r, err := runReceiverOnce(ctx, cfg, cpus, pool, run, cores, secretFile, dir)
 		if err != nil {

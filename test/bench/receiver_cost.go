@@ -46,6 +46,8 @@ type ReceiverCostConfig struct {
 	// Cores is the receiver's GOMAXPROCS; default 2. Nothing is pinned: a pod without a CPU
 	// limit sees the node's cores.
 	Cores int
+	// QuietWait is as in ReceiverConfig.
+	QuietWait time.Duration
 }
 
 // CostPhase is what the receiver used during one phase.
@@ -71,6 +73,9 @@ type CostPhase struct {
 
 // ReceiverCostResult is RunReceiverCost's report.
 type ReceiverCostResult struct {
+	// MachineBusy and QuietWait are as in ReceiverResult.
+	MachineBusy float64
+	QuietWait   time.Duration
 	// Phases are idle, then each rate of the config, then the dedup fill (Rate < 0: as fast as
 	// the senders go).
 	Phases []CostPhase
@@ -131,6 +136,7 @@ func RunReceiverCost(ctx context.Context, cfg ReceiverCostConfig) (ReceiverCostR
 	if err != nil {
 		return ReceiverCostResult{}, err
 	}
+	busy := waitQuiet(ctx, cfg.QuietWait)
 	sink, err := startNoopSink()
 	if err != nil {
 		return ReceiverCostResult{}, err
@@ -142,7 +148,7 @@ func RunReceiverCost(ctx context.Context, cfg ReceiverCostConfig) (ReceiverCostR
 	}
 	defer func() { _ = proc.stop() }()
 	res := ReceiverCostResult{DedupCapacity: receiver.DefaultDedupCapacity, Cores: cfg.Cores, ProbeEvery: costProbePeriod,
-		PayloadBytes: pool.avgSize()}
+		PayloadBytes: pool.avgSize(), MachineBusy: busy, QuietWait: cfg.QuietWait}
 
 	probeCtx, stopProbes := context.WithCancel(ctx)
 	probesDone := make(chan struct{})

@@ -32,6 +32,53 @@ import (
 	"time"
 )
 
+// threadTimes maps each of pid's threads to its run time and run-queue wait (the first two
+// fields of /proc/<pid>/task/<tid>/schedstat, nanoseconds); nil when the kernel keeps no
+// schedstat.
+func threadTimes(pid int) map[string][2]time.Duration {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return nil
+	}
+	var m map[string][2]time.Duration
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
+		if err != nil {
+			continue // the thread exited meanwhile, or there is no schedstat
+		}
+		f := strings.Fields(string(b))
+		if len(f) < 2 {
+			continue
+		}
+		run, err1 := strconv.ParseInt(f[0], 10, 64)
+		wait, err2 := strconv.ParseInt(f[1], 10, 64)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if m == nil {
+			m = map[string][2]time.Duration{}
+		}
+		m[t.Name()] = [2]time.Duration{time.Duration(run), time.Duration(wait)}
+	}
+	return m
+}
+
+// busiestWait returns how long, between two threadTimes readings, the thread that ran most
+// waited runnable for a CPU; -1 when either reading is missing.
+func busiestWait(before, after map[string][2]time.Duration) time.Duration {
+	if before == nil || after == nil {
+		return -1
+	}
+	var most, wait time.Duration = -1, -1
+	for tid, a := range after {
+		b := before[tid] // a thread started since counts from zero
+		if run := a[0] - b[0]; run > most {
+			most, wait = run, a[1]-b[1]
+		}
+	}
+	return wait
+}
+
 // procCPUTime returns the CPU time pid's threads have run: the sum of their
 // /proc/<pid>/task/<tid>/schedstat (nanoseconds; a Go program's threads do not exit), or, when
 // the kernel keeps no schedstat, utime + stime from /proc/<pid>/stat (clock ticks).

@@ -86,6 +86,8 @@ func (rc ReceiverCostResult) write(p func(format string, args ...any)) {
 	p("")
 	p("%s", rc.method())
 	p("")
+	p("%s", quietLine(rc.MachineBusy, rc.QuietWait))
+	p("")
 	p("| Phase | events sent (errors) | receiver CPU | CPU per event | RSS (peak so far) | heap in use | ids remembered | p50 / p99 |")
 	p("| --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, ph := range rc.Phases {

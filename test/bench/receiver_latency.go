@@ -61,6 +61,11 @@ type LatencyRun struct {
 	// CPUPerEvent and CoresBusy are the receiver's, as in ReceiverRun.
 	CPUPerEvent time.Duration
 	CoresBusy   float64
+	// RunDelay is how long the receiver's busiest thread (the one that ran its Go code) waited,
+	// runnable, for its CPU during the run, warm-up included (schedstat); -1 when the kernel
+	// does not tell. Its CPU running another process or another of the receiver's threads shows
+	// here, and every event the receiver held waited with it.
+	RunDelay time.Duration
 }
 
 // latencyWarmup is how long events are sent at the run's rate before the measured ones. Without
@@ -109,7 +114,9 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 		return out, err
 	}
 	pool.stamp(run, time.Now())
+	threads0 := threadTimes(proc.cmd.Process.Pid)
 	st := driveOpenLoop(ctx, proc.webhookURL, pool, run, rate, latencyWarmup, cfg.Duration)
+	out.RunDelay = busiestWait(threads0, threadTimes(proc.cmd.Process.Pid))
 	pin.restore()
 	if err := proc.stop(); err != nil {
 		return out, err

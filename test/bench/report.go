@@ -232,6 +232,8 @@ func (r Report) Write(w io.Writer) error {
 		p("")
 		p("%s", rr.Method)
 		p("")
+		p("%s", quietLine(rr.MachineBusy, rr.QuietWait))
+		p("")
 		p("| Receiver cores | events/s | p50 | p99 | receiver CPU per event | allocations per event | GCs per 1,000 events | peak RSS | " +
 			"receiver / bench cores busy | errors | relayed once to the sink (connections) |")
 		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -257,14 +259,22 @@ func (r Report) Write(w io.Writer) error {
 				fmt.Sprintf("The generator keeps at most %d keep-alive connections to the receiver and opens no more: an event that finds "+
 					"every one busy waits for one, and the wait counts in its latency. ", openLoopConns) +
 				fmt.Sprintf("For the first %s events are sent at the same rate and not measured (the warm-up columns): they open the "+
-					"connections a steady sender such as Stripe keeps, and the receiver's to the sink; errors count from the start.", latencyWarmup))
+					"connections a steady sender such as Stripe keeps, and the receiver's to the sink; errors count from the start. "+
+					"\"Waited for its CPU\" is how long the receiver's busiest thread (the one that ran its Go code) was runnable but not "+
+					"running over the run, warm-up included (the second field of its /proc/<pid>/task/<tid>/schedstat): time its one CPU "+
+					"ran another process or another of the receiver's threads (the Go runtime's monitor wakes thousands of times a second "+
+					"when the receiver idles between events), while every event it held waited.", latencyWarmup))
 			p("")
 			p("| rate | warm-up: events / slowest | sent | p50 | p99 | max | sent > 1 ms late | receiver CPU per event | receiver cores busy | " +
-				"errors | relayed once to the sink | connections to the receiver / to the sink |")
-			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-			p("| %.0f/s | %d / %s | %d | %s | %s | %s | %d | %s | %.2f | %d | %d of %d (%d duplicates) | %d / %d |", l.Rate, l.WarmupEvents,
-				us(l.WarmupMax), l.Sent, us(l.P50), us(l.P99), us(l.Max), l.Late, us(l.CPUPerEvent), l.CoresBusy, l.Errors, l.SinkCount,
-				l.Events+l.WarmupAcked, l.SinkDuplicates, l.Conns, l.SinkConns)
+				"receiver's busiest thread waited for its CPU | errors | relayed once to the sink | connections to the receiver / to the sink |")
+			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+			waited := noFigure
+			if l.RunDelay >= 0 {
+				waited = ms(l.RunDelay)
+			}
+			p("| %.0f/s | %d / %s | %d | %s | %s | %s | %d | %s | %.2f | %s | %d | %d of %d (%d duplicates) | %d / %d |", l.Rate,
+				l.WarmupEvents, us(l.WarmupMax), l.Sent, us(l.P50), us(l.P99), us(l.Max), l.Late, us(l.CPUPerEvent), l.CoresBusy, waited,
+				l.Errors, l.SinkCount, l.Events+l.WarmupAcked, l.SinkDuplicates, l.Conns, l.SinkConns)
 			p("")
 		}
 	}
@@ -285,6 +295,18 @@ func (r Report) Write(w io.Writer) error {
 
 // skipped marks a phase the run left out (see hack/bench's -trim-above).
 const skipped = "skipped"
+
+// quietLine says how busy the machine was when a receiver section started.
+func quietLine(busy float64, wait time.Duration) string {
+	if busy < 0 {
+		return "Machine load before this section: unknown (no /proc/stat)."
+	}
+	s := fmt.Sprintf("The machine's CPUs were %.0f%% busy in the second before this section started", 100*busy)
+	if wait > 0 {
+		s += fmt.Sprintf(" (it waits up to %s for under %.0f%%)", wait, 100*quietBusy)
+	}
+	return s + "."
+}
 
 func us(d time.Duration) string {
 	if d >= time.Millisecond {
