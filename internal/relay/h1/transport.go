@@ -122,6 +122,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		c, err := p.get(ctx)
 		if err != nil {
 			closeBody(req)
+			if ctxErr := ended(ctx); ctxErr != nil && !errors.Is(err, ctxErr) {
+				err = fmt.Errorf("%w (%v)", ctxErr, err) // a dial the context ended reads "i/o timeout"
+			}
 			return nil, err
 		}
 		resp, err := c.roundTrip(req)

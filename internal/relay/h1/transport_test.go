@@ -405,3 +405,15 @@ func TestTLSOffersHTTP11(t *testing.T) {
 		t.Error("self-signed certificate accepted against the system roots")
 	}
 }
+
+func TestDialPastTheDeadlineReportsTheContext(t *testing.T) {
+	tr := New(Config{Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		<-ctx.Done()
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("i/o timeout")}
+	}})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if _, _, err := post(ctx, tr, "http://127.0.0.1:9/", "x", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("dial ended by the deadline: %v, want context.DeadlineExceeded", err)
+	}
+}
