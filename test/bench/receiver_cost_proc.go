@@ -22,7 +22,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -83,29 +82,14 @@ func busiestWait(before, after map[string][2]time.Duration) time.Duration {
 // /proc/<pid>/task/<tid>/schedstat (nanoseconds; a Go program's threads do not exit), or, when
 // the kernel keeps no schedstat, utime + stime from /proc/<pid>/stat (clock ticks).
 func procCPUTime(pid int) (time.Duration, error) {
-	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		return 0, err
+	threads := threadTimes(pid)
+	if threads == nil {
+		ticks, err := procCPUTicks(pid)
+		return time.Duration(ticks) * time.Second / clockTicksPerSec, err
 	}
 	var sum time.Duration
-	for _, t := range tasks {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, t.Name()))
-		if errors.Is(err, os.ErrNotExist) && sum == 0 {
-			ticks, err := procCPUTicks(pid)
-			return time.Duration(ticks) * time.Second / clockTicksPerSec, err
-		}
-		if err != nil {
-			continue // the thread exited meanwhile
-		}
-		f := strings.Fields(string(b))
-		if len(f) == 0 {
-			continue
-		}
-		ns, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("bench: /proc/%d/task/%s/schedstat: %w", pid, t.Name(), err)
-		}
-		sum += time.Duration(ns)
+	for _, t := range threads {
+		sum += t[0]
 	}
 	return sum, nil
 }
