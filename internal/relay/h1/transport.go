@@ -21,9 +21,9 @@ limitations under the License.
 // net/http's Transport runs two goroutines per connection (one writes requests, one reads
 // answers) and hands every request and answer between them and the caller over channels. A
 // relay sends one request per verified event and waits for its answer, so each event paid for
-// those hand-offs, and on an idle receiver each hand-off that found its goroutine asleep woke a
-// thread. Measured with the bench's receiver section (docs/benchmarks.md), this transport takes
-// about 5% off the receiver's CPU per event at saturation and more at half load.
+// those hand-offs and their allocations. Measured with the bench (docs/benchmarks.md, the note
+// on h1), this transport takes a few percent off the receiver's CPU per event at saturation and
+// about a tenth at 1 and 10 events a second.
 //
 // What it keeps from net/http: the request writer (Request.Write) and response parser
 // (ReadResponse), keep-alive as the answer allows it, a bounded response header, and the retry
