@@ -26,10 +26,13 @@ limitations under the License.
 // about a tenth at 1 and 10 events a second.
 //
 // What it keeps from net/http: the request writer (Request.Write) and response parser
-// (ReadResponse), keep-alive as the answer allows it, a bounded response header, and the retry
-// rule for a connection the server closed while it sat idle: once, on a new connection, when
-// nothing of an answer arrived and the request is replayable (GET, HEAD, OPTIONS, TRACE, or an
-// Idempotency-Key header, with a body that can be read again). What it leaves out: HTTP/2,
+// (ReadResponse), keep-alive as the answer allows it, a bounded response header, no reuse of a
+// connection the server closed while it sat idle (net/http notices with the read goroutine it
+// keeps on every idle connection; h1 peeks, without waiting, at one idle for a second or more
+// before it reuses it), and the retry rule for a request sent on one the server closed at that
+// moment: once, on a new connection, when nothing of an answer arrived and the request is
+// replayable (GET, HEAD, OPTIONS, TRACE, or an Idempotency-Key header, with a body that can be
+// read again). What it leaves out: HTTP/2,
 // proxies (the receiver uses net/http's transport when a proxy applies), Expect: 100-continue,
 // and response decompression.
 package h1
@@ -55,6 +58,9 @@ const (
 	DefaultMaxConns = 64
 	// DefaultIdleTimeout closes a connection unused this long, as net/http's default transport.
 	DefaultIdleTimeout = 90 * time.Second
+	// DefaultIdleCheckAfter is how long a connection may idle before its reuse checks that the
+	// server has not closed it.
+	DefaultIdleCheckAfter = time.Second
 	// DefaultMaxResponseHeaderBytes bounds an answer's status line and header section.
 	DefaultMaxResponseHeaderBytes = 1 << 20
 	// max1xx is how many informational answers (100 Continue, 103 Early Hints) are skipped
@@ -70,6 +76,12 @@ type Config struct {
 	MaxConns int
 	// IdleTimeout closes a connection that has been idle this long. Zero means DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// IdleCheckAfter: a connection idle at least this long is checked, before it is reused, for
+	// a close by the server (one non-blocking peek), which net/http's transport notices with the
+	// read it keeps pending on every idle connection. Servers close idle connections after a few
+	// seconds (Apache's default is 5), and a request sent on one fails; only a replayable request
+	// could be sent again. Zero means DefaultIdleCheckAfter.
+	IdleCheckAfter time.Duration
 	// MaxResponseHeaderBytes bounds an answer's status line and headers. Zero means
 	// DefaultMaxResponseHeaderBytes.
 	MaxResponseHeaderBytes int
@@ -97,6 +109,9 @@ func New(cfg Config) *Transport {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.IdleCheckAfter <= 0 {
+		cfg.IdleCheckAfter = DefaultIdleCheckAfter
 	}
 	if cfg.MaxResponseHeaderBytes <= 0 {
 		cfg.MaxResponseHeaderBytes = DefaultMaxResponseHeaderBytes
@@ -230,19 +245,13 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 		}
 	}
 	now := time.Now()
-	p.mu.Lock()
-	for len(p.idle) > 0 {
-		c := p.idle[len(p.idle)-1]
-		p.idle[len(p.idle)-1] = nil
-		p.idle = p.idle[:len(p.idle)-1]
-		if now.Sub(c.idleSince) < p.t.cfg.IdleTimeout {
-			p.mu.Unlock()
+	for c := p.takeIdle(now); c != nil; c = p.takeIdle(now) {
+		if now.Sub(c.idleSince) < p.t.cfg.IdleCheckAfter || c.open() {
 			c.reused = true
 			return c, nil
 		}
-		_ = c.nc.Close()
+		_ = c.nc.Close() // the server closed it while it was idle
 	}
-	p.mu.Unlock()
 	c, err := p.dial(ctx)
 	if err != nil {
 		<-p.busy
@@ -251,11 +260,29 @@ func (p *pool) get(ctx context.Context) (*conn, error) {
 	return c, nil
 }
 
+// takeIdle returns the most recently used idle connection, closing those idle for IdleTimeout
+// on the way; nil when none is left.
+func (p *pool) takeIdle(now time.Time) *conn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for len(p.idle) > 0 {
+		c := p.idle[len(p.idle)-1]
+		p.idle[len(p.idle)-1] = nil
+		p.idle = p.idle[:len(p.idle)-1]
+		if now.Sub(c.idleSince) < p.t.cfg.IdleTimeout {
+			return c
+		}
+		_ = c.nc.Close()
+	}
+	return nil
+}
+
 func (p *pool) dial(ctx context.Context) (*conn, error) {
 	nc, err := p.t.cfg.Dial(ctx, "tcp", p.addr)
 	if err != nil {
 		return nil, err
 	}
+	tcp := nc
 	if p.tls != nil {
 		tc := tls.Client(nc, p.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
@@ -264,7 +291,7 @@ func (p *pool) dial(ctx context.Context) (*conn, error) {
 		}
 		nc = tc
 	}
-	c := &conn{p: p, nc: nc, maxHeader: p.t.cfg.MaxResponseHeaderBytes}
+	c := &conn{p: p, nc: nc, tcp: tcp, maxHeader: p.t.cfg.MaxResponseHeaderBytes}
 	c.r.c, c.w.c = c, c
 	c.br = bufio.NewReader(&c.r)
 	c.bw = bufio.NewWriter(&c.w)
@@ -323,7 +350,8 @@ func (p *pool) closeIdle() {
 // exchange, so a failure can tell whether anything of the request left or of an answer came.
 type conn struct {
 	p         *pool
-	nc        net.Conn
+	nc        net.Conn // what requests go over: tcp, or TLS over it
+	tcp       net.Conn
 	r         countingReader
 	w         countingWriter
 	br        *bufio.Reader
@@ -365,6 +393,12 @@ func (w *countingWriter) Write(b []byte) (int, error) {
 }
 
 var errHeaderTooLarge = errors.New("h1: answer's header section too large")
+
+// open reports whether an idle connection is still open: nothing, not even the end of the
+// stream, has arrived on it since its last answer.
+func (c *conn) open() bool {
+	return c.br.Buffered() == 0 && peekOpen(c.tcp)
+}
 
 // aLongTimeAgo is a deadline in the past: setting it fails the connection's pending reads and
 // writes at once.

@@ -417,3 +417,27 @@ func TestDialPastTheDeadlineReportsTheContext(t *testing.T) {
 		t.Errorf("dial ended by the deadline: %v, want context.DeadlineExceeded", err)
 	}
 }
+
+func TestIdleConnectionClosedByServerIsNotReused(t *testing.T) {
+	s := newServer(t, echo, false)
+	tr := New(Config{IdleCheckAfter: time.Nanosecond}) // check every reuse
+	defer tr.CloseIdleConnections()
+	for i := range 3 { // an open idle connection passes the check and is reused
+		if _, _, err := post(t.Context(), tr, s.URL, fmt.Sprint(i), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := s.accepted(); n != 1 {
+		t.Fatalf("%d connections for 3 requests, want 1", n)
+	}
+	s.closeConns() // Apache's 5 s keep-alive timeout, say
+	within(t, func() bool { return s.closed.Load() == 1 }, "server closed the idle connection")
+	// No Idempotency-Key: only not sending it on the closed connection gets it through.
+	code, got, err := post(t.Context(), tr, s.URL, "after", nil)
+	if err != nil || got != "POST  after" {
+		t.Fatalf("non-replayable POST after the server closed the idle connection: %d %q %v", code, got, err)
+	}
+	if n, r := s.accepted(), s.requests.Load(); n != 2 || r != 4 {
+		t.Errorf("%d connections, %d requests served; want 2 and 4", n, r)
+	}
+}
