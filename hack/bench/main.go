@@ -484,8 +484,10 @@ var notes = []string{
 		"internal/relay/h1, an HTTP/1.1 transport that writes each request and reads its answer on the goroutine that " +
 		"delivers the event, over at most 64 keep-alive connections. net/http's transport hands every request and answer " +
 		"between the caller and two goroutines per connection over channels (perf at saturation, 1 core: the scheduling " +
-		"and select around those hand-offs about 3% of the old receiver's samples, h1's under 2%). h1 keeps net/http's request writer and answer parser, a bound on the answer's header, and " +
-		"net/http's retry rule for a connection the server closed while idle (internal/relay/h1 tests; the receiver's own " +
+		"and select around those hand-offs about 3% of the old receiver's samples, h1's under 2%). h1 keeps net/http's " +
+		"request writer and answer parser, a bound on the answer's header, no reuse of a connection the server closed " +
+		"while idle (a non-blocking peek at one idle for a second or more), and net/http's retry rule for a request sent " +
+		"on one the server closed at that moment (internal/relay/h1 tests; the receiver's own " +
 		"suite, TestNothingLost included, also passes with h1 as every client's transport); a target behind an HTTP(S) " +
 		"proxy keeps net/http's transport. Interleaved `go run ./hack/bench -only receiver -receiver <binary>`, four runs " +
 		"of each on a quiet machine: receiver CPU per event at 1 core 116–133 µs before, 111–125 µs after; 326 → 310 " +
