@@ -397,7 +397,12 @@ var errHeaderTooLarge = errors.New("h1: answer's header section too large")
 // open reports whether an idle connection is still open: nothing, not even the end of the
 // stream, has arrived on it since its last answer.
 func (c *conn) open() bool {
-	return c.br.Buffered() == 0 && peekOpen(c.tcp)
+	// The last exchange's deadline may have passed meanwhile, and a read past its deadline
+	// fails before it looks.
+	if c.br.Buffered() > 0 || c.tcp.SetReadDeadline(time.Time{}) != nil {
+		return false
+	}
+	return peekOpen(c.tcp)
 }
 
 // aLongTimeAgo is a deadline in the past: setting it fails the connection's pending reads and

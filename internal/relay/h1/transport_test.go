@@ -441,3 +441,21 @@ func TestIdleConnectionClosedByServerIsNotReused(t *testing.T) {
 		t.Errorf("%d connections, %d requests served; want 2 and 4", n, r)
 	}
 }
+
+func TestIdleConnectionPastItsLastDeadlineIsReused(t *testing.T) {
+	s := newServer(t, echo, false)
+	tr := New(Config{IdleCheckAfter: time.Nanosecond})
+	defer tr.CloseIdleConnections()
+	for range 2 {
+		ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+		_, _, err := post(ctx, tr, s.URL, "x", nil)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond) // the exchange's deadline passes while the connection idles
+	}
+	if n := s.accepted(); n != 1 {
+		t.Errorf("%d connections, want 1: an open connection whose last deadline passed was not reused", n)
+	}
+}
