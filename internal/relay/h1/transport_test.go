@@ -388,7 +388,9 @@ func TestTLSOffersHTTP11(t *testing.T) {
 	}, true)
 	roots := x509.NewCertPool()
 	roots.AddCert(s.Certificate())
-	tr := New(Config{TLS: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}})
+	// Every reuse peeks at the raw socket: a TLS session ticket or other record left unread
+	// would make it look closed.
+	tr := New(Config{TLS: &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}, IdleCheckAfter: time.Nanosecond})
 	defer tr.CloseIdleConnections()
 	for range 3 {
 		code, got, err := post(t.Context(), tr, s.URL, "x", nil)
