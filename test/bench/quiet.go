@@ -34,10 +34,10 @@ import (
 const quietBusy = 0.10
 
 // waitQuiet measures the machine's CPUs over one-second windows until one is busy less than
-// quietBusy, or max has passed, and returns the last window's busy fraction. max 0 measures one
+// quietBusy, or wait has passed, and returns the last window's busy fraction. wait 0 measures one
 // window. Where /proc/stat cannot be read it returns -1 at once.
-func waitQuiet(ctx context.Context, max time.Duration) float64 {
-	deadline := time.Now().Add(max)
+func waitQuiet(ctx context.Context, wait time.Duration) float64 {
+	deadline := time.Now().Add(wait)
 	prev, err := readCPUTimes()
 	if err != nil {
 		return -1

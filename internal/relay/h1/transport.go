@@ -137,9 +137,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		c, err := p.get(ctx)
 		if err != nil {
 			closeBody(req)
-			if ctxErr := ended(ctx); ctxErr != nil && !errors.Is(err, ctxErr) {
-				err = fmt.Errorf("%w (%v)", ctxErr, err) // a dial the context ended reads "i/o timeout"
-			}
+			err, _ = blameContext(ctx, err) // a dial the context ended reads "i/o timeout"
 			return nil, err
 		}
 		resp, err := c.roundTrip(req)
@@ -147,9 +145,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		p.discard(c)
-		if ctxErr := ended(ctx); ctxErr != nil {
+		if err, ended := blameContext(ctx, err); ended {
 			closeBody(req)
-			return nil, fmt.Errorf("%w (%v)", ctxErr, err)
+			return nil, err
 		}
 		if retried || !c.reused || !retryable(req, err) {
 			closeBody(req)
@@ -504,16 +502,22 @@ func rewound(req *http.Request) (*http.Request, error) {
 	return &r, nil
 }
 
-// ended is ctx's error once it is done or its deadline has passed. The connection's deadline,
-// set to the context's, can fire a moment before the context's own timer does.
-func ended(ctx context.Context) error {
-	if err := ctx.Err(); err != nil {
-		return err
+// blameContext returns err naming ctx's error as its cause (errors.Is finds it) once ctx is
+// done or its deadline has passed, and whether it had; otherwise err as it is. The connection's
+// deadline, set to the context's, can fire a moment before the context's own timer does, and
+// then the error reads only "i/o timeout".
+func blameContext(ctx context.Context, err error) (error, bool) {
+	ctxErr := ctx.Err()
+	if dl, ok := ctx.Deadline(); ctxErr == nil && ok && !time.Now().Before(dl) {
+		ctxErr = context.DeadlineExceeded
 	}
-	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-		return context.DeadlineExceeded
+	switch {
+	case ctxErr == nil:
+		return err, false
+	case errors.Is(err, ctxErr):
+		return err, true
 	}
-	return nil
+	return fmt.Errorf("%w (%v)", ctxErr, err), true
 }
 
 func closeBody(req *http.Request) {
@@ -550,9 +554,7 @@ func (b *body) Read(p []byte) (int, error) {
 		b.err = io.EOF
 	case err != nil:
 		b.finish(false)
-		if ctxErr := ended(b.ctx); ctxErr != nil {
-			err = fmt.Errorf("%w (%v)", ctxErr, err)
-		}
+		err, _ = blameContext(b.ctx, err)
 		b.err = err
 	}
 	return n, err
