@@ -23,6 +23,9 @@ const (
 	DefaultMaxBodyBytes int64 = 256 << 10
 	// DefaultDedupCapacity is how many relayed event ids each replica remembers.
 	DefaultDedupCapacity = 10000
+	// MaxDedupCapacity bounds the dedup memory (about 120 bytes per id): 10 million ids are
+	// about 1.2 GB, beyond any receiver's memory limit.
+	MaxDedupCapacity = 10_000_000
 	// DefaultForwardTimeout bounds one target's Deliver call.
 	DefaultForwardTimeout = 10 * time.Second
 	// DefaultSecretCheckInterval is how often the signing secret file is stat'ed for changes.
@@ -121,8 +124,8 @@ func (c Config) Validate() error {
 	if c.MaxBodyBytes < 0 {
 		errs = append(errs, fmt.Errorf("max body bytes %d must be positive", c.MaxBodyBytes))
 	}
-	if c.DedupCapacity < 0 {
-		errs = append(errs, fmt.Errorf("dedup capacity %d must be positive", c.DedupCapacity))
+	if c.DedupCapacity < 0 || c.DedupCapacity > MaxDedupCapacity {
+		errs = append(errs, fmt.Errorf("dedup capacity %d must be positive and at most %d", c.DedupCapacity, MaxDedupCapacity))
 	}
 	if c.ForwardTimeout < 0 || c.SecretCheckInterval < 0 || c.ShutdownTimeout < 0 ||
 		c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 {

@@ -1,8 +1,8 @@
 package receiver
 
 import (
-	"container/list"
 	"context"
+	"crypto/sha256"
 	"sync"
 )
 
@@ -19,19 +19,58 @@ type targetSet uint64
 // saves them the work. When one target fails and another accepts, Stripe's retry goes only to
 // the ones that have not accepted yet. Replicas do not share the memory: a duplicate reaching
 // another replica is relayed again, which idempotent targets absorb.
+//
+// The memory holds no pointers (idKey, seenEntry and the index are plain values), so the garbage
+// collector allocates it as pointer-free and never scans it. Held as strings in a linked list,
+// the 10,000 ids of a full memory were about 2 MB of the collector's marking work in every cycle,
+// and on one core the cycle's mark phase (about 10 ms, most of it that memory) is when a busy
+// receiver's latency peaks (docs/benchmarks.md).
 type dedup struct {
 	mu       sync.Mutex
 	capacity int
-	all      targetSet  // every target
-	order    *list.List // of *seenEntry; front is the most recently relayed or seen
-	seen     map[string]*list.Element
-	inflight map[string]*flight
+	all      targetSet // every target
+	// seen indexes entries; entries is the LRU as a doubly linked list of indexes into it,
+	// newest at head. Entries are only ever replaced: a full memory reuses its oldest.
+	seen       map[idKey]int32
+	entries    []seenEntry
+	head, tail int32 // noEntry when empty
+	inflight   map[string]*flight
 }
 
-// seenEntry is what the targets accepted of one event.
+// noEntry is the index of no entry.
+const noEntry = -1
+
+// idKey is an event id as a map key without pointers: the id itself when it fits (Stripe's
+// event ids are "evt_" and 24 characters), else its SHA-256 (n = hashedID), which two distinct
+// ids share with negligible probability.
+type idKey struct {
+	n uint8
+	b [idKeyBytes]byte
+}
+
+const (
+	idKeyBytes = 47
+	hashedID   = 0xff
+)
+
+func keyOf(id string) idKey {
+	var k idKey
+	if len(id) <= idKeyBytes {
+		k.n = uint8(len(id))
+		copy(k.b[:], id)
+		return k
+	}
+	k.n = hashedID
+	sum := sha256.Sum256([]byte(id))
+	copy(k.b[:], sum[:])
+	return k
+}
+
+// seenEntry is what the targets accepted of one event, and its neighbours in the LRU.
 type seenEntry struct {
-	id       string
-	accepted targetSet
+	key        idKey
+	accepted   targetSet
+	prev, next int32 // towards head (newer) and tail (older)
 }
 
 // flight is one relay in progress; done closes once ok is set. skip holds the targets the
@@ -43,8 +82,61 @@ type flight struct {
 }
 
 func newDedup(capacity, targets int) *dedup {
-	return &dedup{capacity: capacity, all: targetSet(1)<<targets - 1, order: list.New(),
-		seen: map[string]*list.Element{}, inflight: map[string]*flight{}}
+	return &dedup{capacity: capacity, all: targetSet(1)<<targets - 1, head: noEntry, tail: noEntry,
+		seen: map[idKey]int32{}, inflight: map[string]*flight{}}
+}
+
+// unlink takes entry i out of the LRU's order.
+func (d *dedup) unlink(i int32) {
+	e := &d.entries[i]
+	if e.prev == noEntry {
+		d.head = e.next
+	} else {
+		d.entries[e.prev].next = e.next
+	}
+	if e.next == noEntry {
+		d.tail = e.prev
+	} else {
+		d.entries[e.next].prev = e.prev
+	}
+}
+
+// pushFront makes entry i, unlinked, the most recent.
+func (d *dedup) pushFront(i int32) {
+	e := &d.entries[i]
+	e.prev, e.next = noEntry, d.head
+	if d.head != noEntry {
+		d.entries[d.head].prev = i
+	}
+	d.head = i
+	if d.tail == noEntry {
+		d.tail = i
+	}
+}
+
+// touch makes entry i the most recent.
+func (d *dedup) touch(i int32) {
+	if d.head != i {
+		d.unlink(i)
+		d.pushFront(i)
+	}
+}
+
+// remember adds key, not in the memory, as the most recent entry, replacing the oldest when the
+// memory is full.
+func (d *dedup) remember(key idKey, accepted targetSet) {
+	var i int32
+	if len(d.entries) < d.capacity {
+		d.entries = append(d.entries, seenEntry{})
+		i = int32(len(d.entries) - 1)
+	} else {
+		i = d.tail
+		d.unlink(i)
+		delete(d.seen, d.entries[i].key)
+	}
+	d.entries[i].key, d.entries[i].accepted = key, accepted
+	d.pushFront(i)
+	d.seen[key] = i
 }
 
 // claimState is what begin found for an event id.
@@ -64,9 +156,9 @@ func (d *dedup) begin(id string, force targetSet) (claimState, *flight) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var accepted targetSet
-	if el, ok := d.seen[id]; ok {
-		d.order.MoveToFront(el)
-		accepted = el.Value.(*seenEntry).accepted
+	if i, ok := d.seen[keyOf(id)]; ok {
+		d.touch(i)
+		accepted = d.entries[i].accepted
 	}
 	skip := accepted &^ force
 	if skip == d.all {
@@ -92,17 +184,13 @@ func (d *dedup) finish(id string, f *flight, accepted targetSet) bool {
 	if accepted == 0 {
 		return f.ok
 	}
-	if el, seen := d.seen[id]; seen {
-		el.Value.(*seenEntry).accepted |= accepted
-		d.order.MoveToFront(el)
+	key := keyOf(id)
+	if i, seen := d.seen[key]; seen {
+		d.entries[i].accepted |= accepted
+		d.touch(i)
 		return f.ok
 	}
-	d.seen[id] = d.order.PushFront(&seenEntry{id: id, accepted: accepted})
-	for d.order.Len() > d.capacity {
-		oldest := d.order.Back()
-		d.order.Remove(oldest)
-		delete(d.seen, oldest.Value.(*seenEntry).id)
-	}
+	d.remember(key, accepted)
 	return f.ok
 }
 
@@ -120,5 +208,5 @@ func (f *flight) wait(ctx context.Context) (ok, done bool) {
 func (d *dedup) len() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return d.order.Len()
+	return len(d.seen)
 }

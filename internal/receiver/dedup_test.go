@@ -3,6 +3,8 @@ package receiver
 import (
 	"context"
 	"net/http"
+	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,5 +239,113 @@ func TestDedupRemembersPerTarget(t *testing.T) {
 	d.finish("e", f, 0b11)
 	if d.len() != 1 {
 		t.Errorf("len = %d, want 1", d.len())
+	}
+}
+
+// TestDedupLRUOrder: a duplicate delivery refreshes its id, so a full memory forgets the id
+// least recently relayed or seen, slot after slot as the memory turns over.
+func TestDedupLRUOrder(t *testing.T) {
+	d := newDedup(3, 1)
+	relayed := func(id string) {
+		t.Helper()
+		st, f := d.begin(id, 0)
+		if st != claimLeader {
+			t.Fatalf("begin(%s) = %v, want leader", id, st)
+		}
+		d.finish(id, f, 1)
+	}
+	seen := func(id string) bool {
+		t.Helper()
+		st, f := d.begin(id, 0)
+		if st == claimLeader {
+			d.finish(id, f, 0) // nothing accepted: nothing remembered
+		}
+		return st == claimSeen
+	}
+	relayed("a")
+	relayed("b")
+	relayed("c")
+	if !seen("a") { // a is now the newest, b the oldest
+		t.Fatal("a forgotten before the memory was full")
+	}
+	relayed("d") // evicts b
+	if seen("b") || !seen("c") || !seen("a") || !seen("d") {
+		t.Fatal("a full memory did not forget the least recently seen id (b)")
+	}
+	// c, a, d refreshed in that order: c is the oldest now. Turn the memory over twice.
+	for i, id := range []string{"e", "f", "g", "h", "i", "j"} {
+		relayed(id)
+		if d.len() != 3 {
+			t.Fatalf("after %d more: len = %d, want 3", i+1, d.len())
+		}
+	}
+	for _, id := range []string{"a", "c", "d", "e", "f", "g"} {
+		if seen(id) {
+			t.Errorf("%s remembered after the memory turned over", id)
+		}
+	}
+	for _, id := range []string{"h", "i", "j"} {
+		if !seen(id) {
+			t.Errorf("%s, among the newest three, forgotten", id)
+		}
+	}
+}
+
+// TestDedupLongIDs: ids longer than a key holds are told apart by their digest, even when they
+// share every byte a key could hold.
+func TestDedupLongIDs(t *testing.T) {
+	d := newDedup(10, 1)
+	long := "evt_" + strings.Repeat("x", 100)
+	for _, id := range []string{long + "1", long + "2", long[:idKeyBytes], long[:idKeyBytes+1]} {
+		st, f := d.begin(id, 0)
+		if st != claimLeader {
+			t.Fatalf("begin(%q) = %v, want leader: taken for another id", id, st)
+		}
+		d.finish(id, f, 1)
+	}
+	if st, _ := d.begin(long+"1", 0); st != claimSeen {
+		t.Errorf("a long id was not remembered: %v", st)
+	}
+	if d.len() != 4 {
+		t.Errorf("len = %d, want 4", d.len())
+	}
+}
+
+// TestDedupMemoryHoldsNoPointers guards the reason for the memory's layout: the garbage
+// collector scans nothing of a full memory, so its 10,000 ids add no marking work per cycle.
+func TestDedupMemoryHoldsNoPointers(t *testing.T) {
+	d := newDedup(1, 1)
+	for _, typ := range []reflect.Type{reflect.TypeOf(d.seen), reflect.TypeOf(d.entries)} {
+		if p := pointerIn(typ); p != "" {
+			t.Errorf("%v holds a pointer (%s): the collector scans the whole memory every cycle", typ, p)
+		}
+	}
+}
+
+// pointerIn names a part of typ the garbage collector must scan, or returns "".
+func pointerIn(typ reflect.Type) string {
+	switch typ.Kind() {
+	case reflect.Map:
+		if p := pointerIn(typ.Key()); p != "" {
+			return "key: " + p
+		}
+		return pointerIn(typ.Elem())
+	case reflect.Slice:
+		return pointerIn(typ.Elem())
+	case reflect.Array:
+		return pointerIn(typ.Elem())
+	case reflect.Struct:
+		for i := range typ.NumField() {
+			if p := pointerIn(typ.Field(i).Type); p != "" {
+				return typ.Field(i).Name + ": " + p
+			}
+		}
+		return ""
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return ""
+	default:
+		return typ.String()
 	}
 }
