@@ -41,15 +41,15 @@ type dedup struct {
 const noEntry = -1
 
 // idKey is an event id as a map key without pointers: the id itself when it fits (Stripe's
-// event ids are "evt_" and 24 characters), else its SHA-256 (n = hashedID), which two distinct
-// ids share with negligible probability.
+// event ids are "evt_" and 24 characters), else the first 31 bytes of its SHA-256 (n = hashedID),
+// which two distinct ids share with negligible probability. 32 bytes a key, 48 an entry.
 type idKey struct {
 	n uint8
 	b [idKeyBytes]byte
 }
 
 const (
-	idKeyBytes = 47
+	idKeyBytes = 31
 	hashedID   = 0xff
 )
 
