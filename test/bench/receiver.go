@@ -96,6 +96,10 @@ type ReceiverRun struct {
 	CoresBusy float64
 	// BenchCoresBusy is the same for the bench process (load generator and sink) during the run.
 	BenchCoresBusy float64
+	// SwitchesPerEvent is how many times, per acknowledged event, the receiver's threads gave up
+	// their CPU (context switches, voluntary and involuntary, start to exit): what a receiver
+	// pays for waking up, which its CPU per event includes.
+	SwitchesPerEvent float64
 }
 
 // ReceiverResult is RunReceiver's report.
@@ -275,6 +279,7 @@ func runReceiverOnce(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool
 	if cpu := proc.cpuTime(); out.Events > 0 {
 		out.CPUPerEvent = cpu / time.Duration(out.Events)
 		out.CoresBusy = cpu.Seconds() / st.elapsed.Seconds()
+		out.SwitchesPerEvent = float64(proc.switches()) / float64(out.Events)
 	}
 	return out, ctx.Err()
 }
@@ -306,7 +311,9 @@ func method(cfg ReceiverConfig, cpus cpuPlan, payloadBytes int) string {
 		"CoresBusy (receiver CPU time over wall time) below the core count means the receiver was preempted by other " +
 		"work or waited for the generator; CPUPerEvent is the figure a noisy machine disturbs least. ")
 	b.WriteString("Allocations and GC cycles per event come from the receiver's own Go runtime metrics, and connections " +
-		"from the sink's count of those the receiver opened. ")
+		"from the sink's count of those the receiver opened. Context switches per event are the times the receiver's threads " +
+		"gave up their CPU, waiting or preempted (getrusage's nvcsw + nivcsw, start to exit): a saturated receiver always has " +
+		"a next request and barely switches, one that idles between events wakes for each (part of its CPU per event). ")
 	fmt.Fprintf(&b,
 		"Limit: one goroutine doing HMAC-SHA256 of \"t.body\", hex compare and json.Unmarshal into stripe.Event over the same payloads for %s "+
 			"(its CPU time per event is the bench process's CPU time over the loop, its garbage collection included)",

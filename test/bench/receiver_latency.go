@@ -58,9 +58,10 @@ type LatencyRun struct {
 	// Conns is the number of connections the generator opened to the receiver, SinkConns the
 	// number the receiver opened to the sink.
 	Conns, SinkConns int
-	// CPUPerEvent and CoresBusy are the receiver's, as in ReceiverRun.
-	CPUPerEvent time.Duration
-	CoresBusy   float64
+	// CPUPerEvent, CoresBusy and SwitchesPerEvent are the receiver's, as in ReceiverRun.
+	CPUPerEvent      time.Duration
+	CoresBusy        float64
+	SwitchesPerEvent float64
 	// RunDelay is how long the receiver's busiest thread (the one that ran its Go code) waited,
 	// runnable, for its CPU during the run, warm-up included (schedstat); -1 when the kernel
 	// does not tell. Its CPU running another process or another of the receiver's threads shows
@@ -132,6 +133,7 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 	if cpu := proc.cpuTime(); out.Events > 0 {
 		out.CPUPerEvent = cpu / time.Duration(out.Events)
 		out.CoresBusy = cpu.Seconds() / st.elapsed.Seconds()
+		out.SwitchesPerEvent = float64(proc.switches()) / float64(out.Events)
 	}
 	return out, ctx.Err()
 }

@@ -262,6 +262,20 @@ func (p *receiverProc) cpuTime() time.Duration {
 	return ps.UserTime() + ps.SystemTime()
 }
 
+// switches returns how many times the exited receiver's threads gave up their CPU, waiting
+// (voluntary) or preempted (involuntary), all threads, start to exit.
+func (p *receiverProc) switches() int64 {
+	ps := p.cmd.ProcessState
+	if ps == nil {
+		return 0
+	}
+	ru, ok := ps.SysUsage().(*syscall.Rusage)
+	if !ok {
+		return 0
+	}
+	return ru.Nvcsw + ru.Nivcsw
+}
+
 // selfCPUTime returns the CPU time this process used so far, user and system.
 func selfCPUTime() time.Duration {
 	var ru syscall.Rusage

@@ -64,6 +64,11 @@ func TestRunReceiverQuick(t *testing.T) {
 			t.Errorf("%d core(s): allocations %.0f (%.0f B) per event, peak RSS %d, %d sink connections",
 				r.Cores, r.AllocsPerEvent, r.AllocBytesPerEvent, r.PeakRSS, r.SinkConns)
 		}
+		// A process that starts, serves and stops gives up its CPU at least while it waits for
+		// its first request.
+		if r.SwitchesPerEvent <= 0 {
+			t.Errorf("%d core(s): %.3f context switches per event", r.Cores, r.SwitchesPerEvent)
+		}
 	}
 	if res.LimitPerSec <= 0 || res.Ratio1Core <= 0 || res.LimitCPUPerEvent <= 0 || res.CPURatio1Core <= 0 {
 		t.Errorf("limit %.0f/s (%s CPU per event), ratio %.2f (by CPU %.2f)", res.LimitPerSec, res.LimitCPUPerEvent,
@@ -86,6 +91,9 @@ func TestRunReceiverQuick(t *testing.T) {
 	}
 	if l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
 		t.Errorf("latency run: p50 %s, p99 %s, max %s", l.P50, l.P99, l.Max)
+	}
+	if l.SwitchesPerEvent <= 0 {
+		t.Errorf("latency run: %.3f context switches per event", l.SwitchesPerEvent)
 	}
 	if l.Conns <= 0 || l.Conns > openLoopConns || l.SinkConns <= 0 {
 		t.Errorf("latency run: %d connections to the receiver (at most %d), %d to the sink", l.Conns, openLoopConns, l.SinkConns)

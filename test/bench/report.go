@@ -234,13 +234,13 @@ func (r Report) Write(w io.Writer) error {
 		p("")
 		p("%s", quietLine(rr.MachineBusy, rr.QuietWait))
 		p("")
-		p("| Receiver cores | events/s | p50 | p99 | receiver CPU per event | allocations per event | GCs per 1,000 events | peak RSS | " +
-			"receiver / bench cores busy | errors | relayed once to the sink (connections) |")
-		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+		p("| Receiver cores | events/s | p50 | p99 | receiver CPU per event | context switches per event | allocations per event | " +
+			"GCs per 1,000 events | peak RSS | receiver / bench cores busy | errors | relayed once to the sink (connections) |")
+		p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 		for _, run := range rr.Runs {
-			p("| %d | %.0f | %s | %s | %s | %.0f (%.1f KiB) | %.2f | %.1f MiB | %.2f / %.2f | %d | %d of %d (%d duplicates; %d) |", run.Cores,
-				run.PerSecond, us(run.P50), us(run.P99), us(run.CPUPerEvent), run.AllocsPerEvent, run.AllocBytesPerEvent/1024, run.GCsPer1000,
-				float64(run.PeakRSS)/(1<<20),
+			p("| %d | %.0f | %s | %s | %s | %.2f | %.0f (%.1f KiB) | %.2f | %.1f MiB | %.2f / %.2f | %d | %d of %d (%d duplicates; %d) |", run.Cores,
+				run.PerSecond, us(run.P50), us(run.P99), us(run.CPUPerEvent), run.SwitchesPerEvent, run.AllocsPerEvent,
+				run.AllocBytesPerEvent/1024, run.GCsPer1000, float64(run.PeakRSS)/(1<<20),
 				run.CoresBusy, run.BenchCoresBusy, run.Errors, run.SinkCount, run.Events, run.SinkDuplicates, run.SinkConns)
 		}
 		p("")
@@ -265,15 +265,17 @@ func (r Report) Write(w io.Writer) error {
 					"ran another process or another of the receiver's threads (the Go runtime's monitor wakes thousands of times a second "+
 					"when the receiver idles between events), while every event it held waited.", latencyWarmup))
 			p("")
-			p("| rate | warm-up: events / slowest | sent | p50 | p99 | max | sent > 1 ms late | receiver CPU per event | receiver cores busy | " +
-				"receiver's busiest thread waited for its CPU | errors | relayed once to the sink | connections to the receiver / to the sink |")
-			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+			p("| rate | warm-up: events / slowest | sent | p50 | p99 | max | sent > 1 ms late | receiver CPU per event | " +
+				"context switches per event | receiver cores busy | receiver's busiest thread waited for its CPU | errors | " +
+				"relayed once to the sink | connections to the receiver / to the sink |")
+			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 			waited := noFigure
 			if l.RunDelay >= 0 {
 				waited = ms(l.RunDelay)
 			}
-			p("| %.0f/s | %d / %s | %d | %s | %s | %s | %d | %s | %.2f | %s | %d | %d of %d (%d duplicates) | %d / %d |", l.Rate,
-				l.WarmupEvents, us(l.WarmupMax), l.Sent, us(l.P50), us(l.P99), us(l.Max), l.Late, us(l.CPUPerEvent), l.CoresBusy, waited,
+			p("| %.0f/s | %d / %s | %d | %s | %s | %s | %d | %s | %.2f | %.2f | %s | %d | %d of %d (%d duplicates) | %d / %d |", l.Rate,
+				l.WarmupEvents, us(l.WarmupMax), l.Sent, us(l.P50), us(l.P99), us(l.Max), l.Late, us(l.CPUPerEvent), l.SwitchesPerEvent,
+				l.CoresBusy, waited,
 				l.Errors, l.SinkCount, l.Events+l.WarmupAcked, l.SinkDuplicates, l.Conns, l.SinkConns)
 			p("")
 		}
