@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -347,5 +348,25 @@ func pointerIn(typ reflect.Type) string {
 		return ""
 	default:
 		return typ.String()
+	}
+}
+
+// TestDedupCapacityBounds: the memory's size is refused outside 1..MaxDedupCapacity (its
+// indexes are 32-bit), with the value named.
+func TestDedupCapacityBounds(t *testing.T) {
+	valid := Config{ClinicID: testClinic, Mode: ModeTest, SigningSecretFile: "/x"}
+	for _, n := range []int{-1, MaxDedupCapacity + 1} {
+		cfg := valid
+		cfg.DedupCapacity = n
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "dedup capacity "+strconv.Itoa(n)) {
+			t.Errorf("capacity %d: Validate = %v, want an error naming it", n, err)
+		}
+	}
+	for _, n := range []int{0, 1, MaxDedupCapacity} { // 0: the default
+		cfg := valid
+		cfg.DedupCapacity = n
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("capacity %d: %v", n, err)
+		}
 	}
 }
