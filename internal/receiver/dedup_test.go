@@ -2,8 +2,10 @@ package receiver
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -367,6 +369,68 @@ func TestDedupCapacityBounds(t *testing.T) {
 		cfg.DedupCapacity = n
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("capacity %d: %v", n, err)
+		}
+	}
+}
+
+// TestDedupMatchesModel drives the memory with random deliveries, replays and partial successes
+// over a few ids (so it fills, evicts and refreshes all the time) and checks every answer
+// against a plain model: an LRU kept as a slice, newest first.
+func TestDedupMatchesModel(t *testing.T) {
+	const capacity, targets = 5, 3
+	type modelEntry struct {
+		id       string
+		accepted targetSet
+	}
+	var model []modelEntry // newest first
+	find := func(id string) int {
+		return slices.IndexFunc(model, func(e modelEntry) bool { return e.id == id })
+	}
+	toFront := func(i int) {
+		e := model[i]
+		model = append([]modelEntry{e}, slices.Delete(model, i, i+1)...)
+	}
+	d := newDedup(capacity, targets)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for step := range 20000 {
+		id := "evt_" + strconv.Itoa(rng.IntN(12))
+		if rng.IntN(20) == 0 {
+			id += strings.Repeat("x", 40) // a hashed key now and then
+		}
+		var force targetSet
+		if rng.IntN(10) == 0 {
+			force = d.all
+		}
+		// The model's answer.
+		var accepted targetSet
+		if i := find(id); i >= 0 {
+			accepted = model[i].accepted
+			toFront(i)
+		}
+		wantSeen := accepted&^force == d.all
+		st, f := d.begin(id, force)
+		if wantSeen != (st == claimSeen) || (st == claimLeader && f.skip != accepted&^force) {
+			t.Fatalf("step %d, %s (force %b): begin = %v skip %b; the model has accepted %b", step, id, force, st, f.skip, accepted)
+		}
+		if st != claimLeader {
+			continue
+		}
+		got := targetSet(rng.IntN(1 << targets)) // what the targets accepted this time
+		d.finish(id, f, got)
+		if got == 0 {
+			continue
+		}
+		if i := find(id); i >= 0 {
+			model[i].accepted |= got
+			toFront(i)
+		} else {
+			model = append([]modelEntry{{id, got}}, model...)
+			if len(model) > capacity {
+				model = model[:capacity]
+			}
+		}
+		if d.len() != len(model) {
+			t.Fatalf("step %d: %d ids remembered, the model %d", step, d.len(), len(model))
 		}
 	}
 }
