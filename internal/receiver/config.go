@@ -23,8 +23,8 @@ const (
 	DefaultMaxBodyBytes int64 = 256 << 10
 	// DefaultDedupCapacity is how many relayed event ids each replica remembers.
 	DefaultDedupCapacity = 10000
-	// MaxDedupCapacity bounds the dedup memory (about 120 bytes per id): 10 million ids are
-	// about 1.2 GB, beyond any receiver's memory limit.
+	// MaxDedupCapacity bounds the dedup memory (about 130 bytes per id): 10 million ids are
+	// about 1.3 GB, beyond any receiver's memory limit.
 	MaxDedupCapacity = 10_000_000
 	// DefaultForwardTimeout bounds one target's Deliver call.
 	DefaultForwardTimeout = 10 * time.Second

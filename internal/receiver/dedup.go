@@ -123,13 +123,16 @@ func (d *dedup) touch(i int32) {
 }
 
 // remember adds key, not in the memory, as the most recent entry, replacing the oldest when the
-// memory is full.
+// memory is full. A memory of no capacity remembers nothing.
 func (d *dedup) remember(key idKey, accepted targetSet) {
 	var i int32
-	if len(d.entries) < d.capacity {
+	switch {
+	case d.capacity < 1:
+		return
+	case len(d.entries) < d.capacity:
 		d.entries = append(d.entries, seenEntry{})
 		i = int32(len(d.entries) - 1)
-	} else {
+	default:
 		i = d.tail
 		d.unlink(i)
 		delete(d.seen, d.entries[i].key)

@@ -409,8 +409,12 @@ func TestDedupMatchesModel(t *testing.T) {
 		}
 		wantSeen := accepted&^force == d.all
 		st, f := d.begin(id, force)
-		if wantSeen != (st == claimSeen) || (st == claimLeader && f.skip != accepted&^force) {
-			t.Fatalf("step %d, %s (force %b): begin = %v skip %b; the model has accepted %b", step, id, force, st, f.skip, accepted)
+		var skip targetSet
+		if f != nil {
+			skip = f.skip
+		}
+		if wantSeen != (st == claimSeen) || (st == claimLeader && skip != accepted&^force) {
+			t.Fatalf("step %d, %s (force %b): begin = %v skip %b; the model has accepted %b", step, id, force, st, skip, accepted)
 		}
 		if st != claimLeader {
 			continue
@@ -432,5 +436,21 @@ func TestDedupMatchesModel(t *testing.T) {
 		if d.len() != len(model) {
 			t.Fatalf("step %d: %d ids remembered, the model %d", step, d.len(), len(model))
 		}
+	}
+}
+
+// TestDedupOfNoCapacity: a memory built with no room (Config fills in the default before it is
+// built, but newDedup stands alone) relays every delivery and remembers nothing.
+func TestDedupOfNoCapacity(t *testing.T) {
+	d := newDedup(0, 1)
+	for range 2 {
+		st, f := d.begin("evt_a", 0)
+		if st != claimLeader {
+			t.Fatalf("begin = %v, want leader", st)
+		}
+		d.finish("evt_a", f, 1)
+	}
+	if d.len() != 0 {
+		t.Errorf("len = %d, want 0", d.len())
 	}
 }
