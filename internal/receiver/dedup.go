@@ -79,6 +79,7 @@ type flight struct {
 	done chan struct{}
 	ok   bool
 	skip targetSet
+	key  idKey // the id's key in the memory, computed once by begin for finish
 }
 
 func newDedup(capacity, targets int) *dedup {
@@ -156,10 +157,11 @@ const (
 // target needed holds it, or that it is being relayed: a delivery, replay or not, joins a relay
 // in flight rather than relaying alongside it.
 func (d *dedup) begin(id string, force targetSet) (claimState, *flight) {
+	key := keyOf(id)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var accepted targetSet
-	if i, ok := d.seen[keyOf(id)]; ok {
+	if i, ok := d.seen[key]; ok {
 		d.touch(i)
 		accepted = d.entries[i].accepted
 	}
@@ -170,7 +172,7 @@ func (d *dedup) begin(id string, force targetSet) (claimState, *flight) {
 	if f, ok := d.inflight[id]; ok {
 		return claimFollower, f
 	}
-	f := &flight{done: make(chan struct{}), skip: skip}
+	f := &flight{done: make(chan struct{}), skip: skip, key: key}
 	d.inflight[id] = f
 	return claimLeader, f
 }
@@ -187,13 +189,12 @@ func (d *dedup) finish(id string, f *flight, accepted targetSet) bool {
 	if accepted == 0 {
 		return f.ok
 	}
-	key := keyOf(id)
-	if i, seen := d.seen[key]; seen {
+	if i, seen := d.seen[f.key]; seen {
 		d.entries[i].accepted |= accepted
 		d.touch(i)
 		return f.ok
 	}
-	d.remember(key, accepted)
+	d.remember(f.key, accepted)
 	return f.ok
 }
 
