@@ -276,11 +276,7 @@ func runReceiverOnce(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool
 	out.P50, out.P99 = nearestRank(st.latencies, 50), nearestRank(st.latencies, 99)
 	out.SinkCount, out.SinkDuplicates = sink.counts()
 	out.SinkConns = sink.connections()
-	if cpu := proc.cpuTime(); out.Events > 0 {
-		out.CPUPerEvent = cpu / time.Duration(out.Events)
-		out.CoresBusy = cpu.Seconds() / st.elapsed.Seconds()
-		out.SwitchesPerEvent = float64(proc.switches()) / float64(out.Events)
-	}
+	out.CPUPerEvent, out.CoresBusy, out.SwitchesPerEvent = proc.perEvent(out.Events, st.elapsed)
 	return out, ctx.Err()
 }
 

@@ -130,11 +130,7 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 	out.WarmupEvents, out.WarmupAcked, out.WarmupMax = st.warmSent, st.warmAcked, st.warmMax
 	out.SinkCount, out.SinkDuplicates = sink.counts()
 	out.Conns, out.SinkConns = st.conns, sink.connections()
-	if cpu := proc.cpuTime(); out.Events > 0 {
-		out.CPUPerEvent = cpu / time.Duration(out.Events)
-		out.CoresBusy = cpu.Seconds() / st.elapsed.Seconds()
-		out.SwitchesPerEvent = float64(proc.switches()) / float64(out.Events)
-	}
+	out.CPUPerEvent, out.CoresBusy, out.SwitchesPerEvent = proc.perEvent(out.Events, st.elapsed)
 	return out, ctx.Err()
 }
 

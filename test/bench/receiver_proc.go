@@ -276,6 +276,17 @@ func (p *receiverProc) switches() int64 {
 	return ru.Nvcsw + ru.Nivcsw
 }
 
+// perEvent spreads the exited receiver's CPU time and context switches over the events it
+// acknowledged in elapsed: CPU per event, cores busy (CPU over wall time) and switches per
+// event; zeros when it acknowledged none.
+func (p *receiverProc) perEvent(events int, elapsed time.Duration) (cpuPerEvent time.Duration, coresBusy, switches float64) {
+	if events <= 0 {
+		return 0, 0, 0
+	}
+	cpu := p.cpuTime()
+	return cpu / time.Duration(events), cpu.Seconds() / elapsed.Seconds(), float64(p.switches()) / float64(events)
+}
+
 // selfCPUTime returns the CPU time this process used so far, user and system.
 func selfCPUTime() time.Duration {
 	var ru syscall.Rusage
