@@ -15,8 +15,9 @@ import (
 type Event struct {
 	// ClinicID is the clinic the event was delivered for (the last path segment).
 	ClinicID string
-	// Stripe is the event as parsed by stripe-go's webhook package; Stripe.Data.Raw holds the
-	// object's raw JSON and Stripe.Data.Object its decoded form.
+	// Stripe is the event as stripe-go's webhook.ConstructEvent parses it, except that the
+	// receiver leaves Stripe.Data.Object (the object decoded into a map) nil: Stripe.Data.Raw
+	// holds the object's raw JSON, and each target decodes what it reads.
 	Stripe stripe.Event
 }
 
