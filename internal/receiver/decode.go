@@ -1,10 +1,13 @@
 package receiver
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 
 	stripe "github.com/stripe/stripe-go/v76"
+
+	"github.com/clinicpay/stripe-operator/internal/jsonscan"
 )
 
 // decodeEvent parses a verified body into the stripe.Event webhook.ConstructEvent returns, with
@@ -54,9 +57,12 @@ type eventData stripe.EventData
 
 func (d *eventData) UnmarshalJSON(b []byte) error {
 	type plain stripe.EventData // its fields without its UnmarshalJSON; Object is json:"-"
-	var p plain
-	if err := json.Unmarshal(b, &p); err != nil {
-		return err
+	scanned, ok := scanData(b)
+	p := plain(scanned)
+	if !ok {
+		if err := json.Unmarshal(b, &p); err != nil {
+			return err
+		}
 	}
 	// Checked for each occurrence of "data", as stripe-go decodes the map for each. encoding/json
 	// hands a value's bytes without the space around them; a "data" without "object" leaves
@@ -66,4 +72,29 @@ func (d *eventData) UnmarshalJSON(b []byte) error {
 	}
 	*d = eventData(p)
 	return nil
+}
+
+// scanData reads the usual "data" (the members "object" and "previous_attributes", each at most
+// once, spelt exactly so) by walking its members, which saves encoding/json's second check of
+// the bytes it validated before calling UnmarshalJSON and its skip over the object. It reports
+// false for anything else (other or repeated keys, keys in another case or with escapes,
+// previous attributes that are not an object), which the caller then decodes with
+// encoding/json: that keeps its rules for those cases (case-insensitive keys, merges) and its
+// errors.
+func scanData(b []byte) (stripe.EventData, bool) {
+	var d stripe.EventData
+	var haveObject, havePrevious, ok = false, false, true
+	walked := jsonscan.Members(b, func(key, value []byte) bool {
+		switch {
+		case string(key) == "object" && !haveObject:
+			d.Raw, haveObject = bytes.Clone(value), true
+		case string(key) == "previous_attributes" && !havePrevious:
+			havePrevious = true
+			ok = json.Unmarshal(value, &d.PreviousAttributes) == nil
+		default:
+			ok = false
+		}
+		return ok
+	})
+	return d, walked && ok
 }

@@ -140,3 +140,20 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		}
 	})
 }
+
+// TestScanDataReadsTheUsualData: the walk, not encoding/json, reads a usual "data"; everything
+// else goes to encoding/json (FuzzDecodeEvent holds both ways to stripe-go's result).
+func TestScanDataReadsTheUsualData(t *testing.T) {
+	for _, usual := range []string{`{"object":{"id":"pi_1"}}`, `{"previous_attributes":{"s":"x"},"object":{"id":"pi_1"}}`,
+		`{ "object" : null , "previous_attributes" : null }`} {
+		if _, ok := scanData([]byte(usual)); !ok {
+			t.Errorf("scanData(%s) left it to encoding/json", usual)
+		}
+	}
+	for _, other := range []string{`{"object":{},"object":{}}`, `{"Object":{}}`, `{"\u006fbject":{}}`, `{"object":{},"x":1}`,
+		`{"object":{},"previous_attributes":[]}`, `[]`} {
+		if _, ok := scanData([]byte(other)); ok {
+			t.Errorf("scanData(%s) read it itself", other)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/clinicpay/stripe-operator/internal/jsonscan"
 )
 
 // objectFromRaw reads the envelope's Object out of data.object's raw JSON without decoding the
@@ -21,7 +23,7 @@ func objectFromRaw(raw []byte) (Object, error) {
 	if !json.Valid(raw) {
 		return Object{}, errors.New("data.object is not valid JSON")
 	}
-	raw = raw[skipSpace(raw, 0):] // JSON's own four; bytes.TrimSpace would also take \f and more
+	raw = bytes.TrimLeft(raw, " \t\r\n") // JSON's white space; TrimSpace would also take \f
 	switch raw[0] {
 	case 'n': // valid JSON starting with n is null
 		return objectFrom(nil), nil
@@ -30,10 +32,11 @@ func objectFromRaw(raw []byte) (Object, error) {
 		return Object{}, errors.New("data.object is not a JSON object")
 	}
 	var f [numFields][]byte // each field's value; the last occurrence of a key wins, as in a map
-	eachMember(raw, func(key, value []byte) {
+	jsonscan.Members(raw, func(key, value []byte) bool {
 		if i, ok := lookupMember(objectFields, key); ok {
 			f[i] = value
 		}
+		return true
 	})
 	o := Object{
 		ID:              rawString(f[fID]),
@@ -100,78 +103,6 @@ func lookupMember(names map[string]int, key []byte) (int, bool) {
 	return i, ok
 }
 
-// The scanner below walks JSON that json.Valid accepted: it checks nothing, and on valid JSON
-// it cannot run past the end.
-
-// eachMember calls fn with the key (as written between its quotes, escapes unresolved) and the
-// value bytes of each member of the object that starts raw.
-func eachMember(raw []byte, fn func(key, value []byte)) {
-	i := skipSpace(raw, 1) // past '{'
-	for i < len(raw) && raw[i] == '"' {
-		end := skipString(raw, i)
-		key := raw[i+1 : end-1]
-		i = skipSpace(raw, skipSpace(raw, end)+1) // past ':'
-		vend := skipValue(raw, i)
-		fn(key, raw[i:vend])
-		i = skipSpace(raw, vend)
-		if i < len(raw) && raw[i] == ',' {
-			i = skipSpace(raw, i+1)
-		}
-	}
-}
-
-func skipSpace(raw []byte, i int) int {
-	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipString returns the index just past the string that starts at raw[i] ('"').
-func skipString(raw []byte, i int) int {
-	for i++; i < len(raw); i++ {
-		switch raw[i] {
-		case '\\':
-			i++ // the escaped byte; a \uXXXX's hex digits are plain bytes
-		case '"':
-			return i + 1
-		}
-	}
-	return i
-}
-
-// skipValue returns the index just past the value that starts at raw[i].
-func skipValue(raw []byte, i int) int {
-	switch raw[i] {
-	case '"':
-		return skipString(raw, i)
-	case '{', '[':
-		depth := 0
-		for i < len(raw) {
-			switch raw[i] {
-			case '"':
-				i = skipString(raw, i)
-				continue
-			case '{', '[':
-				depth++
-			case '}', ']':
-				depth--
-				if depth == 0 {
-					return i + 1
-				}
-			}
-			i++
-		}
-		return i
-	default: // number, true, false, null
-		for i < len(raw) && raw[i] != ',' && raw[i] != '}' && raw[i] != ']' &&
-			raw[i] != ' ' && raw[i] != '\t' && raw[i] != '\n' && raw[i] != '\r' {
-			i++
-		}
-		return i
-	}
-}
-
 func quoted(s []byte) []byte {
 	q := make([]byte, 0, len(s)+2)
 	return append(append(append(q, '"'), s...), '"')
@@ -218,10 +149,11 @@ var refFields = map[string]int{"id": 0}
 func rawRef(v []byte) string {
 	if len(v) > 0 && v[0] == '{' {
 		var id []byte
-		eachMember(v, func(key, value []byte) {
+		jsonscan.Members(v, func(key, value []byte) bool {
 			if _, ok := lookupMember(refFields, key); ok {
 				id = value
 			}
+			return true
 		})
 		return rawString(id)
 	}
@@ -229,11 +161,11 @@ func rawRef(v []byte) string {
 }
 
 func rawStringMap(v []byte) map[string]string {
-	if len(v) < 2 || v[0] != '{' || v[skipSpace(v, 1)] == '}' {
+	if len(v) < 2 || v[0] != '{' || len(bytes.TrimLeft(v[1:], " \t\r\n")) == 1 { // "{", "}" and white space between
 		return nil
 	}
 	out := map[string]string{}
-	eachMember(v, func(key, value []byte) {
+	jsonscan.Members(v, func(key, value []byte) bool {
 		k := string(key)
 		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
 			k = rawString(quoted(key))
@@ -243,6 +175,7 @@ func rawStringMap(v []byte) map[string]string {
 		} else {
 			delete(out, k) // a later non-string value replaces an earlier string, as in a map
 		}
+		return true
 	})
 	return out
 }
