@@ -390,7 +390,13 @@ func drive(ctx context.Context, url string, pool *eventPool, run, conc int, dur 
 // postEvent delivers one event as Stripe does and returns the request's latency; a non-2xx
 // answer is an error.
 func postEvent(ctx context.Context, client *http.Client, url string, body []byte, sig string) (time.Duration, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	return sendEvent(ctx, client, http.MethodPost, url, body, sig)
+}
+
+// sendEvent is postEvent with another method: the latency run's bare baseline sends the same
+// requests as GETs to the receiver's /healthz.
+func sendEvent(ctx context.Context, client *http.Client, method, url string, body []byte, sig string) (time.Duration, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}

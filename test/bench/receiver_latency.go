@@ -24,10 +24,13 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // LatencyRun is the open-loop run's figures: the receiver on 1 core, events sent on a fixed
@@ -67,12 +70,93 @@ type LatencyRun struct {
 	// does not tell. Its CPU running another process or another of the receiver's threads shows
 	// here, and every event the receiver held waited with it.
 	RunDelay time.Duration
+	// Stalls is what a thread spinning on the receiver's CPU saw just before the run.
+	Stalls CPUStalls
+	// Bare is the same load against a receiver's /healthz, after the run.
+	Bare BareRun
+}
+
+// CPUStalls is what a thread spinning alone on one CPU saw: each gap longer than StallThreshold
+// between two consecutive clock reads is time the CPU was taken away from it (in a VM, the host
+// running something else on the physical core). A stall freezes whatever runs on that CPU, so
+// every event the receiver holds then, or is sent meanwhile, waits with it.
+type CPUStalls struct {
+	Window         time.Duration // how long it spun
+	Count, Over1ms int           // stalls longer than StallThreshold, and than 1 ms
+	Total, Longest time.Duration
+}
+
+// StallThreshold is the shortest gap measureStalls counts; reading the clock takes well under
+// a microsecond.
+const StallThreshold = 200 * time.Microsecond
+
+// stallWindow is how long the stall probe spins before the latency run, at most.
+const stallWindow = 2 * time.Second
+
+// measureStalls spins on this goroutine for window, reading the clock (now), and reports the gaps.
+func measureStalls(window time.Duration, now func() time.Time) CPUStalls {
+	var s CPUStalls
+	start := now()
+	last := start
+	for last.Sub(start) < window {
+		now := now()
+		if gap := now.Sub(last); gap > StallThreshold {
+			s.Count++
+			s.Total += gap
+			s.Longest = max(s.Longest, gap)
+			if gap > time.Millisecond {
+				s.Over1ms++
+			}
+		}
+		last = now
+	}
+	s.Window = last.Sub(start)
+	return s
 }
 
 // latencyWarmup is how long events are sent at the run's rate before the measured ones. Without
 // it the p99 of a 5 s run was the first 300 ms: up to 256 connections to the receiver and 64
 // from it to the sink being opened while events already queued behind them.
 const latencyWarmup = time.Second
+
+// pacer sleeps with the kernel's timer precision. time.Sleep is not precise enough for a
+// schedule of one event every few hundred microseconds: when the Go runtime has nothing else to
+// run it waits for its next timer in epoll_wait, whose timeout is in whole milliseconds
+// (runtime.netpoll rounds any wait under 1 ms up to 1 ms), so the generator slept up to 1 ms
+// past an event's time, then sent the events due meanwhile at once, and their latencies (which
+// run from the scheduled time) carried that error. A timerfd expires on time, and the runtime
+// waits for it as for a socket, so the process's other goroutines (the sink) run meanwhile.
+type pacer struct {
+	fd   int
+	file *os.File
+}
+
+func newPacer() (*pacer, error) {
+	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("bench: timerfd_create: %w", err)
+	}
+	return &pacer{fd: fd, file: os.NewFile(uintptr(fd), "pacer")}, nil
+}
+
+// sleepUntil returns at due, or at once if it has passed.
+func (p *pacer) sleepUntil(due time.Time) error {
+	wait := time.Until(due)
+	if wait <= 0 {
+		return nil
+	}
+	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(wait.Nanoseconds())}
+	if err := unix.TimerfdSettime(p.fd, 0, &spec, nil); err != nil {
+		return fmt.Errorf("bench: timerfd_settime: %w", err)
+	}
+	var expirations [8]byte
+	if _, err := p.file.Read(expirations[:]); err != nil {
+		return fmt.Errorf("bench: reading the timerfd: %w", err)
+	}
+	return nil
+}
+
+func (p *pacer) close() { _ = p.file.Close() }
 
 // lateAfter is how far behind schedule a send counts as late.
 const lateAfter = time.Millisecond
@@ -99,6 +183,14 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 	if rate <= 0 {
 		return out, fmt.Errorf("bench: latency run needs a positive rate, got %.1f", rate)
 	}
+	// The stall probe first, on the CPU the receiver will have, with nothing else of the bench
+	// running: the machine's own share of the latencies below.
+	probe, err := cpus.pinSelf(1)
+	if err != nil {
+		return out, err
+	}
+	out.Stalls = measureStalls(min(stallWindow, cfg.Duration), time.Now)
+	probe.restore()
 	sink, err := startNoopSink()
 	if err != nil {
 		return out, err
@@ -116,7 +208,7 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 	}
 	pool.stamp(run, time.Now())
 	threads0 := threadTimes(proc.cmd.Process.Pid)
-	st := driveOpenLoop(ctx, proc.webhookURL, pool, run, rate, latencyWarmup, cfg.Duration)
+	st := driveOpenLoop(ctx, http.MethodPost, proc.webhookURL, pool, run, rate, latencyWarmup, cfg.Duration)
 	out.RunDelay = busiestWait(threads0, threadTimes(proc.cmd.Process.Pid))
 	pin.restore()
 	if err := proc.stop(); err != nil {
@@ -131,7 +223,44 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 	out.SinkCount, out.SinkDuplicates = sink.counts()
 	out.Conns, out.SinkConns = st.conns, sink.connections()
 	out.CPUPerEvent, out.CoresBusy, out.SwitchesPerEvent = proc.perEvent(out.Events, st.elapsed)
+	if out.Bare, err = runBare(ctx, cfg, cpus, pool, run, rate, secretFile, sink.url(), dir); err != nil {
+		return out, err
+	}
 	return out, ctx.Err()
+}
+
+// BareRun is the open-loop generator against a receiver's /healthz: the same requests (bodies,
+// headers) at the same rate, from the same process to a receiver process on the same CPU, as
+// GETs that the receiver answers without verifying, deduplicating or relaying anything. Its
+// latencies are the machine's and the harness's share of the latency run's.
+type BareRun struct {
+	Sent, Answered, Errors, Late int
+	P50, P99, Max                time.Duration
+}
+
+// runBare starts a fresh receiver placed as the latency run's (its CPU figures must not mix
+// with that run's) and drives its /healthz at rate.
+func runBare(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eventPool, run int, rate float64,
+	secretFile, sinkURL, dir string) (BareRun, error) {
+	var out BareRun
+	proc, err := startReceiverProc(ctx, cfg.ReceiverBin, cpus.taskset, cpus.receiverCPUs(1), 1, secretFile, sinkURL,
+		dir+"/receiver-bare.log")
+	if err != nil {
+		return out, err
+	}
+	defer func() { _ = proc.stop() }()
+	pin, err := cpus.pinSelfOutside(1)
+	if err != nil {
+		return out, err
+	}
+	st := driveOpenLoop(ctx, http.MethodGet, proc.opsURL+"/healthz", pool, run, rate, latencyWarmup, cfg.Duration)
+	pin.restore()
+	out.Sent, out.Answered, out.Errors, out.Late = st.sent, len(st.latencies), st.errors, st.late
+	out.P50, out.P99 = nearestRank(st.latencies, 50), nearestRank(st.latencies, 99)
+	if n := len(st.latencies); n > 0 {
+		out.Max = st.latencies[n-1]
+	}
+	return out, proc.stop()
 }
 
 // openLoopStats is what the open-loop generator observed.
@@ -148,7 +277,7 @@ type openLoopStats struct {
 // earlier events were answered, until warmup and then dur have passed, then waits for the
 // answers. A latency runs from the scheduled time, so a generator that fell behind adds its delay
 // to the figure rather than hiding it. The warm-up's events are counted apart.
-func driveOpenLoop(ctx context.Context, url string, pool *eventPool, run int, rate float64, warmup, dur time.Duration) openLoopStats {
+func driveOpenLoop(ctx context.Context, method, url string, pool *eventPool, run int, rate float64, warmup, dur time.Duration) openLoopStats {
 	var dials atomic.Int64
 	dialer := &net.Dialer{}
 	tr := &http.Transport{
@@ -173,11 +302,20 @@ func driveOpenLoop(ctx context.Context, url string, pool *eventPool, run int, ra
 		st = openLoopStats{driveStats: driveStats{latencies: make([]time.Duration, 0, total-warm)}}
 		wg sync.WaitGroup
 	)
+	pace, err := newPacer()
+	if err != nil {
+		st.errors, st.firstError = 1, err.Error()
+		return st
+	}
+	defer pace.close()
 	start := time.Now()
 	for k := range total {
 		due := start.Add(time.Duration(k) * interval)
-		if wait := time.Until(due); wait > 0 {
-			time.Sleep(wait)
+		if err := pace.sleepUntil(due); err != nil {
+			mu.Lock()
+			st.errors, st.firstError = st.errors+1, err.Error()
+			mu.Unlock()
+			break
 		}
 		now := time.Now()
 		if ctx.Err() != nil {
@@ -195,7 +333,7 @@ func driveOpenLoop(ctx context.Context, url string, pool *eventPool, run int, ra
 		}
 		body, sig := pool.event(run, int64(k), now)
 		wg.Go(func() {
-			_, err := postEvent(ctx, client, url, body, sig)
+			_, err := sendEvent(ctx, client, method, url, body, sig)
 			d := time.Since(due)
 			mu.Lock()
 			defer mu.Unlock()

@@ -95,6 +95,12 @@ func TestRunReceiverQuick(t *testing.T) {
 	if l.SwitchesPerEvent <= 0 {
 		t.Errorf("latency run: %.3f context switches per event", l.SwitchesPerEvent)
 	}
+	if b := l.Bare; b.Sent <= 0 || b.Answered != b.Sent || b.Errors != 0 || b.P50 <= 0 || b.P99 < b.P50 || b.Max < b.P99 {
+		t.Errorf("latency run: bare baseline %+v", b)
+	}
+	if st := l.Stalls; st.Window < 500*time.Millisecond || st.Count < st.Over1ms || st.Total < st.Longest {
+		t.Errorf("latency run: stall probe %+v", st)
+	}
 	if l.Conns <= 0 || l.Conns > openLoopConns || l.SinkConns <= 0 {
 		t.Errorf("latency run: %d connections to the receiver (at most %d), %d to the sink", l.Conns, openLoopConns, l.SinkConns)
 	}
@@ -102,6 +108,52 @@ func TestRunReceiverQuick(t *testing.T) {
 		t.Error("no method description")
 	}
 	t.Logf("limit %.0f events/s, ratio %.2f; %s", res.LimitPerSec, res.Ratio1Core, res.Method)
+}
+
+// TestMeasureStalls feeds the stall probe a clock that jumps: it counts the gaps over the
+// threshold, and only those.
+func TestMeasureStalls(t *testing.T) {
+	t0 := time.Unix(1700000000, 0)
+	steps := []time.Duration{0, 50 * time.Microsecond, 250 * time.Microsecond, 10 * time.Microsecond, 3 * time.Millisecond,
+		StallThreshold, 100 * time.Microsecond, 2 * time.Millisecond}
+	now, i := t0, 0
+	clock := func() time.Time {
+		step := time.Microsecond
+		if i < len(steps) {
+			step = steps[i]
+			i++
+		}
+		now = now.Add(step)
+		return now
+	}
+	got := measureStalls(10*time.Millisecond, clock)
+	want := CPUStalls{Count: 3, Over1ms: 2, Total: 250*time.Microsecond + 5*time.Millisecond, Longest: 3 * time.Millisecond}
+	got.Window = 0
+	if got != want {
+		t.Errorf("measureStalls = %+v, want %+v", got, want)
+	}
+}
+
+// TestPacerNeverWakesEarly: the generator's pacer returns at or after the time asked for (how
+// soon after is the machine's, and is what the bare baseline shows), and at once for a past time.
+func TestPacerNeverWakesEarly(t *testing.T) {
+	pace, err := newPacer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pace.close()
+	for range 20 {
+		due := time.Now().Add(300 * time.Microsecond)
+		if err := pace.sleepUntil(due); err != nil {
+			t.Fatal(err)
+		}
+		if early := time.Until(due); early > 0 {
+			t.Fatalf("woke %s early", early)
+		}
+	}
+	if err := pace.sleepUntil(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestEventPool checks that the bench sends what the receiver accepts: realistic sizes, unique

@@ -256,6 +256,8 @@ func (r Report) Write(w io.Writer) error {
 			p("Latency at half load (open loop, receiver on 1 core placed as in the 1-core run): events are sent on a fixed schedule at " +
 				"half the 1-core events/s above, each on its own request whether or not earlier ones were answered, and each latency runs " +
 				"from the event's scheduled send time to its answer, so a stall delays every event scheduled during it (no coordinated omission). " +
+				"The generator keeps its schedule with a timerfd, to the kernel's precision (time.Sleep woke up to 1 ms late: the Go " +
+				"runtime waits for timers in whole milliseconds when idle). " +
 				fmt.Sprintf("The generator keeps at most %d keep-alive connections to the receiver and opens no more: an event that finds "+
 					"every one busy waits for one, and the wait counts in its latency. ", openLoopConns) +
 				fmt.Sprintf("For the first %s events are sent at the same rate and not measured (the warm-up columns): they open the "+
@@ -278,6 +280,22 @@ func (r Report) Write(w io.Writer) error {
 				l.CoresBusy, waited,
 				l.Errors, l.SinkCount, l.Events+l.WarmupAcked, l.SinkDuplicates, l.Conns, l.SinkConns)
 			p("")
+			if b := l.Bare; b.Sent > 0 {
+				p("The same generator at the same rate against a fresh receiver's /healthz on the same CPU (the same requests, sent as GETs, "+
+					"which it answers without verifying, deduplicating or relaying anything): p50 %s, **p99 %s**, max %s; %d sent > 1 ms late, "+
+					"%d of %d answered, %d errors. That is the machine's and the harness's share of the latencies above.",
+					us(b.P50), us(b.P99), us(b.Max), b.Late, b.Answered, b.Sent, b.Errors)
+				p("")
+			}
+			if st := l.Stalls; st.Window > 0 {
+				p("The machine's own stalls: a thread spinning alone on the receiver's CPU for %s just before this run, reading the clock, "+
+					"counted gaps over %s: %d (%d over 1 ms), %s in all (%.2f%% of the time), the longest %s. In a VM such a gap is the host "+
+					"giving the physical core to something else; whatever runs on the CPU then (the receiver, and the events it holds or is "+
+					"sent meanwhile) waits it out, and the queue it leaves drains only as fast as the receiver's spare capacity allows.",
+					st.Window.Round(time.Millisecond), us(StallThreshold), st.Count, st.Over1ms, us(st.Total),
+					100*st.Total.Seconds()/st.Window.Seconds(), us(st.Longest))
+				p("")
+			}
 		}
 	}
 	if rc := r.ReceiverCost; rc != nil {
