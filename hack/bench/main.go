@@ -523,7 +523,7 @@ var notes = []string{
 		"This host was noisier on 2026-12-07 afternoon than the morning: the limit itself measured 55–85 µs per event " +
 		"between runs, and the half-load p99 of both receivers ranged 7–20 ms. **p99 at half load still above 5 ms " +
 		"(target missed).**",
-	"**The receiver sections of the `make bench` run above ran under host contention (2026-12-07 13:45).** Inside the " +
+	"**The receiver sections of the 2026-12-07 13:45 `make bench` ran under host contention.** Inside the " +
 		"VM the CPUs were 1% busy when they started, but the receiver's 1-core CPU per event was 236 µs, against 119–124 µs " +
 		"for the same binary on a quiet host, and the limit 64 µs against 55–58; its 27% is the host's, and its half-load " +
 		"run was at half of that depressed rate (2,119/s). The run before it (13:15, discarded) was disturbed by a compile " +
@@ -532,4 +532,40 @@ var notes = []string{
 		"p50 682 µs, **p99 9.5 ms**. The cluster sections are not affected the same way (their figures are ratios to the " +
 		"floor measured in the same run): cold start of 1,000 28.6 s, 2.46 times its floor (860 small creates/s, the " +
 		"slowest apiserver of these runs). **Cold start of 1,000 ≤ 15 s: target missed.**",
+	"**The receiver decodes less than stripe-go does (2026-12-07, evening).** A CPU profile of the receiver at 1 core " +
+		"(3 s at saturation during `go run ./hack/bench -only receiver`, a profiling build) had encoding/json at over a " +
+		"third of it: webhook.ConstructEvent validates the body, skips \"data\", validates it again in " +
+		"EventData.UnmarshalJSON, skips the object, validates it a third time and decodes it into a map[string]any " +
+		"(Data.Object), about 170 of the receiver's 308 allocations per event, of which the HTTP relay read 18 members. " +
+		"Now the receiver checks the signature with stripe-go (webhook.ValidatePayloadWithTolerance, what ConstructEvent " +
+		"calls) and decodes the same stripe.Event with Data.Object left nil (decodeEvent: FuzzDecodeEvent holds the rest, " +
+		"errors included, to stripe-go's parse, with one leniency, a number out of float64's range inside data.object); a " +
+		"usual \"data\" is walked by a member scanner (internal/jsonscan, FuzzMembers) instead of being decoded again; " +
+		"the HTTP relay reads its envelope's members out of the raw object (FuzzObjectFromRaw holds it to the map " +
+		"reading); the FHIR relay already decoded Data.Raw. The event type's shape is matched by hand rather than by a " +
+		"regular expression. On the bench's 2.3 KB event (`go test ./internal/receiver -bench DecodeEvent`): stripe-go's " +
+		"decode 59–64 µs and 198 allocations, decodeEvent 18–21 µs and 20, plus 9–10 µs to read the envelope's members. " +
+		"Interleaved `go run ./hack/bench -only receiver -receiver <binary>`, fd36683's receiver against this one, two " +
+		"runs each: CPU per event at 1 core 118–126 µs → 90 µs, allocations 308 → 138 per event (20.9 → 11.7 KiB), GC " +
+		"cycles per 1,000 events 3.7 → 2.1. **The limit is unchanged** (HMAC plus json.Unmarshal into stripe.Event, what " +
+		"ConstructEvent does and what the issue's 38% was measured against), so most of the ratio's rise is the " +
+		"receiver's decode now costing about 31 µs less than the limit's, and about 9 µs is less work around it: a limit " +
+		"built on the receiver's own decode would be about 27 µs per event, and the receiver at about a third of that.",
+	"**Half-load latency: the harness's share, measured (2026-12-07, evening).** The open-loop generator paced " +
+		"itself with time.Sleep, and an idle Go runtime waits for its timers in epoll_wait with a timeout in whole " +
+		"milliseconds (runtime.netpoll rounds any wait under 1 ms up to 1 ms): events left up to 1 ms late and in bursts, " +
+		"and their latencies, which run from the scheduled time, carried that. It now paces with a timerfd. Two figures " +
+		"sit beside the latency table: the same requests at the same rate against a fresh receiver's /healthz (no " +
+		"verification, dedup or relay: the machine's and the harness's share) and a thread spinning on the receiver's " +
+		"CPU before the run (the host's stalls). `go run ./hack/bench -only receiver -receiver bin/receiver`, before and " +
+		"after the timerfd: the bare baseline's p50 695–835 µs → 108–109 µs, its p99 2.4–6.3 ms → 1.6–3.5 ms; the " +
+		"receiver's p50 365–440 µs → 290–316 µs and p99 13.5–24.7 ms → 9.2–9.3 ms, while the spinning thread saw " +
+		"under 0.1% of its time stalled. What is left is the receiver's: evenly spaced events find it idle every time, " +
+		"so each pays a wake-up (4–5 context switches per event, CPU per event 161–192 µs against 87–109 µs saturated), " +
+		"which keeps its one core 0.72–0.75 busy at half the saturated rate, and the Go runtime's monitor hands its " +
+		"processor to another thread when a socket write lasts over 20 µs. **p99 at half load still above 5 ms (target " +
+		"missed).**",
+	"**Cold start of 1,000: target 15 s still missed (2026-12-07, evening; the table above).** This session changed " +
+		"the receiver and the bench only; where the manager's cold start goes is in the notes above: the apiserver's " +
+		"CPU per write on these 2 cores, with 7 writes per integration.",
 }
