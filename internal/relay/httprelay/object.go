@@ -12,8 +12,9 @@ import (
 
 // objectFromRaw reads the envelope's Object out of data.object's raw JSON without decoding the
 // rest of it. It gives what objectFrom gives for the same object decoded into a map (the fuzz
-// test FuzzObjectFromRaw holds the two to that), at a fraction of the cost: a 2 KB
-// payment_intent decoded into a map is about 170 allocations, most of the receiver's garbage.
+// test FuzzObjectFromRaw holds the two to that), at a fraction of the cost: on the receiver
+// bench's payment_intent, about 9 µs and 17 allocations, where the map was most of stripe-go's
+// 198 allocations for the event.
 // The one difference is leniency: a number a float64 cannot hold (1e400) anywhere in the object
 // fails the map's decode, and only leaves that field out here.
 //
