@@ -562,9 +562,10 @@ var notes = []string{
 		"receiver's p50 365–440 µs → 290–316 µs and p99 13.5–24.7 ms → 9.2–9.3 ms, while the spinning thread saw " +
 		"under 0.1% of its time stalled. What is left is the receiver's: evenly spaced events find it idle every time, " +
 		"so each pays a wake-up (4–5 context switches per event, CPU per event 161–192 µs against 87–109 µs saturated), " +
-		"which keeps its one core 0.72–0.75 busy at half the saturated rate, and the Go runtime's monitor hands its " +
-		"processor to another thread when a socket write lasts over 20 µs. **p99 at half load still above 5 ms (target " +
-		"missed).**",
+		"which keeps its one core 0.72–0.75 busy at half the saturated rate. Not measured, from the runtime's source " +
+		"(proc.go, retake): with one processor, its monitor thread hands the processor to another thread whenever a " +
+		"system call, such as a socket write, lasts past its tick (20 µs and up), which would account for switches " +
+		"beyond the two wake-ups an event needs. **p99 at half load still above 5 ms (target missed).**",
 	"**Cold start of 1,000: target 15 s still missed (2026-12-07, evening; the table above).** This session changed " +
 		"the receiver and the bench only; where the manager's cold start goes is in the notes above: the apiserver's " +
 		"CPU per write on these 2 cores, with 7 writes per integration.",
