@@ -94,19 +94,31 @@ var objectFields = map[string]int{
 }
 
 // lookupMember finds a member's key in names, its escapes resolved as a map's decode resolves
-// them; the usual key (plain UTF-8) is looked up without a copy.
+// them; the usual key (plain) is looked up without a copy.
 func lookupMember(names map[string]int, key []byte) (int, bool) {
-	if bytes.IndexByte(key, '\\') < 0 && utf8.Valid(key) {
+	if plain(key) {
 		i, ok := names[string(key)]
 		return i, ok
 	}
-	i, ok := names[rawString(quoted(key))]
+	i, ok := names[unquote(key)]
 	return i, ok
 }
 
-func quoted(s []byte) []byte {
-	q := make([]byte, 0, len(s)+2)
-	return append(append(append(q, '"'), s...), '"')
+// plain reports whether a JSON string's content (the bytes between its quotes) reads as itself:
+// no escape, and valid UTF-8 (encoding/json makes bad bytes U+FFFD).
+func plain(content []byte) bool {
+	return bytes.IndexByte(content, '\\') < 0 && utf8.Valid(content)
+}
+
+// unquote is a JSON string's value from its content, as encoding/json decodes it.
+func unquote(content []byte) string {
+	if plain(content) {
+		return string(content)
+	}
+	q := make([]byte, 0, len(content)+2)
+	var s string
+	_ = json.Unmarshal(append(append(append(q, '"'), content...), '"'), &s) // from valid JSON: cannot fail
+	return s
 }
 
 // The readers below take a member's value bytes (nil when absent) and return what the map
@@ -116,12 +128,7 @@ func rawString(v []byte) string {
 	if len(v) < 2 || v[0] != '"' {
 		return ""
 	}
-	if s := v[1 : len(v)-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
-		return string(s)
-	}
-	var s string
-	_ = json.Unmarshal(v, &s) // valid JSON string: escapes resolved, bad UTF-8 made U+FFFD
-	return s
+	return unquote(v[1 : len(v)-1])
 }
 
 func rawInteger(v []byte) *int64 {
@@ -167,10 +174,7 @@ func rawStringMap(v []byte) map[string]string {
 	}
 	out := map[string]string{}
 	jsonscan.Members(v, func(key, value []byte) bool {
-		k := string(key)
-		if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
-			k = rawString(quoted(key))
-		}
+		k := unquote(key)
 		if len(value) > 0 && value[0] == '"' {
 			out[k] = rawString(value)
 		} else {
