@@ -273,7 +273,7 @@ func runReceiverOnce(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool
 	}
 	out.Events, out.Errors, out.ErrorSample = len(st.latencies), st.errors, st.firstError
 	out.PerSecond = float64(out.Events) / st.elapsed.Seconds()
-	out.P50, out.P99 = nearestRank(st.latencies, 50), nearestRank(st.latencies, 99)
+	out.P50, out.P99, _ = st.spread()
 	out.SinkCount, out.SinkDuplicates = sink.counts()
 	out.SinkConns = sink.connections()
 	out.CPUPerEvent, out.CoresBusy, out.SwitchesPerEvent = proc.perEvent(out.Events, st.elapsed)
@@ -415,6 +415,14 @@ func sendEvent(ctx context.Context, client *http.Client, method, url string, bod
 		return d, fmt.Errorf("receiver answered %d: %s", resp.StatusCode, bytes.TrimSpace(answer))
 	}
 	return d, nil
+}
+
+// spread returns the acknowledged requests' p50, p99 and slowest latency.
+func (d driveStats) spread() (p50, p99, slowest time.Duration) {
+	if n := len(d.latencies); n > 0 {
+		slowest = d.latencies[n-1]
+	}
+	return nearestRank(d.latencies, 50), nearestRank(d.latencies, 99), slowest
 }
 
 // nearestRank returns the p-th percentile of sorted by the nearest-rank method: the smallest

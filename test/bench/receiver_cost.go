@@ -265,8 +265,8 @@ func (c costMeter) measure(ctx context.Context, rate float64, window time.Durati
 	if err := ctx.Err(); err != nil {
 		return CostPhase{}, err
 	}
-	out := CostPhase{Rate: rate, Window: st.elapsed, Sent: len(st.latencies) + st.errors, Acked: len(st.latencies), Errors: st.errors,
-		P50: nearestRank(st.latencies, 50), P99: nearestRank(st.latencies, 99)}
+	out := CostPhase{Rate: rate, Window: st.elapsed, Sent: len(st.latencies) + st.errors, Acked: len(st.latencies), Errors: st.errors}
+	out.P50, out.P99, _ = st.spread()
 	if window > 0 && out.Window < window {
 		out.Window = window
 	}

@@ -215,10 +215,7 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 		return out, err
 	}
 	out.Sent, out.Events, out.Errors, out.ErrorSample, out.Late = st.sent, len(st.latencies), st.errors, st.firstError, st.late
-	out.P50, out.P99 = nearestRank(st.latencies, 50), nearestRank(st.latencies, 99)
-	if n := len(st.latencies); n > 0 {
-		out.Max = st.latencies[n-1]
-	}
+	out.P50, out.P99, out.Max = st.spread()
 	out.WarmupEvents, out.WarmupAcked, out.WarmupMax = st.warmSent, st.warmAcked, st.warmMax
 	out.SinkCount, out.SinkDuplicates = sink.counts()
 	out.Conns, out.SinkConns = st.conns, sink.connections()
@@ -256,10 +253,7 @@ func runBare(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eventP
 	st := driveOpenLoop(ctx, http.MethodGet, proc.opsURL+"/healthz", pool, run, rate, latencyWarmup, cfg.Duration)
 	pin.restore()
 	out.Sent, out.Answered, out.Errors, out.Late = st.sent, len(st.latencies), st.errors, st.late
-	out.P50, out.P99 = nearestRank(st.latencies, 50), nearestRank(st.latencies, 99)
-	if n := len(st.latencies); n > 0 {
-		out.Max = st.latencies[n-1]
-	}
+	out.P50, out.P99, out.Max = st.spread()
 	return out, proc.stop()
 }
 
