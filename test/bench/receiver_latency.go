@@ -20,12 +20,18 @@ package bench
 // answer cannot hold back the requests scheduled after it (no coordinated omission).
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,20 +76,31 @@ type LatencyRun struct {
 	// does not tell. Its CPU running another process or another of the receiver's threads shows
 	// here, and every event the receiver held waited with it.
 	RunDelay time.Duration
-	// Stalls is what a thread spinning on the receiver's CPU saw just before the run.
-	Stalls CPUStalls
+	// Stalls is what a thread spinning on each CPU of the run (the receiver's, then the bench's)
+	// saw, all at once, just before the run; Others what else ran on the machine meanwhile.
+	Stalls []CPUStalls
+	Others []TaskTime
 	// Bare is the same load against a receiver's /healthz, after the run.
 	Bare BareRun
 }
 
 // CPUStalls is what a thread spinning alone on one CPU saw: each gap longer than StallThreshold
-// between two consecutive clock reads is time the CPU was taken away from it (in a VM, the host
-// running something else on the physical core). A stall freezes whatever runs on that CPU, so
-// every event the receiver holds then, or is sent meanwhile, waits with it.
+// between two consecutive clock reads is time the CPU was taken away from it (another task on
+// the machine, an interrupt, or in a VM the host running something else on the physical core). A
+// stall freezes whatever runs on that CPU, so every event the receiver holds then, or is sent
+// meanwhile, waits with it.
 type CPUStalls struct {
+	CPU            int           // -1: not pinned
 	Window         time.Duration // how long it spun
 	Count, Over1ms int           // stalls longer than StallThreshold, and than 1 ms
 	Total, Longest time.Duration
+}
+
+// TaskTime is the CPU time a process (by its command name; threads of every process of that
+// name summed) ran during the stall probe.
+type TaskTime struct {
+	Comm string
+	Ran  time.Duration
 }
 
 // StallThreshold is the shortest gap measureStalls counts; reading the clock takes well under
@@ -93,9 +110,51 @@ const StallThreshold = 200 * time.Microsecond
 // stallWindow is how long the stall probe spins before the latency run, at most.
 const stallWindow = 2 * time.Second
 
+// probeStalls spins one thread on each of cpus at once for window (one unpinned thread when cpus
+// is empty) and reports each one's gaps, with the CPU time every other process on the machine
+// ran meanwhile, the most first. Every CPU must be busy at once: a probe of the receiver's CPU
+// alone saw no stall at all on this VM, because the machine's periodic work (its process agent,
+// the kernel's DAMON reclaim) then ran on the idle other CPU, while during the run, with both
+// CPUs busy, it took 2.5 to 6.5 ms at a time from one of them.
+func probeStalls(cpus []int, window time.Duration) ([]CPUStalls, []TaskTime, error) {
+	if len(cpus) == 0 {
+		cpus = []int{-1}
+	}
+	// One P per spinning thread, or the spinners would wait for each other.
+	if n := len(cpus); runtime.GOMAXPROCS(0) < n {
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(n))
+	}
+	before := machineTaskTimes()
+	out := make([]CPUStalls, len(cpus))
+	errs := make([]error, len(cpus))
+	var wg sync.WaitGroup
+	for i, cpu := range cpus {
+		wg.Go(func() {
+			// The thread stays locked to this goroutine to its end, so the runtime discards it
+			// with its affinity rather than reusing it.
+			runtime.LockOSThread()
+			if cpu >= 0 {
+				var set unix.CPUSet
+				set.Set(cpu)
+				if err := unix.SchedSetaffinity(0, &set); err != nil {
+					errs[i] = fmt.Errorf("bench: stall probe: pinning a thread to CPU %d: %w", cpu, err)
+					return
+				}
+			}
+			out[i] = measureStalls(window, time.Now)
+			out[i].CPU = cpu
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, nil, err
+	}
+	return out, othersRan(before, machineTaskTimes(), os.Getpid()), nil
+}
+
 // measureStalls spins on this goroutine for window, reading the clock (now), and reports the gaps.
 func measureStalls(window time.Duration, now func() time.Time) CPUStalls {
-	var s CPUStalls
+	s := CPUStalls{CPU: -1}
 	start := now()
 	last := start
 	for last.Sub(start) < window {
@@ -112,6 +171,86 @@ func measureStalls(window time.Duration, now func() time.Time) CPUStalls {
 	}
 	s.Window = last.Sub(start)
 	return s
+}
+
+// procTimes is the run time of every process on the machine, by pid.
+type procTimes map[int]procTime
+
+// procTime is one process's run time, with its command name and start time (which tells a
+// reused pid; a kernel worker's name changes with the work it does).
+type procTime struct {
+	comm  string
+	start string // field 22 of /proc/<pid>/stat, clock ticks after boot
+	ran   time.Duration
+}
+
+// machineTaskTimes reads the run time of every process's threads from /proc (kernel threads
+// included); nil when the kernel keeps no schedstat.
+func machineTaskTimes() procTimes {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	m := procTimes{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		threads := threadTimes(pid)
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if threads == nil || err != nil {
+			continue // gone meanwhile, or no schedstat
+		}
+		// The name is in parentheses and may hold spaces or parentheses itself.
+		open, closing := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if open < 0 || closing < open {
+			continue
+		}
+		rest := strings.Fields(string(stat[closing+1:])) // field 3 on
+		if len(rest) < 20 {
+			continue
+		}
+		t := procTime{comm: string(stat[open+1 : closing]), start: rest[19]}
+		for _, th := range threads {
+			t.ran += th[0]
+		}
+		m[pid] = t
+	}
+	return m
+}
+
+// othersRan is what every process but self ran between two readings, summed by command name (as
+// the second reading has it), the most first; a process started meanwhile counts from zero, one
+// gone is left out.
+func othersRan(before, after procTimes, self int) []TaskTime {
+	if before == nil || after == nil {
+		return nil
+	}
+	byComm := map[string]time.Duration{}
+	for pid, a := range after {
+		if pid == self {
+			continue
+		}
+		ran := a.ran
+		if b, ok := before[pid]; ok && b.start == a.start {
+			ran -= b.ran
+		}
+		if ran > 0 {
+			byComm[a.comm] += ran
+		}
+	}
+	out := make([]TaskTime, 0, len(byComm))
+	for comm, ran := range byComm {
+		out = append(out, TaskTime{Comm: comm, Ran: ran})
+	}
+	slices.SortFunc(out, func(x, y TaskTime) int {
+		if c := cmp.Compare(y.Ran, x.Ran); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Comm, y.Comm)
+	})
+	return out
 }
 
 // latencyWarmup is how long events are sent at the run's rate before the measured ones. Without
@@ -183,14 +322,13 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 	if rate <= 0 {
 		return out, fmt.Errorf("bench: latency run needs a positive rate, got %.1f", rate)
 	}
-	// The stall probe first, on the CPU the receiver will have, with nothing else of the bench
+	// The stall probe first, on the CPUs the run will use, with nothing else of the bench
 	// running: the machine's own share of the latencies below.
-	probe, err := cpus.pinSelf(1)
-	if err != nil {
+	var err error
+	probeCPUs := append(cpus.receiverCPUs(1), cpus.outside(1)...)
+	if out.Stalls, out.Others, err = probeStalls(probeCPUs, min(stallWindow, cfg.Duration)); err != nil {
 		return out, err
 	}
-	out.Stalls = measureStalls(min(stallWindow, cfg.Duration), time.Now)
-	probe.restore()
 	sink, err := startNoopSink()
 	if err != nil {
 		return out, err

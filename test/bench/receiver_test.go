@@ -19,7 +19,9 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -98,8 +100,19 @@ func TestRunReceiverQuick(t *testing.T) {
 	if b := l.Bare; b.Sent <= 0 || b.Answered != b.Sent || b.Errors != 0 || b.P50 <= 0 || b.P99 < b.P50 || b.Max < b.P99 {
 		t.Errorf("latency run: bare baseline %+v", b)
 	}
-	if st := l.Stalls; st.Window < 500*time.Millisecond || st.Count < st.Over1ms || st.Total < st.Longest {
-		t.Errorf("latency run: stall probe %+v", st)
+	if len(l.Stalls) == 0 {
+		t.Error("latency run: no stall probe")
+	}
+	for _, st := range l.Stalls {
+		if st.Window < 500*time.Millisecond || st.Count < st.Over1ms || st.Total < st.Longest {
+			t.Errorf("latency run: stall probe %+v", st)
+		}
+	}
+	if cpus := planCPUs(); cpus.taskset != "" && len(l.Stalls) != 2 {
+		t.Errorf("latency run: stall probe of %d CPUs, want the receiver's and the bench's: %+v", len(l.Stalls), l.Stalls)
+	}
+	if l.Others == nil {
+		t.Error("latency run: the stall probe saw no other process run (the bench's receivers exited meanwhile at least)")
 	}
 	if l.Conns <= 0 || l.Conns > openLoopConns || l.SinkConns <= 0 {
 		t.Errorf("latency run: %d connections to the receiver (at most %d), %d to the sink", l.Conns, openLoopConns, l.SinkConns)
@@ -108,6 +121,79 @@ func TestRunReceiverQuick(t *testing.T) {
 		t.Error("no method description")
 	}
 	t.Logf("limit %.0f events/s, ratio %.2f; %s", res.LimitPerSec, res.Ratio1Core, res.Method)
+}
+
+// TestOthersRan sums what other processes ran between two readings by command name, leaves out
+// the bench itself and processes gone meanwhile, counts a new one (or a reused pid) from zero,
+// follows a kernel worker whose name changed, and puts the most first.
+func TestOthersRan(t *testing.T) {
+	ms := time.Millisecond
+	before := procTimes{
+		1:  {comm: "agent", start: "1", ran: 100 * ms},
+		2:  {comm: "kworker/0:1-events", start: "2", ran: 10 * ms},
+		3:  {comm: "kworker/0:1-events", start: "3", ran: 5 * ms},
+		4:  {comm: "gone", start: "4", ran: 1 * ms},
+		5:  {comm: "old", start: "5", ran: 50 * ms},
+		7:  {comm: "bench", start: "7", ran: 900 * ms},
+		8:  {comm: "idle", start: "8", ran: 3 * ms},
+		9:  {comm: "tie-b", start: "9", ran: 0},
+		10: {comm: "tie-a", start: "10", ran: 0},
+		11: {comm: "kworker/1:2-events", start: "11", ran: 400 * ms},
+	}
+	after := procTimes{
+		1:  {comm: "agent", start: "1", ran: 106 * ms},
+		2:  {comm: "kworker/0:1-events", start: "2", ran: 12 * ms},
+		3:  {comm: "kworker/0:1-events", start: "3", ran: 6 * ms},
+		5:  {comm: "new", start: "900", ran: 2 * ms}, // pid 5 reused
+		6:  {comm: "started", start: "901", ran: 4 * ms},
+		7:  {comm: "bench", start: "7", ran: 2900 * ms},
+		8:  {comm: "idle", start: "8", ran: 3 * ms},
+		9:  {comm: "tie-b", start: "9", ran: ms},
+		10: {comm: "tie-a", start: "10", ran: ms},
+		11: {comm: "kworker/1:2-mm_percpu_wq", start: "11", ran: 401 * ms}, // renamed by its work
+	}
+	got := othersRan(before, after, 7)
+	want := []TaskTime{{"agent", 6 * ms}, {"started", 4 * ms}, {"kworker/0:1-events", 3 * ms}, {"new", 2 * ms},
+		{"kworker/1:2-mm_percpu_wq", ms}, {"tie-a", ms}, {"tie-b", ms}}
+	if !slices.Equal(got, want) {
+		t.Errorf("othersRan = %v, want %v", got, want)
+	}
+	if got := othersRan(nil, after, 7); got != nil {
+		t.Errorf("othersRan without a first reading = %v, want nil", got)
+	}
+}
+
+// TestMachineTaskTimes reads this process's own entry: its name, start time and run time.
+func TestMachineTaskTimes(t *testing.T) {
+	m := machineTaskTimes()
+	if m == nil {
+		t.Fatal("no process read: this kernel keeps no schedstat (the probe would name no process)")
+	}
+	self, ok := m[os.Getpid()]
+	if !ok || self.comm == "" || self.start == "" || self.ran <= 0 {
+		t.Errorf("this process's entry %+v (found %v)", self, ok)
+	}
+	if len(m) < 2 {
+		t.Errorf("only %d processes read", len(m))
+	}
+}
+
+// TestStallsText names every probed CPU and the processes that ran most.
+func TestStallsText(t *testing.T) {
+	ms := time.Millisecond
+	text := stallsText([]CPUStalls{
+		{CPU: 0, Window: 2 * time.Second, Count: 3, Over1ms: 1, Total: 4 * ms, Longest: 3 * ms},
+		{CPU: 1, Window: 2 * time.Second},
+	}, []TaskTime{{"agent", 9 * ms}, {"kdamond.0", 3 * ms}, {"a", ms}, {"b", ms}, {"c", ms}})
+	for _, want := range []string{"CPU 0, 3 (1 over 1 ms), 4.00 ms in all (0.20% of the time), the longest 3.00 ms;",
+		"CPU 1, 0 (0 over 1 ms)", "ran 15.00 ms: agent 9.00 ms, kdamond.0 3.00 ms, a 1.00 ms, b 1.00 ms."} {
+		if !strings.Contains(text, want) {
+			t.Errorf("stallsText lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, " c ") {
+		t.Errorf("stallsText names more than four processes:\n%s", text)
+	}
 }
 
 // TestMeasureStalls feeds the stall probe a clock that jumps: it counts the gaps over the
@@ -127,7 +213,7 @@ func TestMeasureStalls(t *testing.T) {
 		return now
 	}
 	got := measureStalls(10*time.Millisecond, clock)
-	want := CPUStalls{Count: 3, Over1ms: 2, Total: 250*time.Microsecond + 5*time.Millisecond, Longest: 3 * time.Millisecond}
+	want := CPUStalls{CPU: -1, Count: 3, Over1ms: 2, Total: 250*time.Microsecond + 5*time.Millisecond, Longest: 3 * time.Millisecond}
 	got.Window = 0
 	if got != want {
 		t.Errorf("measureStalls = %+v, want %+v", got, want)

@@ -287,13 +287,8 @@ func (r Report) Write(w io.Writer) error {
 					us(b.P50), us(b.P99), us(b.Max), b.Late, b.Answered, b.Sent, b.Errors)
 				p("")
 			}
-			if st := l.Stalls; st.Window > 0 {
-				p("The machine's own stalls: a thread spinning alone on the receiver's CPU for %s just before this run, reading the clock, "+
-					"counted gaps over %s: %d (%d over 1 ms), %s in all (%.2f%% of the time), the longest %s. In a VM such a gap is the host "+
-					"giving the physical core to something else; whatever runs on the CPU then (the receiver, and the events it holds or is "+
-					"sent meanwhile) waits it out, and the queue it leaves drains only as fast as the receiver's spare capacity allows.",
-					st.Window.Round(time.Millisecond), us(StallThreshold), st.Count, st.Over1ms, us(st.Total),
-					100*st.Total.Seconds()/st.Window.Seconds(), us(st.Longest))
+			if len(l.Stalls) > 0 {
+				p("%s", stallsText(l.Stalls, l.Others))
 				p("")
 			}
 		}
@@ -341,4 +336,41 @@ func mapN[T any](xs []T, f func(T) string) []string {
 		out[i] = f(x)
 	}
 	return out
+}
+
+// stallsText describes the stall probe: each CPU's gaps, and what else ran meanwhile.
+func stallsText(stalls []CPUStalls, others []TaskTime) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "The machine's own stalls: a thread spinning on each CPU the run uses, all at once, for %s just before this run, "+
+		"reading the clock, counted gaps over %s:", stalls[0].Window.Round(time.Millisecond), us(StallThreshold))
+	for i, st := range stalls {
+		sep := ";"
+		if i == len(stalls)-1 {
+			sep = "."
+		}
+		where := "unpinned"
+		if st.CPU >= 0 {
+			where = fmt.Sprintf("CPU %d", st.CPU)
+		}
+		fmt.Fprintf(&b, " %s, %d (%d over 1 ms), %s in all (%.2f%% of the time), the longest %s%s", where, st.Count, st.Over1ms,
+			us(st.Total), 100*st.Total.Seconds()/max(st.Window.Seconds(), 1e-9), us(st.Longest), sep)
+	}
+	var ran time.Duration
+	for _, o := range others {
+		ran += o.Ran
+	}
+	if len(others) > 0 {
+		fmt.Fprintf(&b, " Meanwhile the machine's other processes ran %s:", us(ran))
+		for i, o := range others[:min(len(others), 4)] {
+			if i > 0 {
+				b.WriteString(",")
+			}
+			fmt.Fprintf(&b, " %s %s", o.Comm, us(o.Ran))
+		}
+		b.WriteString(".")
+	}
+	b.WriteString(" Whatever runs on a CPU during such a gap (the receiver, and the events it holds or is sent meanwhile) waits it out, " +
+		"and the queue it leaves drains only as fast as the receiver's spare capacity allows. Every CPU is probed at once because, " +
+		"probed alone, one CPU shows nothing: the machine's periodic work then runs on the idle other.")
+	return b.String()
 }
