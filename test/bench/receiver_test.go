@@ -20,6 +20,8 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"testing"
@@ -315,4 +317,32 @@ func TestParseCPUList(t *testing.T) {
 	if _, err := parseCPUList("3-1"); err == nil {
 		t.Error("parseCPUList accepted 3-1")
 	}
+}
+
+// TestPauseGCStopsCollection allocates well past the heap goal while the collector is paused
+// and sees no cycle; restoring brings back the GC percent that was set.
+func TestPauseGCStopsCollection(t *testing.T) {
+	cycles := func() uint64 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return uint64(m.NumGC)
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(150))
+	restore := pauseGC()
+	before := cycles()
+	var keep [][]byte
+	for i := range 256 { // 256 MiB of garbage, 1 MiB kept at a time
+		b := make([]byte, 1<<20)
+		b[i%len(b)] = byte(i)
+		keep = append(keep[:0], b)
+	}
+	after := cycles()
+	restore()
+	if after != before {
+		t.Errorf("%d collections while paused", after-before)
+	}
+	if got := debug.SetGCPercent(150); got != 150 {
+		t.Errorf("GC percent after restore = %d, want 150", got)
+	}
+	_ = keep
 }
