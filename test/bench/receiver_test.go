@@ -196,6 +196,14 @@ func TestStallsText(t *testing.T) {
 	if strings.Contains(text, " c ") {
 		t.Errorf("stallsText names more than four processes:\n%s", text)
 	}
+	if strings.Contains(text, "ran no process") {
+		t.Errorf("stallsText counts gaps no process explains when the processes ran longer than the gaps:\n%s", text)
+	}
+	host := stallsText([]CPUStalls{{CPU: 0, Window: 2 * time.Second, Count: 2, Over1ms: 2, Total: 10 * ms, Longest: 8 * ms}},
+		[]TaskTime{{"agent", 3 * ms}})
+	if want := "The other 7.00 ms of the gaps ran no process of this machine's"; !strings.Contains(host, want) {
+		t.Errorf("stallsText lacks %q:\n%s", want, host)
+	}
 }
 
 // TestMeasureStalls feeds the stall probe a clock that jumps: it counts the gaps over the

@@ -355,9 +355,12 @@ func stallsText(stalls []CPUStalls, others []TaskTime) string {
 		fmt.Fprintf(&b, " %s, %d (%d over 1 ms), %s in all (%.2f%% of the time), the longest %s%s", where, st.Count, st.Over1ms,
 			us(st.Total), 100*st.Total.Seconds()/max(st.Window.Seconds(), 1e-9), us(st.Longest), sep)
 	}
-	var ran time.Duration
+	var ran, gaps time.Duration
 	for _, o := range others {
 		ran += o.Ran
+	}
+	for _, st := range stalls {
+		gaps += st.Total
 	}
 	if len(others) > 0 {
 		fmt.Fprintf(&b, " Meanwhile the machine's other processes ran %s:", us(ran))
@@ -368,6 +371,10 @@ func stallsText(stalls []CPUStalls, others []TaskTime) string {
 			fmt.Fprintf(&b, " %s %s", o.Comm, us(o.Ran))
 		}
 		b.WriteString(".")
+		if gaps > ran {
+			fmt.Fprintf(&b, " The other %s of the gaps ran no process of this machine's: interrupts, or the host running "+
+				"something else on the physical cores.", us(gaps-ran))
+		}
 	}
 	b.WriteString(" Whatever runs on a CPU during such a gap (the receiver, and the events it holds or is sent meanwhile) waits it out, " +
 		"and the queue it leaves drains only as fast as the receiver's spare capacity allows. Every CPU is probed at once because, " +
