@@ -218,6 +218,9 @@ func machineTaskTimes() procTimes {
 		}
 		m[pid] = t
 	}
+	if len(m) == 0 {
+		return nil
+	}
 	return m
 }
 
@@ -326,7 +329,7 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 	// The stall probe first, on the CPUs the run will use, with nothing else of the bench
 	// running: the machine's own share of the latencies below.
 	var err error
-	probeCPUs := append(cpus.receiverCPUs(1), cpus.outside(1)...)
+	probeCPUs := slices.Concat(cpus.receiverCPUs(1), cpus.outside(1))
 	if out.Stalls, out.Others, err = probeStalls(probeCPUs, min(stallWindow, cfg.Duration)); err != nil {
 		return out, err
 	}
