@@ -574,7 +574,8 @@ var notes = []string{
 		"above concluded that the rest of the p99 was the receiver's. Spinning on both CPUs at once, as the run loads both, " +
 		"one CPU or the other lost 2.3–5 ms about once a second (three 5–8 s probes; in the one taken while this session's " +
 		"tools were idle, 10 gaps and 4.6 ms in all on CPU 0, 62 gaps and 59 ms on CPU 1); probed alone, a CPU loses " +
-		"nothing, because the machine's periodic work then runs on the idle other. Who runs then, from `perf record -e sched:sched_switch` on the receiver's CPU during a " +
+		"nothing, because the machine's periodic work then runs on the idle other. Who runs then, from `perf record -e " +
+		"sched:sched_switch` on the receiver's CPU during a " +
 		"half-load run: the VM's process agent (process_api's tokio-rt-worker threads), 15 runs in 8 s, up to 6.44 ms at a " +
 		"time, and DAMON's kdamond (this VM runs a DAMON pageout scheme, its quota 50 ms a second), up to 2.9 ms. The probe " +
 		"now spins on every CPU the run uses and names what else ran meanwhile (from /proc's schedstat; " +
