@@ -600,5 +600,10 @@ var notes = []string{
 		"**This `make bench`'s receiver sections ran while the host took the CPUs away** (the new probe: CPU 0 lost 4.65% " +
 		"of its time, CPU 1 10.98%, gaps up to 8 ms, only 49 ms of it processes of this VM's): half-load p99 39.50 ms, the " +
 		"bare baseline's 4.83 ms. The quiet runs above, half an hour later, with the probe's gaps at 0.3–0.7%: p99 5.12 and " +
-		"5.89 ms, the bare baseline's 1.34 and 1.02 ms. **p99 at half load still above 5 ms (target missed).**",
+		"5.89 ms, the bare baseline's 1.34 and 1.02 ms. Where a receiver's CPU goes at half load against saturation " +
+		"(`perf record -g -C 0` over one `-only receiver` run, samples of the half-load and the 1-core receiver " +
+		"processes): the paravirtual guest's interrupt enabling (pvm_irq_enable, where this VM's pending interrupts are " +
+		"delivered) 14.5% against 10.5%, encoding/json 19.5% against 23.1% (at half load 13.4 points of it decodeEvent's " +
+		"validation of the body and skip of \"data\", 5.4 objectFromRaw's validation of the object a second time), a " +
+		"system call on the stack about a third in both. **p99 at half load still above 5 ms (target missed).**",
 }
