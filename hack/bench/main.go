@@ -597,10 +597,12 @@ var notes = []string{
 		"per event against 150 and 169 µs. The tail follows how busy the receiver is at half the rate: 0.74–0.75 of its " +
 		"core in those two unpatched runs, 0.87 in another on a slower moment of the host (199 µs per event, p99 12.92 ms), " +
 		"and a host that slows down between the saturated run and the half-load run loads the receiver by more than half. " +
-		"**This `make bench`'s receiver sections ran while the host took the CPUs away** (the new probe: CPU 0 lost 4.65% " +
-		"of its time, CPU 1 10.98%, gaps up to 8 ms, only 49 ms of it processes of this VM's): half-load p99 39.50 ms, the " +
-		"bare baseline's 4.83 ms. The quiet runs above, half an hour later, with the probe's gaps at 0.3–0.7%: p99 5.12 and " +
-		"5.89 ms, the bare baseline's 1.34 and 1.02 ms. Where a receiver's CPU goes at half load against saturation " +
+		"**Both `make bench` runs of this evening had their receiver sections disturbed**, as the new probe shows: at " +
+		"1fd902c, CPU 0 lost 4.65% of its time and CPU 1 10.98%, in gaps up to 8 ms, only 49 ms of it processes of this " +
+		"VM's (half-load p99 39.50 ms, the bare baseline's 4.83 ms); at 43cc72c (the tables above), 1.42% and 2.60%, in " +
+		"gaps up to 20.3 ms, while kdamond ran 19.6 ms (p99 19.09 ms, the bare baseline's 1.49 ms, the receiver 0.84 busy). " +
+		"The quiet runs above, between the two, with the probe's gaps at 0.3–0.7%: p99 5.12 and 5.89 ms, the bare " +
+		"baseline's 1.34 and 1.02 ms. Where a receiver's CPU goes at half load against saturation " +
 		"(`perf record -g -C 0` over one `-only receiver` run, samples of the half-load and the 1-core receiver " +
 		"processes): the paravirtual guest's interrupt enabling (pvm_irq_enable, where this VM's pending interrupts are " +
 		"delivered) 14.5% against 10.5%, encoding/json 19.5% against 23.1% (at half load 13.4 points of it decodeEvent's " +
