@@ -257,7 +257,8 @@ func (r Report) Write(w io.Writer) error {
 				"half the 1-core events/s above, each on its own request whether or not earlier ones were answered, and each latency runs " +
 				"from the event's scheduled send time to its answer, so a stall delays every event scheduled during it (no coordinated omission). " +
 				"The generator keeps its schedule with a timerfd, to the kernel's precision (time.Sleep woke up to 1 ms late: the Go " +
-				"runtime waits for timers in whole milliseconds when idle). " +
+				"runtime waits for timers in whole milliseconds when idle). The bench process, generator and sink on one P, collects its " +
+				"garbage before the run and not during it (its mark phases held that P for 12–21 ms). " +
 				fmt.Sprintf("The generator keeps at most %d keep-alive connections to the receiver and opens no more: an event that finds "+
 					"every one busy waits for one, and the wait counts in its latency. ", openLoopConns) +
 				fmt.Sprintf("For the first %s events are sent at the same rate and not measured (the warm-up columns): they open the "+
