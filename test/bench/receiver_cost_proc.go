@@ -96,16 +96,10 @@ func procCPUTime(pid int) (time.Duration, error) {
 
 // procCPUTicks returns utime + stime of pid, every thread included, in clock ticks.
 func procCPUTicks(pid int) (uint64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	_, f, err := procStat(pid)
 	if err != nil {
 		return 0, err
 	}
-	// The command name, field 2, is in parentheses and may hold spaces: count from after it.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("bench: unexpected /proc/%d/stat", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
 	if len(f) < 13 {
 		return 0, fmt.Errorf("bench: short /proc/%d/stat", pid)
 	}
@@ -115,6 +109,21 @@ func procCPUTicks(pid int) (uint64, error) {
 		return 0, fmt.Errorf("bench: /proc/%d/stat: utime %q, stime %q", pid, f[11], f[12])
 	}
 	return utime + stime, nil
+}
+
+// procStat reads /proc/<pid>/stat: the command name (field 2) and the fields after it, from
+// field 3 on (fields[0] is field 3).
+func procStat(pid int) (comm string, fields []string, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", nil, err
+	}
+	// The name is in parentheses and may hold spaces or parentheses itself: it ends at the last one.
+	open, closing := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || closing < open {
+		return "", nil, fmt.Errorf("bench: unexpected /proc/%d/stat", pid)
+	}
+	return string(b[open+1 : closing]), strings.Fields(string(b[closing+1:])), nil
 }
 
 // procRSS returns VmRSS and VmHWM of pid in bytes.

@@ -20,7 +20,6 @@ package bench
 // answer cannot hold back the requests scheduled after it (no coordinated omission).
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -199,20 +198,11 @@ func machineTaskTimes() procTimes {
 			continue
 		}
 		threads := threadTimes(pid)
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if threads == nil || err != nil {
+		comm, rest, err := procStat(pid)
+		if threads == nil || err != nil || len(rest) < 20 {
 			continue // gone meanwhile, or no schedstat
 		}
-		// The name is in parentheses and may hold spaces or parentheses itself.
-		open, closing := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-		if open < 0 || closing < open {
-			continue
-		}
-		rest := strings.Fields(string(stat[closing+1:])) // field 3 on
-		if len(rest) < 20 {
-			continue
-		}
-		t := procTime{comm: string(stat[open+1 : closing]), start: rest[19]}
+		t := procTime{comm: comm, start: rest[19]} // field 22, the start time
 		for _, th := range threads {
 			t.ran += th[0]
 		}
