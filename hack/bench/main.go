@@ -82,6 +82,8 @@ func run() error {
 		restartMin = flag.Int("restart-from", 1000, "Run the restart phase for N at least this (0: never).")
 		baseline   = flag.String("restart-baseline", "", "Another manager binary (e.g. built from main) the restart phase "+
 			"restarts into first, for a same-run comparison.")
+		replayMax = flag.Int("replay-up-to", 1000, "Replay the manager's creation writes without it, as the last phase, for N up to "+
+			"this (0: never).")
 		unrelated  = flag.Int("unrelated", 10_000, "Unrelated Secrets, and again ConfigMaps, created in the unrelated-load phase.")
 		maxConc    = flag.Int("max-concurrent-reconciles", 0, "Passed to the manager (0: its default).")
 		out        = flag.String("out", "docs/benchmarks.md", "Where to write the markdown report.")
@@ -145,6 +147,7 @@ func run() error {
 			cfg := bench.FullClusterConfig(abs("."), abs(*assets), abs(*manager), n, rs)
 			cfg.Unrelated = *unrelated
 			cfg.Restart = *restartMin > 0 && n >= *restartMin
+			cfg.Replay = n <= *replayMax
 			if *trimAbove > 0 && n > *trimAbove {
 				cfg.Rotate, cfg.DeleteEndpoints, cfg.Unrelated, cfg.SteadyPeriods = 0, 0, 0, 1
 			}

@@ -37,6 +37,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -75,6 +76,8 @@ type ClusterConfig struct {
 	Restart bool
 	// RestartBaseline, if set, is another manager binary restarted into first, for comparison.
 	RestartBaseline string
+	// Replay adds the replayed cold start (replay.go) as the last phase; it stops the manager.
+	Replay bool
 	// ProfileDir, if set, receives the manager's CPU profile of the cold start (cold-<N>.pprof)
 	// and its heap profile after the unrelated load (unrelated-<N>.heap).
 	ProfileDir string
@@ -117,6 +120,7 @@ type ClusterResult struct {
 	PeakRSSWithUnrelated                    uint64
 	UnrelatedCreated                        time.Duration
 
+	Replay   Replay          // N 0 when the phase did not run
 	Restarts []RestartResult // empty when the phase did not run
 	Rates    []PhaseRate     // the largest Stripe request rates, by phase
 }
@@ -133,6 +137,8 @@ type cluster struct {
 	cfg ClusterConfig
 	env *envtest.Environment
 	c   client.Client
+	// asManager is a client with the manager's identity, for the replay.
+	asManager client.Client
 	// admin is the admin's REST config, for the apiserver's own /debug/pprof.
 	admin *rest.Config
 	fake  *stripefake.Server
@@ -204,6 +210,11 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	if err := c.unrelated(ctx, &res); err != nil {
 		return res, fmt.Errorf("unrelated load: %w", err)
 	}
+	if cfg.Replay {
+		if res.Replay, err = c.replay(ctx, cfg.N); err != nil {
+			return res, fmt.Errorf("replay: %w", err)
+		}
+	}
 	return res, nil
 }
 
@@ -258,6 +269,16 @@ func (c *cluster) start(ctx context.Context, work string) error {
 	}
 	kc, err := user.KubeConfig()
 	if err != nil {
+		return err
+	}
+	// The replay (replay.go) sends the manager's writes as the manager's user, so the audit log
+	// counts them as it counted the cold start's.
+	mgrCfg, err := clientcmd.RESTConfigFromKubeConfig(kc)
+	if err != nil {
+		return err
+	}
+	mgrCfg.QPS, mgrCfg.Burst = -1, 0
+	if c.asManager, err = client.New(mgrCfg, client.Options{Scheme: scheme}); err != nil {
 		return err
 	}
 	kubeconfig := filepath.Join(work, "manager.kubeconfig")
@@ -386,7 +407,7 @@ func QuickClusterConfig(root, assets, manager string) ClusterConfig {
 	// for every integration to resync once, a second's settling before a memory reading is
 	// enough to read it, and both keep `make test` short.
 	return ClusterConfig{Root: root, Assets: assets, Manager: manager, N: 50, Namespaces: 5, Resync: 3 * time.Second,
-		SteadyPeriods: 1, Unrelated: 500, UnrelatedSettle: time.Second, Rotate: 10, DeleteEndpoints: 10, Restart: true}
+		SteadyPeriods: 1, Unrelated: 500, UnrelatedSettle: time.Second, Rotate: 10, DeleteEndpoints: 10, Restart: true, Replay: true}
 }
 
 // FullClusterConfig is one size of the full run.

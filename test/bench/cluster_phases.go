@@ -325,7 +325,8 @@ func (c *cluster) unrelated(ctx context.Context, res *ClusterResult) error {
 	return nil
 }
 
-// waitFor polls cond every 100 ms until it holds or timeout passes.
+// waitFor polls cond every 100 ms until it holds or timeout passes, or the manager, if one runs,
+// exits.
 func (c *cluster) waitFor(ctx context.Context, timeout time.Duration, cond func() (bool, string)) error {
 	deadline := time.Now().Add(timeout)
 	lastLog := time.Now()
@@ -334,7 +335,7 @@ func (c *cluster) waitFor(ctx context.Context, timeout time.Duration, cond func(
 		if ok {
 			return nil
 		}
-		if c.mgr.Exited() {
+		if c.mgr != nil && c.mgr.Exited() {
 			return fmt.Errorf("the manager exited (%s); log: %s", msg, c.mgr.LogPath())
 		}
 		if time.Now().After(deadline) {

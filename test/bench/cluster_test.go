@@ -84,6 +84,25 @@ func TestClusterQuick(t *testing.T) {
 		t.Errorf("restart phase measured nothing: %+v", res.Restarts)
 	case len(res.Rates) < 3 || res.Rates[0].PerKey == 0:
 		t.Errorf("request rates not recorded: %+v", res.Rates)
+	case res.Replay.N != cfg.N || res.Replay.Took <= 0 || res.Replay.BenchWrites < 3*cfg.N || len(res.Replay.Steps) != 9:
+		t.Errorf("replay measured nothing: %+v", res.Replay)
+	}
+	// The replay sent what the cold start's manager sent: each kind of write it made for every
+	// integration, once per integration, and nothing else.
+	for kind, got := range res.Replay.Writes.ByResource {
+		if got != cfg.N || res.ColdWrites.ByResource[kind] < cfg.N {
+			t.Errorf("replay: %d × %q, the cold start %d, for %d integrations", got, kind, res.ColdWrites.ByResource[kind], cfg.N)
+		}
+	}
+	for kind, got := range res.ColdWrites.ByResource {
+		if _, ok := res.Replay.Writes.ByResource[kind]; got >= cfg.N && !ok {
+			t.Errorf("replay: no %q, which the cold start made %d times", kind, got)
+		}
+	}
+	for _, s := range res.Replay.Steps {
+		if s.Took <= 0 {
+			t.Errorf("replay step %q not timed", s.Name)
+		}
 	}
 	// The report renders what was measured.
 	var md strings.Builder
@@ -91,7 +110,8 @@ func TestClusterQuick(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{"| N = 50 |", "apiserver writes per integration", "Stripe calls per integration per resync",
-		"manager RSS before → after", "Manager restart under connected integrations", "Largest Stripe request rates"} {
+		"manager RSS before → after", "Manager restart under connected integrations", "Largest Stripe request rates",
+		"cold start / the replayed writes", "The replayed writes"} {
 		if !strings.Contains(md.String(), want) {
 			t.Errorf("report lacks %q:\n%s", want, md.String())
 		}

@@ -161,6 +161,18 @@ func (r Report) Write(w io.Writer) error {
 			}
 			return fmt.Sprintf("%.2f", c.ColdTotal.Seconds()/max(w, s).Seconds())
 		})
+		row("the same writes replayed without the manager (N more integrations, at the end)", func(c ClusterResult) string {
+			if c.Replay.N == 0 {
+				return skipped
+			}
+			return fmt.Sprintf("%s (%d + %d bench writes)", ms(c.Replay.Took), c.Replay.Writes.Total, c.Replay.BenchWrites)
+		})
+		row("cold start / the replayed writes", func(c ClusterResult) string {
+			if c.Replay.N == 0 || c.Replay.Took <= 0 {
+				return noFigure
+			}
+			return fmt.Sprintf("%.2f", c.ColdTotal.Seconds()/c.Replay.Took.Seconds())
+		})
 		row("apiserver writes per integration", func(c ClusterResult) string { return per(c.ColdWrites.Total, c.Config.N) })
 		row("apiserver reads (GET) per integration", func(c ClusterResult) string { return perMeasured(c.ColdReads, c.Config.N) })
 		row("Stripe calls per integration", func(c ClusterResult) string { return per(c.ColdStripeCalls, c.Config.N) })
@@ -219,6 +231,7 @@ func (r Report) Write(w io.Writer) error {
 			p("- N = %d: %s", c.Config.N, c.ColdPass)
 		}
 		p("")
+		writeReplay(p, r.Clusters)
 		p("Writes in the steady-state window: %s.", strings.Join(mapN(r.Clusters, func(c ClusterResult) string {
 			return fmt.Sprintf("N = %d: %s", c.Config.N, c.SteadyWrites.Summary())
 		}), "; "))
@@ -381,4 +394,35 @@ func stallsText(stalls []CPUStalls, others []TaskTime) string {
 		"and the queue it leaves drains only as fast as the receiver's spare capacity allows. Every CPU is probed at once because, " +
 		"probed alone, one CPU shows nothing: the machine's periodic work then runs on the idle other.")
 	return b.String()
+}
+
+// writeReplay describes the replayed writes, where a run replayed them.
+func writeReplay(p func(string, ...any), clusters []ClusterResult) {
+	var ran []ClusterResult
+	for _, c := range clusters {
+		if c.Replay.N > 0 {
+			ran = append(ran, c)
+		}
+	}
+	if len(ran) == 0 {
+		return
+	}
+	p("The replayed writes: after every other phase the manager is stopped and the bench sends, for N new integrations "+
+		"in a namespace of their own, exactly the writes the cold start cost: its own Secret and StripeIntegration, then "+
+		"the manager's writes as the manager's user, with the bodies the manager sent for the cold start's first "+
+		"integration (its applied Deployment, Service and NetworkPolicy extracted for the manager's field owner, its "+
+		"signing Secret, status and Event), and its own Deployment status write. %d workers each send one integration's "+
+		"writes in order, as the manager's workers do, with nothing between them: no reads, no Stripe calls, no manager "+
+		"watching. That is what the apiserver needs for the writes alone, a floor no operator making these writes "+
+		"can beat on this machine. Then the same writes for N more integrations, one kind at a time, each kind timed:", createWorkers)
+	p("")
+	for _, c := range ran {
+		steps := make([]string, 0, len(c.Replay.Steps))
+		for _, s := range c.Replay.Steps {
+			steps = append(steps, fmt.Sprintf("%s %s", s.Name, ms(s.Took)))
+		}
+		p("- N = %d: %s in all; the manager's writes as the audit log counted them: %s. One kind at a time: %s",
+			c.Config.N, ms(c.Replay.Took), c.Replay.Writes.Summary(), strings.Join(steps, ", "))
+	}
+	p("")
 }
