@@ -55,8 +55,10 @@ type LatencyRun struct {
 	// from the scheduled send time to the answer read.
 	P50, P99, Max time.Duration
 	// Late is how many events the generator sent more than 1 ms after their scheduled time
-	// (it was descheduled); their wait counts in their latency.
-	Late int
+	// (it was descheduled); their wait counts in their latency. LateMax is the furthest behind
+	// schedule one was sent: a stall of the bench's own CPU, or of the whole machine, that long.
+	Late    int
+	LateMax time.Duration
 	// WarmupEvents were sent at the same rate in the latencyWarmup before the measured events
 	// (as many of them acknowledged as WarmupAcked), WarmupMax the slowest of them: they open the
 	// connections a steady sender keeps (Stripe does), and are not in the percentiles above.
@@ -347,6 +349,7 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 		return out, err
 	}
 	out.Sent, out.Events, out.Errors, out.ErrorSample, out.Late = st.sent, len(st.latencies), st.errors, st.firstError, st.late
+	out.LateMax = st.lateMax
 	out.P50, out.P99, out.Max = st.spread()
 	out.WarmupEvents, out.WarmupAcked, out.WarmupMax = st.warmSent, st.warmAcked, st.warmMax
 	out.SinkCount, out.SinkDuplicates = sink.counts()
@@ -365,6 +368,7 @@ func runLatency(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eve
 type BareRun struct {
 	Sent, Answered, Errors, Late int
 	P50, P99, Max                time.Duration
+	LateMax                      time.Duration // as LatencyRun's
 }
 
 // runBare starts a fresh receiver placed as the latency run's (its CPU figures must not mix
@@ -384,7 +388,7 @@ func runBare(ctx context.Context, cfg ReceiverConfig, cpus cpuPlan, pool *eventP
 	}
 	st := driveOpenLoop(ctx, http.MethodGet, proc.opsURL+"/healthz", pool, run, rate, latencyWarmup, cfg.Duration)
 	pin.restore()
-	out.Sent, out.Answered, out.Errors, out.Late = st.sent, len(st.latencies), st.errors, st.late
+	out.Sent, out.Answered, out.Errors, out.Late, out.LateMax = st.sent, len(st.latencies), st.errors, st.late, st.lateMax
 	out.P50, out.P99, out.Max = st.spread()
 	return out, proc.stop()
 }
@@ -417,6 +421,7 @@ func pauseGC() (restore func()) {
 type openLoopStats struct {
 	driveStats
 	sent, late int
+	lateMax    time.Duration // the furthest behind schedule a measured event was sent
 	// The warm-up's events: sent, acknowledged, the slowest (not in latencies).
 	warmSent, warmAcked int
 	warmMax             time.Duration
@@ -479,6 +484,7 @@ func driveOpenLoop(ctx context.Context, method, url string, pool *eventPool, run
 		case now.Sub(due) > lateAfter:
 			st.late++
 			st.sent++
+			st.lateMax = max(st.lateMax, now.Sub(due))
 		default:
 			st.sent++
 		}

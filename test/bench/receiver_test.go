@@ -96,6 +96,16 @@ func TestRunReceiverQuick(t *testing.T) {
 	if l.P50 <= 0 || l.P99 < l.P50 || l.Max < l.P99 {
 		t.Errorf("latency run: p50 %s, p99 %s, max %s", l.P50, l.P99, l.Max)
 	}
+	// An event sent late waited at least that long before it was sent: the latest lateness is no
+	// more than the slowest latency, and there is one exactly when some event was late.
+	for _, r := range []struct {
+		late          int
+		latest, limit time.Duration
+	}{{l.Late, l.LateMax, l.Max}, {l.Bare.Late, l.Bare.LateMax, l.Bare.Max}} {
+		if (r.late > 0) != (r.latest > lateAfter) || r.latest > r.limit {
+			t.Errorf("latency run: %d sent late, the latest by %s, slowest latency %s", r.late, r.latest, r.limit)
+		}
+	}
 	if l.SwitchesPerEvent <= 0 {
 		t.Errorf("latency run: %.3f context switches per event", l.SwitchesPerEvent)
 	}

@@ -281,7 +281,7 @@ func (r Report) Write(w io.Writer) error {
 					"ran another process or another of the receiver's threads (the Go runtime's monitor wakes thousands of times a second "+
 					"when the receiver idles between events), while every event it held waited.", latencyWarmup))
 			p("")
-			p("| rate | warm-up: events / slowest | sent | p50 | p99 | max | sent > 1 ms late | receiver CPU per event | " +
+			p("| rate | warm-up: events / slowest | sent | p50 | p99 | max | sent > 1 ms late (the latest by) | receiver CPU per event | " +
 				"context switches per event | receiver cores busy | receiver's busiest thread waited for its CPU | errors | " +
 				"relayed once to the sink | connections to the receiver / to the sink |")
 			p("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -289,16 +289,17 @@ func (r Report) Write(w io.Writer) error {
 			if l.RunDelay >= 0 {
 				waited = ms(l.RunDelay)
 			}
-			p("| %.0f/s | %d / %s | %d | %s | %s | %s | %d | %s | %.2f | %.2f | %s | %d | %d of %d (%d duplicates) | %d / %d |", l.Rate,
-				l.WarmupEvents, us(l.WarmupMax), l.Sent, us(l.P50), us(l.P99), us(l.Max), l.Late, us(l.CPUPerEvent), l.SwitchesPerEvent,
+			p("| %.0f/s | %d / %s | %d | %s | %s | %s | %d (%s) | %s | %.2f | %.2f | %s | %d | %d of %d (%d duplicates) | %d / %d |", l.Rate,
+				l.WarmupEvents, us(l.WarmupMax), l.Sent, us(l.P50), us(l.P99), us(l.Max), l.Late, us(l.LateMax), us(l.CPUPerEvent),
+				l.SwitchesPerEvent,
 				l.CoresBusy, waited,
 				l.Errors, l.SinkCount, l.Events+l.WarmupAcked, l.SinkDuplicates, l.Conns, l.SinkConns)
 			p("")
 			if b := l.Bare; b.Sent > 0 {
 				p("The same generator at the same rate against a fresh receiver's /healthz on the same CPU (the same requests, sent as GETs, "+
-					"which it answers without verifying, deduplicating or relaying anything): p50 %s, **p99 %s**, max %s; %d sent > 1 ms late, "+
-					"%d of %d answered, %d errors. That is the machine's and the harness's share of the latencies above.",
-					us(b.P50), us(b.P99), us(b.Max), b.Late, b.Answered, b.Sent, b.Errors)
+					"which it answers without verifying, deduplicating or relaying anything): p50 %s, **p99 %s**, max %s; %d sent > 1 ms late "+
+					"(the latest by %s), %d of %d answered, %d errors. That is the machine's and the harness's share of the latencies above.",
+					us(b.P50), us(b.P99), us(b.Max), b.Late, us(b.LateMax), b.Answered, b.Sent, b.Errors)
 				p("")
 			}
 			if len(l.Stalls) > 0 {
