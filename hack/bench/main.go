@@ -611,7 +611,7 @@ var notes = []string{
 		"delivered) 14.5% against 10.5%, encoding/json 19.5% against 23.1% (at half load 13.4 points of it decodeEvent's " +
 		"validation of the body and skip of \"data\", 5.4 objectFromRaw's validation of the object a second time), a " +
 		"system call on the stack about a third in both. **p99 at half load still above 5 ms (target missed).**",
-	"**Cold start of 1,000: the writes alone take 20–25 s on this machine, the target is 15 s (2026-12-07, night).** The " +
+	"**Cold start of 1,000: the writes alone take 19–26 s on this machine, the target is 15 s (2026-12-07, night).** The " +
 		"floor the table gave priced every write as a small ConfigMap create. The bench now replays, after every other " +
 		"phase and with the manager stopped, exactly the writes a cold start costs: for N new integrations its own Secret " +
 		"and StripeIntegration, then the manager's seven writes sent as the manager's user with the bodies the manager " +
@@ -629,10 +629,19 @@ var notes = []string{
 		"custom resource is the costliest single request: in the apiserver's CPU profile of that step, applying the merge " +
 		"patch to the stored object's JSON takes 20%, decoding with schema coercion 20%, validation 15%, managed fields 9%, " +
 		"and its garbage collection about a quarter; every part of it grows with the object, whose status holds five " +
-		"conditions. The `make bench` run above: cold start 23.1 s against 20.2 s for the replayed writes. So the issue's " +
-		"15 s is below what this apiserver needs on 2 cores for these writes with no manager at all, and the manager's " +
-		"share of the cold start is the 1.1–1.4× above that floor. **Target not reachable here without dropping writes**: " +
+		"conditions. Two `make bench` runs (9d97683 and ce74018, the tables above): cold start 23.1 and 29.8 s against " +
+		"20.2 and 19.4 s for the replayed writes. So the issue's 15 s is below what this apiserver needs on 2 cores for " +
+		"these writes with no manager at all, and the manager's share of the cold start is the 1.1–1.5× above that floor. " +
+		"**Target not reachable here without dropping writes**: " +
 		"the Event, the credentials Secret's finalizer and the NetworkPolicy (3.6 s of the 20 s together) each carry " +
 		"something the operator promises (a visible Connected, keys that cannot vanish under a live endpoint, a receiver " +
 		"only the clinic's sources reach), and without them the writes would still take more than 15 s.",
+	"**Half-load p99: 4.71 ms in the `make bench` run above, under the 5 ms target, on a quiet moment of the host; not " +
+		"reliably (2026-12-07, night).** Nothing in the receiver changed this stop. In that run the stall probe saw 0.5% of " +
+		"each CPU's time lost, in gaps up to 2.4 ms, and the generator sent its latest event 5.25 ms behind schedule. The " +
+		"same binary gave 7.21 and 5.98 ms in quiet `go run ./hack/bench -only receiver` runs between the two `make bench` " +
+		"runs of this stop. In the first of them (9d97683) it gave 242.87 ms, although the probe just before the run had " +
+		"seen the machine quiet (gaps up to 2.1 ms); 5,418 of its sends were over 1 ms late, so the bench's own CPU " +
+		"stalled during the run as well. The table now says how far behind schedule the generator sent its latest " +
+		"event, which tells a stall of the machine from the receiver's own tail.",
 }
