@@ -37,10 +37,10 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/types"
 	appsv1ac "k8s.io/client-go/applyconfigurations/apps/v1"
 	corev1ac "k8s.io/client-go/applyconfigurations/core/v1"
-	metav1ac "k8s.io/client-go/applyconfigurations/meta/v1"
 	netv1ac "k8s.io/client-go/applyconfigurations/networking/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -258,10 +258,6 @@ type replayStep struct {
 // status as in the cold start.
 func (c *cluster) replaySteps(t *replayTemplate) []replayStep {
 	rename := func(r *replayed, s string) string { return strings.ReplaceAll(s, t.si.Name, r.name) }
-	owner := func(r *replayed) *metav1ac.OwnerReferenceApplyConfiguration {
-		return metav1ac.OwnerReference().WithAPIVersion(v1.GroupVersion.String()).WithKind("StripeIntegration").
-			WithName(r.si.Name).WithUID(r.si.UID).WithController(true).WithBlockOwnerDeletion(true)
-	}
 	return []replayStep{
 		{name: "create Secret (the bench's)", send: func(ctx context.Context, r *replayed) error {
 			pk, sk := secretKeyFor(r.i, 0)
@@ -281,38 +277,14 @@ func (c *cluster) replaySteps(t *replayTemplate) []replayStep {
 		}},
 		{name: "create Secret (signing secret)", send: func(ctx context.Context, r *replayed) error {
 			return c.asManager.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: r.ns, Name: rename(r, t.signing.Name),
-				Labels: t.signing.Labels, Annotations: t.signing.Annotations, OwnerReferences: []metav1.OwnerReference{{
-					APIVersion: v1.GroupVersion.String(), Kind: "StripeIntegration", Name: r.si.Name, UID: r.si.UID,
-					Controller: new(true), BlockOwnerDeletion: new(true)}}},
+				Labels: t.signing.Labels, Annotations: t.signing.Annotations, OwnerReferences: r.ownedBy()},
 				Type: t.signing.Type, Data: t.signing.Data})
 		}},
 		{name: "apply Deployment, with the bench's status write", marks: true, send: func(ctx context.Context, r *replayed) error {
-			var d appsv1ac.DeploymentApplyConfiguration
-			if err := fresh(t.deployment, &d); err != nil {
-				return err
-			}
-			d.OwnerReferences = nil
-			d.WithName(rename(r, *d.Name)).WithNamespace(r.ns).WithOwnerReferences(owner(r))
-			return c.asManager.Apply(ctx, &d, client.FieldOwner(managerFieldOwner), client.ForceOwnership)
+			return c.applyFor(ctx, r, t.deployment, rename)
 		}},
-		{name: "apply Service", send: func(ctx context.Context, r *replayed) error {
-			var s corev1ac.ServiceApplyConfiguration
-			if err := fresh(t.service, &s); err != nil {
-				return err
-			}
-			s.OwnerReferences = nil
-			s.WithName(rename(r, *s.Name)).WithNamespace(r.ns).WithOwnerReferences(owner(r))
-			return c.asManager.Apply(ctx, &s, client.FieldOwner(managerFieldOwner), client.ForceOwnership)
-		}},
-		{name: "apply NetworkPolicy", send: func(ctx context.Context, r *replayed) error {
-			var p netv1ac.NetworkPolicyApplyConfiguration
-			if err := fresh(t.policy, &p); err != nil {
-				return err
-			}
-			p.OwnerReferences = nil
-			p.WithName(rename(r, *p.Name)).WithNamespace(r.ns).WithOwnerReferences(owner(r))
-			return c.asManager.Apply(ctx, &p, client.FieldOwner(managerFieldOwner), client.ForceOwnership)
-		}},
+		{name: "apply Service", send: func(ctx context.Context, r *replayed) error { return c.applyFor(ctx, r, t.service, rename) }},
+		{name: "apply NetworkPolicy", send: func(ctx context.Context, r *replayed) error { return c.applyFor(ctx, r, t.policy, rename) }},
 		{name: "patch StripeIntegration status", send: func(ctx context.Context, r *replayed) error {
 			orig := r.si.DeepCopy()
 			r.si.Status = *t.si.Status.DeepCopy()
@@ -329,11 +301,26 @@ func (c *cluster) replaySteps(t *replayTemplate) []replayStep {
 	}
 }
 
-// fresh copies an apply configuration deeply (they hold their metadata by pointer), through JSON.
-func fresh(from, to any) error {
+// ownedBy is the owner reference the manager puts on what it creates for the integration.
+func (r *replayed) ownedBy() []metav1.OwnerReference {
+	return []metav1.OwnerReference{{APIVersion: v1.GroupVersion.String(), Kind: "StripeIntegration", Name: r.si.Name,
+		UID: r.si.UID, Controller: new(true), BlockOwnerDeletion: new(true)}}
+}
+
+// applyFor applies, as the manager, a copy of the template's apply configuration renamed for r,
+// in r's namespace and owned by r's StripeIntegration: the same body, through JSON.
+func (c *cluster) applyFor(ctx context.Context, r *replayed, from any, rename func(*replayed, string) string) error {
 	b, err := json.Marshal(from)
 	if err != nil {
 		return err
 	}
-	return json.Unmarshal(b, to)
+	u := &unstructured.Unstructured{}
+	if err := json.Unmarshal(b, &u.Object); err != nil {
+		return err
+	}
+	u.SetName(rename(r, u.GetName()))
+	u.SetNamespace(r.ns)
+	u.SetOwnerReferences(r.ownedBy())
+	return c.asManager.Apply(ctx, client.ApplyConfigurationFromUnstructured(u), client.FieldOwner(managerFieldOwner),
+		client.ForceOwnership)
 }
