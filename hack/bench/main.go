@@ -101,7 +101,8 @@ func run() error {
 		managerEnv = flag.String("manager-env", "", "Comma-separated NAME=value pairs added to the manager's environment, e.g. GOGC=50.")
 		quietWait  = flag.Duration("quiet-wait", 2*time.Minute, "How long each receiver section waits at most for the machine's CPUs "+
 			"to be under 10% busy before it starts.")
-		profileDir = flag.String("profile-dir", "", "Write the manager's CPU profile of each cold start (first 20 s) here.")
+		profileDir = flag.String("profile-dir", "", "Write CPU profiles here: the manager's and the apiserver's of each cold "+
+			"start (first 20 s), the apiserver's of each kind of replayed write.")
 	)
 	flag.Parse()
 	if err := onlySection(*only, noClusters, noReceiver, noCost); err != nil {

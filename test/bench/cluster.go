@@ -78,8 +78,10 @@ type ClusterConfig struct {
 	RestartBaseline string
 	// Replay adds the replayed cold start (replay.go) as the last phase; it stops the manager.
 	Replay bool
-	// ProfileDir, if set, receives the manager's CPU profile of the cold start (cold-<N>.pprof)
-	// and its heap profile after the unrelated load (unrelated-<N>.heap).
+	// ProfileDir, if set, receives the manager's and the apiserver's CPU profiles of the cold
+	// start (cold-<N>.pprof, cold-<N>-apiserver.pprof), the manager's heap profile after the
+	// unrelated load (unrelated-<N>.heap) and the apiserver's CPU profile of each kind of write
+	// the replay times (replay-<N>-step-<k>-apiserver.pprof).
 	ProfileDir string
 }
 
