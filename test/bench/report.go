@@ -414,8 +414,8 @@ func writeReplay(p func(string, ...any), clusters []ClusterResult) {
 		"integration (its applied Deployment, Service and NetworkPolicy extracted for the manager's field owner, its "+
 		"signing Secret, status and Event), and its own Deployment status write. %d workers each send one integration's "+
 		"writes in order, as the manager's workers do, with nothing between them: no reads, no Stripe calls, no manager "+
-		"watching. That is what the apiserver needs for the writes alone, a floor no operator making these writes "+
-		"can beat on this machine. Then the same writes for N more integrations, one kind at a time, each kind timed:", createWorkers)
+		"watching. That is what these writes cost the apiserver alone, on this machine at this concurrency: a floor for any "+
+		"operator that makes them. Then the same writes for N more integrations, one kind at a time, each kind timed:", createWorkers)
 	p("")
 	for _, c := range ran {
 		steps := make([]string, 0, len(c.Replay.Steps))
