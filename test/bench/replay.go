@@ -76,12 +76,11 @@ type ReplayStep struct {
 
 // replayTemplate is one connected integration's writes, as the manager made them.
 type replayTemplate struct {
-	si         *v1.StripeIntegration
-	signing    *corev1.Secret
-	deployment *appsv1ac.DeploymentApplyConfiguration
-	service    *corev1ac.ServiceApplyConfiguration
-	policy     *netv1ac.NetworkPolicyApplyConfiguration
-	event      *eventsv1.Event
+	si      *v1.StripeIntegration
+	signing *corev1.Secret
+	// What the manager's field owner applied, extracted (client-go's Extract*) once.
+	deployment, service, policy *unstructured.Unstructured
+	event                       *eventsv1.Event
 }
 
 // loadReplayTemplate reads what the manager wrote for the cold start's first integration.
@@ -91,52 +90,47 @@ func (c *cluster) loadReplayTemplate(ctx context.Context) (*replayTemplate, erro
 	if err := c.c.Get(ctx, key, t.si); err != nil {
 		return nil, err
 	}
-	owned := func(o metav1.Object) bool {
-		for _, ref := range o.GetOwnerReferences() {
-			if ref.UID == t.si.UID {
-				return true
-			}
-		}
-		return false
-	}
 	in := client.InNamespace(key.Namespace)
 	var secrets corev1.SecretList
 	var deployments appsv1.DeploymentList
 	var services corev1.ServiceList
 	var policies networkingv1.NetworkPolicyList
 	var events eventsv1.EventList
-	if err := errors.Join(c.c.List(ctx, &secrets, in), c.c.List(ctx, &deployments, in), c.c.List(ctx, &services, in),
-		c.c.List(ctx, &policies, in), c.c.List(ctx, &events, in)); err != nil {
+	err := errors.Join(c.c.List(ctx, &secrets, in), c.c.List(ctx, &deployments, in), c.c.List(ctx, &services, in),
+		c.c.List(ctx, &policies, in), c.c.List(ctx, &events, in))
+	if err != nil {
 		return nil, err
 	}
-	var err error
 	for i := range secrets.Items {
-		if owned(&secrets.Items[i]) {
+		if metav1.IsControlledBy(&secrets.Items[i], t.si) {
 			t.signing = &secrets.Items[i]
 		}
 	}
 	for i := range deployments.Items {
-		if owned(&deployments.Items[i]) {
-			t.deployment, err = appsv1ac.ExtractDeployment(&deployments.Items[i], managerFieldOwner)
+		if metav1.IsControlledBy(&deployments.Items[i], t.si) {
+			if t.deployment, err = applied(appsv1ac.ExtractDeployment(&deployments.Items[i], managerFieldOwner)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for i := range services.Items {
-		if owned(&services.Items[i]) && err == nil {
-			t.service, err = corev1ac.ExtractService(&services.Items[i], managerFieldOwner)
+		if metav1.IsControlledBy(&services.Items[i], t.si) {
+			if t.service, err = applied(corev1ac.ExtractService(&services.Items[i], managerFieldOwner)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for i := range policies.Items {
-		if owned(&policies.Items[i]) && err == nil {
-			t.policy, err = netv1ac.ExtractNetworkPolicy(&policies.Items[i], managerFieldOwner)
+		if metav1.IsControlledBy(&policies.Items[i], t.si) {
+			if t.policy, err = applied(netv1ac.ExtractNetworkPolicy(&policies.Items[i], managerFieldOwner)); err != nil {
+				return nil, err
+			}
 		}
 	}
 	for i := range events.Items {
 		if events.Items[i].Regarding.UID == t.si.UID {
 			t.event = &events.Items[i]
 		}
-	}
-	if err != nil {
-		return nil, err
 	}
 	if t.signing == nil || t.deployment == nil || t.service == nil || t.policy == nil || t.event == nil {
 		return nil, fmt.Errorf("%s: not every object the manager writes was found (signing Secret %t, Deployment %t, "+
@@ -303,21 +297,27 @@ func (c *cluster) replaySteps(t *replayTemplate) []replayStep {
 
 // ownedBy is the owner reference the manager puts on what it creates for the integration.
 func (r *replayed) ownedBy() []metav1.OwnerReference {
-	return []metav1.OwnerReference{{APIVersion: v1.GroupVersion.String(), Kind: "StripeIntegration", Name: r.si.Name,
-		UID: r.si.UID, Controller: new(true), BlockOwnerDeletion: new(true)}}
+	return []metav1.OwnerReference{*metav1.NewControllerRef(r.si, v1.GroupVersion.WithKind("StripeIntegration"))}
 }
 
-// applyFor applies, as the manager, a copy of the template's apply configuration renamed for r,
-// in r's namespace and owned by r's StripeIntegration: the same body, through JSON.
-func (c *cluster) applyFor(ctx context.Context, r *replayed, from any, rename func(*replayed, string) string) error {
-	b, err := json.Marshal(from)
+// applied turns an extracted apply configuration into the unstructured object applyFor copies.
+func applied(ac any, err error) (*unstructured.Unstructured, error) {
 	if err != nil {
-		return err
+		return nil, err
+	}
+	b, err := json.Marshal(ac)
+	if err != nil {
+		return nil, err
 	}
 	u := &unstructured.Unstructured{}
-	if err := json.Unmarshal(b, &u.Object); err != nil {
-		return err
-	}
+	return u, json.Unmarshal(b, &u.Object)
+}
+
+// applyFor applies, as the manager, a copy of the template's applied object renamed for r, in
+// r's namespace and owned by r's StripeIntegration: the body the manager sent.
+func (c *cluster) applyFor(ctx context.Context, r *replayed, from *unstructured.Unstructured,
+	rename func(*replayed, string) string) error {
+	u := from.DeepCopy()
 	u.SetName(rename(r, u.GetName()))
 	u.SetNamespace(r.ns)
 	u.SetOwnerReferences(r.ownedBy())
